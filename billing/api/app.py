@@ -1,0 +1,82 @@
+"""The ASGI application, assembled in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import cast
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+
+from billing.api.context import provide_context
+from billing.api.errors import EXCEPTION_HANDLERS
+from billing.api.health import health, make_ready_handler
+from billing.api.middleware import ApiMiddleware, ASGIApp
+from billing.api.openapi import openapi_config
+from billing.config import Settings
+from billing.customers.routes import CustomersController
+from billing.events.routes import EventsController
+from billing.services import Services, open_services
+from billing.test_clocks.routes import TestClocksController
+
+
+def _version() -> str:
+    try:
+        return version("billing-engine")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_litestar(services: Services) -> Litestar:
+    v1 = Router(
+        path="/v1",
+        route_handlers=[CustomersController, EventsController, TestClocksController],
+        dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
+    )
+    return Litestar(
+        route_handlers=[health, make_ready_handler(services), v1],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(_version()),
+        request_max_body_size=max(services.settings.max_body_bytes, 1024),
+        debug=False,
+    )
+
+
+def create_app(services: Services) -> ASGIApp:
+    """The whole API: the /v1 envelope (auth, idempotency, one transaction) around the Litestar app."""
+    return ApiMiddleware(cast(ASGIApp, create_litestar(services)), services)
+
+
+def create_app_from_env(settings: Settings) -> ASGIApp:
+    """For `billing serve`: services opened in the server's own event loop, closed at shutdown."""
+    holder: dict[str, ASGIApp] = {}
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        services = await open_services(settings)
+        holder["app"] = create_app(services)
+        try:
+            yield
+        finally:
+            await services.close()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            message = await receive()
+            assert message["type"] == "lifespan.startup"
+            context = lifespan()
+            try:
+                await context.__aenter__()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            await context.__aexit__(None, None, None)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await holder["app"](scope, receive, send)
+
+    return app

@@ -1,0 +1,130 @@
+"""Every failure leaves the API in one shape: `{"error": {type, code, message, param}}` (SPEC §3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+
+from billing.errors import ApiError, BillingError, InvalidRequest, NotFound
+
+log = logging.getLogger("billing.api")
+
+JSON = "application/json"
+
+
+def error_json(error: BillingError) -> bytes:
+    return msgspec.json.encode(error.to_body())
+
+
+def _render(error: BillingError, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=error_json(error), status_code=error.status, media_type=JSON, headers=headers)
+
+
+def _validation_error(exc: ValidationException) -> BillingError:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    first = details[0] if details and isinstance(details[0], dict) else {}
+    raw = str(first.get("message") or exc.detail or "the request could not be read")
+    source = first.get("source")
+    key = str(first.get("key") or "")
+    nested = ""
+    if " - at `$" in raw:
+        raw, _, at = raw.partition(" - at `$")
+        nested = at.rstrip("`").lstrip(".")
+    if "unknown field `" in raw:
+        field = raw.split("unknown field `", 1)[1].split("`", 1)[0]
+        unknown = ".".join(p for p in (nested, field) if p)
+        return InvalidRequest(
+            f"Received unknown parameter: {unknown}. Remove it, or check its spelling against "
+            "/schema/openapi.json.",
+            code="parameter_unknown",
+            param=unknown,
+        )
+    if source == "body" and key in ("", "data") and not nested:
+        return InvalidRequest(
+            f"The request body is not what this route takes ({raw.replace('`', '')}). Send a "
+            "JSON object as documented in /schema/openapi.json.",
+            code="body_invalid",
+        )
+    param: str | None = nested or key.replace("[...]", "") or None
+    if "matching regex" in raw:
+        raw = "it does not have the expected format"
+    if "Object missing required field `" in raw:
+        field = raw.split("required field `", 1)[1].split("`", 1)[0]
+        param = ".".join(p for p in (nested, field) if p)
+        return InvalidRequest(f"Missing required parameter: {param}.", code="parameter_missing", param=param)
+    where = f" (in the {source})" if source in ("query", "path", "header", "cookie") else ""
+    return InvalidRequest(f"Invalid value for '{param}'{where}: {raw.replace('`', '')}.", param=param)
+
+
+def _msgspec_detail_error(detail: str) -> BillingError:
+    return _validation_error(ValidationException(detail="", extra=[{"message": detail, "source": "body"}]))
+
+
+def handle_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    return _render(_validation_error(exc))
+
+
+def handle_billing_error(_: Request[Any, Any, Any], exc: BillingError) -> Response[bytes]:
+    return _render(exc)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if isinstance(exc, NotFoundException):
+        error: BillingError = NotFound(
+            f"Unrecognized request URL ({request.method} {request.url.path}). See /schema/openapi.json for the "
+            "routes of this API.",
+            code="route_not_found",
+        )
+    elif isinstance(exc, MethodNotAllowedException):
+        error = InvalidRequest(
+            f"{request.method} is not allowed on {request.url.path}. See /schema/openapi.json "
+            "for the methods of each route.",
+            code="method_not_allowed",
+        )
+        return Response(content=error_json(error), status_code=405, media_type=JSON)
+    elif exc.status_code == 413:
+        error = InvalidRequest("The request body is too large.", code="body_too_large")
+        return Response(content=error_json(error), status_code=413, media_type=JSON)
+    elif exc.status_code < 500:
+        detail = str(exc.detail or "bad request")
+        if "Object contains unknown field" in detail or "- at `$" in detail:
+            error = _msgspec_detail_error(detail)
+        else:
+            error = InvalidRequest(
+                f"{detail}. Check the request against /schema/openapi.json.", code="request_invalid"
+            )
+        return Response(
+            content=error_json(error),
+            status_code=exc.status_code if exc.status_code != 422 else 400,
+            media_type=JSON,
+        )
+    else:
+        return handle_unexpected(request, exc)
+    return _render(error)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _render(
+        ApiError(
+            "Something went wrong on our side. The request was not applied; retry it, with the "
+            "same Idempotency-Key if you sent one."
+        )
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ValidationException: handle_validation,
+    BillingError: handle_billing_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,53 @@
+"""Liveness and readiness (SPEC §2): /health says the process is up, /ready that PostgreSQL and Redis answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+from sqlalchemy import text
+
+from billing.services import Services
+
+
+class HealthStatus(msgspec.Struct, kw_only=True):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+@get("/health", security=[], tags=["operations"], summary="Liveness: 200 when the process is up")
+async def health() -> HealthStatus:
+    return HealthStatus(status="ok")
+
+
+async def _check(name: str, probe: Any) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe, timeout=2.0)
+        return name, "ok"
+    except Exception as exc:  # readiness reports any failure instead of raising it
+        return name, f"unavailable: {type(exc).__name__}"
+
+
+def make_ready_handler(services: Services) -> Any:
+    async def ping_db() -> None:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    @get(
+        "/ready",
+        security=[],
+        tags=["operations"],
+        summary="Readiness: 200 only when PostgreSQL and Redis answer, 503 otherwise",
+    )
+    async def ready() -> Response[HealthStatus]:
+        checks = dict(
+            await asyncio.gather(_check("postgres", ping_db()), _check("redis", services.redis.ping()))
+        )
+        ok = all(v == "ok" for v in checks.values())
+        return Response(
+            HealthStatus(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503
+        )
+
+    return ready

@@ -1,0 +1,169 @@
+"""The Idempotency-Key store (SPEC §3), in PostgreSQL.
+
+A request with a key inserts its row inside the request's own transaction, so the row, the state change and the
+stored response commit together or not at all. A concurrent duplicate's INSERT waits on the first one's
+uncommitted row (PostgreSQL blocks on the unique index), then sees the finished row: it waits and replays rather
+than racing. Only responses below 500 are stored, so a request that failed on our side can be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing.db.base import Base
+from billing.errors import IdempotencyError, InvalidRequest
+
+RETENTION = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+# How long a duplicate waits for the first request with its key before giving up with a 409.
+WAIT_FOR_FIRST_REQUEST = "20s"
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (CheckConstraint("status IN ('in_progress', 'completed')", name="status"),)
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_content_type: Mapped[str | None] = mapped_column(String(200))
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def validate_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters; a UUID v4 is a good choice.",
+            code="idempotency_key_invalid",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query, body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: str,
+    now: datetime,
+) -> StoredResponse | None:
+    """Own `key` for this transaction (None), or the stored response to replay.
+
+    Raises IdempotencyError when the key was used for a different request, or when the first request with it is
+    still running after the wait."""
+    await session.execute(text(f"SET LOCAL lock_timeout = '{WAIT_FOR_FIRST_REQUEST}'"))
+    try:
+        inserted = await session.scalar(
+            insert(IdempotencyRecord)
+            .values(
+                merchant_id=merchant_id,
+                key=key,
+                fingerprint=fingerprint,
+                method=method,
+                path=path,
+                status="in_progress",
+                created_at=now,
+                expires_at=now + RETENTION,
+            )
+            .on_conflict_do_nothing(index_elements=["merchant_id", "key"])
+            .returning(IdempotencyRecord.key)
+        )
+        if inserted is not None:
+            return None
+        record = await session.scalar(
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+            .with_for_update()
+        )
+    except DBAPIError as exc:
+        if "lock timeout" in str(exc.orig).lower() or "LockNotAvailable" in type(exc.orig).__name__:
+            raise IdempotencyError(
+                "A request with this Idempotency-Key is still being processed. Retry in a few seconds to get its "
+                "result.",
+                code="idempotency_key_in_use",
+                param="Idempotency-Key",
+            ) from None
+        raise
+    finally:
+        await session.execute(text("SET LOCAL lock_timeout = 0"))
+    assert record is not None  # the row that blocked the insert is committed and we hold its lock
+    if record.expires_at <= now:
+        # An expired key is new again: take it over for this request.
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+            .values(
+                fingerprint=fingerprint,
+                method=method,
+                path=path,
+                status="in_progress",
+                response_status=None,
+                response_content_type=None,
+                response_body=None,
+                created_at=now,
+                expires_at=now + RETENTION,
+            )
+        )
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyError(
+            f"Keys for idempotent requests can only be used with the same parameters they were first used with "
+            f"(first used for {record.method} {record.path}). Use a new Idempotency-Key for a different request.",
+            param="Idempotency-Key",
+        )
+    assert record.status == "completed" and record.response_status is not None
+    return StoredResponse(
+        status=record.response_status,
+        content_type=record.response_content_type or "",
+        body=record.response_body or b"",
+    )
+
+
+async def complete(session: AsyncSession, *, merchant_id: str, key: str, response: StoredResponse) -> None:
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+        .values(
+            status="completed",
+            response_status=response.status,
+            response_content_type=response.content_type,
+            response_body=response.body,
+        )
+    )
+
+
+async def purge_expired(session: AsyncSession, now: datetime) -> int:
+    result = await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,259 @@
+"""The /v1 envelope, implemented once for every resource: read the body (bounded), authenticate the key, claim
+the Idempotency-Key, run the handler inside one transaction, and send nothing until that transaction committed.
+
+It wraps the Litestar app at the ASGI level, so it sees finished responses (errors included) and can decide what
+to commit: a 2xx commits the handler's work; a 4xx rolls the work back but still stores the answer for
+idempotent replay; a 5xx rolls everything back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from billing.api import idempotency
+from billing.api.context import SCOPE_KEY, RequestContext
+from billing.api.errors import JSON, error_json
+from billing.clock import utc_now
+from billing.errors import ApiError, AuthenticationFailed, BillingError, PayloadTooLarge, PermissionDenied
+from billing.ids import random_token
+from billing.merchants.service import authenticate
+from billing.services import Services
+
+log = logging.getLogger("billing.api")
+
+# Raw ASGI, typed loosely on purpose: this layer sits outside the framework.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Routes a publishable key may call: only client-side tokenization (SPEC §3).
+PUBLISHABLE_ROUTES = frozenset({("POST", "/v1/tokens")})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+class _CapturedResponse:
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+    @property
+    def content_type(self) -> str:
+        for name, value in self.headers:
+            if name.lower() == b"content-type":
+                return value.decode("latin-1")
+        return ""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _json_headers(
+    request_id: str, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"request-id", request_id.encode()),
+        *(extra or []),
+    ]
+
+
+class ApiMiddleware:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == "/v1" or path.startswith("/v1/")):
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + random_token(20)
+        try:
+            status, body, headers = await self._handle(scope, receive, request_id)
+        except BillingError as error:
+            body = error_json(error)
+            status, headers = error.status, _json_headers(request_id, body)
+            if error.status == 401:
+                headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+        await _send(send, status, body, headers)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        path = scope["path"]
+        limit = self.services.settings.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        try:
+            body = await _read_body(receive, limit)
+        except BodyTooLarge:
+            raise _too_large(limit) from None
+        raw_key = _bearer_key(_header(scope, b"authorization"))
+        idempotency_key = _header(scope, b"idempotency-key")
+        if idempotency_key is not None and method == "POST":
+            idempotency.validate_key(idempotency_key)
+
+        async with self.services.sessions() as session:
+            transaction = await session.begin()
+            try:
+                principal = await authenticate(session, raw_key)
+                if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
+                    raise PermissionDenied(
+                        "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
+                        "Call this route from your server with your secret key (sk_...)."
+                    )
+                claimed_key = None
+                if idempotency_key is not None and method == "POST":
+                    stored = await idempotency.claim(
+                        session,
+                        merchant_id=principal.merchant_id,
+                        key=idempotency_key,
+                        method=method,
+                        path=path,
+                        fingerprint=idempotency.request_fingerprint(
+                            method, path, scope.get("query_string", b""), body
+                        ),
+                        now=utc_now(),
+                    )
+                    if stored is not None:
+                        await transaction.rollback()
+                        return (
+                            stored.status,
+                            stored.body,
+                            [
+                                (b"content-type", stored.content_type.encode()),
+                                (b"content-length", str(len(stored.body)).encode()),
+                                (b"request-id", request_id.encode()),
+                                (b"idempotent-replayed", b"true"),
+                            ],
+                        )
+                    claimed_key = idempotency_key
+
+                work = await session.begin_nested()
+                context = RequestContext(
+                    session=session,
+                    merchant_id=principal.merchant_id,
+                    key_kind=principal.key_kind,
+                    services=self.services,
+                )
+                scope[SCOPE_KEY] = context
+                response = _CapturedResponse()
+                await self.app(scope, _replay(body), response.send)
+                if response.status >= 500:
+                    await transaction.rollback()
+                    return (
+                        response.status,
+                        bytes(response.body),
+                        _with_request_id(response.headers, request_id),
+                    )
+                if response.status >= 400:
+                    await work.rollback()
+                elif work.is_active:
+                    await work.commit()
+                if claimed_key is not None:
+                    await idempotency.complete(
+                        session,
+                        merchant_id=principal.merchant_id,
+                        key=claimed_key,
+                        response=idempotency.StoredResponse(
+                            response.status, response.content_type, bytes(response.body)
+                        ),
+                    )
+                await transaction.commit()
+            except BillingError:
+                await transaction.rollback()
+                raise
+            except Exception:
+                await transaction.rollback()
+                log.exception("request %s %s failed before a response was committed", method, path)
+                raise ApiError(
+                    "Something went wrong on our side and nothing was applied. Retry the request, with "
+                    "the same Idempotency-Key if you sent one."
+                ) from None
+        if response.status < 400:
+            for hook in context.after_commit:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("after-commit hook failed; the sweeper will pick the work up")
+        return response.status, bytes(response.body), _with_request_id(response.headers, request_id)
+
+
+def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    return [*headers, (b"request-id", request_id.encode())]
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes. Send fewer objects per request.")
+
+
+def _bearer_key(header: str | None) -> str:
+    if not header:
+        raise AuthenticationFailed(
+            "You did not provide an API key. Send your secret key as 'Authorization: Bearer sk_...'.",
+            code="api_key_missing",
+        )
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthenticationFailed(
+            "The Authorization header must be 'Bearer <API key>', e.g. 'Authorization: Bearer sk_...'.",
+            code="authorization_malformed",
+        )
+    return value.strip()
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -1,0 +1,129 @@
+"""The `billing` command: up, serve, worker, migrate, merchants create (SPEC §2)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from billing.config import ConfigError, Settings, load_settings
+
+
+def _configure_logging() -> None:
+    from billing.logs import configure_logging
+
+    configure_logging()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from billing.api.app import create_app_from_env
+
+    settings.require_urls()
+    uvicorn.run(
+        create_app_from_env(settings),
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.worker.settings import run_worker
+
+    settings.require_urls()
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.db.migrate import upgrade
+
+    database_url, _ = settings.require_urls() if settings.redis_url else (settings.database_url, None)
+    if not database_url:
+        raise ConfigError("DATABASE_URL is not set: point it at PostgreSQL, or run `billing up`.")
+    upgrade(database_url)
+    print("database is at the latest schema", file=sys.stderr)
+    return 0
+
+
+def cmd_merchants_create(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.merchants.bootstrap import create_merchant_from_cli
+
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set: point it at PostgreSQL, or run `billing up`.")
+    merchant = asyncio.run(create_merchant_from_cli(settings, args.name))
+    print(
+        json.dumps(
+            {
+                "id": merchant.id,
+                "name": merchant.name,
+                "secret_key": merchant.secret_key,
+                "publishable_key": merchant.publishable_key,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.runtime.up import run_up
+
+    return run_up(settings, host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billing", description="Subscription and recurring-billing engine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser(
+        "up",
+        help="start everything for development (embedded PostgreSQL and Redis unless "
+        "DATABASE_URL / REDIS_URL are set), print URLs and a demo key",
+    )
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.set_defaults(handler=cmd_up)
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run the background worker and scheduler")
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    merchants = commands.add_parser("merchants", help="manage merchants")
+    merchant_commands = merchants.add_subparsers(dest="merchants_command", required=True)
+    create = merchant_commands.add_parser("create", help="create a merchant; prints id and keys as JSON")
+    create.add_argument("name")
+    create.set_defaults(handler=cmd_merchants_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    try:
+        settings = load_settings()
+        handler: Any = args.handler
+        return int(handler(settings, args))
+    except ConfigError as exc:
+        print(f"billing: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        logging.shutdown()

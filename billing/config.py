@@ -1,0 +1,67 @@
+"""Configuration read from the environment (SPEC §2): one immutable object, built once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Environment = Literal["development", "test", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what to set it to."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    redis_url: str | None
+    data_dir: Path
+    env: Environment
+    redis_prefix: str = "billing"
+    max_body_bytes: int = 1_048_576
+    vault_keys: str | None = None
+    smtp_url: str | None = None
+    public_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def require_urls(self) -> tuple[str, str]:
+        """Both server URLs, or a ConfigError telling the operator to set them or use `billing up`."""
+        if not self.database_url or not self.redis_url:
+            missing = [
+                n for n, v in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)) if not v
+            ]
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: point them at your PostgreSQL and Redis servers, "
+                "or run `billing up`, which starts embedded ones for development."
+            )
+        return self.database_url, self.redis_url
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables, validating each one."""
+    env_vars = dict(os.environ if environ is None else environ)
+    env = env_vars.get("BILLING_ENV", "development").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"BILLING_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}.")
+    max_body = env_vars.get("BILLING_MAX_BODY_BYTES", "1048576")
+    if not max_body.isdigit() or int(max_body) < 1024:
+        raise ConfigError("BILLING_MAX_BODY_BYTES must be an integer number of bytes, at least 1024.")
+    return Settings(
+        database_url=env_vars.get("DATABASE_URL") or None,
+        redis_url=env_vars.get("REDIS_URL") or None,
+        data_dir=Path(env_vars.get("BILLING_DATA_DIR", ".billing")).expanduser().resolve(),
+        env=env,
+        redis_prefix=env_vars.get("BILLING_REDIS_PREFIX", "billing"),
+        max_body_bytes=int(max_body),
+        vault_keys=env_vars.get("BILLING_VAULT_KEYS") or None,
+        smtp_url=env_vars.get("SMTP_URL") or None,
+        public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
+    )

@@ -1,0 +1,250 @@
+"""Customer use cases: one function each, one transaction (the caller's), the event staged inside it."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import Clock
+from billing.customers import schemas
+from billing.customers.models import Customer
+from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
+from billing.db.pagination import Page, paginate
+from billing.errors import Conflict, InvalidRequest, not_found
+from billing.ids import is_valid_id, new_id
+from billing.metadata import merge_metadata, validate_metadata
+from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
+from plans.money import validate_currency
+from webhooks.outbox import record_event
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_timezone(name: str, param: str = "timezone") -> str:
+    if name not in _iana_zones():
+        raise InvalidRequest(
+            f"{name[:64]!r} is not an IANA time zone. Use a name such as 'Asia/Shanghai', 'America/New_York' or "
+            "'UTC' (see the tz database).",
+            param=param,
+        )
+    return name
+
+
+def _currency(code: str, param: str = "currency") -> str:
+    try:
+        return validate_currency(code)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param=param) from None
+
+
+def render_customer(customer: Customer) -> schemas.Customer:
+    return schemas.Customer(
+        id=customer.id,
+        created_at=customer.created_at,
+        email=customer.email,
+        name=customer.name,
+        currency=customer.currency,
+        timezone=customer.timezone,
+        locale=customer.locale,
+        external_id=customer.external_id,
+        balance=customer.balance,
+        default_payment_method=customer.default_payment_method,
+        test_clock=customer.test_clock_id,
+        metadata=customer.metadata_,
+    )
+
+
+async def _external_id_taken(
+    session: AsyncSession, merchant_id: str, external_id: str, *, except_id: str | None = None
+) -> str | None:
+    stmt = select(Customer.id).where(
+        Customer.merchant_id == merchant_id,
+        Customer.external_id == external_id,
+        Customer.deleted_at.is_(None),
+    )
+    if except_id is not None:
+        stmt = stmt.where(Customer.id != except_id)
+    return await session.scalar(stmt)
+
+
+def _external_id_conflict(external_id: str, existing_id: str | None) -> Conflict:
+    owner = f" ({existing_id})" if existing_id else ""
+    return Conflict(
+        f"A customer with external_id {external_id!r} already exists{owner}. Retrieve or update that "
+        "customer instead, or choose another external_id.",
+        code="external_id_taken",
+        param="external_id",
+    )
+
+
+async def _flush_unique(session: AsyncSession, external_id: str | None) -> None:
+    """Flush, turning a lost race on the external_id unique index into the same 409 as the pre-check."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if external_id is not None and "uq_customers_merchant_external_id" in str(exc.orig):
+            raise _external_id_conflict(external_id, None) from None
+        raise
+
+
+async def create_customer(
+    session: AsyncSession, merchant_id: str, params: CustomerCreate, *, production: bool
+) -> Customer:
+    clock: Clock
+    if params.test_clock is not None:
+        refuse_in_production(production)
+        test_clock = await get_test_clock(session, merchant_id, params.test_clock, param="test_clock")
+        clock = as_clock(test_clock)
+    else:
+        clock = await clock_for(session, merchant_id, None)
+    if params.external_id is not None and (
+        taken := await _external_id_taken(session, merchant_id, params.external_id)
+    ):
+        raise _external_id_conflict(params.external_id, taken)
+    now = clock.now()
+    customer = Customer(
+        id=new_id("cus"),
+        merchant_id=merchant_id,
+        email=params.email,
+        name=params.name,
+        currency=_currency(params.currency) if params.currency is not None else None,
+        timezone=validate_timezone(params.timezone),
+        locale=params.locale,
+        external_id=params.external_id,
+        balance=0,
+        test_clock_id=params.test_clock,
+        metadata_=validate_metadata(params.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(customer)
+    await _flush_unique(session, params.external_id)
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="customer.created",
+        obj=render_customer(customer),
+        clock=clock,
+    )
+    return customer
+
+
+async def get_customer(
+    session: AsyncSession,
+    merchant_id: str,
+    customer_id: str,
+    *,
+    param: str | None = None,
+    for_update: bool = False,
+) -> Customer:
+    """The merchant's live customer with that id; NotFound for another merchant's id, a deleted or unknown one."""
+    if not is_valid_id(customer_id, "cus"):
+        raise not_found("customer", customer_id, param)
+    stmt = select(Customer).where(
+        Customer.id == customer_id, Customer.merchant_id == merchant_id, Customer.deleted_at.is_(None)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    customer = await session.scalar(stmt)
+    if customer is None:
+        raise not_found("customer", customer_id, param)
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, merchant_id: str, customer_id: str, params: CustomerUpdate
+) -> Customer:
+    customer = await get_customer(session, merchant_id, customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    before = msgspec.to_builtins(render_customer(customer))
+    changes: dict[str, Any] = {}
+    for name in ("email", "name", "locale"):
+        value = getattr(params, name)
+        if value is not msgspec.UNSET:
+            changes[name] = value
+    if params.currency is not msgspec.UNSET:
+        changes["currency"] = _currency(params.currency) if params.currency is not None else None
+    if params.timezone is not msgspec.UNSET:
+        changes["timezone"] = validate_timezone(params.timezone)
+    if params.external_id is not msgspec.UNSET:
+        if params.external_id is not None and (
+            taken := await _external_id_taken(session, merchant_id, params.external_id, except_id=customer.id)
+        ):
+            raise _external_id_conflict(params.external_id, taken)
+        changes["external_id"] = params.external_id
+    if params.metadata is not msgspec.UNSET:
+        changes["metadata_"] = merge_metadata(customer.metadata_, params.metadata)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.updated_at = clock.now()
+    await _flush_unique(session, customer.external_id)
+    after = render_customer(customer)
+    after_builtins = msgspec.to_builtins(after)
+    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    if previous:
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="customer.updated",
+            obj=after,
+            clock=clock,
+            previous_attributes=previous,
+        )
+    return customer
+
+
+async def delete_customer_row(session: AsyncSession, customer: Customer, clock: Clock) -> DeletedCustomer:
+    customer.deleted_at = clock.now()
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=customer.merchant_id,
+        event_type="customer.deleted",
+        obj=render_customer(customer),
+        clock=clock,
+    )
+    return DeletedCustomer(id=customer.id)
+
+
+async def delete_customer(session: AsyncSession, merchant_id: str, customer_id: str) -> DeletedCustomer:
+    """Soft delete: the row stays for the invoices that name it; the id answers 404 from now on."""
+    customer = await get_customer(session, merchant_id, customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    return await delete_customer_row(session, customer, clock)
+
+
+async def list_customers(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    email: str | None = None,
+    external_id: str | None = None,
+    test_clock: str | None = None,
+) -> Page[Customer]:
+    stmt = select(Customer).where(Customer.merchant_id == merchant_id, Customer.deleted_at.is_(None))
+    if email is not None:
+        stmt = stmt.where(Customer.email == email)
+    if external_id is not None:
+        stmt = stmt.where(Customer.external_id == external_id)
+    if test_clock is not None:
+        stmt = stmt.where(Customer.test_clock_id == test_clock)
+    return await paginate(
+        session,
+        stmt,
+        Customer,
+        merchant_id=merchant_id,
+        id_prefix="cus",
+        limit=limit,
+        starting_after=starting_after,
+    )

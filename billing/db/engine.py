@@ -1,0 +1,44 @@
+"""One engine and pool per process (STACK-NOTES), and the transaction helper every use case runs in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept `postgresql://` (SPEC §2) and `postgresql+asyncpg://`; SQLAlchemy needs the latter."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must start with postgresql://, not {url.split(':', 1)[0]}://")
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, null_pool: bool = False
+) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"pool_pre_ping": False}
+    if null_pool:
+        kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+    return create_async_engine(
+        asyncpg_url(url),
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "billing"}},
+        **kwargs,
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit when the block ends normally, roll back on any exception."""
+    async with sessions() as session, session.begin():
+        yield session

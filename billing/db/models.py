@@ -1,0 +1,20 @@
+"""Every table, imported in one place so the metadata (and Alembic) sees the whole schema."""
+
+from billing.api.idempotency import IdempotencyRecord
+from billing.customers.models import Customer
+from billing.db.base import Base
+from billing.merchants.models import ApiKey, Merchant
+from billing.scheduler.models import ScheduledTask
+from billing.test_clocks.models import TestClock
+from webhooks.models import Event
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "Event",
+    "IdempotencyRecord",
+    "Merchant",
+    "ScheduledTask",
+    "TestClock",
+]

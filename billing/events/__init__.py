@@ -1,0 +1,1 @@
+"""The /v1/events routes over the outbox (webhooks.events)."""

@@ -1,0 +1,56 @@
+"""Prefixed random identifiers (SPEC §3): `cus_` + 24 base62 characters, about 143 bits of randomness."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_RANDOM_LENGTH = 24
+
+PREFIXES = frozenset(
+    {
+        "mer",
+        "key",
+        "cus",
+        "pm",
+        "tok",
+        "plan",
+        "mtr",
+        "sub",
+        "in",
+        "il",
+        "pay",
+        "re",
+        "cn",
+        "cpn",
+        "txr",
+        "evt",
+        "we",
+        "wd",
+        "clk",
+        "ps",
+        "task",
+        "ue",
+        "usr",
+    }
+)
+_ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")
+
+
+def new_id(prefix: str) -> str:
+    """A new random id for an object of the type named by `prefix`."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LENGTH))
+
+
+def random_token(length: int) -> str:
+    """A base62 secret of `length` characters (API keys, portal links)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def is_valid_id(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id of type `prefix` (it may still not exist)."""
+    match = _ID_PATTERN.match(value)
+    return match is not None and match.group("prefix") == prefix

@@ -1,0 +1,18 @@
+"""Process logging: plain lines on stderr, level from BILLING_LOG_LEVEL."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def configure_logging() -> None:
+    level = os.environ.get("BILLING_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("arq.worker", "arq.jobs"):
+        logging.getLogger(noisy).setLevel(
+            max(
+                logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.INFO,
+                logging.WARNING,
+            )
+        )

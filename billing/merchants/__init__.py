@@ -1,0 +1,1 @@
+"""Merchants (the SaaS companies using the engine) and their API keys."""

@@ -1,0 +1,206 @@
+"""Running due tasks exactly once.
+
+A task is claimed with `FOR UPDATE SKIP LOCKED` and its handler runs in the same transaction that marks it done,
+so any number of workers can run the tick at once: each task runs in exactly one of them, and a crash rolls back
+both the work and the claim, leaving the task due for the next tick. A handler that raises is rolled back to a
+savepoint and the task is retried later with backoff; after MAX_ATTEMPTS it is marked failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
+from billing.db.engine import transaction
+from billing.ids import new_id
+from billing.scheduler.models import ScheduledTask
+from billing.scheduler.registry import TASKS, TaskContext, TaskRegistry
+from billing.test_clocks.models import TestClock
+from billing.test_clocks.service import render_test_clock
+from webhooks.outbox import record_event
+
+log = logging.getLogger("billing.scheduler")
+
+MAX_ATTEMPTS = 8
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff for a failed task: 10 s, 20 s, 40 s ... capped at one hour."""
+    return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempts - 1)))
+
+
+async def schedule_task(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    kind: str,
+    due_at: datetime,
+    clock: Clock,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> str | None:
+    """Add a task in the caller's transaction; with a dedupe_key already used, do nothing and return None."""
+    task_id = new_id("task")
+    stmt = insert(ScheduledTask).values(
+        id=task_id,
+        merchant_id=merchant_id,
+        test_clock_id=clock.test_clock_id,
+        kind=kind,
+        due_at=due_at,
+        payload=payload or {},
+        dedupe_key=dedupe_key,
+        status="pending",
+        attempts=0,
+        created_at=clock.now(),
+    )
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    inserted = await session.scalar(stmt.returning(ScheduledTask.id))
+    return inserted
+
+
+async def _execute(session: AsyncSession, task: ScheduledTask, clock: Clock, registry: TaskRegistry) -> bool:
+    """Run one claimed task inside the caller's transaction; True when it succeeded."""
+    savepoint = await session.begin_nested()
+    try:
+        await registry.handler(task.kind)(TaskContext(session=session, task=task, clock=clock))
+        await savepoint.commit()
+    except Exception as exc:
+        await savepoint.rollback()
+        task.attempts += 1
+        task.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if task.attempts >= MAX_ATTEMPTS or isinstance(exc, LookupError):
+            task.status = "failed"
+        else:
+            task.available_at = utc_now() + retry_delay(task.attempts)
+        log.exception("task %s (%s) failed, attempt %d", task.id, task.kind, task.attempts)
+        return False
+    task.status = "done"
+    task.completed_at = utc_now()
+    task.attempts += 1
+    return True
+
+
+async def run_due_tasks(
+    sessions: async_sessionmaker[AsyncSession], *, limit: int = 100, registry: TaskRegistry = TASKS
+) -> int:
+    """Run up to `limit` real-time tasks that are due now, each in its own transaction; returns how many ran."""
+    ran = 0
+    while ran < limit:
+        async with transaction(sessions) as session:
+            now = utc_now()
+            task = await session.scalar(
+                select(ScheduledTask)
+                .where(
+                    ScheduledTask.status == "pending",
+                    ScheduledTask.test_clock_id.is_(None),
+                    ScheduledTask.due_at <= now,
+                    or_(ScheduledTask.available_at.is_(None), ScheduledTask.available_at <= now),
+                )
+                .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if task is None:
+                break
+            await _execute(session, task, SYSTEM_CLOCK, registry)
+            ran += 1
+    return ran
+
+
+async def advance_test_clock(
+    sessions: async_sessionmaker[AsyncSession], test_clock_id: str, *, registry: TaskRegistry = TASKS
+) -> str:
+    """Run every task of an advancing test clock due up to its target, in due order, moving the clock's time to
+    each task's due instant before running it; then set the clock ready at its target. Returns the final status.
+
+    Only one worker advances a clock at a time (a session advisory lock); the others return at once."""
+    async with sessions() as lock_session:
+        locked = await lock_session.scalar(select(func.pg_try_advisory_lock(func.hashtext(test_clock_id))))
+        if not locked:
+            return "busy"
+        try:
+            while True:
+                outcome = await _advance_one_step(sessions, test_clock_id, registry)
+                if outcome != "stepped":
+                    return outcome
+        finally:
+            await lock_session.execute(select(func.pg_advisory_unlock(func.hashtext(test_clock_id))))
+            await lock_session.commit()
+
+
+async def _advance_one_step(
+    sessions: async_sessionmaker[AsyncSession], test_clock_id: str, registry: TaskRegistry
+) -> str:
+    async with transaction(sessions) as session:
+        clock = await session.scalar(select(TestClock).where(TestClock.id == test_clock_id).with_for_update())
+        if (
+            clock is None
+            or clock.deleted_at is not None
+            or clock.status != "advancing"
+            or clock.target_time is None
+        ):
+            return clock.status if clock is not None else "missing"
+        task = await session.scalar(
+            select(ScheduledTask)
+            .where(
+                ScheduledTask.test_clock_id == clock.id,
+                ScheduledTask.status == "pending",
+                ScheduledTask.due_at <= clock.target_time,
+            )
+            .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if task is None:
+            clock.frozen_time = clock.target_time
+            clock.target_time = None
+            clock.status = "ready"
+            await session.flush()
+            record_event(
+                session,
+                merchant_id=clock.merchant_id,
+                event_type="test_clock.ready",
+                obj=render_test_clock(clock),
+                clock=FrozenClock(clock.frozen_time, clock.id),
+            )
+            return "ready"
+        clock.frozen_time = max(clock.frozen_time, task.due_at)
+        await session.flush()
+        succeeded = await _execute(session, task, FrozenClock(clock.frozen_time, clock.id), registry)
+        if not succeeded:
+            # A test clock must not skip or reorder work: stop, and say which task failed.
+            task.status = "failed"
+            clock.status = "internal_failure"
+            clock.failure_message = (
+                f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: "
+                f"{task.last_error}"[:2000]
+            )
+            await session.flush()
+            record_event(
+                session,
+                merchant_id=clock.merchant_id,
+                event_type="test_clock.internal_failure",
+                obj=render_test_clock(clock),
+                clock=FrozenClock(clock.frozen_time, clock.id),
+            )
+            return "internal_failure"
+        return "stepped"
+
+
+async def stale_advancing_clocks(session: AsyncSession, older_than: timedelta) -> list[tuple[str, datetime]]:
+    """Clocks marked advancing for a while: their job may have been lost with Redis (the sweeper re-enqueues)."""
+    rows = await session.execute(
+        select(TestClock.id, TestClock.advance_requested_at).where(
+            TestClock.status == "advancing",
+            TestClock.deleted_at.is_(None),
+            TestClock.advance_requested_at <= utc_now() - older_than,
+        )
+    )
+    return [(row.id, row.advance_requested_at) for row in rows]

@@ -1,0 +1,1 @@
+"""The background worker: arq jobs are thin wrappers that call use cases; PostgreSQL holds the state."""

@@ -1,0 +1,59 @@
+"""The arq worker definition: which jobs exist, which run on a schedule, and the shared Services."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from billing.config import Settings
+from billing.services import Services, open_services
+from billing.worker import jobs
+
+FUNCTIONS = [jobs.advance_test_clock_job]
+CRON_JOBS = [
+    # Every second: due work is looked up in PostgreSQL, so a tick that runs twice or not at all loses nothing.
+    cron(jobs.tick, second=set(range(60)), unique=True, timeout=300, keep_result=0, run_at_startup=True),
+    cron(jobs.sweep, second={0, 15, 30, 45}, unique=True, timeout=120, keep_result=0, run_at_startup=True),
+]
+
+
+def build_worker(
+    services: Services, *, burst: bool = False, with_cron: bool = True, max_jobs: int = 10
+) -> Worker:
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["services"] = services
+
+    return Worker(
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS if with_cron else None,
+        redis_pool=services.redis,
+        queue_name=services.queue_name,
+        on_startup=on_startup,
+        burst=burst,
+        poll_delay=0.2 if not burst else 0,
+        max_jobs=max_jobs,
+        job_timeout=600,
+        keep_result=3600,
+        handle_signals=not burst,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    services = await open_services(settings)
+    worker = build_worker(services)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        # arq cancels its main task on SIGINT/SIGTERM: that is the normal way a worker stops.
+        pass
+    finally:
+        await worker.close()
+        await services.close()
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)

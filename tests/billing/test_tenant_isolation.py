@@ -1,0 +1,103 @@
+"""Tenant isolation: merchant B gets 404 on every route that names one of merchant A's objects.
+
+Table-driven: each resource adds a row that creates an object as A, and the routes that name it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # "{id}" is replaced by the object's id
+    json: dict | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    create: Callable[[httpx.AsyncClient], Awaitable[str]]
+    routes: tuple[Route, ...]
+
+
+async def _create(api: httpx.AsyncClient, path: str, body: dict) -> str:
+    response = await api.post(path, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+async def _an_event(api: httpx.AsyncClient) -> str:
+    await _create(api, "/v1/customers", {"name": "evented"})
+    return (await api.get("/v1/events", params={"limit": 1})).json()["data"][0]["id"]
+
+
+RESOURCES = [
+    Resource(
+        "customer",
+        lambda api: _create(api, "/v1/customers", {"name": "A's customer"}),
+        (
+            Route("GET", "/v1/customers/{id}"),
+            Route("PATCH", "/v1/customers/{id}", {"name": "stolen"}),
+            Route("DELETE", "/v1/customers/{id}"),
+        ),
+    ),
+    Resource(
+        "test_clock",
+        lambda api: _create(api, "/v1/test_clocks", {"frozen_time": "2027-01-01T00:00:00Z"}),
+        (
+            Route("GET", "/v1/test_clocks/{id}"),
+            Route("POST", "/v1/test_clocks/{id}/advance", {"frozen_time": "2027-02-01T00:00:00Z"}),
+            Route("DELETE", "/v1/test_clocks/{id}"),
+        ),
+    ),
+    Resource("event", _an_event, (Route("GET", "/v1/events/{id}"),)),
+]
+
+CASES = [(resource, route) for resource in RESOURCES for route in resource.routes]
+
+
+@pytest.mark.parametrize(
+    ("resource", "route"), CASES, ids=[f"{r.name}:{route.method} {route.path}" for r, route in CASES]
+)
+async def test_another_merchant_gets_404(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient, resource: Resource, route: Route
+) -> None:
+    object_id = await resource.create(api)
+    response = await other_api.request(route.method, route.path.format(id=object_id), json=route.json)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["type"] == "not_found"
+    # And the owner still sees it unchanged.
+    owner_view = route.path.split("/{id}")[0] + "/" + object_id
+    assert (await api.get(owner_view)).status_code == 200
+
+
+async def test_lists_show_only_the_callers_objects(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient
+) -> None:
+    mine = await _create(api, "/v1/customers", {"name": "mine"})
+    for path in ("/v1/customers", "/v1/events", "/v1/test_clocks"):
+        body = (await other_api.get(path, params={"limit": 100})).json()
+        assert all(mine not in str(item) for item in body["data"]), path
+
+
+async def test_a_cursor_from_another_merchant_is_refused(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient
+) -> None:
+    mine = await _create(api, "/v1/customers", {"name": "cursor"})
+    response = await other_api.get("/v1/customers", params={"starting_after": mine})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "starting_after"
+
+
+async def test_a_customer_cannot_join_another_merchants_test_clock(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient
+) -> None:
+    clock = await _create(api, "/v1/test_clocks", {"frozen_time": "2027-01-01T00:00:00Z"})
+    response = await other_api.post("/v1/customers", json={"test_clock": clock})
+    assert response.status_code == 404
+    assert response.json()["error"]["param"] == "test_clock"

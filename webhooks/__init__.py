@@ -1,0 +1,1 @@
+"""Events (the outbox of every state change), and later their signed delivery to webhook endpoints."""

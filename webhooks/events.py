@@ -1,0 +1,85 @@
+"""Reading the event log: the API shape of an event and the queries behind /v1/events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.api.schemas import ListResponse
+from billing.db.pagination import Page, paginate
+from billing.errors import not_found
+from billing.ids import is_valid_id
+from webhooks import models
+
+
+class EventData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """The payload delivered to webhook endpoints: `{id, type, created_at, data: {object}}` (SPEC §7)."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    created_at: datetime
+    data: EventData
+    test_clock: str | None = None
+
+
+class EventList(ListResponse[Event]):
+    pass
+
+
+def render_event(event: models.Event) -> Event:
+    return Event(
+        id=event.id,
+        type=event.type,
+        created_at=event.created_at,
+        data=EventData(object=event.data, previous_attributes=event.previous_attributes),
+        test_clock=event.test_clock_id,
+    )
+
+
+async def get_event(session: AsyncSession, merchant_id: str, event_id: str) -> models.Event:
+    if not is_valid_id(event_id, "evt"):
+        raise not_found("event", event_id)
+    event = await session.scalar(
+        select(models.Event).where(models.Event.id == event_id, models.Event.merchant_id == merchant_id)
+    )
+    if event is None:
+        raise not_found("event", event_id)
+    return event
+
+
+async def list_events(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    event_type: str | None = None,
+    object_id: str | None = None,
+) -> Page[models.Event]:
+    stmt = select(models.Event).where(models.Event.merchant_id == merchant_id)
+    if event_type is not None:
+        if event_type.endswith(".*"):
+            stmt = stmt.where(models.Event.type.startswith(event_type[:-1]))
+        else:
+            stmt = stmt.where(models.Event.type == event_type)
+    if object_id is not None:
+        stmt = stmt.where(models.Event.object_id == object_id)
+    return await paginate(
+        session,
+        stmt,
+        models.Event,
+        merchant_id=merchant_id,
+        id_prefix="evt",
+        limit=limit,
+        starting_after=starting_after,
+    )
