@@ -19,10 +19,12 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to `revision`. Call it outside a running event loop (Alembic's env runs its own)."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Bring the database to `revision` (every head by default: features developed side by side may add
+    migrations on separate branches until a merge revision joins them). Call it outside a running event loop
+    (Alembic's env runs its own)."""
     command.upgrade(alembic_config(database_url), revision)
 
 
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
+async def upgrade_async(database_url: str, revision: str = "heads") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)

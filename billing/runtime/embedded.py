@@ -478,6 +478,10 @@ class EmbeddedPostgres:
         user = _service_user()
         if user is not None:
             _allow_traversal(data_dir)
+            # The server runs as another user, so it must also reach its own binaries and libraries: a
+            # project cloned into a private folder (mktemp -d is 0700) would otherwise hide them.
+            _allow_traversal(postgres_bin_dir())
+            _allow_traversal(postgres_bin_dir().parent / "lib")
             user.own(service_dir)
         pgdata = service_dir / "data"
         log_path = service_dir / "postgres.log"
