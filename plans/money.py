@@ -25,8 +25,8 @@ part.
 
 Currency exponents come from the Unicode CLDR data shipped with babel
 (`babel.numbers.get_currency_precision`), not a hand-kept table: JPY 0, USD 2, KWD 3, CNY 2, CLF 4. CLDR
-states the digits in everyday use, which for a handful of currencies differs from the ISO 4217 list (IQD: ISO
-3, CLDR 0; ISK: both 0), and is what payment processors bill in.
+states the digits in everyday use, which for a handful of currencies differs from the ISO 4217 table (IQD:
+ISO 3, CLDR 0); upgrading babel is how a change of exponent reaches us.
 """
 
 from __future__ import annotations

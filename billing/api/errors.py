@@ -15,6 +15,7 @@ from litestar.exceptions import (
 )
 
 from billing.errors import ApiError, BillingError, InvalidRequest, NotFound
+from plans.errors import CatalogError
 
 log = logging.getLogger("billing.api")
 
@@ -73,6 +74,12 @@ def handle_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Re
     return _render(_validation_error(exc))
 
 
+def handle_catalog_error(_: Request[Any, Any, Any], exc: CatalogError) -> Response[bytes]:
+    """The pure packages raise CatalogError with the field path; to the API it is an invalid request."""
+    message = exc.message if exc.message.endswith(".") else exc.message + "."
+    return _render(InvalidRequest(message, code=exc.code, param=exc.param or None))
+
+
 def handle_billing_error(_: Request[Any, Any, Any], exc: BillingError) -> Response[bytes]:
     return _render(exc)
 
@@ -125,6 +132,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: handle_validation,
     BillingError: handle_billing_error,
+    CatalogError: handle_catalog_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import zoneinfo
 from typing import Any
 
 import msgspec
@@ -16,34 +14,13 @@ from billing.customers import schemas
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, InvalidRequest, not_found
+from billing.errors import Conflict, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
 from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
+from plans.calendar import validate_timezone
 from plans.money import validate_currency
 from webhooks.outbox import record_event
-
-
-@functools.cache
-def _iana_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def validate_timezone(name: str, param: str = "timezone") -> str:
-    if name not in _iana_zones():
-        raise InvalidRequest(
-            f"{name[:64]!r} is not an IANA time zone. Use a name such as 'Asia/Shanghai', 'America/New_York' or "
-            "'UTC' (see the tz database).",
-            param=param,
-        )
-    return name
-
-
-def _currency(code: str, param: str = "currency") -> str:
-    try:
-        return validate_currency(code)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), param=param) from None
 
 
 def render_customer(customer: Customer) -> schemas.Customer:
@@ -116,8 +93,8 @@ async def create_customer(
         merchant_id=merchant_id,
         email=params.email,
         name=params.name,
-        currency=_currency(params.currency) if params.currency is not None else None,
-        timezone=validate_timezone(params.timezone),
+        currency=validate_currency(params.currency) if params.currency is not None else None,
+        timezone=validate_timezone(params.timezone).key,
         locale=params.locale,
         external_id=params.external_id,
         balance=0,
@@ -172,9 +149,9 @@ async def update_customer(
         if value is not msgspec.UNSET:
             changes[name] = value
     if params.currency is not msgspec.UNSET:
-        changes["currency"] = _currency(params.currency) if params.currency is not None else None
+        changes["currency"] = validate_currency(params.currency) if params.currency is not None else None
     if params.timezone is not msgspec.UNSET:
-        changes["timezone"] = validate_timezone(params.timezone)
+        changes["timezone"] = validate_timezone(params.timezone).key
     if params.external_id is not msgspec.UNSET:
         if params.external_id is not None and (
             taken := await _external_id_taken(session, merchant_id, params.external_id, except_id=customer.id)
