@@ -11,12 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import msgspec
 
 from billing.api import idempotency
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.errors import JSON, error_json
 from billing.clock import utc_now
-from billing.errors import ApiError, AuthenticationFailed, BillingError, PayloadTooLarge, PermissionDenied
+from billing.errors import (
+    ApiError,
+    AuthenticationFailed,
+    BillingError,
+    InvalidRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+)
 from billing.ids import random_token
 from billing.merchants.service import authenticate
 from billing.services import Services
@@ -132,6 +142,7 @@ class ApiMiddleware:
             body = await _read_body(receive, limit)
         except BodyTooLarge:
             raise _too_large(limit) from None
+        _refuse_nul_characters(scope, body)
         raw_key = _bearer_key(_header(scope, b"authorization"))
         idempotency_key = _header(scope, b"idempotency-key")
         if idempotency_key is not None and method == "POST":
@@ -229,6 +240,32 @@ def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> lis
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than {limit} bytes. Send fewer objects per request.")
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+def _refuse_nul_characters(scope: Scope, body: bytes) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000): refuse it up front, in any field, instead of failing later."""
+    query = unquote_to_bytes(scope.get("query_string", b""))
+    in_body = False
+    if b"\\u0000" in body or b"\x00" in body:
+        try:
+            in_body = _contains_nul(msgspec.json.decode(body))
+        except msgspec.DecodeError:
+            in_body = False  # not JSON: the route's own validation answers
+    if "\x00" in scope.get("path", "") or b"\x00" in query or in_body:
+        raise InvalidRequest(
+            "The request contains a NUL character (\\u0000), which no field accepts. Remove it.",
+            code="nul_character",
+        )
 
 
 def _bearer_key(header: str | None) -> str:

@@ -87,7 +87,7 @@ async def test_huge_body_is_refused_before_reading_it_all(api: httpx.AsyncClient
 
 
 async def test_malformed_id_is_a_not_found(api: httpx.AsyncClient) -> None:
-    response = await api.get("/v1/customers/%00%27;drop")
+    response = await api.get("/v1/customers/cus_%27;drop%20table")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
 
@@ -177,3 +177,20 @@ async def test_openapi_describes_every_route_with_schemas_and_bearer_auth(client
     assert "400" in create["responses"]
     schemas = document["components"]["schemas"]
     assert any("Customer" in name for name in schemas)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/v1/customers", {"json": {"name": "a\u0000b"}}),
+        ("POST", "/v1/customers", {"json": {"metadata": {"k\u0000": "v"}}}),
+        ("GET", "/v1/events", {"params": {"object_id": "\u0000"}}),
+        ("GET", "/v1/customers", {"params": {"email": "a\u0000@example.com"}}),
+    ],
+)
+async def test_nul_characters_are_refused_in_any_field(
+    api: httpx.AsyncClient, method: str, path: str, kwargs: dict
+) -> None:
+    response = await api.request(method, path, **kwargs)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "nul_character"
