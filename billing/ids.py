@@ -33,6 +33,7 @@ PREFIXES = frozenset(
         "task",
         "ue",
         "usr",
+        "cbt",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

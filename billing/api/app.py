@@ -18,6 +18,7 @@ from billing.api.openapi import openapi_config
 from billing.config import Settings
 from billing.customers.routes import CustomersController
 from billing.events.routes import EventsController
+from billing.invoices.routes import InvoicesController
 from billing.services import Services, open_services
 from billing.test_clocks.routes import TestClocksController
 
@@ -32,7 +33,7 @@ def _version() -> str:
 def create_litestar(services: Services) -> Litestar:
     v1 = Router(
         path="/v1",
-        route_handlers=[CustomersController, EventsController, TestClocksController],
+        route_handlers=[CustomersController, EventsController, InvoicesController, TestClocksController],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
     )
     return Litestar(

@@ -36,6 +36,13 @@ async def _an_event(api: httpx.AsyncClient) -> str:
     return (await api.get("/v1/events", params={"limit": 1})).json()["data"][0]["id"]
 
 
+async def _a_draft_invoice(api: httpx.AsyncClient) -> str:
+    customer = await _create(api, "/v1/customers", {"currency": "EUR"})
+    return await _create(
+        api, "/v1/invoices", {"customer": customer, "lines": [{"description": "x", "amount": 5}]}
+    )
+
+
 RESOURCES = [
     Resource(
         "customer",
@@ -56,6 +63,19 @@ RESOURCES = [
         ),
     ),
     Resource("event", _an_event, (Route("GET", "/v1/events/{id}"),)),
+    Resource(
+        "invoice",
+        lambda api: _a_draft_invoice(api),
+        (
+            Route("GET", "/v1/invoices/{id}"),
+            Route("POST", "/v1/invoices/{id}/lines", {"description": "x", "amount": 1}),
+            Route("POST", "/v1/invoices/{id}/finalize"),
+            Route("POST", "/v1/invoices/{id}/pay", {"paid_out_of_band": True}),
+            Route("POST", "/v1/invoices/{id}/void"),
+            Route("POST", "/v1/invoices/{id}/mark_uncollectible"),
+            Route("DELETE", "/v1/invoices/{id}"),
+        ),
+    ),
 ]
 
 CASES = [(resource, route) for resource in RESOURCES for route in resource.routes]
@@ -80,7 +100,7 @@ async def test_lists_show_only_the_callers_objects(
     api: httpx.AsyncClient, other_api: httpx.AsyncClient
 ) -> None:
     mine = await _create(api, "/v1/customers", {"name": "mine"})
-    for path in ("/v1/customers", "/v1/events", "/v1/test_clocks"):
+    for path in ("/v1/customers", "/v1/events", "/v1/test_clocks", "/v1/invoices"):
         body = (await other_api.get(path, params={"limit": 100})).json()
         assert all(mine not in str(item) for item in body["data"]), path
 

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing.db.base import Base, id_column, seq_column
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'open', 'paid', 'void', 'uncollectible')", name="status"),
+        CheckConstraint(
+            "collection_method IN ('charge_automatically', 'send_invoice')", name="collection_method"
+        ),
+        # SPEC §5 invariants, checked by the database as well as by plans.totals.
+        CheckConstraint("subtotal - discount + tax = total", name="total_adds_up"),
+        CheckConstraint("amount_paid + amount_remaining = amount_due", name="paid_adds_up"),
+        CheckConstraint(
+            "amount_due >= 0 AND amount_paid >= 0 AND amount_remaining >= 0", name="non_negative"
+        ),
+        UniqueConstraint("merchant_id", "number", name="uq_invoices_merchant_number"),
+        Index("ix_invoices_merchant_seq", "merchant_id", "seq"),
+        Index("ix_invoices_customer", "merchant_id", "customer_id", "seq"),
+    )
+
+    id: Mapped[str] = id_column()
+    seq: Mapped[int] = seq_column()
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    number: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    collection_method: Mapped[str] = mapped_column(String(24))
+    description: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    due_date: Mapped[datetime | None]
+    days_until_due: Mapped[int | None] = mapped_column(Integer)
+    subtotal: Mapped[int] = mapped_column(BigInteger, default=0)
+    discount: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    starting_balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    ending_balance: Mapped[int | None] = mapped_column(BigInteger)
+    amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_remaining: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_payment_attempt: Mapped[datetime | None]
+    paid_out_of_band: Mapped[bool] = mapped_column(default=False)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
+    created_at: Mapped[datetime]
+    finalized_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    marked_uncollectible_at: Mapped[datetime | None]
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        CheckConstraint("type IN ('subscription', 'usage', 'proration', 'adjustment')", name="type"),
+        Index("ix_invoice_lines_invoice", "invoice_id", "seq"),
+    )
+
+    id: Mapped[str] = id_column()
+    seq: Mapped[int] = seq_column()
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(38, 12))
+    unit_amount_decimal: Mapped[Decimal | None] = mapped_column(Numeric(38, 12))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    # How the amount was reached (pricing tiers, proration fraction), for people reading the invoice.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
+    created_at: Mapped[datetime]
+
+
+class InvoiceNumberSequence(Base):
+    """The next invoice number of a merchant. Finalization locks this row, so numbers are gap-free and unique
+    under any concurrency: a rolled-back finalization rolls back its number too."""
+
+    __tablename__ = "invoice_number_sequences"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    next_number: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class CustomerBalanceTransaction(Base):
+    """One immutable entry of a customer's balance ledger (negative = credit the customer holds, as Stripe).
+    `customers.balance` is always the sum of its entries; a trigger forbids UPDATE and DELETE."""
+
+    __tablename__ = "customer_balance_transactions"
+    __table_args__ = (Index("ix_cbt_customer_seq", "customer_id", "seq"),)
+
+    id: Mapped[str] = id_column()
+    seq: Mapped[int] = seq_column()
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    ending_balance: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

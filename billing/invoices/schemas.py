@@ -1,0 +1,104 @@
+"""Invoices as the API shows them, and what create, add-line and pay accept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from billing.api.schemas import ListResponse
+from billing.customers.schemas import Metadata
+
+CollectionMethod = Literal["charge_automatically", "send_invoice"]
+LineType = Literal["subscription", "usage", "proration", "adjustment"]
+
+
+class Period(msgspec.Struct, kw_only=True):
+    start: datetime
+    end: datetime
+
+
+class InvoiceLine(msgspec.Struct, kw_only=True):
+    id: str
+    object: Literal["line_item"] = "line_item"
+    type: str
+    description: str
+    quantity: Decimal
+    unit_amount_decimal: Decimal | None
+    amount: int
+    discount_amount: int
+    tax_amount: int
+    period: Period | None
+    details: dict[str, Any]
+    metadata: dict[str, str]
+
+
+class Invoice(msgspec.Struct, kw_only=True):
+    id: str
+    object: Literal["invoice"] = "invoice"
+    created_at: datetime
+    customer: str
+    subscription: str | None
+    number: str | None
+    status: str
+    currency: str
+    collection_method: str
+    description: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    due_date: datetime | None
+    lines: list[InvoiceLine]
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+    starting_balance: int
+    balance_applied: int
+    ending_balance: int | None
+    amount_due: int
+    amount_paid: int
+    amount_remaining: int
+    attempt_count: int
+    next_payment_attempt: datetime | None
+    paid_out_of_band: bool
+    finalized_at: datetime | None
+    paid_at: datetime | None
+    voided_at: datetime | None
+    marked_uncollectible_at: datetime | None
+    metadata: dict[str, str]
+
+
+class InvoiceList(ListResponse[Invoice]):
+    pass
+
+
+Amount = Annotated[int, Meta(ge=-(10**15), le=10**15, description="Minor units of the invoice currency.")]
+
+
+class LineCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An ad-hoc item: give `amount`, or a unit price (`unit_amount` or `unit_amount_decimal`) and `quantity`."""
+
+    description: Annotated[str, Meta(min_length=1, max_length=500)]
+    amount: Amount | None = None
+    unit_amount: Amount | None = None
+    unit_amount_decimal: str | None = None
+    quantity: Annotated[Decimal, Meta(description="Defaults to 1.")] | None = None
+    period: Period | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class InvoiceCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    customer: Annotated[str, Meta(max_length=64)]
+    currency: Annotated[str, Meta(min_length=3, max_length=3)] | None = None
+    collection_method: CollectionMethod = "charge_automatically"
+    days_until_due: Annotated[int, Meta(ge=0, le=365)] | None = None
+    description: Annotated[str, Meta(max_length=2000)] | None = None
+    lines: Annotated[list[LineCreate], Meta(max_length=250)] = msgspec.field(default_factory=list)
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class InvoicePay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    paid_out_of_band: bool = False

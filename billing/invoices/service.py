@@ -1,0 +1,534 @@
+"""Invoice use cases: create (with ad-hoc lines), add a line, finalize (number, totals, balance), pay out of
+band, void, mark uncollectible. Each runs in the caller's transaction and writes its events there."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import Clock
+from billing.customers.models import Customer
+from billing.customers.service import get_customer, render_customer
+from billing.db.pagination import Page, paginate
+from billing.errors import ApiError, Conflict, InvalidRequest, not_found
+from billing.ids import is_valid_id, new_id
+from billing.invoices import schemas, states
+from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.metadata import validate_metadata
+from billing.test_clocks.service import clock_for
+from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
+from plans.totals import compute_invoice_totals
+from webhooks.outbox import record_event
+
+MAX_QUANTITY = Decimal(10) ** 12
+NUMBER_WIDTH = 6
+
+
+def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoice:
+    return schemas.Invoice(
+        id=invoice.id,
+        created_at=invoice.created_at,
+        customer=invoice.customer_id,
+        subscription=invoice.subscription_id,
+        number=invoice.number,
+        status=invoice.status,
+        currency=invoice.currency,
+        collection_method=invoice.collection_method,
+        description=invoice.description,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        due_date=invoice.due_date,
+        lines=[render_line(line) for line in lines],
+        subtotal=invoice.subtotal,
+        discount=invoice.discount,
+        tax=invoice.tax,
+        total=invoice.total,
+        starting_balance=invoice.starting_balance,
+        balance_applied=invoice.balance_applied,
+        ending_balance=invoice.ending_balance,
+        amount_due=invoice.amount_due,
+        amount_paid=invoice.amount_paid,
+        amount_remaining=invoice.amount_remaining,
+        attempt_count=invoice.attempt_count,
+        next_payment_attempt=invoice.next_payment_attempt,
+        paid_out_of_band=invoice.paid_out_of_band,
+        finalized_at=invoice.finalized_at,
+        paid_at=invoice.paid_at,
+        voided_at=invoice.voided_at,
+        marked_uncollectible_at=invoice.marked_uncollectible_at,
+        metadata=invoice.metadata_,
+    )
+
+
+def render_line(line: InvoiceLine) -> schemas.InvoiceLine:
+    period = (
+        schemas.Period(start=line.period_start, end=line.period_end)
+        if line.period_start is not None and line.period_end is not None
+        else None
+    )
+    return schemas.InvoiceLine(
+        id=line.id,
+        type=line.type,
+        description=line.description,
+        quantity=line.quantity,
+        unit_amount_decimal=line.unit_amount_decimal,
+        amount=line.amount,
+        discount_amount=line.discount_amount,
+        tax_amount=line.tax_amount,
+        period=period,
+        details=line.details,
+        metadata=line.metadata_,
+    )
+
+
+async def invoice_lines(session: AsyncSession, invoice_id: str) -> list[InvoiceLine]:
+    return list(
+        (
+            await session.scalars(
+                select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id).order_by(InvoiceLine.seq)
+            )
+        ).all()
+    )
+
+
+async def render(session: AsyncSession, invoice: Invoice) -> schemas.Invoice:
+    return render_invoice(invoice, await invoice_lines(session, invoice.id))
+
+
+async def get_invoice(
+    session: AsyncSession, merchant_id: str, invoice_id: str, *, for_update: bool = False
+) -> Invoice:
+    if not is_valid_id(invoice_id, "in"):
+        raise not_found("invoice", invoice_id)
+    stmt = select(Invoice).where(Invoice.id == invoice_id, Invoice.merchant_id == merchant_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    invoice = await session.scalar(stmt)
+    if invoice is None:
+        raise not_found("invoice", invoice_id)
+    return invoice
+
+
+def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, Decimal | None]:
+    """(amount, quantity, unit price) of an ad-hoc line: an amount, or a unit price times a quantity."""
+    param = f"lines[{index}]"
+    quantity = line.quantity if line.quantity is not None else Decimal(1)
+    exponent = quantity.as_tuple().exponent
+    if (
+        not quantity.is_finite()
+        or quantity <= 0
+        or quantity >= MAX_QUANTITY
+        or (isinstance(exponent, int) and exponent < -12)
+    ):
+        raise InvalidRequest(
+            f"{param}.quantity must be a positive number below 10^12 with at most 12 decimals.",
+            param=f"{param}.quantity",
+        )
+    unit_given = [name for name in ("unit_amount", "unit_amount_decimal") if getattr(line, name) is not None]
+    if line.amount is not None and unit_given:
+        raise InvalidRequest(
+            f"Give either {param}.amount or a unit price ({param}.unit_amount with quantity), not both.",
+            param=f"{param}.amount",
+        )
+    if line.amount is not None:
+        if line.quantity is not None:
+            raise InvalidRequest(
+                f"{param}.quantity goes with a unit price; with {param}.amount leave it out.",
+                param=f"{param}.quantity",
+            )
+        return line.amount, Decimal(1), None
+    if len(unit_given) != 1:
+        raise InvalidRequest(
+            f"{param} needs an amount, or exactly one of unit_amount and unit_amount_decimal.",
+            param=f"{param}.amount",
+        )
+    unit = (
+        Decimal(line.unit_amount)
+        if line.unit_amount is not None
+        else parse_unit_amount_decimal(line.unit_amount_decimal or "", param=f"{param}.unit_amount_decimal")
+    )
+    return round_minor(unit * quantity), quantity, unit
+
+
+async def _recompute_draft(session: AsyncSession, invoice: Invoice) -> None:
+    """A draft shows its totals before the customer balance, which is applied only at finalization."""
+    lines = await invoice_lines(session, invoice.id)
+    totals = compute_invoice_totals([line.amount for line in lines], None, [], 0, currency=invoice.currency)
+    invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
+        totals.subtotal,
+        totals.discount,
+        totals.tax,
+        totals.total,
+    )
+    invoice.amount_due = invoice.amount_remaining = max(0, totals.total)
+    invoice.amount_paid = 0
+
+
+async def create_invoice(session: AsyncSession, merchant_id: str, params: schemas.InvoiceCreate) -> Invoice:
+    customer = await get_customer(session, merchant_id, params.customer, param="customer")
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    currency = params.currency or customer.currency
+    if currency is None:
+        raise InvalidRequest(
+            "This customer has no currency: pass `currency` for the invoice, or set the "
+            "customer's currency first.",
+            param="currency",
+        )
+    currency = validate_currency(currency)
+    if params.collection_method == "send_invoice" and params.days_until_due is None:
+        raise InvalidRequest(
+            "An invoice sent to the customer needs days_until_due (0 for due on receipt).",
+            param="days_until_due",
+        )
+    if params.collection_method == "charge_automatically" and params.days_until_due is not None:
+        raise InvalidRequest(
+            "days_until_due applies only to collection_method=send_invoice.", param="days_until_due"
+        )
+    now = clock.now()
+    invoice = Invoice(
+        id=new_id("in"),
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        status=states.DRAFT,
+        currency=currency,
+        collection_method=params.collection_method,
+        days_until_due=params.days_until_due,
+        description=params.description,
+        metadata_=validate_metadata(params.metadata),
+        created_at=now,
+        subtotal=0,
+        discount=0,
+        tax=0,
+        total=0,
+        starting_balance=0,
+        balance_applied=0,
+        amount_due=0,
+        amount_paid=0,
+        amount_remaining=0,
+        attempt_count=0,
+        paid_out_of_band=False,
+    )
+    session.add(invoice)
+    await session.flush()
+    for index, line in enumerate(params.lines):
+        _add_line(session, invoice, line, index, clock)
+    await session.flush()
+    await _recompute_draft(session, invoice)
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="invoice.created",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+    return invoice
+
+
+def _add_line(
+    session: AsyncSession, invoice: Invoice, line: schemas.LineCreate, index: int, clock: Clock
+) -> None:
+    amount, quantity, unit = _line_amount(line, index)
+    if line.period is not None and line.period.end <= line.period.start:
+        raise InvalidRequest(
+            f"lines[{index}].period.end must be after its start.", param=f"lines[{index}].period"
+        )
+    session.add(
+        InvoiceLine(
+            id=new_id("il"),
+            merchant_id=invoice.merchant_id,
+            invoice_id=invoice.id,
+            type="adjustment",
+            description=line.description,
+            quantity=quantity,
+            unit_amount_decimal=unit,
+            amount=amount,
+            discount_amount=0,
+            tax_amount=0,
+            period_start=line.period.start if line.period else None,
+            period_end=line.period.end if line.period else None,
+            details={},
+            metadata_=validate_metadata(line.metadata, param=f"lines[{index}].metadata"),
+            created_at=clock.now(),
+        )
+    )
+
+
+async def add_line(
+    session: AsyncSession, merchant_id: str, invoice_id: str, line: schemas.LineCreate
+) -> Invoice:
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    if invoice.status != states.DRAFT:
+        raise Conflict(
+            f"Invoice {invoice.id} is {invoice.status}: lines can only be added to a draft. "
+            "Create a new invoice, or a credit note to reduce this one.",
+            code="invoice_not_draft",
+        )
+    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    _add_line(session, invoice, line, 0, clock)
+    await session.flush()
+    await _recompute_draft(session, invoice)
+    await session.flush()
+    return invoice
+
+
+async def _customer_clock_id(session: AsyncSession, invoice: Invoice) -> str | None:
+    return await session.scalar(select(Customer.test_clock_id).where(Customer.id == invoice.customer_id))
+
+
+async def next_invoice_number(session: AsyncSession, merchant_id: str, prefix: str) -> str:
+    """The merchant's next number, taken under the sequence row's lock (gap-free: a rollback returns it)."""
+    await session.execute(
+        insert(InvoiceNumberSequence)
+        .values(merchant_id=merchant_id, next_number=1)
+        .on_conflict_do_nothing(index_elements=["merchant_id"])
+    )
+    number = await session.scalar(
+        update(InvoiceNumberSequence)
+        .where(InvoiceNumberSequence.merchant_id == merchant_id)
+        .values(next_number=InvoiceNumberSequence.next_number + 1)
+        .returning(InvoiceNumberSequence.next_number - 1)
+    )
+    assert number is not None
+    return f"{prefix}-{number:0{NUMBER_WIDTH}d}"
+
+
+async def record_balance_change(
+    session: AsyncSession,
+    customer: Customer,
+    amount: int,
+    *,
+    kind: str,
+    clock: Clock,
+    invoice_id: str | None = None,
+    currency: str | None = None,
+    description: str | None = None,
+) -> CustomerBalanceTransaction:
+    """Append one ledger entry and move `customers.balance` by it, in the caller's transaction (the customer
+    row must be locked by the caller)."""
+    customer.balance += amount
+    entry = CustomerBalanceTransaction(
+        id=new_id("cbt"),
+        merchant_id=customer.merchant_id,
+        customer_id=customer.id,
+        type=kind,
+        amount=amount,
+        ending_balance=customer.balance,
+        currency=currency,
+        invoice_id=invoice_id,
+        description=description,
+        created_at=clock.now(),
+    )
+    session.add(entry)
+    return entry
+
+
+def invoice_prefix(merchant_settings: dict[str, object]) -> str:
+    prefix = merchant_settings.get("invoice_prefix")
+    return prefix if isinstance(prefix, str) and prefix else "INV"
+
+
+async def finalize_invoice(
+    session: AsyncSession, merchant_id: str, invoice_id: str, *, prefix: str = "INV"
+) -> Invoice:
+    """draft → open: totals with the customer balance applied, a gap-free number, the balance ledger entry;
+    an invoice with nothing to pay is paid at once."""
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    finalized_status = states.transition(invoice.id, invoice.status, "finalize")
+    customer = await get_customer(session, merchant_id, invoice.customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    lines = await invoice_lines(session, invoice.id)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], None, [], customer.balance, currency=invoice.currency
+    )
+    for line, line_totals in zip(lines, totals.lines, strict=True):
+        line.discount_amount = line_totals.discount_amount
+        line.tax_amount = line_totals.inclusive_tax + line_totals.exclusive_tax
+    now = clock.now()
+    invoice.number = await next_invoice_number(session, merchant_id, prefix)
+    invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
+        totals.subtotal,
+        totals.discount,
+        totals.tax,
+        totals.total,
+    )
+    invoice.starting_balance = totals.starting_balance
+    invoice.balance_applied = totals.balance_applied
+    invoice.ending_balance = totals.ending_balance
+    invoice.amount_due = invoice.amount_remaining = totals.amount_due
+    invoice.amount_paid = 0
+    invoice.finalized_at = now
+    if invoice.collection_method == "send_invoice":
+        invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
+    if totals.balance_applied:
+        await record_balance_change(
+            session,
+            customer,
+            totals.balance_applied,
+            kind="applied_to_invoice",
+            clock=clock,
+            invoice_id=invoice.id,
+            currency=invoice.currency,
+        )
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="customer.updated",
+            obj=render_customer(customer),
+            clock=clock,
+            previous_attributes={"balance": totals.starting_balance},
+        )
+    check_invariants(invoice)
+    # Figures and lines are written while the invoice is still a draft; the status change comes last, after
+    # which the database refuses any change to them (the guard triggers).
+    await session.flush()
+    invoice.status = finalized_status
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="invoice.finalized",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+    if invoice.amount_due == 0:
+        await _mark_paid(session, invoice, clock, action="settle")
+    return invoice
+
+
+def check_invariants(invoice: Invoice) -> None:
+    """SPEC §5, checked on every finalization and payment (the database checks them again)."""
+    problems = []
+    if invoice.subtotal - invoice.discount + invoice.tax != invoice.total:
+        problems.append("subtotal - discount + tax != total")
+    if invoice.amount_due != max(0, invoice.total + invoice.starting_balance):
+        problems.append("amount_due != total - starting balance applied")
+    if invoice.amount_paid + invoice.amount_remaining != invoice.amount_due:
+        problems.append("amount_paid + amount_remaining != amount_due")
+    if problems:
+        raise ApiError(
+            f"Invoice {invoice.id} failed its invariants ({'; '.join(problems)}); nothing was saved."
+        )
+
+
+async def _mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, action: str) -> None:
+    invoice.status = states.transition(invoice.id, invoice.status, action)
+    invoice.amount_paid = invoice.amount_due
+    invoice.amount_remaining = 0
+    invoice.paid_at = clock.now()
+    invoice.next_payment_attempt = None
+    check_invariants(invoice)
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=invoice.merchant_id,
+        event_type="invoice.paid",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+
+
+async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
+    """Record that the customer paid outside the engine (bank transfer, cash): open or uncollectible → paid."""
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    invoice.paid_out_of_band = True
+    await _mark_paid(session, invoice, clock, action="pay")
+    return invoice
+
+
+async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    invoice.status = states.transition(invoice.id, invoice.status, "void")
+    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    invoice.voided_at = clock.now()
+    invoice.next_payment_attempt = None
+    if invoice.balance_applied:
+        # The balance this invoice consumed (or added) goes back to the customer.
+        customer = await get_customer(session, merchant_id, invoice.customer_id, for_update=True)
+        await record_balance_change(
+            session,
+            customer,
+            -invoice.balance_applied,
+            kind="invoice_voided",
+            clock=clock,
+            invoice_id=invoice.id,
+            currency=invoice.currency,
+        )
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="invoice.voided",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+    return invoice
+
+
+async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    invoice.status = states.transition(invoice.id, invoice.status, "mark_uncollectible")
+    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    invoice.marked_uncollectible_at = clock.now()
+    invoice.next_payment_attempt = None
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="invoice.marked_uncollectible",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+    return invoice
+
+
+async def delete_draft(session: AsyncSession, merchant_id: str, invoice_id: str) -> str:
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    if invoice.status != states.DRAFT:
+        raise Conflict(
+            f"Invoice {invoice.id} is {invoice.status}: only drafts can be deleted; void an open "
+            "invoice instead.",
+            code="invoice_not_draft",
+        )
+    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    rendered = await render(session, invoice)
+    await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
+    await session.delete(invoice)
+    await session.flush()
+    record_event(session, merchant_id=merchant_id, event_type="invoice.deleted", obj=rendered, clock=clock)
+    return invoice.id
+
+
+async def list_invoices(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    customer: str | None = None,
+    subscription: str | None = None,
+    status: str | None = None,
+) -> Page[Invoice]:
+    stmt = select(Invoice).where(Invoice.merchant_id == merchant_id)
+    if customer is not None:
+        stmt = stmt.where(Invoice.customer_id == customer)
+    if subscription is not None:
+        stmt = stmt.where(Invoice.subscription_id == subscription)
+    if status is not None:
+        if status not in states.STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
+        stmt = stmt.where(Invoice.status == status)
+    return await paginate(
+        session,
+        stmt,
+        Invoice,
+        merchant_id=merchant_id,
+        id_prefix="in",
+        limit=limit,
+        starting_after=starting_after,
+    )
