@@ -83,7 +83,7 @@ async def _tasks(database_url: str, redis_url: str, count: int, runners: int) ->
                     session, merchant_id=merchant.id, kind=kind, due_at=due, clock=SYSTEM_CLOCK
                 )
         started = time.perf_counter()
-        done = await asyncio.gather(*[run_due_tasks(services.sessions, limit=count) for _ in range(runners)])
+        done = await asyncio.gather(*[run_due_tasks(services, limit=count) for _ in range(runners)])
         elapsed = time.perf_counter() - started
         assert sum(done) == count, (done, count)
         return count / elapsed

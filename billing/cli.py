@@ -75,6 +75,35 @@ def cmd_merchants_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.vault.rotation import rotate_with_settings
+
+    report = asyncio.run(rotate_with_settings(settings, batch_size=args.batch_size))
+    print(json.dumps(report.__dict__))
+    if report.remaining:
+        print(
+            "some rows were locked by other transactions; run `billing vault rotate` again", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def cmd_vault_generate_key(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.vault.keys import generate_key_line
+
+    print(generate_key_line(args.key_id))
+    return 0
+
+
+def cmd_sandbox_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.gateways.sandbox import run_standalone
+
+    if settings.is_production:
+        raise ConfigError("the sandbox gateway is not available when BILLING_ENV=production.")
+    run_standalone(args.host, args.port)
+    return 0
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from billing.runtime.up import run_up
 
@@ -110,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     create = merchant_commands.add_parser("create", help="create a merchant; prints id and keys as JSON")
     create.add_argument("name")
     create.set_defaults(handler=cmd_merchants_create)
+
+    vault = commands.add_parser("vault", help="manage the card vault's keys")
+    vault_commands = vault.add_subparsers(dest="vault_command", required=True)
+    rotate = vault_commands.add_parser(
+        "rotate",
+        help="re-wrap every card's data key under the first key of BILLING_VAULT_KEYS (online, in batches)",
+    )
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.set_defaults(handler=cmd_vault_rotate)
+    generate = vault_commands.add_parser(
+        "generate-key", help="print a new key-encryption key as '<id>:<base64>' for BILLING_VAULT_KEYS"
+    )
+    generate.add_argument("--key-id", default=None)
+    generate.set_defaults(handler=cmd_vault_generate_key)
+
+    sandbox = commands.add_parser(
+        "sandbox-gateway", help="run the sandbox card processor over HTTP (not in production)"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=9100)
+    sandbox.set_defaults(handler=cmd_sandbox_gateway)
     return parser
 
 

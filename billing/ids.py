@@ -23,17 +23,21 @@ PREFIXES = frozenset(
         "pay",
         "re",
         "cn",
+        "cnli",
         "cpn",
         "txr",
         "evt",
         "we",
         "wd",
+        "wda",
         "clk",
         "ps",
         "task",
         "ue",
         "usr",
         "cbt",
+        "ii",
+        "vlt",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

@@ -1,4 +1,4 @@
-"""Process logging: plain lines on stderr, level from BILLING_LOG_LEVEL."""
+"""Process logging: plain lines on stderr, level from BILLING_LOG_LEVEL, card numbers masked in every record."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 
 
 def configure_logging() -> None:
+    from billing.vault.redact import install_pan_redaction
+
+    # The safety net of the card vault: any Luhn-valid 13-19 digit run is masked before a handler sees it.
+    install_pan_redaction()
     level = os.environ.get("BILLING_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("arq.worker", "arq.jobs"):

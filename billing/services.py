@@ -3,13 +3,21 @@ handed to the API, the worker and the tests alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker
+from billing.gateways.registry import GatewayPool
+from billing.vault.cvc import CvcHolder
+from billing.vault.keys import load_keyring
+from billing.vault.service import Vault
+
+# pool_size + max_overflow (10 + 10) must cover the requests in flight plus 2 connections per charge.
+COLLECTIONS_PER_PROCESS = 4
 
 
 @dataclass
@@ -18,12 +26,26 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    # The card vault (its key ring is loaded here, so a production process without BILLING_VAULT_KEYS refuses
+    # to start), the HTTP clients of the payment gateways, and the CVC holder.
+    vault: Vault = field(init=False)
+    gateways: GatewayPool = field(init=False)
+    cvc: CvcHolder = field(init=False)
+    # Charges run from requests at once in one process; each holds two pooled connections while in flight.
+    collection_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vault = Vault(load_keyring(self.settings), self.sessions)
+        self.gateways = GatewayPool(production=self.settings.is_production)
+        self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
+        self.collection_slots = asyncio.Semaphore(COLLECTIONS_PER_PROCESS)
 
     @property
     def queue_name(self) -> str:
         return f"{self.settings.redis_prefix}:queue"
 
     async def close(self) -> None:
+        await self.gateways.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
 

@@ -23,8 +23,15 @@ from billing.db.engine import asyncpg_url, transaction
 from billing.db.migrate import upgrade
 from billing.merchants.service import NewMerchant, create_merchant
 from billing.services import Services, open_services
+from billing.vault.keys import generate_key_line
+from billing.vault.redact import install_pan_redaction
 
 RUN_ID = secrets.token_hex(4)
+# Test logs get the same card-number masking as every process (billing.logs.configure_logging).
+install_pan_redaction()
+# One vault key for the whole run, inherited by the processes tests start: every process sharing a database
+# must hold the keys that wrap its card data keys.
+os.environ.setdefault("BILLING_VAULT_KEYS", generate_key_line("test"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ def settings(database_url: str, servers: Servers, tmp_path_factory: pytest.TempP
         data_dir=tmp_path_factory.mktemp("data"),
         env="test",
         redis_prefix=f"billing-test-{RUN_ID}",
+        vault_keys=os.environ["BILLING_VAULT_KEYS"],
     )
 
 

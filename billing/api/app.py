@@ -15,12 +15,20 @@ from billing.api.errors import EXCEPTION_HANDLERS
 from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
+from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.config import Settings
+from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.events.routes import EventsController
+from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
+from billing.payment_methods.routes import PaymentMethodsController, TokensController
+from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.services import Services, open_services
+from billing.settings.routes import SettingsController
+from billing.subscriptions.routes import SubscriptionsController
 from billing.test_clocks.routes import TestClocksController
+from billing.webhook_endpoints.routes import EventRedeliveryController, WebhookEndpointsController
 
 
 def _version() -> str:
@@ -33,11 +41,28 @@ def _version() -> str:
 def create_litestar(services: Services) -> Litestar:
     v1 = Router(
         path="/v1",
-        route_handlers=[CustomersController, EventsController, InvoicesController, TestClocksController],
+        route_handlers=[
+            CustomersController,
+            CustomerBalanceTransactionsController,
+            CreditNotesController,
+            EventsController,
+            InvoicesController,
+            SubscriptionsController,
+            TestClocksController,
+            WebhookEndpointsController,
+            EventRedeliveryController,
+            *CATALOG_CONTROLLERS,
+            PaymentMethodsController,
+            TokensController,
+            PaymentsController,
+            RefundsController,
+            GatewaysController,
+            SettingsController,
+        ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
     )
     return Litestar(
-        route_handlers=[health, make_ready_handler(services), v1],
+        route_handlers=[health, make_ready_handler(services), make_hosted_invoice_router(services), v1],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(_version()),
         request_max_body_size=max(services.settings.max_body_bytes, 1024),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from litestar import Request
@@ -22,6 +23,10 @@ class RequestContext:
     # Run after the transaction commits, e.g. enqueueing a job that must see the committed rows. If Redis is
     # down at that moment nothing is lost: the sweeper finds the work in PostgreSQL.
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # `async with ctx.committed():` commits what the handler did so far and runs the block outside the
+    # request's transaction (see ApiMiddleware): only for use cases that must record their intent before an
+    # external call, such as charging a card.
+    committed: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
 
 def provide_context(request: Request) -> RequestContext:  # type: ignore[type-arg]

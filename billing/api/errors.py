@@ -36,34 +36,37 @@ def _validation_error(exc: ValidationException) -> BillingError:
     raw = str(first.get("message") or exc.detail or "the request could not be read")
     source = first.get("source")
     key = str(first.get("key") or "")
-    nested = ""
+    # Where the problem is: msgspec's "- at `$.a.b`" suffix, else Litestar's key ("data" is the body itself).
+    location = ""
     if " - at `$" in raw:
         raw, _, at = raw.partition(" - at `$")
-        nested = at.rstrip("`").lstrip(".")
-    if "unknown field `" in raw:
-        field = raw.split("unknown field `", 1)[1].split("`", 1)[0]
-        unknown = ".".join(p for p in (nested, field) if p)
-        return InvalidRequest(
-            f"Received unknown parameter: {unknown}. Remove it, or check its spelling against "
-            "/schema/openapi.json.",
-            code="parameter_unknown",
-            param=unknown,
-        )
-    if source == "body" and key in ("", "data") and not nested:
+        location = at.rstrip("`").lstrip(".")
+    elif key and key != "data":
+        location = key.replace("[...]", "")
+    for pattern, code, template in (
+        (
+            "unknown field `",
+            "parameter_unknown",
+            "Received unknown parameter: {param}. Remove it, or check its spelling against /schema/openapi.json.",
+        ),
+        ("missing required field `", "parameter_missing", "Missing required parameter: {param}."),
+    ):
+        if pattern in raw:
+            field = raw.split(pattern, 1)[1].split("`", 1)[0]
+            param = ".".join(p for p in (location, field) if p)
+            return InvalidRequest(template.format(param=param), code=code, param=param)
+    if source == "body" and not location:
         return InvalidRequest(
             f"The request body is not what this route takes ({raw.replace('`', '')}). Send a "
             "JSON object as documented in /schema/openapi.json.",
             code="body_invalid",
         )
-    param: str | None = nested or key.replace("[...]", "") or None
     if "matching regex" in raw:
         raw = "it does not have the expected format"
-    if "Object missing required field `" in raw:
-        field = raw.split("required field `", 1)[1].split("`", 1)[0]
-        param = ".".join(p for p in (nested, field) if p)
-        return InvalidRequest(f"Missing required parameter: {param}.", code="parameter_missing", param=param)
     where = f" (in the {source})" if source in ("query", "path", "header", "cookie") else ""
-    return InvalidRequest(f"Invalid value for '{param}'{where}: {raw.replace('`', '')}.", param=param)
+    return InvalidRequest(
+        f"Invalid value for '{location}'{where}: {raw.replace('`', '')}.", param=location or None
+    )
 
 
 def _msgspec_detail_error(detail: str) -> BillingError:

@@ -9,6 +9,7 @@ than racing. Only responses below 500 are stored, so a request that failed on ou
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,8 +62,11 @@ def validate_key(key: str) -> str:
     return key
 
 
-def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
-    digest = hashlib.sha256()
+def request_fingerprint(method: str, path: str, query: bytes, body: bytes, key: bytes | None = None) -> str:
+    """A digest of the request, to tell a replay from a different request under the same key. Keyed (HMAC) by
+    the API: bodies can hold card numbers and CVCs, and a plain hash of a card number is brute-forced in hours
+    (PCI DSS 3.5.1.1 requires keyed hashes)."""
+    digest = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
     for part in (method.encode(), path.encode(), query, body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -143,11 +147,28 @@ async def claim(
             f"(first used for {record.method} {record.path}). Use a new Idempotency-Key for a different request.",
             param="Idempotency-Key",
         )
-    assert record.status == "completed" and record.response_status is not None
+    if record.status != "completed" or record.response_status is None:
+        # Committed while in progress (a request that checkpointed, then was interrupted or is between steps).
+        raise IdempotencyError(
+            "A request with this Idempotency-Key is still being processed, or was interrupted after it charged "
+            "or recorded something. Retrieve the objects it created (e.g. list the customer's subscriptions "
+            "or payments) before retrying with a new key.",
+            code="idempotency_key_in_use",
+            param="Idempotency-Key",
+        )
     return StoredResponse(
         status=record.response_status,
         content_type=record.response_content_type or "",
         body=record.response_body or b"",
+    )
+
+
+async def relock(session: AsyncSession, *, merchant_id: str, key: str) -> None:
+    """Take the key row's lock again in a new transaction of the same request (after a checkpoint)."""
+    await session.execute(
+        select(IdempotencyRecord.key)
+        .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+        .with_for_update()
     )
 
 

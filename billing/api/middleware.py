@@ -9,11 +9,13 @@ idempotent replay; a 5xx rolls everything back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from billing.api import idempotency
 from billing.api.context import SCOPE_KEY, RequestContext
@@ -109,6 +111,36 @@ def _json_headers(
     ]
 
 
+class _UnitOfWork:
+    """The request's transaction, and the savepoint the handler works in (rolled back on a 4xx)."""
+
+    def __init__(self, session: AsyncSession, transaction: AsyncSessionTransaction) -> None:
+        self.session = session
+        self.transaction = transaction
+        self.work: AsyncSessionTransaction | None = None
+        self.idempotency: tuple[str, str] | None = None
+
+    @asynccontextmanager
+    async def committed(self) -> AsyncIterator[None]:
+        """Commit the work so far, run the block outside any transaction of this request (its connection goes
+        back to the pool), then go on in a new transaction. For use cases that must record their intent
+        before calling the outside world (a charge): a crash inside the block leaves that record for the
+        janitors. The Idempotency-Key row commits as in progress and is locked again afterwards, so a
+        duplicate arriving meanwhile is told the first request is still being processed."""
+        if self.work is not None and self.work.is_active:
+            await self.work.commit()
+        await self.transaction.commit()
+        try:
+            yield
+        finally:
+            self.transaction = await self.session.begin()
+            if self.idempotency is not None:
+                await idempotency.relock(
+                    self.session, merchant_id=self.idempotency[0], key=self.idempotency[1]
+                )
+            self.work = await self.session.begin_nested()
+
+
 class ApiMiddleware:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -149,7 +181,7 @@ class ApiMiddleware:
             idempotency.validate_key(idempotency_key)
 
         async with self.services.sessions() as session:
-            transaction = await session.begin()
+            unit = _UnitOfWork(session, await session.begin())
             try:
                 principal = await authenticate(session, raw_key)
                 if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
@@ -166,12 +198,16 @@ class ApiMiddleware:
                         method=method,
                         path=path,
                         fingerprint=idempotency.request_fingerprint(
-                            method, path, scope.get("query_string", b""), body
+                            method,
+                            path,
+                            scope.get("query_string", b""),
+                            body,
+                            key=await self.services.vault.request_fingerprint_key(),
                         ),
                         now=utc_now(),
                     )
                     if stored is not None:
-                        await transaction.rollback()
+                        await unit.transaction.rollback()
                         return (
                             stored.status,
                             stored.body,
@@ -183,28 +219,30 @@ class ApiMiddleware:
                             ],
                         )
                     claimed_key = idempotency_key
+                    unit.idempotency = (principal.merchant_id, idempotency_key)
 
-                work = await session.begin_nested()
+                unit.work = await session.begin_nested()
                 context = RequestContext(
                     session=session,
                     merchant_id=principal.merchant_id,
                     key_kind=principal.key_kind,
                     services=self.services,
+                    committed=unit.committed,
                 )
                 scope[SCOPE_KEY] = context
                 response = _CapturedResponse()
                 await self.app(scope, _replay(body), response.send)
                 if response.status >= 500:
-                    await transaction.rollback()
+                    await unit.transaction.rollback()
                     return (
                         response.status,
                         bytes(response.body),
                         _with_request_id(response.headers, request_id),
                     )
                 if response.status >= 400:
-                    await work.rollback()
-                elif work.is_active:
-                    await work.commit()
+                    await unit.work.rollback()
+                elif unit.work.is_active:
+                    await unit.work.commit()
                 if claimed_key is not None:
                     await idempotency.complete(
                         session,
@@ -214,12 +252,12 @@ class ApiMiddleware:
                             response.status, response.content_type, bytes(response.body)
                         ),
                     )
-                await transaction.commit()
+                await unit.transaction.commit()
             except BillingError:
-                await transaction.rollback()
+                await unit.transaction.rollback()
                 raise
             except Exception:
-                await transaction.rollback()
+                await unit.transaction.rollback()
                 log.exception("request %s %s failed before a response was committed", method, path)
                 raise ApiError(
                     "Something went wrong on our side and nothing was applied. Retry the request, with "

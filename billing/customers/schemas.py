@@ -79,6 +79,17 @@ class CustomerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timezone: TimezoneName | UnsetType = UNSET
     locale: Locale | UnsetType = UNSET
     external_id: ExternalId | UnsetType | None = UNSET
+    default_payment_method: (
+        Annotated[
+            str,
+            Meta(
+                max_length=64,
+                description="A payment method (pm_...) attached to this customer; null clears it.",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
     metadata: Metadata | UnsetType = UNSET
 
 

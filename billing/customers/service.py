@@ -14,7 +14,7 @@ from billing.customers import schemas
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, not_found
+from billing.errors import Conflict, InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
 from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
@@ -160,6 +160,10 @@ async def update_customer(
         changes["external_id"] = params.external_id
     if params.metadata is not msgspec.UNSET:
         changes["metadata_"] = merge_metadata(customer.metadata_, params.metadata)
+    if params.default_payment_method is not msgspec.UNSET:
+        if params.default_payment_method is not None:
+            await _check_attached(session, customer, params.default_payment_method)
+        changes["default_payment_method"] = params.default_payment_method
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.updated_at = clock.now()
@@ -177,6 +181,27 @@ async def update_customer(
             previous_attributes=previous,
         )
     return customer
+
+
+async def _check_attached(session: AsyncSession, customer: Customer, payment_method_id: str) -> None:
+    """A default payment method must be a live payment method of this very customer."""
+    from billing.payment_methods.models import PaymentMethod
+
+    attached = await session.scalar(
+        select(PaymentMethod.id).where(
+            PaymentMethod.id == payment_method_id,
+            PaymentMethod.merchant_id == customer.merchant_id,
+            PaymentMethod.customer_id == customer.id,
+            PaymentMethod.detached_at.is_(None),
+        )
+    )
+    if attached is None:
+        raise InvalidRequest(
+            f"{payment_method_id[:64]!r} is not a payment method attached to customer {customer.id}. Attach it "
+            "first with POST /v1/payment_methods.",
+            code="payment_method_not_attached",
+            param="default_payment_method",
+        )
 
 
 async def delete_customer_row(session: AsyncSession, customer: Customer, clock: Clock) -> DeletedCustomer:

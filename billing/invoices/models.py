@@ -14,7 +14,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.db.base import Base, id_column, seq_column
@@ -33,9 +35,24 @@ class Invoice(Base):
         CheckConstraint(
             "amount_due >= 0 AND amount_paid >= 0 AND amount_remaining >= 0", name="non_negative"
         ),
+        # Credit notes (billing.credit_notes): what a pre-payment credit note took off the amount due counts as
+        # settled (inside amount_paid), and all credit notes together never exceed the total.
+        CheckConstraint(
+            "pre_payment_credit_notes_amount >= 0 AND post_payment_credit_notes_amount >= 0 "
+            "AND pre_payment_credit_notes_amount <= amount_paid "
+            "AND pre_payment_credit_notes_amount + post_payment_credit_notes_amount <= GREATEST(total, 0)",
+            name="credit_notes_bounded",
+        ),
         UniqueConstraint("merchant_id", "number", name="uq_invoices_merchant_number"),
         Index("ix_invoices_merchant_seq", "merchant_id", "seq"),
         Index("ix_invoices_customer", "merchant_id", "customer_id", "seq"),
+        Index(
+            "uq_invoices_subscription_period",
+            "subscription_id",
+            "subscription_period_index",
+            unique=True,
+            postgresql_where=text("subscription_period_index IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = id_column()
@@ -62,9 +79,27 @@ class Invoice(Base):
     amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_remaining: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Sums of the issued credit notes (billing.credit_notes), by kind; not guarded by the finalized-invoice
+    # trigger, like the rest of the payment state.
+    pre_payment_credit_notes_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    post_payment_credit_notes_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     next_payment_attempt: Mapped[datetime | None]
     paid_out_of_band: Mapped[bool] = mapped_column(default=False)
+    # Why the invoice exists: manual, subscription_create, subscription_cycle, subscription_update,
+    # subscription_cancel.
+    billing_reason: Mapped[str] = mapped_column(String(32), default="manual", server_default="manual")
+    # For cycle invoices, the subscription period they bill: unique per subscription (one invoice a period).
+    subscription_period_index: Mapped[int | None] = mapped_column(Integer)
+    # The coupon whose discount applies to this invoice, and the tax rates on every line (applied at
+    # finalization by plans.totals).
+    coupon_id: Mapped[str | None] = mapped_column(String(40))
+    tax_rate_ids: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    # Why the latest collection attempt took no money: {code, message, payment, attempt}, for people.
+    last_payment_error: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # The secret of the hosted invoice link (/i/<token>), set at finalization; drafts have none. Found by an
+    # exact lookup on this unique index (billing.invoices.hosted).
+    hosted_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     finalized_at: Mapped[datetime | None]

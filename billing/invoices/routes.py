@@ -1,19 +1,36 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import DeletedObject, page
-from billing.invoices import service
+from billing.invoices import collection, service, states
+from billing.invoices.documents import load_invoice_document
+from billing.invoices.hosted_routes import pdf_response, render_pdf_off_loop
+from billing.invoices.models import Invoice as InvoiceModel
 from billing.invoices.schemas import Invoice, InvoiceCreate, InvoiceList, InvoicePay, LineCreate
 from billing.merchants.models import Merchant
+from billing.payments.service import payment_error
+from billing.scheduler.runner import run_task_now
+from billing.test_clocks.service import clock_for
 
 InvoiceId = Annotated[str, PathParameter(description="An invoice id, in_...", max_length=64)]
+
+
+async def collect_at_once(ctx: RequestContext, invoice_id: str) -> InvoiceModel:
+    """Commit, then run the invoice's pending collection task now, so the answer carries its outcome."""
+    task_id = await collection.pending_collection(ctx.session, invoice_id)
+    if task_id is not None and ctx.committed is not None:
+        # Bounded per process: a charge in flight holds two pooled connections (the task's and the payment's).
+        async with ctx.committed(), ctx.services.collection_slots:
+            await run_task_now(ctx.services, task_id)
+        ctx.session.expire_all()
+    return await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id)
 
 
 async def _prefix(ctx: RequestContext) -> str:
@@ -64,6 +81,28 @@ class InvoicesController(Controller):
             ctx.session, await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id)
         )
 
+    @get(
+        "/{invoice_id:str}/pdf",
+        media_type="application/pdf",
+        responses=ERROR_RESPONSES,
+        summary="The invoice as a PDF (drafts too, marked DRAFT)",
+        response_description=(
+            'The PDF, with Content-Disposition: inline; filename="<number, or the id of a draft>.pdf".'
+        ),
+    )
+    async def pdf(
+        self,
+        ctx: NamedDependency[RequestContext],
+        invoice_id: InvoiceId,
+        locale: Annotated[
+            Literal["en", "zh-CN"] | None,
+            QueryParameter(description="en or zh-CN; by default the customer's locale."),
+        ] = None,
+    ) -> Response[bytes]:
+        invoice = await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id)
+        doc = await load_invoice_document(ctx.session, invoice, locale=locale)
+        return pdf_response(doc, await render_pdf_off_loop(doc))
+
     @post(
         "/{invoice_id:str}/lines",
         status_code=200,
@@ -92,21 +131,30 @@ class InvoicesController(Controller):
         "/{invoice_id:str}/pay",
         status_code=200,
         responses=ERROR_RESPONSES,
-        summary="Pay an open invoice (paid_out_of_band: recorded as paid outside the engine)",
+        summary="Pay an open invoice now: charge a payment method, or record a payment made out of band",
     )
     async def pay(
         self, ctx: NamedDependency[RequestContext], invoice_id: InvoiceId, data: JSONBody[InvoicePay]
     ) -> Invoice:
-        if not data.paid_out_of_band:
-            from billing.errors import Conflict
-
-            raise Conflict(
-                "Charging a payment method from this route arrives with payments; pass "
-                "paid_out_of_band=true to record a payment made outside the engine.",
-                code="payment_collection_unavailable",
-                param="paid_out_of_band",
+        if data.paid_out_of_band:
+            invoice = await service.pay_invoice_out_of_band(ctx.session, ctx.merchant_id, invoice_id)
+            return await service.render(ctx.session, invoice)
+        invoice = await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id, for_update=True)
+        states.transition(invoice.id, invoice.status, "pay")
+        if await collection.pending_collection(ctx.session, invoice.id) is None:
+            clock = await clock_for(
+                ctx.session, ctx.merchant_id, await service.customer_clock_id(ctx.session, invoice)
             )
-        invoice = await service.pay_invoice_out_of_band(ctx.session, ctx.merchant_id, invoice_id)
+            # Paying on request charges whatever the collection method: the customer asked to pay now.
+            await collection.request_collection(
+                ctx.session, invoice, clock, payment_method=data.payment_method, on_request=True
+            )
+        invoice = await collect_at_once(ctx, invoice.id)
+        if invoice.status != states.PAID:
+            payment = await collection.latest_payment(ctx.session, invoice.id)
+            error = payment_error(payment) if payment is not None else None
+            if error is not None:
+                raise error
         return await service.render(ctx.session, invoice)
 
     @post(

@@ -61,13 +61,33 @@ class Invoice(msgspec.Struct, kw_only=True):
     amount_due: int
     amount_paid: int
     amount_remaining: int
+    pre_payment_credit_notes_amount: Annotated[
+        int,
+        Meta(
+            description="What credit notes issued while the invoice was open took off the amount due; counted in "
+            "amount_paid (settled by credit, not by money)."
+        ),
+    ] = 0
+    post_payment_credit_notes_amount: Annotated[
+        int,
+        Meta(description="What credit notes issued after payment gave back (refund, balance, out of band)."),
+    ] = 0
     attempt_count: int
     next_payment_attempt: datetime | None
     paid_out_of_band: bool
+    billing_reason: str
+    last_payment_error: dict[str, Any] | None
     finalized_at: datetime | None
     paid_at: datetime | None
     voided_at: datetime | None
     marked_uncollectible_at: datetime | None
+    hosted_invoice_url: Annotated[
+        str | None,
+        Meta(
+            description="The invoice page for the customer (no key needed; the link is the secret). Null on drafts."
+        ),
+    ]
+    invoice_pdf: Annotated[str | None, Meta(description="The invoice as a PDF, by the same secret link.")]
     metadata: dict[str, str]
 
 
@@ -101,4 +121,7 @@ class InvoiceCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class InvoicePay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Charge `payment_method` (default: the customer's), or record a payment made outside the engine."""
+
     paid_out_of_band: bool = False
+    payment_method: Annotated[str, Meta(max_length=64)] | None = None

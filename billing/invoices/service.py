@@ -3,23 +3,29 @@ band, void, mark uncollectible. Each runs in the caller's transaction and writes
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.catalog.coupons import get_coupon, pure_coupon
+from billing.catalog.tax_rates import get_tax_rate, pure_tax_rate
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
 from billing.db.pagination import Page, paginate
 from billing.errors import ApiError, Conflict, InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
-from billing.invoices import schemas, states
+from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for
+from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
 from plans.totals import compute_invoice_totals
 from webhooks.outbox import record_event
@@ -53,13 +59,19 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         amount_due=invoice.amount_due,
         amount_paid=invoice.amount_paid,
         amount_remaining=invoice.amount_remaining,
+        pre_payment_credit_notes_amount=invoice.pre_payment_credit_notes_amount or 0,
+        post_payment_credit_notes_amount=invoice.post_payment_credit_notes_amount or 0,
         attempt_count=invoice.attempt_count,
         next_payment_attempt=invoice.next_payment_attempt,
         paid_out_of_band=invoice.paid_out_of_band,
+        billing_reason=invoice.billing_reason,
+        last_payment_error=invoice.last_payment_error,
         finalized_at=invoice.finalized_at,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
         marked_uncollectible_at=invoice.marked_uncollectible_at,
+        hosted_invoice_url=hosted.hosted_invoice_url(invoice.hosted_token),
+        invoice_pdf=hosted.hosted_invoice_pdf_url(invoice.hosted_token),
         metadata=invoice.metadata_,
     )
 
@@ -154,10 +166,16 @@ def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, De
     return round_minor(unit * quantity), quantity, unit
 
 
-async def _recompute_draft(session: AsyncSession, invoice: Invoice) -> None:
+async def _recompute_draft(
+    session: AsyncSession, invoice: Invoice, lines: list[InvoiceLine] | None = None
+) -> None:
     """A draft shows its totals before the customer balance, which is applied only at finalization."""
-    lines = await invoice_lines(session, invoice.id)
-    totals = compute_invoice_totals([line.amount for line in lines], None, [], 0, currency=invoice.currency)
+    if lines is None:
+        lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
+    )
     invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
         totals.subtotal,
         totals.discount,
@@ -268,7 +286,7 @@ async def add_line(
             "Create a new invoice, or a credit note to reduce this one.",
             code="invoice_not_draft",
         )
-    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
     _add_line(session, invoice, line, 0, clock)
     await session.flush()
     await _recompute_draft(session, invoice)
@@ -276,22 +294,18 @@ async def add_line(
     return invoice
 
 
-async def _customer_clock_id(session: AsyncSession, invoice: Invoice) -> str | None:
+async def customer_clock_id(session: AsyncSession, invoice: Invoice) -> str | None:
     return await session.scalar(select(Customer.test_clock_id).where(Customer.id == invoice.customer_id))
 
 
 async def next_invoice_number(session: AsyncSession, merchant_id: str, prefix: str) -> str:
     """The merchant's next number, taken under the sequence row's lock (gap-free: a rollback returns it)."""
-    await session.execute(
-        insert(InvoiceNumberSequence)
-        .values(merchant_id=merchant_id, next_number=1)
-        .on_conflict_do_nothing(index_elements=["merchant_id"])
-    )
+    stmt = insert(InvoiceNumberSequence).values(merchant_id=merchant_id, next_number=2)
     number = await session.scalar(
-        update(InvoiceNumberSequence)
-        .where(InvoiceNumberSequence.merchant_id == merchant_id)
-        .values(next_number=InvoiceNumberSequence.next_number + 1)
-        .returning(InvoiceNumberSequence.next_number - 1)
+        stmt.on_conflict_do_update(
+            index_elements=["merchant_id"],
+            set_={"next_number": InvoiceNumberSequence.next_number + 1},
+        ).returning(InvoiceNumberSequence.next_number - 1)
     )
     assert number is not None
     return f"{prefix}-{number:0{NUMBER_WIDTH}d}"
@@ -327,6 +341,11 @@ async def record_balance_change(
     return entry
 
 
+async def merchant_invoice_prefix(session: AsyncSession, merchant_id: str) -> str:
+    settings = await session.scalar(select(Merchant.settings).where(Merchant.id == merchant_id))
+    return invoice_prefix(settings or {})
+
+
 def invoice_prefix(merchant_settings: dict[str, object]) -> str:
     prefix = merchant_settings.get("invoice_prefix")
     return prefix if isinstance(prefix, str) and prefix else "INV"
@@ -342,8 +361,9 @@ async def finalize_invoice(
     customer = await get_customer(session, merchant_id, invoice.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await _discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
-        [line.amount for line in lines], None, [], customer.balance, currency=invoice.currency
+        [line.amount for line in lines], coupon, tax_rates, customer.balance, currency=invoice.currency
     )
     for line, line_totals in zip(lines, totals.lines, strict=True):
         line.discount_amount = line_totals.discount_amount
@@ -362,6 +382,7 @@ async def finalize_invoice(
     invoice.amount_due = invoice.amount_remaining = totals.amount_due
     invoice.amount_paid = 0
     invoice.finalized_at = now
+    invoice.hosted_token = hosted.new_hosted_token()
     if invoice.collection_method == "send_invoice":
         invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
     if totals.balance_applied:
@@ -392,11 +413,124 @@ async def finalize_invoice(
         session,
         merchant_id=merchant_id,
         event_type="invoice.finalized",
-        obj=await render(session, invoice),
+        obj=render_invoice(invoice, lines),
         clock=clock,
     )
     if invoice.amount_due == 0:
-        await _mark_paid(session, invoice, clock, action="settle")
+        await mark_paid(session, invoice, clock, action="settle")
+    return invoice
+
+
+async def _discount_and_taxes(
+    session: AsyncSession, invoice: Invoice
+) -> tuple[discounts.Coupon | None, list[taxes.TaxRate]]:
+    coupon = None
+    if invoice.coupon_id is not None:
+        row = await get_coupon(session, invoice.merchant_id, invoice.coupon_id)
+        coupon = pure_coupon(row)
+    rates = [
+        pure_tax_rate(await get_tax_rate(session, invoice.merchant_id, rate_id))
+        for rate_id in invoice.tax_rate_ids
+    ]
+    return coupon, rates
+
+
+@dataclass(frozen=True)
+class NewLine:
+    """A line a feature puts on an invoice (a subscription fee, usage, a proration)."""
+
+    type: str
+    description: str
+    amount: int
+    quantity: Decimal = Decimal(1)
+    unit_amount_decimal: Decimal | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def create_draft(
+    session: AsyncSession,
+    *,
+    customer: Customer,
+    clock: Clock,
+    currency: str,
+    collection_method: str,
+    days_until_due: int | None,
+    lines: list[NewLine],
+    billing_reason: str,
+    subscription_id: str | None = None,
+    subscription_period_index: int | None = None,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    coupon_id: str | None = None,
+    tax_rate_ids: list[str] | None = None,
+    description: str | None = None,
+) -> Invoice:
+    """A draft invoice with the given lines, its `invoice.created` event staged (features then finalize it)."""
+    now = clock.now()
+    invoice = Invoice(
+        id=new_id("in"),
+        merchant_id=customer.merchant_id,
+        customer_id=customer.id,
+        status=states.DRAFT,
+        currency=currency,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        description=description,
+        metadata_={},
+        created_at=now,
+        subtotal=0,
+        discount=0,
+        tax=0,
+        total=0,
+        starting_balance=0,
+        balance_applied=0,
+        amount_due=0,
+        amount_paid=0,
+        amount_remaining=0,
+        attempt_count=0,
+        paid_out_of_band=False,
+        billing_reason=billing_reason,
+        subscription_id=subscription_id,
+        subscription_period_index=subscription_period_index,
+        period_start=period_start,
+        period_end=period_end,
+        coupon_id=coupon_id,
+        tax_rate_ids=list(tax_rate_ids or []),
+    )
+    session.add(invoice)
+    await session.flush()
+    rows = [
+        InvoiceLine(
+            id=new_id("il"),
+            merchant_id=customer.merchant_id,
+            invoice_id=invoice.id,
+            type=line.type,
+            description=line.description,
+            quantity=line.quantity,
+            unit_amount_decimal=line.unit_amount_decimal,
+            amount=line.amount,
+            discount_amount=0,
+            tax_amount=0,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            details=line.details,
+            metadata_={},
+            created_at=now,
+        )
+        for line in lines
+    ]
+    session.add_all(rows)
+    await _recompute_draft(session, invoice, rows)
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=customer.merchant_id,
+        event_type="invoice.created",
+        obj=render_invoice(invoice, rows),
+        clock=clock,
+    )
     return invoice
 
 
@@ -415,9 +549,10 @@ def check_invariants(invoice: Invoice) -> None:
         )
 
 
-async def _mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, action: str) -> None:
+async def mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, action: str = "pay") -> None:
+    """open/uncollectible → paid: what remains is paid now (by a payment, out of band, or nothing was due)."""
     invoice.status = states.transition(invoice.id, invoice.status, action)
-    invoice.amount_paid = invoice.amount_due
+    invoice.amount_paid += invoice.amount_remaining
     invoice.amount_remaining = 0
     invoice.paid_at = clock.now()
     invoice.next_payment_attempt = None
@@ -430,21 +565,22 @@ async def _mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, a
         obj=await render(session, invoice),
         clock=clock,
     )
+    await hooks.invoice_paid(session, invoice, clock)
 
 
 async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     """Record that the customer paid outside the engine (bank transfer, cash): open or uncollectible → paid."""
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
-    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
     invoice.paid_out_of_band = True
-    await _mark_paid(session, invoice, clock, action="pay")
+    await mark_paid(session, invoice, clock, action="pay")
     return invoice
 
 
 async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
     invoice.status = states.transition(invoice.id, invoice.status, "void")
-    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
     invoice.voided_at = clock.now()
     invoice.next_payment_attempt = None
     if invoice.balance_applied:
@@ -473,7 +609,7 @@ async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str)
 async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
     invoice.status = states.transition(invoice.id, invoice.status, "mark_uncollectible")
-    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
     invoice.marked_uncollectible_at = clock.now()
     invoice.next_payment_attempt = None
     await session.flush()
@@ -495,7 +631,7 @@ async def delete_draft(session: AsyncSession, merchant_id: str, invoice_id: str)
             "invoice instead.",
             code="invoice_not_draft",
         )
-    clock = await clock_for(session, merchant_id, await _customer_clock_id(session, invoice))
+    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
     rendered = await render(session, invoice)
     await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
     await session.delete(invoice)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.merchants.service import NewMerchant, create_merchant
+from billing.settings.service import default_merchant_settings
 
 
 async def create_merchant_from_cli(settings: Settings, name: str) -> NewMerchant:
@@ -13,6 +14,9 @@ async def create_merchant_from_cli(settings: Settings, name: str) -> NewMerchant
     engine = make_engine(settings.database_url, null_pool=True)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
-            return await create_merchant(session, name)
+            # Outside production a new merchant starts with the in-process sandbox gateway (SPEC §2).
+            return await create_merchant(
+                session, name, settings=default_merchant_settings(production=settings.is_production)
+            )
     finally:
         await engine.dispose()

@@ -25,6 +25,7 @@ from billing.config import ConfigError, Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.db.migrate import upgrade
 from billing.merchants.service import NewMerchant, create_merchant
+from billing.settings.service import default_merchant_settings
 
 DEMO_FILE = "demo-merchant.json"
 READY_TIMEOUT = 60.0
@@ -68,7 +69,9 @@ async def _demo_merchant(database_url: str, data_dir: Path) -> NewMerchant:
                 if await session.scalar(select(Merchant.id).where(Merchant.id == saved["id"])):
                     return NewMerchant(**saved)
         async with transaction(sessions) as session:
-            merchant = await create_merchant(session, "Demo merchant")
+            merchant = await create_merchant(
+                session, "Demo merchant", settings=default_merchant_settings(production=False)
+            )
         path.write_text(json.dumps(merchant.__dict__, indent=2))
         path.chmod(0o600)
         return merchant

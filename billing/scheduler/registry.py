@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.scheduler.models import ScheduledTask
+
+if TYPE_CHECKING:
+    from billing.services import Services
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,8 @@ class TaskContext:
     task: ScheduledTask
     # Real time, or the test clock's time set to the task's due instant.
     clock: Clock
+    # The process's services, for handlers that reach beyond the database (gateways, the vault, Redis).
+    services: Services
 
 
 TaskHandler = Callable[[TaskContext], Awaitable[None]]

@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
 from billing.db.engine import transaction
 from billing.ids import new_id
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext, TaskRegistry
+from billing.services import Services
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.service import render_test_clock
 from webhooks.outbox import record_event
@@ -65,11 +66,15 @@ async def schedule_task(
     return inserted
 
 
-async def _execute(session: AsyncSession, task: ScheduledTask, clock: Clock, registry: TaskRegistry) -> bool:
+async def _execute(
+    session: AsyncSession, task: ScheduledTask, clock: Clock, registry: TaskRegistry, services: Services
+) -> bool:
     """Run one claimed task inside the caller's transaction; True when it succeeded."""
     savepoint = await session.begin_nested()
     try:
-        await registry.handler(task.kind)(TaskContext(session=session, task=task, clock=clock))
+        await registry.handler(task.kind)(
+            TaskContext(session=session, task=task, clock=clock, services=services)
+        )
         await savepoint.commit()
     except Exception as exc:
         await savepoint.rollback()
@@ -87,13 +92,11 @@ async def _execute(session: AsyncSession, task: ScheduledTask, clock: Clock, reg
     return True
 
 
-async def run_due_tasks(
-    sessions: async_sessionmaker[AsyncSession], *, limit: int = 100, registry: TaskRegistry = TASKS
-) -> int:
+async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskRegistry = TASKS) -> int:
     """Run up to `limit` real-time tasks that are due now, each in its own transaction; returns how many ran."""
     ran = 0
     while ran < limit:
-        async with transaction(sessions) as session:
+        async with transaction(services.sessions) as session:
             now = utc_now()
             task = await session.scalar(
                 select(ScheduledTask)
@@ -109,25 +112,46 @@ async def run_due_tasks(
             )
             if task is None:
                 break
-            await _execute(session, task, SYSTEM_CLOCK, registry)
+            await _execute(session, task, SYSTEM_CLOCK, registry, services)
             ran += 1
     return ran
 
 
+async def run_task_now(services: Services, task_id: str, *, registry: TaskRegistry = TASKS) -> bool:
+    """Run one task at once, whatever its due time, exactly as a worker would; False if it was already run.
+
+    For requests that must answer with a task's outcome (charging the first invoice of a subscription). If a
+    worker holds the task, this waits for it (a blocking row lock, not SKIP LOCKED) and then finds it done."""
+    async with transaction(services.sessions) as session:
+        task = await session.scalar(
+            select(ScheduledTask).where(ScheduledTask.id == task_id).with_for_update()
+        )
+        if task is None or task.status != "pending":
+            return False
+        clock: Clock = SYSTEM_CLOCK
+        if task.test_clock_id is not None:
+            frozen = await session.scalar(
+                select(TestClock.frozen_time).where(TestClock.id == task.test_clock_id)
+            )
+            clock = FrozenClock(frozen or task.due_at, task.test_clock_id)
+        await _execute(session, task, clock, registry, services)
+        return True
+
+
 async def advance_test_clock(
-    sessions: async_sessionmaker[AsyncSession], test_clock_id: str, *, registry: TaskRegistry = TASKS
+    services: Services, test_clock_id: str, *, registry: TaskRegistry = TASKS
 ) -> str:
     """Run every task of an advancing test clock due up to its target, in due order, moving the clock's time to
     each task's due instant before running it; then set the clock ready at its target. Returns the final status.
 
     Only one worker advances a clock at a time (a session advisory lock); the others return at once."""
-    async with sessions() as lock_session:
+    async with services.sessions() as lock_session:
         locked = await lock_session.scalar(select(func.pg_try_advisory_lock(func.hashtext(test_clock_id))))
         if not locked:
             return "busy"
         try:
             while True:
-                outcome = await _advance_one_step(sessions, test_clock_id, registry)
+                outcome = await _advance_one_step(services, test_clock_id, registry)
                 if outcome != "stepped":
                     return outcome
         finally:
@@ -135,10 +159,8 @@ async def advance_test_clock(
             await lock_session.commit()
 
 
-async def _advance_one_step(
-    sessions: async_sessionmaker[AsyncSession], test_clock_id: str, registry: TaskRegistry
-) -> str:
-    async with transaction(sessions) as session:
+async def _advance_one_step(services: Services, test_clock_id: str, registry: TaskRegistry) -> str:
+    async with transaction(services.sessions) as session:
         clock = await session.scalar(select(TestClock).where(TestClock.id == test_clock_id).with_for_update())
         if (
             clock is None
@@ -173,7 +195,9 @@ async def _advance_one_step(
             return "ready"
         clock.frozen_time = max(clock.frozen_time, task.due_at)
         await session.flush()
-        succeeded = await _execute(session, task, FrozenClock(clock.frozen_time, clock.id), registry)
+        succeeded = await _execute(
+            session, task, FrozenClock(clock.frozen_time, clock.id), registry, services
+        )
         if not succeeded:
             # A test clock must not skip or reorder work: stop, and say which task failed.
             task.status = "failed"

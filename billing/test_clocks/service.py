@@ -80,7 +80,12 @@ def _aware(value: datetime, param: str) -> datetime:
         raise InvalidRequest(
             f"{param} must carry a time zone offset, e.g. 2027-01-31T00:00:00Z.", param=param
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(
+            f"{param} is out of range: use a date between the years 1 and 9999.", param=param
+        ) from None
 
 
 async def create_test_clock(session: AsyncSession, merchant_id: str, params: TestClockCreate) -> TestClock:

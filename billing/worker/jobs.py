@@ -14,6 +14,7 @@ from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.scheduler import runner
 from billing.services import Services
+from webhooks import delivery as webhook_delivery
 
 log = logging.getLogger("billing.worker")
 
@@ -45,12 +46,58 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 
 async def advance_test_clock_job(ctx: dict[str, Any], test_clock_id: str) -> str:
-    return await runner.advance_test_clock(_services(ctx).sessions, test_clock_id)
+    return await runner.advance_test_clock(_services(ctx), test_clock_id)
 
 
 async def tick(ctx: dict[str, Any]) -> int:
     """Run the real-time tasks that are due (renewals, retries...)."""
-    return await runner.run_due_tasks(_services(ctx).sessions)
+    return await runner.run_due_tasks(_services(ctx))
+
+
+async def payments_janitor(ctx: dict[str, Any]) -> dict[str, int]:
+    """Settle payments and refunds whose outcome is unknown by asking their gateways (never charging again);
+    destroy the card numbers of expired unused tokens."""
+    from billing.payments.janitor import run_janitor
+
+    report = await run_janitor(_services(ctx))
+    return dict(report.__dict__)
+
+
+def _webhook_dispatcher(ctx: dict[str, Any]) -> webhook_delivery.Dispatcher:
+    """This worker process's webhook dispatcher (one per process: it bounds the requests in flight)."""
+    dispatcher = ctx.get("webhook_dispatcher")
+    if dispatcher is None:
+        services = _services(ctx)
+        policy = webhook_delivery.DeliveryPolicy(production=services.settings.is_production)
+        dispatcher = ctx["webhook_dispatcher"] = webhook_delivery.Dispatcher(services.sessions, policy)
+    assert isinstance(dispatcher, webhook_delivery.Dispatcher)
+    return dispatcher
+
+
+async def deliver_webhooks(ctx: dict[str, Any]) -> int:
+    """Send the webhook deliveries that are due (every second, on a NOTIFY from a committed event, and when the
+    sweeper finds overdue ones); returns the attempts made."""
+    return await _webhook_dispatcher(ctx).drain()
+
+
+async def start_webhook_listener(ctx: dict[str, Any]) -> None:
+    """Wake this worker's dispatcher as soon as a transaction commits new deliveries (PostgreSQL NOTIFY)."""
+    services = _services(ctx)
+    assert services.settings.database_url is not None
+    listener = webhook_delivery.NotificationListener(
+        services.settings.database_url, _webhook_dispatcher(ctx).kick
+    )
+    listener.start()
+    ctx["webhook_listener"] = listener
+
+
+async def stop_webhooks(ctx: dict[str, Any]) -> None:
+    listener = ctx.pop("webhook_listener", None)
+    if listener is not None:
+        await listener.stop()
+    dispatcher = ctx.pop("webhook_dispatcher", None)
+    if dispatcher is not None:
+        await dispatcher.close()
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -59,8 +106,18 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     async with transaction(services.sessions) as session:
         stale = await runner.stale_advancing_clocks(session, ADVANCE_GRACE)
         purged = await idempotency.purge_expired(session, utc_now())
+        webhooks = await webhook_delivery.sweep(session, utc_now())
     for clock_id, requested_at in stale:
         await enqueue_advance(services.redis, services.queue_name, clock_id, requested_at)
     if stale:
         log.info("sweeper re-enqueued %d advancing test clocks", len(stale))
-    return {"clocks_reenqueued": len(stale), "idempotency_keys_purged": purged}
+    if webhooks.overdue:
+        # Deliveries due for a while and not taken: kick a drain through the queue (any worker takes it).
+        await services.redis.enqueue_job("deliver_webhooks", _queue_name=services.queue_name)
+    return {
+        "clocks_reenqueued": len(stale),
+        "idempotency_keys_purged": purged,
+        "webhook_deliveries_canceled": webhooks.canceled,
+        "webhook_secrets_expired": webhooks.secrets_expired,
+        "webhook_drains_enqueued": int(webhooks.overdue),
+    }

@@ -9,15 +9,21 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+import billing.tasks  # noqa: F401  registers every scheduled-task handler
 from billing.config import Settings
 from billing.services import Services, open_services
 from billing.worker import jobs
 
-FUNCTIONS = [jobs.advance_test_clock_job]
+FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks]
 CRON_JOBS = [
     # Every second: due work is looked up in PostgreSQL, so a tick that runs twice or not at all loses nothing.
     cron(jobs.tick, second=set(range(60)), unique=True, timeout=300, keep_result=0, run_at_startup=True),
     cron(jobs.sweep, second={0, 15, 30, 45}, unique=True, timeout=120, keep_result=0, run_at_startup=True),
+    # Every 10 s: payments and refunds left pending by a timeout or a crash are settled from their gateways.
+    cron(jobs.payments_janitor, second={5, 15, 25, 35, 45, 55}, unique=True, timeout=600, keep_result=0),
+    # Every second: webhook deliveries due (first attempts and retries) are read from PostgreSQL; a NOTIFY from
+    # the committing transaction wakes the dispatcher sooner (jobs.start_webhook_listener).
+    cron(jobs.deliver_webhooks, second=set(range(60)), unique=True, timeout=120, keep_result=0),
 ]
 
 
@@ -26,6 +32,11 @@ def build_worker(
 ) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
+        if with_cron:
+            await jobs.start_webhook_listener(ctx)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await jobs.stop_webhooks(ctx)
 
     return Worker(
         functions=FUNCTIONS,
@@ -33,6 +44,7 @@ def build_worker(
         redis_pool=services.redis,
         queue_name=services.queue_name,
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
         burst=burst,
         poll_delay=0.2 if not burst else 0,
         max_jobs=max_jobs,

@@ -194,3 +194,24 @@ async def test_nul_characters_are_refused_in_any_field(
     response = await api.request(method, path, **kwargs)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "nul_character"
+
+
+async def test_a_missing_required_field_is_named(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/plans", json={"code": "x", "name": "X"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("parameter_missing", "currency")
+
+
+async def test_an_unknown_nested_field_is_named_with_its_path(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/v1/plans",
+        json={
+            "code": "x",
+            "name": "X",
+            "currency": "USD",
+            "charges": [{"meter": "m", "model": "per_unit", "bogus": 1}],
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "charges[0].bogus"

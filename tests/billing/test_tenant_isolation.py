@@ -43,6 +43,30 @@ async def _a_draft_invoice(api: httpx.AsyncClient) -> str:
     )
 
 
+async def _a_subscription(api: httpx.AsyncClient) -> str:
+    customer = await _create(api, "/v1/customers", {"currency": "USD"})
+    plan = await _create(
+        api, "/v1/plans", {"code": f"t{customer[-8:]}", "name": "T", "currency": "USD", "amount": 9}
+    )
+    return await _create(
+        api,
+        "/v1/subscriptions",
+        {"customer": customer, "plan": plan, "collection_method": "send_invoice", "days_until_due": 3},
+    )
+
+
+async def _a_payment_method(api: httpx.AsyncClient) -> str:
+    customer = await _create(api, "/v1/customers", {"name": "card holder"})
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040}
+    return await _create(api, "/v1/payment_methods", {"customer": customer, "card": card})
+
+
+async def _a_credit_note(api: httpx.AsyncClient) -> str:
+    invoice = await _a_draft_invoice(api)
+    assert (await api.post(f"/v1/invoices/{invoice}/finalize")).status_code == 200
+    return await _create(api, "/v1/credit_notes", {"invoice": invoice, "amount": 1})
+
+
 RESOURCES = [
     Resource(
         "customer",
@@ -62,18 +86,98 @@ RESOURCES = [
             Route("DELETE", "/v1/test_clocks/{id}"),
         ),
     ),
-    Resource("event", _an_event, (Route("GET", "/v1/events/{id}"),)),
+    Resource(
+        "event",
+        _an_event,
+        (Route("GET", "/v1/events/{id}"), Route("POST", "/v1/events/{id}/redeliver")),
+    ),
+    Resource(
+        "webhook_endpoint",
+        lambda api: _create(
+            api, "/v1/webhook_endpoints", {"url": "https://example.com/hook", "enabled_events": ["*"]}
+        ),
+        (
+            Route("GET", "/v1/webhook_endpoints/{id}"),
+            Route("PATCH", "/v1/webhook_endpoints/{id}", {"url": "https://attacker.example/hook"}),
+            Route("POST", "/v1/webhook_endpoints/{id}/rotate_secret"),
+            Route("GET", "/v1/webhook_endpoints/{id}/deliveries"),
+            Route("DELETE", "/v1/webhook_endpoints/{id}"),
+        ),
+    ),
+    *(
+        Resource(
+            name,
+            lambda api, path=path, body=body: _create(api, path, body),
+            (
+                Route("GET", path + "/{id}"),
+                Route("PATCH", path + "/{id}", {"metadata": {"stolen": "yes"}}),
+                Route("POST", path + "/{id}/archive"),
+                Route("POST", path + "/{id}/unarchive"),
+                *extra,
+            ),
+        )
+        for name, path, body, extra in (
+            ("meter", "/v1/meters", {"code": "calls", "name": "Calls", "aggregation": "count"}, ()),
+            (
+                "plan",
+                "/v1/plans",
+                {"code": "pro", "name": "Pro", "currency": "USD", "amount": 1000},
+                (
+                    Route("GET", "/v1/plans/{id}/price_preview"),
+                    Route("POST", "/v1/plans/{id}/price_preview", {"quantity": 2}),
+                ),
+            ),
+            ("coupon", "/v1/coupons", {"percent_off": 10}, ()),
+            ("tax_rate", "/v1/tax_rates", {"display_name": "VAT", "percentage": "20"}, ()),
+        )
+    ),
     Resource(
         "invoice",
         lambda api: _a_draft_invoice(api),
         (
             Route("GET", "/v1/invoices/{id}"),
+            Route("GET", "/v1/invoices/{id}/pdf"),
             Route("POST", "/v1/invoices/{id}/lines", {"description": "x", "amount": 1}),
             Route("POST", "/v1/invoices/{id}/finalize"),
             Route("POST", "/v1/invoices/{id}/pay", {"paid_out_of_band": True}),
             Route("POST", "/v1/invoices/{id}/void"),
             Route("POST", "/v1/invoices/{id}/mark_uncollectible"),
             Route("DELETE", "/v1/invoices/{id}"),
+        ),
+    ),
+    Resource(
+        "subscription",
+        lambda api: _a_subscription(api),
+        (
+            Route("GET", "/v1/subscriptions/{id}"),
+            Route("PATCH", "/v1/subscriptions/{id}", {"metadata": {"stolen": "yes"}}),
+            Route("POST", "/v1/subscriptions/{id}/cancel", {}),
+            Route("POST", "/v1/subscriptions/{id}/change", {"quantity": 2}),
+            Route("POST", "/v1/subscriptions/{id}/pause"),
+            Route("POST", "/v1/subscriptions/{id}/resume"),
+            Route("GET", "/v1/subscriptions/{id}/upcoming_invoice"),
+        ),
+    ),
+    Resource(
+        "payment_method",
+        _a_payment_method,
+        (
+            Route("GET", "/v1/payment_methods/{id}"),
+            Route("PATCH", "/v1/payment_methods/{id}", {"metadata": {"stolen": "yes"}}),
+            Route("POST", "/v1/payment_methods/{id}/detach"),
+        ),
+    ),
+    Resource(
+        "credit_note",
+        _a_credit_note,
+        (Route("GET", "/v1/credit_notes/{id}"), Route("POST", "/v1/credit_notes/{id}/void")),
+    ),
+    Resource(
+        "customer_balance",
+        lambda api: _create(api, "/v1/customers", {"name": "A's balance", "currency": "USD"}),
+        (
+            Route("GET", "/v1/customers/{id}/balance_transactions"),
+            Route("POST", "/v1/customers/{id}/balance_transactions", {"amount": -100, "currency": "USD"}),
         ),
     ),
 ]
@@ -100,7 +204,7 @@ async def test_lists_show_only_the_callers_objects(
     api: httpx.AsyncClient, other_api: httpx.AsyncClient
 ) -> None:
     mine = await _create(api, "/v1/customers", {"name": "mine"})
-    for path in ("/v1/customers", "/v1/events", "/v1/test_clocks", "/v1/invoices"):
+    for path in ("/v1/customers", "/v1/events", "/v1/test_clocks", "/v1/invoices", "/v1/webhook_endpoints"):
         body = (await other_api.get(path, params={"limit": 100})).json()
         assert all(mine not in str(item) for item in body["data"]), path
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 import pytest
@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from plans.errors import CatalogError
-from plans.money import round_minor
+from plans.money import EXACT_CONTEXT, round_minor
 from plans.pricing import (
     Charge,
     PricedTier,
@@ -344,11 +344,14 @@ def test_graduated_price_is_monotone_in_quantity(
 @given(tier_lists(), quantities)
 def test_graduated_breakdown_adds_up(tiers: tuple[Tier, ...], quantity: int | Decimal) -> None:
     result = price_quantity(graduated(*tiers), quantity)
-    assert sum((row.quantity for row in result.tiers), Decimal(0)) == result.billable_quantity
-    assert sum((row.subtotal for row in result.tiers), Decimal(0)) == result.exact_amount
+    # Checked in the same exact context the pricing uses: the default 28 digits would round the sums.
+    with localcontext(EXACT_CONTEXT):
+        assert sum((row.quantity for row in result.tiers), Decimal(0)) == result.billable_quantity
+        assert sum((row.subtotal for row in result.tiers), Decimal(0)) == result.exact_amount
+        for row in result.tiers:
+            assert row.subtotal == row.quantity * row.unit_amount + row.flat_amount
     assert result.amount == round_minor(result.exact_amount)
     for row in result.tiers:
-        assert row.subtotal == row.quantity * row.unit_amount + row.flat_amount
         assert row.quantity > 0
         assert row.to_units is None or row.quantity <= row.to_units - row.from_units
 
@@ -386,7 +389,8 @@ def test_package_price_is_a_step_function_of_whole_packages(
     billable = max(Decimal(quantity) - free_units, Decimal(0))
     packages = -(-Fraction(billable) // package_size)
     assert result.packages == packages
-    assert result.exact_amount == packages * charge.unit_price
+    with localcontext(EXACT_CONTEXT):
+        assert result.exact_amount == packages * charge.unit_price
     # Constant on each step ((k-1)·size, k·size]: the top of the step costs the same, one unit more costs
     # more.
     assume(packages > 0)
@@ -405,4 +409,5 @@ def test_free_units_are_the_same_as_pricing_fewer_units(
     without = Charge(PricingModel.PER_UNIT, **price)  # type: ignore[arg-type]
     billable = max(Decimal(quantity) - free_units, Decimal(0))
     assert price_quantity(with_free, quantity).amount == price_quantity(without, billable).amount
-    assert price_quantity(without, billable).exact_amount == billable * without.unit_price
+    with localcontext(EXACT_CONTEXT):
+        assert price_quantity(without, billable).exact_amount == billable * without.unit_price

@@ -1,0 +1,110 @@
+"""What every catalog resource shares: its clock, codes, canonical decimals, archiving, and event diffs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import SYSTEM_CLOCK, Clock
+from billing.errors import Conflict, InvalidRequest
+
+#: Catalog objects are merchant-level, not a customer's: they live in real time even when a test-clock
+#: customer subscribes to them.
+CATALOG_CLOCK: Clock = SYSTEM_CLOCK
+
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+class Archivable(Protocol):
+    archived_at: datetime | None
+    updated_at: datetime
+
+
+def validate_code(code: str, *, param: str = "code") -> str:
+    """A code is a key that appears in URLs and usage events: letters, digits and `_ - . :` only."""
+    if not _CODE.fullmatch(code):
+        raise InvalidRequest(
+            f"{param} may contain only letters, digits, '_', '-', '.' and ':' (1 to 100 characters), e.g. "
+            f"'api_calls' or 'pro-monthly'; got {code[:120]!r}.",
+            param=param,
+        )
+    return code
+
+
+def code_taken(kind: str, code: str, existing_id: str | None, *, archived: bool = False) -> Conflict:
+    """The 409 for a duplicate code, naming the object that holds it."""
+    owner = f" ({existing_id}{', archived' if archived else ''})" if existing_id else ""
+    advice = (
+        f"Unarchive that {kind} and update it, or choose another code."
+        if archived
+        else f"Retrieve or update that {kind} instead, or choose another code."
+    )
+    return Conflict(
+        f"A {kind} with code {code!r} already exists{owner}. {advice}",
+        code="resource_already_exists",
+        param="code",
+    )
+
+
+async def flush_unique(session: AsyncSession, index_name: str, on_conflict: Callable[[], Exception]) -> None:
+    """Flush, turning a lost race on a unique index into the same error as the pre-check."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if index_name in str(exc.orig):
+            raise on_conflict() from None
+        raise
+
+
+def decimal_text(value: Decimal) -> str:
+    """The canonical text of an exact decimal: no exponent, no trailing zeros ('0.5', '1000', '0')."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """`value` without trailing zeros ('20.00' -> 20, '12.50' -> 12.5) and without an exponent, so that the
+    pure validators count its real decimal places; values too large for any field are returned unchanged
+    (the validators refuse them)."""
+    if not value.is_finite() or abs(value) >= 10**15:
+        return value
+    return Decimal(decimal_text(value))
+
+
+def whole(value: Decimal) -> int | None:
+    """`value` as an int when it is a whole number (the API's integer twin of a *_decimal field), else None."""
+    return int(value) if value == value.to_integral_value() else None
+
+
+def previous_attributes(before: dict[str, Any], after: Any) -> dict[str, Any]:
+    """The fields of `before` (builtins of the API object) whose value differs in `after` (the new object)."""
+    after_builtins = msgspec.to_builtins(after)
+    return {key: value for key, value in before.items() if after_builtins.get(key) != value}
+
+
+def set_archived(row: Archivable, archived: bool, now: datetime) -> bool:
+    """Archive or unarchive `row`; return whether anything changed (doing it twice is not an error)."""
+    if (row.archived_at is not None) == archived:
+        return False
+    row.archived_at = now if archived else None
+    row.updated_at = now
+    return True
+
+
+def in_use_conflict(
+    kind: str, object_id: str, fields: list[str], advice: str, *, used_by: str = "subscriptions"
+) -> Conflict:
+    """The 409 for a pricing change of an object already in use; `param` is the first field that differs."""
+    return Conflict(
+        f"{kind.capitalize()} {object_id} is used by {used_by}, so its pricing cannot change "
+        f"({', '.join(fields)}); {advice}",
+        code=f"{kind.replace(' ', '_')}_in_use",
+        param=fields[0],
+    )

@@ -1,0 +1,153 @@
+"""Gateway types (the adapters that exist) and the process's pool of HTTP clients to reach them.
+
+A new payment method type plugs in by registering a `GatewayType`: how to validate a connection's settings and
+how to build its adapter. Routing, the janitor and the stats never name a concrete gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from billing.errors import InvalidRequest
+from billing.gateways.base import (
+    ChargeOutcome,
+    ChargeRequest,
+    ConnectionConfig,
+    Gateway,
+    RefundOutcome,
+    RefundRequest,
+    RetrieveOutcome,
+    RetrieveRefundOutcome,
+    TechnicalError,
+)
+from billing.gateways.sandbox import SandboxApp, in_process_sandbox
+from billing.gateways.sandbox_client import SandboxGateway
+
+IN_PROCESS_BASE_URL = "http://sandbox.in-process"
+
+
+@dataclass(frozen=True)
+class GatewayType:
+    name: str
+    description: str
+    build: Callable[[ConnectionConfig, GatewayPool], Gateway]
+    # Raises InvalidRequest (with `param`) when a connection of this type cannot be used in this environment.
+    validate: Callable[[ConnectionConfig, bool, str], None]
+
+
+class GatewayPool:
+    """One per process: an httpx client per base URL (connection reuse), and the adapters built on them."""
+
+    def __init__(self, *, production: bool = False, in_process_app: SandboxApp | None = None) -> None:
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._in_process_app = in_process_app
+        self.production = production
+
+    @property
+    def in_process_app(self) -> SandboxApp:
+        if self._in_process_app is None:
+            self._in_process_app = in_process_sandbox()
+        return self._in_process_app
+
+    def client(self, base_url: str | None) -> httpx.AsyncClient:
+        key = base_url or IN_PROCESS_BASE_URL
+        client = self._clients.get(key)
+        if client is None:
+            if base_url is None:
+                client = httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=self.in_process_app),
+                    base_url=IN_PROCESS_BASE_URL,
+                )
+            else:
+                client = httpx.AsyncClient(
+                    base_url=base_url, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                )
+            self._clients[key] = client
+        return client
+
+    def gateway(self, connection: ConnectionConfig) -> Gateway:
+        """The adapter of `connection`. A connection this environment does not allow (settings are validated when
+        written, but a row can be altered behind the API's back) gets an adapter that sends nothing: card numbers
+        never go to a sandbox URL in production."""
+        try:
+            kind = gateway_type(connection.type)
+            kind.validate(connection, self.production, "gateways")
+        except (LookupError, InvalidRequest) as exc:
+            return RefusedGateway(connection, str(exc))
+        return kind.build(connection, self)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+class RefusedGateway:
+    """Answers every call with a TechnicalError, without sending anything anywhere."""
+
+    def __init__(self, connection: ConnectionConfig, reason: str) -> None:
+        self.connection = connection
+        self._refusal = TechnicalError("gateway_refused", reason)
+
+    async def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        return self._refusal
+
+    async def retrieve(self, idempotency_key: str) -> RetrieveOutcome:
+        return self._refusal
+
+    async def refund(self, request: RefundRequest) -> RefundOutcome:
+        return self._refusal
+
+    async def retrieve_refund(self, idempotency_key: str) -> RetrieveRefundOutcome:
+        return self._refusal
+
+
+def _validate_sandbox(connection: ConnectionConfig, production: bool, param: str) -> None:
+    if production:
+        raise InvalidRequest(
+            "The sandbox gateway is not available when BILLING_ENV=production. Configure a real gateway.",
+            code="sandbox_disabled",
+            param=f"{param}.type",
+        )
+    if connection.url is not None:
+        parts = urlsplit(connection.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidRequest(
+                "url must be an http(s) URL of a sandbox gateway, e.g. http://127.0.0.1:9100, or null for the "
+                "in-process sandbox.",
+                param=f"{param}.url",
+            )
+
+
+def _build_sandbox(connection: ConnectionConfig, pool: GatewayPool) -> Gateway:
+    return SandboxGateway(connection, pool.client(connection.url), in_process=connection.url is None)
+
+
+GATEWAY_TYPES: dict[str, GatewayType] = {}
+
+
+def register_gateway_type(gateway: GatewayType) -> None:
+    if gateway.name in GATEWAY_TYPES and GATEWAY_TYPES[gateway.name] is not gateway:
+        raise ValueError(f"gateway type {gateway.name!r} is already registered")
+    GATEWAY_TYPES[gateway.name] = gateway
+
+
+def gateway_type(name: str) -> GatewayType:
+    try:
+        return GATEWAY_TYPES[name]
+    except KeyError:
+        raise LookupError(f"no gateway type {name!r} is registered") from None
+
+
+register_gateway_type(
+    GatewayType(
+        name="sandbox",
+        description="The built-in sandbox card processor (test cards decide outcomes); not in production.",
+        build=_build_sandbox,
+        validate=_validate_sandbox,
+    )
+)

@@ -1,0 +1,332 @@
+"""The sandbox gateway (SPEC §6): a small card processor over HTTP, for development and tests.
+
+It runs standalone (`billing sandbox-gateway --port P`, uvicorn) or in-process (the same ASGI app behind
+`httpx.ASGITransport`). Its state lives in its own memory, like a processor's lives in its own database.
+
+Behaviour a billing engine must survive, on purpose:
+- the test card number decides each charge (TEST_CARDS); any other valid number succeeds;
+- an idempotency key per charge and per refund: the same key never charges (or refunds) twice, it answers the
+  first result. A charge is recorded the moment it arrives, before any delay, as a real processor commits
+  before it answers; only technical errors (processing_error, down) are not recorded, so a retry re-runs them;
+- `POST /admin/mode {"mode": "normal"|"slow"|"down", "delay_ms": N}`: slow delays every answer, down answers
+  503 to everything but /admin, so timeouts and failover can be tested for real;
+- 4000 0027 6000 3184 is charged, then the answer never comes (it waits `hang_ms`, 30 s by default): the caller
+  times out and must ask `GET /charges/{key}`, which answers succeeded.
+
+Card numbers are used to decide the outcome and dropped: the sandbox keeps only brand and last four digits.
+
+Routes: POST /charges, GET /charges/{key}, POST /refunds, GET /refunds/{key}, POST /admin/mode,
+GET /admin/state, POST /admin/reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgspec
+
+from billing.ids import random_token
+from billing.vault.cards import detect_brand, luhn_valid
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HANG_CARD = "4000002760003184"
+PROCESSING_ERROR_CARD = "4000000000000119"
+TEST_CARDS: dict[str, str | None] = {
+    "4242424242424242": None,
+    "5555555555554444": None,
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000009979": "stolen_card",
+    "4000000000000119": "processing_error",
+    "4000000000000341": "card_declined",
+    HANG_CARD: None,
+}
+MODES = ("normal", "slow", "down")
+
+
+@dataclass
+class SandboxCharge:
+    id: str
+    idempotency_key: str
+    amount: int
+    currency: str
+    status: str  # succeeded | declined
+    decline_code: str | None
+    brand: str
+    last4: str
+    cvc_provided: bool
+    amount_refunded: int = 0
+    created: float = field(default_factory=time.time)
+    object: str = "charge"
+
+
+@dataclass
+class SandboxRefund:
+    id: str
+    idempotency_key: str
+    charge: str
+    amount: int
+    status: str  # succeeded | failed
+    failure_code: str | None
+    created: float = field(default_factory=time.time)
+    object: str = "refund"
+
+
+@dataclass
+class SandboxState:
+    mode: str = "normal"
+    delay_ms: int = 0
+    hang_ms: int = 30_000
+    charges: dict[str, SandboxCharge] = field(default_factory=dict)
+    refunds: dict[str, SandboxRefund] = field(default_factory=dict)
+    charge_requests: int = 0
+
+    def reset(self) -> None:
+        self.mode, self.delay_ms, self.hang_ms = "normal", 0, 30_000
+        self.charges.clear()
+        self.refunds.clear()
+        self.charge_requests = 0
+
+
+class _CardBody(msgspec.Struct, forbid_unknown_fields=True):
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str | None = None
+
+
+class _ChargeBody(msgspec.Struct, forbid_unknown_fields=True):
+    idempotency_key: str
+    amount: int
+    currency: str
+    card: _CardBody
+    description: str | None = None
+    metadata: dict[str, str] = {}
+
+
+class _RefundBody(msgspec.Struct, forbid_unknown_fields=True):
+    idempotency_key: str
+    charge: str
+    amount: int
+    reason: str | None = None
+
+
+class _ModeBody(msgspec.Struct, forbid_unknown_fields=True):
+    mode: str
+    delay_ms: int | None = None
+    hang_ms: int | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class SandboxApp:
+    """The ASGI application; one instance is one processor with its own memory."""
+
+    def __init__(self, state: SandboxState | None = None) -> None:
+        self.state = state or SandboxState()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = await _read(receive)
+        status, payload = await self.handle(scope["method"], scope["path"], body)
+        data = _encoder.encode(payload)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        state = self.state
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["admin"]:
+            return self._admin(method, parts[1:], body)
+        if state.mode == "down":
+            return 503, {"error": {"code": "gateway_unavailable", "message": "The sandbox gateway is down."}}
+        try:
+            if method == "POST" and parts == ["charges"]:
+                return await self._charge(msgspec.json.decode(body, type=_ChargeBody))
+            if method == "POST" and parts == ["refunds"]:
+                return await self._delayed(self._refund(msgspec.json.decode(body, type=_RefundBody)))
+            if method == "GET" and len(parts) == 2 and parts[0] == "charges":
+                charge = state.charges.get(parts[1])
+                found = (200, asdict(charge)) if charge else (404, _error("no_such_charge"))
+                return await self._delayed(found)
+            if method == "GET" and len(parts) == 2 and parts[0] == "refunds":
+                refund = state.refunds.get(parts[1])
+                found = (200, asdict(refund)) if refund else (404, _error("no_such_refund"))
+                return await self._delayed(found)
+        except msgspec.ValidationError as exc:
+            return 400, _error("invalid_request", str(exc))
+        except msgspec.DecodeError:
+            return 400, _error("invalid_request", "The body is not JSON.")
+        return 404, _error("no_such_route")
+
+    async def _delayed(self, answer: tuple[int, Any]) -> tuple[int, Any]:
+        if self.state.mode == "slow" and self.state.delay_ms:
+            await asyncio.sleep(self.state.delay_ms / 1000)
+        return answer
+
+    async def _charge(self, body: _ChargeBody) -> tuple[int, Any]:
+        state = self.state
+        state.charge_requests += 1
+        number = body.card.number
+        hang = number == HANG_CARD
+        existing = state.charges.get(body.idempotency_key)
+        if existing is not None:
+            if existing.amount != body.amount or existing.currency != body.currency.upper():
+                return 409, _error(
+                    "idempotency_key_reused", "This idempotency key was used for a charge of another amount."
+                )
+            answer: tuple[int, Any] = (200, asdict(existing))
+        elif body.amount <= 0 or len(body.currency) != 3:
+            return 400, _error("invalid_request", "amount must be positive and currency a 3-letter code.")
+        elif number == PROCESSING_ERROR_CARD:
+            answer = (
+                200,
+                {"status": "error", "code": "processing_error", "idempotency_key": body.idempotency_key},
+            )
+        else:
+            decline = TEST_CARDS.get(number)
+            if not (number.isdigit() and 12 <= len(number) <= 19 and luhn_valid(number)):
+                decline = "incorrect_number"
+            charge = SandboxCharge(
+                id="ch_" + random_token(24),
+                idempotency_key=body.idempotency_key,
+                amount=body.amount,
+                currency=body.currency.upper(),
+                status="declined" if decline else "succeeded",
+                decline_code=decline,
+                brand=_brand(number),
+                last4=number[-4:],
+                cvc_provided=body.card.cvc is not None,
+            )
+            # Recorded before any delay: a processor commits first, then answers (or fails to).
+            state.charges[body.idempotency_key] = charge
+            answer = (200, asdict(charge))
+        if hang:
+            await asyncio.sleep(state.hang_ms / 1000)
+        return await self._delayed(answer)
+
+    def _refund(self, body: _RefundBody) -> tuple[int, Any]:
+        state = self.state
+        existing = state.refunds.get(body.idempotency_key)
+        if existing is not None:
+            return 200, asdict(existing)
+        charge = state.charges.get(body.charge)
+        if charge is None:
+            return 404, _error("no_such_charge", "No charge was made with this idempotency key.")
+        failure = None
+        if charge.status != "succeeded":
+            failure = "charge_not_captured"
+        elif body.amount <= 0 or charge.amount_refunded + body.amount > charge.amount:
+            failure = "amount_exceeds_charge"
+        refund = SandboxRefund(
+            id="rf_" + random_token(24),
+            idempotency_key=body.idempotency_key,
+            charge=body.charge,
+            amount=body.amount,
+            status="failed" if failure else "succeeded",
+            failure_code=failure,
+        )
+        if failure is None:
+            charge.amount_refunded += body.amount
+        state.refunds[body.idempotency_key] = refund
+        return 200, asdict(refund)
+
+    def _admin(self, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
+        state = self.state
+        if method == "POST" and parts == ["mode"]:
+            try:
+                change = msgspec.json.decode(body, type=_ModeBody)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                return 400, _error("invalid_request", str(exc))
+            if change.mode not in MODES:
+                return 400, _error("invalid_request", f"mode must be one of {', '.join(MODES)}.")
+            state.mode = change.mode
+            if change.delay_ms is not None:
+                state.delay_ms = max(0, change.delay_ms)
+            if change.hang_ms is not None:
+                state.hang_ms = max(0, change.hang_ms)
+        elif method == "POST" and parts == ["reset"]:
+            state.reset()
+        elif not (method == "GET" and parts == ["state"]):
+            return 404, _error("no_such_route")
+        return 200, {
+            "mode": state.mode,
+            "delay_ms": state.delay_ms,
+            "hang_ms": state.hang_ms,
+            "charge_requests": state.charge_requests,
+            "charges": [asdict(c) for c in state.charges.values()],
+            "refunds": [asdict(r) for r in state.refunds.values()],
+        }
+
+
+def _brand(number: str) -> str:
+    if number.isdigit() and len(number) >= 12:
+        return detect_brand(number) or "unknown"
+    return "unknown"
+
+
+def _error(code: str, message: str = "") -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def _read(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_IN_PROCESS: dict[str, SandboxApp] = {}
+
+
+def in_process_sandbox() -> SandboxApp:
+    """The process's in-process sandbox (connections with `url: null`)."""
+    app = _IN_PROCESS.get("app")
+    if app is None:
+        app = _IN_PROCESS["app"] = SandboxApp()
+    return app
+
+
+def run_standalone(host: str, port: int) -> None:
+    """`billing sandbox-gateway`: serve a fresh sandbox over HTTP until interrupted."""
+    import uvicorn
+
+    uvicorn.run(
+        SandboxApp(),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )

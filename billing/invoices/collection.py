@@ -1,0 +1,199 @@
+"""Collecting a finalized invoice: charge the customer's payment method (charge_automatically), or leave it
+open for the customer to pay by its due date (send_invoice).
+
+Collection is a scheduled task (`invoice.collect`) written in the transaction that finalizes the invoice, so it
+can never be lost, and its charge never runs before the invoice is committed. Workers run it like any due task
+(renewals, test clocks); a request that must answer with the outcome (creating a subscription, paying an
+invoice) commits, then runs that same task at once with `run_task_now`. One code path, whoever runs it.
+
+The charge itself is `billing.payments.service.collect_payment` with the invoice id as its purpose and the
+attempt number as its attempt: however often the task runs, one attempt charges at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import Clock
+from billing.errors import BillingError
+from billing.invoices import hooks, states
+from billing.invoices.models import Invoice
+from billing.invoices.service import mark_paid, render
+from billing.payments.models import Payment
+from billing.payments.service import collect_payment
+from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.runner import schedule_task
+from billing.services import Services
+from webhooks.outbox import record_event
+
+COLLECT = "invoice.collect"
+# How soon to look again at a payment whose outcome the gateways could not confirm yet (the janitor settles it).
+PENDING_RECHECK = timedelta(minutes=1)
+
+
+async def request_collection(
+    session: AsyncSession,
+    invoice: Invoice,
+    clock: Clock,
+    *,
+    payment_method: str | None = None,
+    on_request: bool = False,
+) -> str | None:
+    """Schedule an attempt to charge `invoice` now; None when there is nothing to charge automatically.
+    `on_request`: the customer or merchant asked to pay now (any collection method, uncollectible too)."""
+    if invoice.status not in (states.OPEN, states.UNCOLLECTIBLE) or invoice.amount_remaining == 0:
+        return None
+    if not on_request and (
+        invoice.status != states.OPEN or invoice.collection_method != "charge_automatically"
+    ):
+        return None
+    attempt = invoice.attempt_count + 1
+    invoice.next_payment_attempt = clock.now()
+    return await schedule_task(
+        session,
+        merchant_id=invoice.merchant_id,
+        kind=COLLECT,
+        due_at=clock.now(),
+        clock=clock,
+        payload={"invoice": invoice.id, "attempt": attempt, "payment_method": payment_method},
+        dedupe_key=f"collect:{invoice.id}:{attempt}",
+    )
+
+
+@TASKS.register(COLLECT)
+async def collect_task(ctx: TaskContext) -> None:
+    payload: dict[str, Any] = ctx.task.payload
+    await attempt_collection(
+        ctx.session,
+        ctx.services,
+        invoice_id=payload["invoice"],
+        attempt=int(payload["attempt"]),
+        payment_method=payload.get("payment_method"),
+        clock=ctx.clock,
+    )
+
+
+async def attempt_collection(
+    session: AsyncSession,
+    services: Services,
+    *,
+    invoice_id: str,
+    attempt: int,
+    payment_method: str | None,
+    clock: Clock,
+) -> Invoice | None:
+    """Charge what remains of the invoice (attempt `attempt`) and record the outcome on the invoice."""
+    # FOR NO KEY UPDATE: enough to serialize collectors, and it does not block the payment rows that
+    # collect_payment writes in its own transactions.
+    invoice = await session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id).with_for_update(key_share=True)
+    )
+    if (
+        invoice is None
+        or invoice.status not in (states.OPEN, states.UNCOLLECTIBLE)
+        or invoice.attempt_count >= attempt
+    ):
+        return invoice  # paid, voided, or this attempt was already recorded: nothing to do
+    if invoice.amount_remaining == 0:
+        await mark_paid(session, invoice, clock, action="pay")
+        return invoice
+    try:
+        payment = await collect_payment(
+            services,
+            merchant_id=invoice.merchant_id,
+            customer_id=invoice.customer_id,
+            amount=invoice.amount_remaining,
+            currency=invoice.currency,
+            purpose=invoice.id,
+            attempt=attempt,
+            payment_method=payment_method,
+            invoice=invoice.id,
+            description=f"Invoice {invoice.number}",
+        )
+    except BillingError as error:
+        # Nothing could be charged (no usable payment method, no gateway): a failed attempt all the same.
+        await record_failure(session, invoice, attempt, clock, reason=error.code, message=error.message)
+        return invoice
+    if payment.status == "pending":
+        # The gateways did not confirm the charge yet; the janitor will. Look again then (same attempt: the
+        # payment row is found again, never charged twice).
+        await schedule_task(
+            session,
+            merchant_id=invoice.merchant_id,
+            kind=COLLECT,
+            due_at=clock.now() + PENDING_RECHECK,
+            clock=clock,
+            payload={"invoice": invoice.id, "attempt": attempt, "payment_method": payment_method},
+        )
+        return invoice
+    if payment.status == "succeeded":
+        invoice.attempt_count = attempt
+        await mark_paid(session, invoice, clock, action="pay")
+        return invoice
+    await record_failure(
+        session,
+        invoice,
+        attempt,
+        clock,
+        reason=payment.failure_code or "payment_failed",
+        message=payment.failure_message,
+        payment=payment,
+    )
+    return invoice
+
+
+async def record_failure(
+    session: AsyncSession,
+    invoice: Invoice,
+    attempt: int,
+    clock: Clock,
+    *,
+    reason: str,
+    message: str | None,
+    payment: Payment | None = None,
+) -> None:
+    """An attempt that took no money: count it, tell the app, and let subscriptions (and dunning) react."""
+    invoice.attempt_count = attempt
+    invoice.next_payment_attempt = None
+    invoice.last_payment_error = {
+        "attempt": attempt,
+        "code": reason,
+        "message": message,
+        "payment": payment.id if payment is not None else None,
+        "decline_type": payment.decline_type if payment is not None else None,
+    }
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=invoice.merchant_id,
+        event_type="invoice.payment_failed",
+        obj=await render(session, invoice),
+        clock=clock,
+    )
+    await hooks.invoice_payment_failed(session, invoice, clock)
+
+
+async def pending_collection(session: AsyncSession, invoice_id: str) -> str | None:
+    """The id of the invoice's collection task still waiting to run, if any."""
+    from billing.scheduler.models import ScheduledTask
+
+    return await session.scalar(
+        select(ScheduledTask.id)
+        .where(
+            ScheduledTask.kind == COLLECT,
+            ScheduledTask.status == "pending",
+            ScheduledTask.payload["invoice"].astext == invoice_id,
+        )
+        .order_by(ScheduledTask.seq)
+        .limit(1)
+    )
+
+
+async def latest_payment(session: AsyncSession, invoice_id: str) -> Payment | None:
+    return await session.scalar(
+        select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.created_at.desc()).limit(1)
+    )

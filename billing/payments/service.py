@@ -1,0 +1,481 @@
+"""Collecting a payment: the one use case that moves a customer's money, written so it never charges twice.
+
+`collect_payment` is what invoice collection (and POST /v1/invoices/{id}/pay) calls. Three transactions:
+1. The pending payment row is written and COMMITTED before any gateway hears of the charge, with its route (the
+   connections it may try). Its id is the gateway idempotency key. Its `attempt_key` (purpose + attempt number)
+   is unique, so two workers collecting the same thing insert one row: the second finds the first one's row
+   (waiting for its commit on the unique index) and returns it without calling any gateway. A second unique
+   index allows at most one pending or succeeded payment per purpose, whatever attempt numbers callers pass.
+2. The charge, through the router, outside any transaction (no database connection is held while a gateway
+   thinks). A crash here leaves a pending row that the janitor settles by asking the gateways.
+3. The outcome, in a new transaction, applied only if the row is still pending (the janitor may have settled
+   it), with the attempt statistics and the payment.succeeded / payment.failed event.
+
+A technical error on every connection, or an unknown outcome (timeout), leaves the payment pending: the janitor
+(billing.payments.janitor) asks the gateways with the same key later, and never charges again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import Clock, utc_now
+from billing.customers.models import Customer
+from billing.customers.service import get_customer
+from billing.db.engine import transaction
+from billing.db.pagination import Page, paginate
+from billing.errors import (
+    ApiError,
+    BillingError,
+    CardError,
+    Conflict,
+    InvalidRequest,
+    Unprocessable,
+    not_found,
+)
+from billing.gateways.base import (
+    CardInstrument,
+    ChargeRequest,
+    ConnectionConfig,
+    Declined,
+    NotFound,
+    RetrieveOutcome,
+    Succeeded,
+    TechnicalError,
+)
+from billing.gateways.routing import (
+    GatewayCall,
+    charge_with_failover,
+    circuit_state,
+    connection_stats,
+    health_rows,
+    open_circuits,
+    order_connections,
+    record_calls,
+)
+from billing.ids import is_valid_id, new_id
+from billing.metadata import validate_metadata
+from billing.payment_methods.service import chargeable_payment_method
+from billing.payments import schemas
+from billing.payments.models import Payment
+from billing.services import Services
+from billing.settings.service import gateway_connections
+from billing.test_clocks.service import clock_for
+from dunning.declines import decline_type as decline_type_of
+from dunning.messages import failure_message, next_action
+from plans.money import validate_currency
+from webhooks.outbox import record_event
+
+log = logging.getLogger("billing.payments")
+
+# Added to the route's total timeout before the janitor may look at a pending payment.
+SETTLE_MARGIN = timedelta(seconds=30)
+MAX_PURPOSE_LENGTH = 160
+
+
+def render_payment(payment: Payment) -> schemas.Payment:
+    return schemas.Payment(
+        id=payment.id,
+        created_at=payment.created_at,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=payment.status,  # type: ignore[arg-type]
+        customer=payment.customer_id,
+        payment_method=payment.payment_method_id,
+        payment_method_details=schemas.PaymentMethodDetails(
+            card=schemas.PaymentCard(brand=payment.card_brand, last4=payment.card_last4)
+        ),
+        invoice=payment.invoice_id,
+        purpose=payment.purpose,
+        attempt=payment.attempt,
+        description=payment.description,
+        gateway=payment.gateway,
+        failure_code=payment.failure_code,
+        decline_type=payment.decline_type,  # type: ignore[arg-type]
+        failure_message=payment.failure_message,
+        next_action=payment.next_action,
+        amount_refunded=payment.amount_refunded,
+        settled_at=payment.settled_at,
+        test_clock=payment.test_clock_id,
+        metadata=payment.metadata_,
+    )
+
+
+def settle_deadline(route: list[ConnectionConfig]) -> datetime:
+    """When every request this payment may make has certainly ended (each connection's timeout, in turn)."""
+    total_ms = sum(c.timeout_ms * 2 + 1000 for c in route)
+    return utc_now() + timedelta(milliseconds=total_ms) + SETTLE_MARGIN
+
+
+def _check_amount(amount: int, currency: str) -> str:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 or amount >= 10**15:
+        raise InvalidRequest(
+            "amount must be a positive integer of minor units (e.g. 1999 for 19.99 USD).", param="amount"
+        )
+    try:
+        return validate_currency(currency)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="currency") from None
+
+
+async def _by_attempt_key(session: AsyncSession, merchant_id: str, attempt_key: str) -> Payment | None:
+    return await session.scalar(
+        select(Payment).where(Payment.merchant_id == merchant_id, Payment.attempt_key == attempt_key)
+    )
+
+
+async def _live_payment_for(session: AsyncSession, merchant_id: str, purpose: str) -> Payment | None:
+    return await session.scalar(
+        select(Payment).where(
+            Payment.merchant_id == merchant_id,
+            Payment.purpose == purpose,
+            Payment.status.in_(("pending", "succeeded")),
+        )
+    )
+
+
+async def collect_payment(
+    services: Services,
+    *,
+    merchant_id: str,
+    customer_id: str,
+    amount: int,
+    currency: str,
+    purpose: str,
+    attempt: int = 1,
+    payment_method: str | None = None,
+    invoice: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Payment:
+    """Charge `amount` to the customer's card once for (`purpose`, `attempt`), and return the payment row.
+
+    `purpose` names what is paid (e.g. the invoice id); `attempt` numbers the tries (dunning passes 1, 2, ...).
+    Calling again with the same pair returns the same payment and never charges again. The returned payment is
+    succeeded, failed (a decline: see failure_code, decline_type, next_action), or pending (the outcome is being
+    confirmed; `payment_error` turns that into the API's answer)."""
+    currency = _check_amount(amount, currency)
+    if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
+        raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
+    if attempt < 1:
+        raise InvalidRequest("attempt must be 1 or more.", param="attempt")
+    attempt_key = f"{purpose}#{attempt}"
+
+    # 1. The pending row, committed before any gateway hears of it.
+    async with transaction(services.sessions) as session:
+        existing = await _by_attempt_key(session, merchant_id, attempt_key)
+        if existing is not None:
+            return existing
+        customer = await get_customer(session, merchant_id, customer_id, param="customer")
+        clock = await clock_for(session, merchant_id, customer.test_clock_id)
+        pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
+        connections = await gateway_connections(session, merchant_id)
+        opened = await open_circuits(session, merchant_id, [c.id for c in connections])
+        route = order_connections(connections, opened)
+        if not route:
+            raise Unprocessable(
+                "No gateway connection can take charges: add one with PATCH /v1/settings (gateways), or give one "
+                "a weight above 0.",
+                code="gateway_not_configured",
+            )
+        payment_id = new_id("pay")
+        savepoint = await session.begin_nested()
+        try:
+            inserted = await session.scalar(
+                insert(Payment)
+                .values(
+                    id=payment_id,
+                    merchant_id=merchant_id,
+                    customer_id=customer.id,
+                    payment_method_id=pm.id,
+                    invoice_id=invoice,
+                    purpose=purpose,
+                    attempt=attempt,
+                    attempt_key=attempt_key,
+                    amount=amount,
+                    currency=currency,
+                    status="pending",
+                    description=description,
+                    card_brand=pm.card_brand,
+                    card_last4=pm.card_last4,
+                    route=[c.id for c in route],
+                    next_action="wait",
+                    amount_refunded=0,
+                    metadata_=validate_metadata(metadata or {}),
+                    test_clock_id=clock.test_clock_id,
+                    created_at=clock.now(),
+                    settle_after=settle_deadline(route),
+                    janitor_attempts=0,
+                )
+                .on_conflict_do_nothing(index_elements=["merchant_id", "attempt_key"])
+                .returning(Payment.id)
+            )
+            await savepoint.commit()
+        except IntegrityError as exc:
+            await savepoint.rollback()
+            if "uq_payments_live_purpose" not in str(exc.orig):
+                raise
+            live = await _live_payment_for(session, merchant_id, purpose)
+            raise Conflict(
+                f"{purpose!r} already has a {live.status if live else 'live'} payment"
+                f"{f' ({live.id})' if live else ''}: it is paid, or its outcome is being confirmed. Do not "
+                "collect it again.",
+                code="payment_in_progress",
+                param="purpose",
+            ) from None
+        if inserted is None:
+            # Another worker inserted this attempt first (we waited for its commit): its charge is the charge.
+            row = await _by_attempt_key(session, merchant_id, attempt_key)
+            assert row is not None
+            return row
+        payment = await session.scalar(select(Payment).where(Payment.id == payment_id))
+        assert payment is not None
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="payment.created",
+            obj=render_payment(payment),
+            clock=clock,
+        )
+        pan = services.vault.reveal(entry)
+        locale = customer.locale
+
+    # 2. The charge, with no transaction open.
+    cvc = await services.cvc.take(entry)
+    request = ChargeRequest(
+        idempotency_key=payment_id,
+        amount=amount,
+        currency=currency,
+        instrument=CardInstrument(
+            pan=pan, brand=pm.card_brand, exp_month=pm.card_exp_month, exp_year=pm.card_exp_year, cvc=cvc
+        ),
+        description=description,
+        metadata=dict(metadata or {}),
+    )
+    del pan, cvc
+    result = await charge_with_failover(services.gateways, route, request)
+    del request
+
+    # 3. The outcome.
+    async with transaction(services.sessions) as session:
+        await record_calls(session, merchant_id, result.calls, payment_id=payment_id)
+        payment = await session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+        assert payment is not None
+        await apply_charge_outcome(
+            session, payment, result.outcome, result.connection, locale, clock, result.calls
+        )
+    return payment
+
+
+async def apply_charge_outcome(
+    session: AsyncSession,
+    payment: Payment,
+    outcome: RetrieveOutcome,
+    connection: ConnectionConfig,
+    locale: str,
+    clock: Clock,
+    calls: list[GatewayCall] | None = None,
+) -> bool:
+    """Record what a gateway said about `payment` (locked by the caller). True when the payment settled now."""
+    if payment.status != "pending":
+        if isinstance(outcome, Succeeded) and payment.status == "failed":
+            # The gateway is the truth about money: a charge that landed after we concluded it had not.
+            log.error(
+                "payment %s was settled failed (%s) but gateway %s reports it succeeded; correcting",
+                payment.id,
+                payment.failure_code,
+                connection.id,
+            )
+        else:
+            return False
+    if isinstance(outcome, Succeeded):
+        payment.status = "succeeded"
+        payment.gateway, payment.gateway_type = connection.id, connection.type
+        payment.gateway_reference = outcome.reference
+        payment.failure_code = payment.decline_type = payment.failure_message = payment.next_action = None
+        payment.pending_reason = None
+        payment.settled_at = clock.now()
+        event_type = "payment.succeeded"
+    elif isinstance(outcome, Declined):
+        payment.status = "failed"
+        payment.gateway, payment.gateway_type = connection.id, connection.type
+        payment.gateway_reference = outcome.reference
+        payment.failure_code = outcome.code
+        payment.decline_type = outcome.decline_type
+        payment.failure_message = failure_message(outcome.code, locale)
+        payment.next_action = next_action(outcome.code)
+        payment.pending_reason = None
+        payment.settled_at = clock.now()
+        event_type = "payment.failed"
+    elif isinstance(outcome, NotFound):
+        raise ValueError("NotFound is settled by the janitor (settle_not_processed), not here")
+    else:
+        # Still pending: every connection failed technically, or the last one answered nothing (timeout).
+        payment.gateway, payment.gateway_type = connection.id, connection.type
+        payment.pending_reason = outcome.code if isinstance(outcome, TechnicalError) else "unknown"
+        payment.next_action = "wait"
+        payment.settle_after = max(payment.settle_after, utc_now() + SETTLE_MARGIN)
+        await session.flush()
+        return False
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=payment.merchant_id,
+        event_type=event_type,
+        obj=render_payment(payment),
+        clock=clock,
+    )
+    return True
+
+
+async def settle_not_processed(session: AsyncSession, payment: Payment, locale: str, clock: Clock) -> None:
+    """Every connection of the route says it never received this charge: the payment failed, nothing was taken.
+    A technical failure, not a decline: it does not count as a dunning attempt."""
+    reason = payment.pending_reason
+    if reason == "unknown":
+        code = "gateway_timeout"
+    elif reason and decline_type_of(reason) is None:
+        code = reason
+    else:
+        code = "gateway_unavailable"
+    payment.status = "failed"
+    payment.failure_code = code
+    payment.decline_type = None
+    payment.failure_message = failure_message(code, locale)
+    payment.next_action = next_action(code)
+    payment.pending_reason = None
+    payment.settled_at = clock.now()
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=payment.merchant_id,
+        event_type="payment.failed",
+        obj=render_payment(payment),
+        clock=clock,
+    )
+
+
+def payment_error(payment: Payment) -> BillingError | None:
+    """The API's answer to a collection that did not succeed: a card_error (402) for a decline, an api_error
+    (500) while the outcome is being confirmed, None for a success."""
+    if payment.status == "succeeded":
+        return None
+    if payment.status == "failed":
+        return CardError(
+            f"The payment failed: {payment.failure_code}. {payment.failure_message or ''}".strip(),
+            code="card_declined" if payment.decline_type else "processing_error",
+            extra={
+                "payment": payment.id,
+                "decline_code": payment.failure_code,
+                "decline_type": payment.decline_type,
+                "next_action": payment.next_action,
+            },
+        )
+    return ApiError(
+        f"No gateway could confirm the charge right now. Payment {payment.id} is pending: it will be settled "
+        "automatically, and was charged at most once. Do not pay again; retrieve the payment to see its outcome.",
+        code="payment_pending",
+        extra={"payment": payment.id},
+    )
+
+
+async def customer_locale(session: AsyncSession, customer_id: str) -> str:
+    locale = await session.scalar(select(Customer.locale).where(Customer.id == customer_id))
+    return locale or "en"
+
+
+async def get_payment(
+    session: AsyncSession,
+    merchant_id: str,
+    payment_id: str,
+    *,
+    param: str | None = None,
+    for_update: bool = False,
+) -> Payment:
+    if not is_valid_id(payment_id, "pay"):
+        raise not_found("payment", payment_id, param)
+    stmt = select(Payment).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    payment = await session.scalar(stmt)
+    if payment is None:
+        raise not_found("payment", payment_id, param)
+    return payment
+
+
+async def list_payments(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    customer: str | None = None,
+    status: str | None = None,
+    invoice: str | None = None,
+) -> Page[Payment]:
+    stmt = select(Payment).where(Payment.merchant_id == merchant_id)
+    if customer is not None:
+        stmt = stmt.where(Payment.customer_id == customer)
+    if status is not None:
+        stmt = stmt.where(Payment.status == status)
+    if invoice is not None:
+        stmt = stmt.where(Payment.invoice_id == invoice)
+    return await paginate(
+        session,
+        stmt,
+        Payment,
+        merchant_id=merchant_id,
+        id_prefix="pay",
+        limit=limit,
+        starting_after=starting_after,
+    )
+
+
+async def gateway_stats(session: AsyncSession, merchant_id: str, since: datetime) -> schemas.GatewayStats:
+    """Success rate, latency and circuit state per connection (configured ones, and any seen in the window)."""
+    configured = {c.id: c for c in await gateway_connections(session, merchant_id)}
+    measured = {s.connection_id: s for s in await connection_stats(session, merchant_id, since)}
+    health = await health_rows(session, merchant_id)
+    now = utc_now()
+    out: list[schemas.ConnectionStats] = []
+    for connection_id in [*configured, *sorted(set(measured) - set(configured))]:
+        stats = measured.get(connection_id)
+        row = health.get(connection_id)
+        decided = (stats.succeeded + stats.declined) if stats else 0
+        out.append(
+            schemas.ConnectionStats(
+                id=connection_id,
+                type=configured[connection_id].type
+                if connection_id in configured
+                else stats.gateway_type
+                if stats
+                else None,
+                configured=connection_id in configured,
+                charges=stats.charges if stats else 0,
+                succeeded=stats.succeeded if stats else 0,
+                declined=stats.declined if stats else 0,
+                technical_errors=stats.technical_errors if stats else 0,
+                unknown=stats.unknown if stats else 0,
+                success_rate=round(stats.succeeded / stats.charges, 4) if stats and stats.charges else None,
+                authorization_rate=round(stats.succeeded / decided, 4) if stats and decided else None,
+                latency_ms=schemas.Latency(
+                    p50=stats.latency_p50_ms if stats else None,
+                    p95=stats.latency_p95_ms if stats else None,
+                    p99=stats.latency_p99_ms if stats else None,
+                    mean=stats.latency_mean_ms if stats else None,
+                ),
+                circuit=schemas.Circuit(
+                    state=circuit_state(row, now),  # type: ignore[arg-type]
+                    consecutive_failures=row.consecutive_failures if row else 0,
+                    last_failure_at=row.last_failure_at if row else None,
+                    last_failure_code=row.last_failure_code if row else None,
+                ),
+            )
+        )
+    return schemas.GatewayStats(since=since, connections=out)

@@ -1,0 +1,145 @@
+"""Reading and changing a merchant's settings (stored in `merchants.settings`, JSONB)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import SYSTEM_CLOCK
+from billing.errors import Conflict, InvalidRequest, not_found
+from billing.gateways.base import ConnectionConfig
+from billing.gateways.registry import GATEWAY_TYPES
+from billing.merchants.models import Merchant
+from billing.settings.schemas import GatewayConnection, MerchantSettings, SettingsUpdate
+from webhooks.outbox import record_event
+
+SANDBOX_CONNECTION: dict[str, Any] = {"id": "sandbox", "type": "sandbox", "url": None, "weight": 1}
+
+
+def default_merchant_settings(*, production: bool) -> dict[str, Any]:
+    """A new merchant's settings: outside production, the in-process sandbox gateway (SPEC §2)."""
+    return {} if production else {"gateways": [dict(SANDBOX_CONNECTION)]}
+
+
+def _connections(raw: dict[str, Any]) -> list[GatewayConnection]:
+    return msgspec.convert(raw.get("gateways") or [], list[GatewayConnection])
+
+
+def render_settings(merchant: Merchant) -> MerchantSettings:
+    return MerchantSettings(id=merchant.id, gateways=_connections(merchant.settings or {}))
+
+
+def connection_configs(connections: list[GatewayConnection]) -> list[ConnectionConfig]:
+    return [
+        ConnectionConfig(
+            id=c.id,
+            type=c.type,
+            url=c.url,
+            weight=c.weight,
+            priority=c.priority if c.priority is not None else index,
+            timeout_ms=c.timeout_ms,
+        )
+        for index, c in enumerate(connections)
+    ]
+
+
+async def _merchant(session: AsyncSession, merchant_id: str, *, for_update: bool = False) -> Merchant:
+    stmt = select(Merchant).where(Merchant.id == merchant_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    merchant = await session.scalar(stmt)
+    if merchant is None:
+        raise not_found("merchant", merchant_id)
+    return merchant
+
+
+async def get_settings(session: AsyncSession, merchant_id: str) -> Merchant:
+    return await _merchant(session, merchant_id)
+
+
+async def gateway_connections(session: AsyncSession, merchant_id: str) -> list[ConnectionConfig]:
+    """The merchant's configured connections, in list order, priorities filled in."""
+    merchant = await _merchant(session, merchant_id)
+    return connection_configs(_connections(merchant.settings or {}))
+
+
+def _validate_gateways(connections: list[GatewayConnection], production: bool) -> None:
+    seen: set[str] = set()
+    for index, connection in enumerate(connections):
+        param = f"gateways[{index}]"
+        if connection.id in seen:
+            raise InvalidRequest(
+                f"Two gateway connections are named {connection.id!r}; give each a unique id.",
+                param=f"{param}.id",
+            )
+        seen.add(connection.id)
+        gateway = GATEWAY_TYPES.get(connection.type)
+        if gateway is None:
+            raise InvalidRequest(
+                f"Unknown gateway type {connection.type!r}. Available: {', '.join(sorted(GATEWAY_TYPES))}.",
+                param=f"{param}.type",
+            )
+        config = connection_configs([connection])[0]
+        gateway.validate(config, production, param)
+
+
+async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, int]:
+    """Removed connections that still have pending payments or refunds (the janitor must ask them)."""
+    from billing.payments.models import Payment, Refund
+
+    busy: dict[str, int] = {}
+    for model in (Payment, Refund):
+        rows = await session.execute(
+            select(model.gateway, func.count())
+            .where(model.merchant_id == merchant_id, model.status == "pending", model.gateway.in_(removed))
+            .group_by(model.gateway)
+        )
+        for gateway, count in rows:
+            if gateway is not None:
+                busy[gateway] = busy.get(gateway, 0) + int(count)
+    payment_routes = await session.execute(
+        select(Payment.route).where(Payment.merchant_id == merchant_id, Payment.status == "pending")
+    )
+    for (route,) in payment_routes:
+        for connection_id in set(route or []) & removed:
+            busy[connection_id] = busy.get(connection_id, 0) + 1
+    return busy
+
+
+async def update_settings(
+    session: AsyncSession, merchant_id: str, params: SettingsUpdate, *, production: bool
+) -> Merchant:
+    merchant = await _merchant(session, merchant_id, for_update=True)
+    before = msgspec.to_builtins(render_settings(merchant))
+    current = dict(merchant.settings or {})
+    if params.gateways is not msgspec.UNSET:
+        _validate_gateways(params.gateways, production)
+        removed = {c.id for c in _connections(current)} - {c.id for c in params.gateways}
+        busy = await _busy_connections(session, merchant_id, removed) if removed else {}
+        if busy:
+            names = ", ".join(f"{k} ({v} pending)" for k, v in sorted(busy.items()))
+            raise Conflict(
+                f"Gateway connections {names} still have payments or refunds whose outcome is being confirmed. "
+                "Set their weight to 0 to stop new charges, and remove them once nothing is pending.",
+                code="gateway_in_use",
+                param="gateways",
+            )
+        current["gateways"] = msgspec.to_builtins(params.gateways)
+    merchant.settings = current
+    await session.flush()
+    after = render_settings(merchant)
+    after_builtins = msgspec.to_builtins(after)
+    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    if previous:
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="settings.updated",
+            obj=after,
+            clock=SYSTEM_CLOCK,
+            previous_attributes=previous,
+        )
+    return merchant

@@ -1,0 +1,101 @@
+"""Subscriptions as the API shows them, and what create, cancel, change, pause and resume accept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from billing.api.schemas import ListResponse
+from billing.customers.schemas import Metadata
+
+Id = Annotated[str, Meta(max_length=64)]
+Quantity = Annotated[int, Meta(ge=1, le=1_000_000)]
+
+
+class PendingChange(msgspec.Struct, kw_only=True):
+    plan: str
+    quantity: int
+    effective_at: datetime
+
+
+class Subscription(msgspec.Struct, kw_only=True):
+    id: str
+    object: Literal["subscription"] = "subscription"
+    created_at: datetime
+    customer: str
+    plan: str
+    quantity: int
+    status: str
+    collection_method: str
+    days_until_due: int | None
+    default_payment_method: str | None
+    billing_cycle_anchor: datetime
+    current_period_start: datetime
+    current_period_end: datetime
+    trial_start: datetime | None
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    paused_at: datetime | None
+    coupon: str | None
+    tax_rates: list[str]
+    pending_change: PendingChange | None
+    latest_invoice: str | None
+    metadata: dict[str, str]
+
+
+class SubscriptionList(ListResponse[Subscription]):
+    pass
+
+
+class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    customer: Id
+    plan: Id
+    quantity: Quantity = 1
+    trial_period_days: Annotated[int, Meta(ge=0, le=730)] | None = None
+    billing_cycle_anchor: datetime | None = None
+    coupon: Id | None = None
+    tax_rates: Annotated[list[Id], Meta(max_length=5)] = msgspec.field(default_factory=list)
+    collection_method: Literal["charge_automatically", "send_invoice"] = "charge_automatically"
+    days_until_due: Annotated[int, Meta(ge=0, le=365)] | None = None
+    default_payment_method: Id | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class SubscriptionUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    metadata: Metadata | UnsetType = UNSET
+    default_payment_method: Id | UnsetType | None = UNSET
+
+
+class SubscriptionCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    at_period_end: bool = False
+    prorate: bool = False
+
+
+class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    plan: Id | None = None
+    quantity: Quantity | None = None
+    proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
+    effective: Literal["now", "period_end"] = "now"
+
+
+class UpcomingInvoice(msgspec.Struct, kw_only=True):
+    """The next invoice exactly as the renewal would make it, before the customer balance is applied."""
+
+    object: Literal["upcoming_invoice"] = "upcoming_invoice"
+    subscription: str
+    customer: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    lines: list[dict[str, Any]]
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+    starting_balance: int
+    amount_due: int

@@ -1,0 +1,869 @@
+"""Subscription use cases. Periods come from plans.calendar (computed from the anchor, in the customer's time
+zone); money from plans.pricing, plans.proration and plans.totals; every renewal is a scheduled task, so test
+clocks and real time drive the same code."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.catalog.coupons import get_coupon, pure_coupon, redeem_coupon
+from billing.catalog.models import Plan
+from billing.catalog.plans import ensure_plan_subscribable, get_plan, mark_plan_in_use
+from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark_tax_rate_in_use
+from billing.clock import Clock
+from billing.customers.models import Customer
+from billing.customers.service import get_customer, render_customer
+from billing.db.pagination import Page, paginate
+from billing.errors import Conflict, InvalidRequest, not_found
+from billing.ids import is_valid_id, new_id
+from billing.invoices import collection, hooks
+from billing.invoices import service as invoices
+from billing.invoices.models import Invoice
+from billing.invoices.service import NewLine
+from billing.metadata import merge_metadata, validate_metadata
+from billing.scheduler.models import ScheduledTask
+from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.runner import schedule_task
+from billing.subscriptions import schemas, states
+from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.test_clocks.service import clock_for
+from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
+from plans.discounts import coupon_applies
+from plans.money import round_minor
+from plans.proration import prorate_change
+from plans.totals import compute_invoice_totals
+from webhooks.outbox import record_event
+
+RENEW = "subscription.renew"
+TRIAL_WILL_END = "subscription.trial_will_end"
+EXPIRE_INCOMPLETE = "subscription.expire_incomplete"
+TRIAL_WARNING = timedelta(days=3)
+INCOMPLETE_WINDOW = timedelta(hours=23)
+
+
+def render_subscription(sub: Subscription) -> schemas.Subscription:
+    pending = None
+    if sub.pending_change:
+        pending = schemas.PendingChange(
+            plan=sub.pending_change["plan"],
+            quantity=sub.pending_change["quantity"],
+            effective_at=sub.current_period_end,
+        )
+    return schemas.Subscription(
+        id=sub.id,
+        created_at=sub.created_at,
+        customer=sub.customer_id,
+        plan=sub.plan_id,
+        quantity=sub.quantity,
+        status=sub.status,
+        collection_method=sub.collection_method,
+        days_until_due=sub.days_until_due,
+        default_payment_method=sub.default_payment_method,
+        billing_cycle_anchor=sub.billing_cycle_anchor,
+        current_period_start=sub.current_period_start,
+        current_period_end=sub.current_period_end,
+        trial_start=sub.trial_start,
+        trial_end=sub.trial_end,
+        cancel_at_period_end=sub.cancel_at_period_end,
+        canceled_at=sub.canceled_at,
+        ended_at=sub.ended_at,
+        paused_at=sub.paused_at,
+        coupon=sub.coupon_id,
+        tax_rates=list(sub.tax_rate_ids),
+        pending_change=pending,
+        latest_invoice=sub.latest_invoice_id,
+        metadata=sub.metadata_,
+    )
+
+
+def _emit(
+    session: AsyncSession,
+    sub: Subscription,
+    event_type: str,
+    clock: Clock,
+    previous: dict[str, Any] | None = None,
+) -> None:
+    record_event(
+        session,
+        merchant_id=sub.merchant_id,
+        event_type=event_type,
+        obj=render_subscription(sub),
+        clock=clock,
+        previous_attributes=previous,
+    )
+
+
+def _calendar(plan: Plan) -> tuple[Interval, int]:
+    return Interval(plan.interval), plan.interval_count
+
+
+def _period(sub: Subscription, plan: Plan, tz: ZoneInfo, index: int) -> Period:
+    """Period `index` of the subscription. Indexes only grow (they key renewals and invoices); after a resume
+    the calendar restarts from a new anchor, so the calendar's index is ours minus `period_offset`."""
+    interval, count = _calendar(plan)
+    return period_bounds(sub.billing_cycle_anchor, interval, count, index - sub.period_offset, tz)
+
+
+def _fee(plan: Plan, quantity: int) -> int:
+    """The advance fee of one full period: unit price × seats, rounded half-up at the line."""
+    return round_minor(plan.amount_decimal * quantity)
+
+
+def _fee_line(plan: Plan, quantity: int, start: datetime, end: datetime) -> NewLine:
+    return NewLine(
+        type="subscription",
+        description=f"{quantity} × {plan.name}",
+        amount=_fee(plan, quantity),
+        quantity=Decimal(quantity),
+        unit_amount_decimal=plan.amount_decimal,
+        period_start=start,
+        period_end=end,
+        details={"plan": plan.id},
+    )
+
+
+async def _coupon_applies(session: AsyncSession, sub: Subscription, period_index: int) -> str | None:
+    if sub.coupon_id is None or sub.coupon_start_index is None:
+        return None
+    coupon = await get_coupon(session, sub.merchant_id, sub.coupon_id)
+    return (
+        sub.coupon_id if coupon_applies(pure_coupon(coupon), period_index - sub.coupon_start_index) else None
+    )
+
+
+async def get_subscription(
+    session: AsyncSession, merchant_id: str, subscription_id: str, *, for_update: bool = False
+) -> Subscription:
+    if not is_valid_id(subscription_id, "sub"):
+        raise not_found("subscription", subscription_id)
+    stmt = select(Subscription).where(
+        Subscription.id == subscription_id, Subscription.merchant_id == merchant_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    sub = await session.scalar(stmt)
+    if sub is None:
+        raise not_found("subscription", subscription_id)
+    return sub
+
+
+async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+    next_index = sub.period_index + 1
+    await schedule_task(
+        session,
+        merchant_id=sub.merchant_id,
+        kind=RENEW,
+        due_at=sub.current_period_end,
+        clock=clock,
+        payload={"subscription": sub.id, "period_index": next_index},
+        dedupe_key=f"renew:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
+    )
+
+
+async def _cancel_pending_tasks(session: AsyncSession, sub: Subscription, kind: str | None = None) -> None:
+    stmt = update(ScheduledTask).where(
+        ScheduledTask.status == "pending", ScheduledTask.payload["subscription"].astext == sub.id
+    )
+    if kind is not None:
+        stmt = stmt.where(ScheduledTask.kind == kind)
+    await session.execute(stmt.values(status="canceled"))
+
+
+async def _invoice_and_collect(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    plan: Plan,
+    clock: Clock,
+    lines: list[NewLine],
+    *,
+    reason: str,
+    period: Period,
+    period_index: int | None,
+    coupon_id: str | None,
+) -> Invoice:
+    invoice = await invoices.create_draft(
+        session,
+        customer=customer,
+        clock=clock,
+        currency=plan.currency,
+        collection_method=sub.collection_method,
+        days_until_due=sub.days_until_due,
+        lines=lines,
+        billing_reason=reason,
+        subscription_id=sub.id,
+        subscription_period_index=period_index,
+        period_start=period.start,
+        period_end=period.end,
+        coupon_id=coupon_id,
+        tax_rate_ids=list(sub.tax_rate_ids),
+    )
+    sub.latest_invoice_id = invoice.id
+    await session.flush()
+    invoice = await invoices.finalize_invoice(
+        session,
+        sub.merchant_id,
+        invoice.id,
+        prefix=await invoices.merchant_invoice_prefix(session, sub.merchant_id),
+    )
+    await collection.request_collection(session, invoice, clock, payment_method=sub.default_payment_method)
+    return invoice
+
+
+async def create_subscription(
+    session: AsyncSession, merchant_id: str, params: schemas.SubscriptionCreate
+) -> Subscription:
+    customer = await get_customer(session, merchant_id, params.customer, param="customer", for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    now = clock.now()
+    plan = await get_plan(session, merchant_id, params.plan, param="plan")
+    ensure_plan_subscribable(plan)
+    plan = await mark_plan_in_use(session, plan)
+    if customer.currency is None:
+        previous = customer.currency
+        customer.currency = plan.currency
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="customer.updated",
+            obj=render_customer(customer),
+            clock=clock,
+            previous_attributes={"currency": previous},
+        )
+    elif customer.currency != plan.currency:
+        raise InvalidRequest(
+            f"Plan {plan.id} is priced in {plan.currency} but customer {customer.id} is billed in "
+            f"{customer.currency}. Use a plan in {customer.currency}.",
+            param="plan",
+        )
+    if params.collection_method == "send_invoice" and params.days_until_due is None:
+        raise InvalidRequest("collection_method=send_invoice needs days_until_due.", param="days_until_due")
+    tax_rate_ids: list[str] = []
+    for index, rate_id in enumerate(params.tax_rates):
+        rate = await get_tax_rate(session, merchant_id, rate_id, param=f"tax_rates[{index}]")
+        ensure_tax_rate_usable(rate, param=f"tax_rates[{index}]")
+        await mark_tax_rate_in_use(session, rate)
+        tax_rate_ids.append(rate.id)
+    if len(set(tax_rate_ids)) != len(tax_rate_ids):
+        raise InvalidRequest("tax_rates lists the same rate twice.", param="tax_rates")
+    coupon_id = None
+    if params.coupon is not None:
+        coupon = await get_coupon(session, merchant_id, params.coupon, param="coupon")
+        if coupon.currency is not None and coupon.currency != plan.currency:
+            raise InvalidRequest(
+                f"Coupon {coupon.id} is an amount in {coupon.currency}; the plan bills in {plan.currency}.",
+                param="coupon",
+            )
+        await redeem_coupon(session, coupon, now)
+        coupon_id = coupon.id
+
+    tz = ZoneInfo(customer.timezone)
+    interval, count = _calendar(plan)
+    trial_days = params.trial_period_days if params.trial_period_days is not None else plan.trial_period_days
+    trial_ends = trial_end(now, trial_days, tz) if trial_days else None
+    if params.billing_cycle_anchor is not None:
+        requested = params.billing_cycle_anchor
+        if requested.tzinfo is None or requested <= now:
+            raise InvalidRequest(
+                "billing_cycle_anchor must be a future instant with a time zone offset.",
+                param="billing_cycle_anchor",
+            )
+        anchor = normalize_anchor(requested, tz)
+    else:
+        anchor = normalize_anchor(trial_ends or now, tz)
+    sub = Subscription(
+        id=new_id("sub"),
+        merchant_id=merchant_id,
+        customer_id=customer.id,
+        plan_id=plan.id,
+        quantity=params.quantity,
+        status=states.INCOMPLETE,
+        collection_method=params.collection_method,
+        days_until_due=params.days_until_due,
+        default_payment_method=params.default_payment_method,
+        billing_cycle_anchor=anchor,
+        period_index=0,
+        current_period_start=now,
+        current_period_end=now,
+        cancel_at_period_end=False,
+        coupon_id=coupon_id,
+        coupon_start_index=None,
+        tax_rate_ids=tax_rate_ids,
+        metadata_=validate_metadata(params.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(sub)
+
+    if trial_ends is not None:
+        sub.status = states.TRIALING
+        sub.trial_start, sub.trial_end = now, trial_ends
+        sub.period_index = -1
+        sub.current_period_start, sub.current_period_end = now, trial_ends
+        sub.coupon_start_index = 0 if coupon_id else None
+        await session.flush()
+        _emit(session, sub, "subscription.created", clock)
+        if trial_ends - TRIAL_WARNING > now:
+            await schedule_task(
+                session,
+                merchant_id=merchant_id,
+                kind=TRIAL_WILL_END,
+                due_at=trial_ends - TRIAL_WARNING,
+                clock=clock,
+                payload={"subscription": sub.id},
+                dedupe_key=f"trial_will_end:{sub.id}",
+            )
+        await _schedule_renewal(session, sub, clock)
+        return sub
+
+    index = period_index_at(anchor, interval, count, now, tz)
+    bounds = period_bounds(anchor, interval, count, index, tz)
+    sub.period_index = index
+    sub.current_period_start, sub.current_period_end = now, bounds.end
+    sub.coupon_start_index = index if coupon_id else None
+    await session.flush()
+    _emit(session, sub, "subscription.created", clock)
+    line = _fee_line(plan, sub.quantity, now, bounds.end)
+    full = bounds.end - bounds.start
+    if now > bounds.start and params.billing_cycle_anchor is not None:
+        # A stub period up to a requested anchor is charged for the time it covers, exactly.
+        fraction = Decimal((bounds.end - now).total_seconds()) / Decimal(full.total_seconds())
+        line = NewLine(
+            type="subscription",
+            description=f"{sub.quantity} × {plan.name} (until the billing anchor)",
+            amount=round_minor(plan.amount_decimal * sub.quantity * fraction),
+            quantity=Decimal(sub.quantity),
+            unit_amount_decimal=plan.amount_decimal,
+            period_start=now,
+            period_end=bounds.end,
+            details={"plan": plan.id, "fraction": str(fraction)},
+        )
+    invoice = await _invoice_and_collect(
+        session,
+        sub,
+        customer,
+        plan,
+        clock,
+        [line],
+        reason="subscription_create",
+        period=Period(now, bounds.end),
+        period_index=index,
+        coupon_id=await _coupon_applies(session, sub, index),
+    )
+    if invoice.status == "paid" or invoice.collection_method == "send_invoice":
+        sub.status = states.ACTIVE
+    elif sub.status == states.INCOMPLETE:
+        await schedule_task(
+            session,
+            merchant_id=merchant_id,
+            kind=EXPIRE_INCOMPLETE,
+            due_at=now + INCOMPLETE_WINDOW,
+            clock=clock,
+            payload={"subscription": sub.id},
+            dedupe_key=f"expire_incomplete:{sub.id}",
+        )
+    await session.flush()
+    await _schedule_renewal(session, sub, clock)
+    if sub.status != states.INCOMPLETE:
+        _emit(session, sub, "subscription.updated", clock, {"status": states.INCOMPLETE})
+    return sub
+
+
+async def renew(session: AsyncSession, sub: Subscription, period_index: int, clock: Clock) -> None:
+    """Close the current period and open period `period_index` (idempotent: a second run finds it done)."""
+    if sub.period_index >= period_index or sub.status not in states.RENEWING:
+        return
+    customer = await get_customer(session, sub.merchant_id, sub.customer_id, for_update=True)
+    now = clock.now()
+    if sub.cancel_at_period_end:
+        sub.status = states.transition(sub.id, sub.status, "cancel")
+        sub.canceled_at = sub.canceled_at or now
+        sub.ended_at = sub.current_period_end
+        sub.updated_at = now
+        await session.flush()
+        _emit(session, sub, "subscription.canceled", clock)
+        return
+    previous_plan = sub.plan_id
+    if sub.pending_change:
+        sub.plan_id = sub.pending_change["plan"]
+        sub.quantity = sub.pending_change["quantity"]
+        sub.pending_change = None
+    plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    tz = ZoneInfo(customer.timezone)
+    was_trialing = sub.status == states.TRIALING
+    bounds = _period(sub, plan, tz, period_index)
+    sub.period_index = period_index
+    sub.current_period_start, sub.current_period_end = bounds.start, bounds.end
+    sub.updated_at = now
+    lines = [_fee_line(plan, sub.quantity, bounds.start, bounds.end)]
+    lines += await _take_pending_items(session, sub)
+    invoice = await _invoice_and_collect(
+        session,
+        sub,
+        customer,
+        plan,
+        clock,
+        lines,
+        reason="subscription_cycle",
+        period=bounds,
+        period_index=period_index,
+        coupon_id=await _coupon_applies(session, sub, period_index),
+    )
+    await session.flush()
+    if was_trialing and sub.status == states.TRIALING:
+        # Paid, or a send_invoice subscription awaiting payment: the trial converts. (A failed charge has
+        # already moved it to past_due through the payment-failed hook.)
+        event = "invoice_paid" if invoice.status == "paid" else "trial_ended"
+        if invoice.status == "paid" or sub.collection_method == "send_invoice":
+            sub.status = states.transition(sub.id, sub.status, event)
+    await _schedule_renewal(session, sub, clock)
+    _emit(
+        session,
+        sub,
+        "subscription.renewed",
+        clock,
+        {"plan": previous_plan} if previous_plan != sub.plan_id else None,
+    )
+
+
+async def _take_pending_items(session: AsyncSession, sub: Subscription) -> list[NewLine]:
+    items = (
+        await session.scalars(
+            select(PendingInvoiceItem)
+            .where(PendingInvoiceItem.subscription_id == sub.id)
+            .order_by(PendingInvoiceItem.seq)
+            .with_for_update()
+        )
+    ).all()
+    lines = [
+        NewLine(
+            type=item.type,
+            description=item.description,
+            amount=item.amount,
+            quantity=Decimal(item.quantity),
+            period_start=item.period_start,
+            period_end=item.period_end,
+            details=item.details,
+        )
+        for item in items
+    ]
+    if items:
+        await session.execute(
+            delete(PendingInvoiceItem).where(PendingInvoiceItem.id.in_([item.id for item in items]))
+        )
+    return lines
+
+
+async def cancel_subscription(
+    session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionCancel
+) -> Subscription:
+    sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    now = clock.now()
+    if params.at_period_end:
+        if params.prorate:
+            raise InvalidRequest(
+                "prorate applies to an immediate cancel; at the period end nothing is unused.",
+                param="prorate",
+            )
+        if not states.can(sub.status, "cancel"):
+            states.transition(sub.id, sub.status, "cancel")
+        if sub.cancel_at_period_end:
+            return sub
+        sub.cancel_at_period_end = True
+        sub.canceled_at = now
+        sub.updated_at = now
+        await session.flush()
+        _emit(session, sub, "subscription.updated", clock, {"cancel_at_period_end": False})
+        return sub
+    previous_status = sub.status
+    sub.status = states.transition(sub.id, sub.status, "cancel")
+    if params.prorate and previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
+        plan = await get_plan(session, merchant_id, sub.plan_id)
+        credit, _ = prorate_change(
+            _fee(plan, sub.quantity), 1, 0, 0, Period(sub.current_period_start, sub.current_period_end), now
+        )
+        unused = -sum(line.amount for line in credit)
+        if unused > 0:
+            # Unused time becomes credit on the customer's balance (SPEC §5: no cash refund by default).
+            await invoices.record_balance_change(
+                session,
+                customer,
+                -unused,
+                kind="unused_time",
+                clock=clock,
+                currency=plan.currency,
+                description=f"Unused time of {sub.id} after cancellation",
+            )
+            record_event(
+                session,
+                merchant_id=merchant_id,
+                event_type="customer.updated",
+                obj=render_customer(customer),
+                clock=clock,
+                previous_attributes={"balance": customer.balance + unused},
+            )
+    sub.canceled_at = now
+    sub.ended_at = now
+    sub.updated_at = now
+    await _cancel_pending_tasks(session, sub)
+    await session.flush()
+    _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
+    return sub
+
+
+async def pause_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
+    """No invoices while paused: the pending renewal is canceled; resume starts a new cycle that day."""
+    sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    clock = await clock_for(session, merchant_id, await _clock_id(session, sub))
+    previous = sub.status
+    sub.status = states.transition(sub.id, sub.status, "pause")
+    sub.paused_at = sub.updated_at = clock.now()
+    await _cancel_pending_tasks(session, sub, RENEW)
+    await session.flush()
+    _emit(session, sub, "subscription.paused", clock, {"status": previous})
+    return sub
+
+
+async def resume_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
+    sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    sub.status = states.transition(sub.id, sub.status, "resume")
+    now = clock.now()
+    plan = await get_plan(session, merchant_id, sub.plan_id)
+    tz = ZoneInfo(customer.timezone)
+    # A new cycle anchored on the resume day: the paused time is never billed.
+    sub.billing_cycle_anchor = normalize_anchor(now, tz)
+    sub.period_index += 1
+    sub.period_offset = sub.period_index
+    bounds = _period(sub, plan, tz, sub.period_index)
+    sub.current_period_start, sub.current_period_end = now, bounds.end
+    sub.paused_at = None
+    sub.updated_at = now
+    await session.flush()
+    await _invoice_and_collect(
+        session,
+        sub,
+        customer,
+        plan,
+        clock,
+        [_fee_line(plan, sub.quantity, now, bounds.end)],
+        reason="subscription_cycle",
+        period=Period(now, bounds.end),
+        period_index=sub.period_index,
+        coupon_id=await _coupon_applies(session, sub, sub.period_index),
+    )
+    await _schedule_renewal(session, sub, clock)
+    _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
+    return sub
+
+
+async def change_subscription(
+    session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionChange
+) -> Subscription:
+    sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    if params.plan is None and params.quantity is None:
+        raise InvalidRequest("Pass a new plan, a new quantity, or both.", param="plan")
+    if sub.status in states.ENDED or sub.status in (states.PAUSED, states.INCOMPLETE):
+        states.transition(sub.id, sub.status, "change")
+    customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
+    clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    now = clock.now()
+    old_plan = await get_plan(session, merchant_id, sub.plan_id)
+    new_plan = old_plan
+    if params.plan is not None and params.plan != sub.plan_id:
+        new_plan = await get_plan(session, merchant_id, params.plan, param="plan")
+        ensure_plan_subscribable(new_plan)
+        new_plan = await mark_plan_in_use(session, new_plan)
+        if new_plan.currency != old_plan.currency:
+            raise InvalidRequest(
+                f"The new plan bills in {new_plan.currency}, this subscription in "
+                f"{old_plan.currency}; a subscription keeps its currency.",
+                param="plan",
+            )
+        if (new_plan.interval, new_plan.interval_count) != (old_plan.interval, old_plan.interval_count):
+            raise InvalidRequest(
+                "The new plan has another billing interval. Cancel this subscription (with prorate=true for a "
+                "credit of unused time) and create a new one on that plan.",
+                param="plan",
+            )
+    new_quantity = params.quantity if params.quantity is not None else sub.quantity
+    previous = {"plan": sub.plan_id, "quantity": sub.quantity}
+    if params.effective == "period_end":
+        sub.pending_change = {"plan": new_plan.id, "quantity": new_quantity}
+        sub.updated_at = now
+        await session.flush()
+        _emit(session, sub, "subscription.updated", clock, {"pending_change": None})
+        return sub
+    in_trial = sub.status == states.TRIALING
+    period = Period(sub.current_period_start, sub.current_period_end)
+    if not in_trial and params.proration_behavior != "none":
+        credits, charges = prorate_change(
+            _fee(old_plan, sub.quantity), 1, _fee(new_plan, new_quantity), 1, period, now
+        )
+        items = [(line, "Unused time on " + old_plan.name) for line in credits] + [
+            (line, "Remaining time on " + new_plan.name) for line in charges
+        ]
+        lines = [
+            NewLine(
+                type="proration",
+                description=text,
+                amount=line.amount,
+                quantity=Decimal(1),
+                period_start=line.start,
+                period_end=line.end,
+                details={"fraction": str(line.fraction), "kind": str(line.kind)},
+            )
+            for line, text in items
+            if line.amount != 0
+        ]
+        if params.proration_behavior == "create_prorations":
+            for line in lines:
+                session.add(
+                    PendingInvoiceItem(
+                        id=new_id("ii"),
+                        merchant_id=merchant_id,
+                        subscription_id=sub.id,
+                        type=line.type,
+                        description=line.description,
+                        amount=line.amount,
+                        quantity=1,
+                        period_start=line.period_start or now,
+                        period_end=line.period_end or now,
+                        details=line.details,
+                        created_at=now,
+                    )
+                )
+        elif lines:
+            sub.plan_id, sub.quantity = new_plan.id, new_quantity
+            await session.flush()
+            await _invoice_and_collect(
+                session,
+                sub,
+                customer,
+                new_plan,
+                clock,
+                lines,
+                reason="subscription_update",
+                period=Period(now, sub.current_period_end),
+                period_index=None,
+                coupon_id=None,
+            )
+    sub.plan_id, sub.quantity = new_plan.id, new_quantity
+    sub.pending_change = None
+    sub.updated_at = now
+    await session.flush()
+    _emit(session, sub, "subscription.updated", clock, previous)
+    return sub
+
+
+async def update_subscription(
+    session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionUpdate
+) -> Subscription:
+    sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    clock = await clock_for(session, merchant_id, await _clock_id(session, sub))
+    previous: dict[str, Any] = {}
+    if params.metadata is not msgspec.UNSET:
+        previous["metadata"] = dict(sub.metadata_)
+        sub.metadata_ = merge_metadata(sub.metadata_, params.metadata)
+    if params.default_payment_method is not msgspec.UNSET:
+        previous["default_payment_method"] = sub.default_payment_method
+        sub.default_payment_method = params.default_payment_method
+    sub.updated_at = clock.now()
+    await session.flush()
+    _emit(session, sub, "subscription.updated", clock, previous)
+    return sub
+
+
+async def upcoming_invoice(
+    session: AsyncSession, merchant_id: str, subscription_id: str
+) -> schemas.UpcomingInvoice:
+    """The next renewal invoice exactly as `renew` would build it now (before the balance is applied)."""
+    sub = await get_subscription(session, merchant_id, subscription_id)
+    if sub.status not in states.RENEWING or sub.cancel_at_period_end:
+        raise Conflict(
+            f"Subscription {sub.id} will not renew ({sub.status}"
+            f"{', cancels at period end' if sub.cancel_at_period_end else ''}), so it has no upcoming "
+            "invoice.",
+            code="no_upcoming_invoice",
+        )
+    customer = await get_customer(session, merchant_id, sub.customer_id)
+    plan_id = sub.pending_change["plan"] if sub.pending_change else sub.plan_id
+    quantity = sub.pending_change["quantity"] if sub.pending_change else sub.quantity
+    plan = await get_plan(session, merchant_id, plan_id)
+    index = sub.period_index + 1
+    bounds = _period(sub, plan, ZoneInfo(customer.timezone), index)
+    lines = [_fee_line(plan, quantity, bounds.start, bounds.end)]
+    items = (
+        await session.scalars(
+            select(PendingInvoiceItem)
+            .where(PendingInvoiceItem.subscription_id == sub.id)
+            .order_by(PendingInvoiceItem.seq)
+        )
+    ).all()
+    lines += [
+        NewLine(
+            type=i.type,
+            description=i.description,
+            amount=i.amount,
+            period_start=i.period_start,
+            period_end=i.period_end,
+            details=i.details,
+        )
+        for i in items
+    ]
+    coupon_id = await _coupon_applies(session, sub, index)
+    coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
+    from billing.catalog.tax_rates import pure_tax_rate
+
+    rates = [pure_tax_rate(await get_tax_rate(session, merchant_id, r)) for r in sub.tax_rate_ids]
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, rates, customer.balance, currency=plan.currency
+    )
+    return schemas.UpcomingInvoice(
+        subscription=sub.id,
+        customer=customer.id,
+        currency=plan.currency,
+        period_start=bounds.start,
+        period_end=bounds.end,
+        lines=[
+            {
+                "type": line.type,
+                "description": line.description,
+                "amount": line.amount,
+                "quantity": str(line.quantity),
+                "period": {"start": line.period_start, "end": line.period_end},
+            }
+            for line in lines
+        ],
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        tax=totals.tax,
+        total=totals.total,
+        starting_balance=customer.balance,
+        amount_due=totals.amount_due,
+    )
+
+
+async def _clock_id(session: AsyncSession, sub: Subscription) -> str | None:
+    return await session.scalar(select(Customer.test_clock_id).where(Customer.id == sub.customer_id))
+
+
+async def list_subscriptions(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    customer: str | None = None,
+    status: str | None = None,
+    plan: str | None = None,
+) -> Page[Subscription]:
+    stmt = select(Subscription).where(Subscription.merchant_id == merchant_id)
+    if customer is not None:
+        stmt = stmt.where(Subscription.customer_id == customer)
+    if plan is not None:
+        stmt = stmt.where(Subscription.plan_id == plan)
+    if status is not None:
+        if status not in states.STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
+        stmt = stmt.where(Subscription.status == status)
+    return await paginate(
+        session,
+        stmt,
+        Subscription,
+        merchant_id=merchant_id,
+        id_prefix="sub",
+        limit=limit,
+        starting_after=starting_after,
+    )
+
+
+# --- scheduled work ------------------------------------------------------------------------------------------
+
+
+async def _locked(ctx: TaskContext) -> Subscription | None:
+    return await ctx.session.scalar(
+        select(Subscription).where(Subscription.id == ctx.task.payload["subscription"]).with_for_update()
+    )
+
+
+@TASKS.register(RENEW)
+async def renew_task(ctx: TaskContext) -> None:
+    sub = await _locked(ctx)
+    if sub is not None:
+        await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
+
+
+@TASKS.register(TRIAL_WILL_END)
+async def trial_will_end_task(ctx: TaskContext) -> None:
+    sub = await _locked(ctx)
+    if sub is not None and sub.status == states.TRIALING:
+        _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
+
+
+@TASKS.register(EXPIRE_INCOMPLETE)
+async def expire_incomplete_task(ctx: TaskContext) -> None:
+    sub = await _locked(ctx)
+    if sub is None or sub.status != states.INCOMPLETE:
+        return
+    sub.status = states.transition(sub.id, sub.status, "expire")
+    sub.ended_at = sub.updated_at = ctx.clock.now()
+    await _cancel_pending_tasks(ctx.session, sub, RENEW)
+    if sub.latest_invoice_id:
+        invoice = await ctx.session.get(Invoice, sub.latest_invoice_id)
+        if invoice is not None and invoice.status == "open":
+            await invoices.void_invoice(ctx.session, sub.merchant_id, invoice.id)
+    await ctx.session.flush()
+    _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
+
+
+async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    """A subscription whose invoice got paid (now or later, by card or out of band) becomes active."""
+    if invoice.subscription_id is None:
+        return
+    sub = await session.scalar(
+        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+    )
+    if sub is None or sub.latest_invoice_id != invoice.id:
+        return
+    event = "first_invoice_paid" if sub.status == states.INCOMPLETE else "invoice_paid"
+    if sub.status in (states.INCOMPLETE, states.TRIALING, states.PAST_DUE, states.UNPAID) and states.can(
+        sub.status, event
+    ):
+        previous = sub.status
+        sub.status = states.transition(sub.id, sub.status, event)
+        sub.updated_at = clock.now()
+        if previous == states.INCOMPLETE:
+            await _cancel_pending_tasks(session, sub, EXPIRE_INCOMPLETE)
+        await session.flush()
+        _emit(session, sub, "subscription.updated", clock, {"status": previous})
+
+
+async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    if invoice.subscription_id is None or invoice.billing_reason == "subscription_create":
+        return
+    sub = await session.scalar(
+        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+    )
+    if sub is None or not states.can(sub.status, "payment_failed"):
+        return
+    previous = sub.status
+    sub.status = states.transition(sub.id, sub.status, "payment_failed")
+    sub.updated_at = clock.now()
+    await session.flush()
+    if previous != sub.status:
+        _emit(session, sub, "subscription.past_due", clock, {"status": previous})
+
+
+hooks.ON_PAID.append(_on_invoice_paid)
+hooks.ON_PAYMENT_FAILED.append(_on_payment_failed)

@@ -1,0 +1,160 @@
+"""The billing run: renewals due at the same instant, processed by several workers, happen exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+
+import httpx
+from sqlalchemy import func, select, update
+
+from billing.config import Settings
+from billing.invoices.models import Invoice
+from billing.payments.models import Payment
+from billing.scheduler.models import ScheduledTask
+from billing.scheduler.runner import run_due_tasks
+from billing.services import Services
+from billing.settings.service import SANDBOX_CONNECTION
+from tests.billing.payment_helpers import configure_gateways
+
+SUBSCRIPTIONS = 1000
+
+
+async def _subscribe_many(api: httpx.AsyncClient, count: int) -> tuple[str, list[str]]:
+    """`count` customers with a card, each subscribed (charge_automatically: the first invoice is paid)."""
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    plan = (
+        await api.post(
+            "/v1/plans",
+            json={"code": "run" + secrets.token_hex(4), "name": "Run", "currency": "USD", "amount": 1500},
+        )
+    ).json()["id"]
+
+    async def one(i: int) -> str:
+        customer = (await api.post("/v1/customers", json={"email": f"run{i}@example.com"})).json()["id"]
+        card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040}
+        pm = (await api.post("/v1/payment_methods", json={"customer": customer, "card": card})).json()["id"]
+        await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pm})
+        response = await api.post("/v1/subscriptions", json={"customer": customer, "plan": plan})
+        assert response.status_code == 200, response.text
+        return response.json()["id"]
+
+    ids: list[str] = []
+    for start in range(0, count, 50):
+        ids += await asyncio.gather(*[one(i) for i in range(start, min(count, start + 50))])
+    return plan, ids
+
+
+async def _make_renewals_due(services: Services, plan: str) -> None:
+    """Bring every renewal of the plan's subscriptions to 'due now' (as if a month had passed)."""
+    async with services.sessions() as session, session.begin():
+        await session.execute(
+            update(ScheduledTask)
+            .where(
+                ScheduledTask.kind == "subscription.renew",
+                ScheduledTask.status == "pending",
+                ScheduledTask.test_clock_id.is_(None),
+            )
+            .values(due_at=func.now())
+        )
+
+
+async def _cycle_invoices(services: Services, ids: list[str]) -> list[Invoice]:
+    async with services.sessions() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Invoice).where(
+                        Invoice.subscription_id.in_(ids), Invoice.billing_reason == "subscription_cycle"
+                    )
+                )
+            ).all()
+        )
+
+
+async def _charges(services: Services, invoice_ids: list[str]) -> int:
+    async with services.sessions() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Payment)
+                .where(Payment.invoice_id.in_(invoice_ids), Payment.status == "succeeded")
+            )
+            or 0
+        )
+
+
+def _gap_free(numbers: list[str]) -> bool:
+    values = sorted(int(n.split("-")[1]) for n in numbers)
+    return values == list(range(values[0], values[0] + len(values)))
+
+
+async def test_two_workers_renew_a_thousand_subscriptions_exactly_once(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    plan, ids = await _subscribe_many(api, SUBSCRIPTIONS)
+    await _make_renewals_due(services, plan)
+    done = await asyncio.gather(run_due_tasks(services, limit=10_000), run_due_tasks(services, limit=10_000))
+    assert sum(done) >= SUBSCRIPTIONS
+    assert min(done) > 0, "both workers took part"
+    invoices = await _cycle_invoices(services, ids)
+    assert len(invoices) == SUBSCRIPTIONS
+    assert len({i.subscription_id for i in invoices}) == SUBSCRIPTIONS
+    # Every renewal invoice charged exactly once, and paid.
+    assert {i.status for i in invoices} == {"paid"}
+    assert await _charges(services, [i.id for i in invoices]) == SUBSCRIPTIONS
+    async with services.sessions() as session:
+        numbers = list(
+            (
+                await session.scalars(
+                    select(Invoice.number).where(
+                        Invoice.merchant_id == invoices[0].merchant_id, Invoice.number.is_not(None)
+                    )
+                )
+            ).all()
+        )
+    assert len(numbers) == 2 * SUBSCRIPTIONS
+    assert _gap_free(numbers)
+    # Running the tick again changes nothing.
+    await run_due_tasks(services, limit=10_000)
+    assert len(await _cycle_invoices(services, ids)) == SUBSCRIPTIONS
+
+
+async def test_a_worker_killed_mid_run_leaves_nothing_doubled(
+    api: httpx.AsyncClient, services: Services, settings: Settings
+) -> None:
+    plan, ids = await _subscribe_many(api, 300)
+    await _make_renewals_due(services, plan)
+    assert settings.database_url and settings.redis_url
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "BILLING_REDIS_PREFIX": settings.redis_prefix + "-kill",
+        "BILLING_LOG_LEVEL": "ERROR",
+    }
+    worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "billing", "worker", env=env)
+    try:
+        deadline = time.monotonic() + 120
+        # Polls PostgreSQL (the worker is another process): kill it once it has renewed some, not all.
+        while time.monotonic() < deadline and not (0 < len(await _cycle_invoices(services, ids)) < 300):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(worker.wait(), 30)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+    partial = len(await _cycle_invoices(services, ids))
+    assert 0 < partial <= 300
+    # A new worker (here, the tick in-process) finishes the run.
+    await run_due_tasks(services, limit=10_000)
+    invoices = await _cycle_invoices(services, ids)
+    assert len(invoices) == 300
+    assert len({i.subscription_id for i in invoices}) == 300
+    # A charge interrupted by the kill is found again by its attempt key, or settled by the janitor: never two.
+    assert await _charges(services, [i.id for i in invoices]) <= 300
+    assert _gap_free([i.number for i in invoices if i.number])

@@ -1,0 +1,80 @@
+"""What may leave the engine in an event payload: never a card number, never a secret.
+
+Payloads are the objects as the API renders them, and the API never renders a card number or a secret, so this
+is the second line of defence: a value that still looks like one (a merchant pasting a card number into
+metadata, a render function that grows a `secret` field by mistake) is replaced by "[redacted]" before the event
+is stored, so it reaches neither the event log nor any webhook endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+
+# Field names that only ever hold secrets or card data.
+SENSITIVE_KEYS = frozenset(
+    {"secret", "password", "card_number", "pan", "cvc", "cvv", "cvc2", "cvv2", "secret_key", "api_key"}
+)
+# Our own secrets by their prefixes: endpoint secrets and secret API keys.
+_SECRET_VALUE = re.compile(r"\b(?:whsec_[A-Za-z0-9+/=]{20,}|sk_[A-Za-z0-9]{20,})")
+# 13 to 19 digits, optionally grouped by spaces or dashes, as card numbers are written, standing alone: a run of
+# digits inside a hex fingerprint or a base62 id is not a card number.
+_CARD_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:[0-9][ -]?){12,18}[0-9](?![0-9A-Za-z])")
+# Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro):
+# a long number that is Luhn-valid but starts elsewhere (an order id, a snowflake id) is left alone.
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6011|64[4-9]|65|62|5018|5020|5038|6304|67)")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether `text` contains a card number: 13-19 digits, Luhn-valid, with a card network's prefix."""
+    for match in _CARD_CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
+            return True
+    return False
+
+
+def _sensitive_string(text: str) -> bool:
+    return bool(_SECRET_VALUE.search(text)) or looks_like_card_number(text)
+
+
+def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
+    """`value` (JSON-shaped: dicts, lists, scalars) with every secret or card number replaced by "[redacted]",
+    and the paths of what was replaced."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        found: list[str] = []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in SENSITIVE_KEYS and item not in (None, ""):
+                out[key] = REDACTED
+                found.append(where)
+                continue
+            out[key], inner = redact(item, where)
+            found.extend(inner)
+        return out, found
+    if isinstance(value, list):
+        items: list[Any] = []
+        found = []
+        for index, item in enumerate(value):
+            clean, inner = redact(item, f"{path}[{index}]")
+            items.append(clean)
+            found.extend(inner)
+        return items, found
+    if isinstance(value, str) and _sensitive_string(value):
+        return REDACTED, [path]
+    return value, []
