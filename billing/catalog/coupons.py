@@ -350,4 +350,13 @@ async def redeem_coupon(session: AsyncSession, coupon: Coupon, now: datetime) ->
         raise Conflict(
             f"Coupon {coupon.id} can no longer be redeemed.", code="coupon_invalid", param="coupon"
         )
+    # times_redeemed (and perhaps valid) changed: a state change like any other.
+    record_event(
+        session,
+        merchant_id=coupon.merchant_id,
+        event_type="coupon.updated",
+        obj=render_coupon(coupon),
+        clock=CATALOG_CLOCK,
+        previous_attributes={"times_redeemed": counted - 1},
+    )
     return coupon

@@ -281,6 +281,8 @@ async def test_a_repeating_coupon_discounts_its_periods_only(
         "/v1/coupons", {"percent_off": "25", "duration": "repeating", "duration_in_periods": 2}
     )
     sub = await world.subscribe(await world.customer(), await world.plan(4000), coupon=coupon["id"])
+    redeemed = (await world.get("/v1/events", object_id=coupon["id"], type="coupon.updated"))["data"]
+    assert [e["data"]["object"]["times_redeemed"] for e in redeemed] == [1]
     await world.advance(datetime(2027, 4, 1, 1, tzinfo=UTC))
     assert [(i["discount"], i["total"]) for i in await world.invoices(sub["id"])] == [
         (1000, 3000),
