@@ -123,7 +123,7 @@ async def test_an_archived_coupon_cannot_be_redeemed(
     types = [
         e["type"] for e in (await api.get("/v1/events", params={"object_id": coupon["id"]})).json()["data"]
     ]
-    assert types == ["coupon.unarchived", "coupon.archived", "coupon.created"]
+    assert types == ["coupon.updated", "coupon.unarchived", "coupon.archived", "coupon.created"]
 
 
 async def test_max_redemptions_is_never_exceeded(
