@@ -217,7 +217,8 @@ async def _excerpt(response: httpx.Response, limit: int) -> str:
 
 async def send(client: httpx.AsyncClient, claimed: Claimed, policy: DeliveryPolicy) -> AttemptResult:
     """POST one delivery and report what happened; never raises for anything the receiver or network does."""
-    timestamp = int(time.time())
+    # The signature timestamp is wall time by the spec (receivers check freshness), never a test clock.
+    timestamp = int(utc_now().timestamp())
     headers = webhook_headers(claimed.secrets, claimed.event_id, timestamp, claimed.body)
     started = time.perf_counter()
     status: int | None = None

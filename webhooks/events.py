@@ -10,9 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.api.schemas import ListResponse
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import not_found
-from billing.ids import is_valid_id
 from webhooks import models
 
 
@@ -47,14 +46,9 @@ def render_event(event: models.Event) -> Event:
 
 
 async def get_event(session: AsyncSession, merchant_id: str, event_id: str) -> models.Event:
-    if not is_valid_id(event_id, "evt"):
-        raise not_found("event", event_id)
-    event = await session.scalar(
-        select(models.Event).where(models.Event.id == event_id, models.Event.merchant_id == merchant_id)
+    return await get_owned(
+        session, models.Event, event_id, merchant_id=merchant_id, prefix="evt", kind="event"
     )
-    if event is None:
-        raise not_found("event", event_id)
-    return event
 
 
 async def list_events(

@@ -27,9 +27,10 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import Coupon
 from billing.catalog.schemas import CouponCreate, CouponUpdate
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import Conflict, InvalidRequest
+from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import discounts
 from plans.discounts import CouponDuration
@@ -178,15 +179,16 @@ async def get_coupon(
     for_update: bool = False,
 ) -> Coupon:
     """The merchant's coupon with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    if not is_valid_id(coupon_id, "cpn"):
-        raise not_found("coupon", coupon_id, param)
-    stmt = select(Coupon).where(Coupon.id == coupon_id, Coupon.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    coupon = await session.scalar(stmt)
-    if coupon is None:
-        raise not_found("coupon", coupon_id, param)
-    return coupon
+    return await get_owned(
+        session,
+        Coupon,
+        coupon_id,
+        merchant_id=merchant_id,
+        prefix="cpn",
+        kind="coupon",
+        param=param,
+        for_update=for_update,
+    )
 
 
 async def list_coupons(

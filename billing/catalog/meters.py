@@ -26,9 +26,10 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import Aggregation, Meter
 from billing.catalog.schemas import MeterCreate, MeterUpdate
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import InvalidRequest
+from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans.errors import CatalogError, parse_choice
 from webhooks.outbox import record_event
@@ -109,15 +110,15 @@ async def get_meter(
     session: AsyncSession, merchant_id: str, meter_id: str, *, for_update: bool = False
 ) -> Meter:
     """The merchant's meter with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    if not is_valid_id(meter_id, "mtr"):
-        raise not_found("meter", meter_id)
-    stmt = select(Meter).where(Meter.id == meter_id, Meter.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    meter = await session.scalar(stmt)
-    if meter is None:
-        raise not_found("meter", meter_id)
-    return meter
+    return await get_owned(
+        session,
+        Meter,
+        meter_id,
+        merchant_id=merchant_id,
+        prefix="mtr",
+        kind="meter",
+        for_update=for_update,
+    )
 
 
 async def meters_by_code(

@@ -38,9 +38,10 @@ from billing.catalog.common import (
 from billing.catalog.meters import mark_meters_in_use, meters_by_code
 from billing.catalog.models import Plan
 from billing.catalog.schemas import PlanCreate, PlanUpdate
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import pricing
 from plans.calendar import MAX_TRIAL_DAYS, validate_interval
@@ -333,15 +334,16 @@ async def get_plan(
     for_update: bool = False,
 ) -> Plan:
     """The merchant's plan with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    if not is_valid_id(plan_id, "plan"):
-        raise not_found("plan", plan_id, param)
-    stmt = select(Plan).where(Plan.id == plan_id, Plan.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    plan = await session.scalar(stmt)
-    if plan is None:
-        raise not_found("plan", plan_id, param)
-    return plan
+    return await get_owned(
+        session,
+        Plan,
+        plan_id,
+        merchant_id=merchant_id,
+        prefix="plan",
+        kind="plan",
+        param=param,
+        for_update=for_update,
+    )
 
 
 async def list_plans(

@@ -26,9 +26,10 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import TaxRate
 from billing.catalog.schemas import TaxRateCreate, TaxRateUpdate
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, not_found
-from billing.ids import is_valid_id, new_id
+from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import taxes
 from webhooks.outbox import record_event
@@ -95,15 +96,16 @@ async def get_tax_rate(
     for_update: bool = False,
 ) -> TaxRate:
     """The merchant's tax rate with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    if not is_valid_id(tax_rate_id, "txr"):
-        raise not_found("tax rate", tax_rate_id, param)
-    stmt = select(TaxRate).where(TaxRate.id == tax_rate_id, TaxRate.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    rate = await session.scalar(stmt)
-    if rate is None:
-        raise not_found("tax rate", tax_rate_id, param)
-    return rate
+    return await get_owned(
+        session,
+        TaxRate,
+        tax_rate_id,
+        merchant_id=merchant_id,
+        prefix="txr",
+        kind="tax rate",
+        param=param,
+        for_update=for_update,
+    )
 
 
 async def list_tax_rates(

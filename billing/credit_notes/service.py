@@ -29,6 +29,7 @@ from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.customers.service import render_customer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import BillingError, Conflict, IdempotencyError, InvalidRequest, Unprocessable, not_found
 from billing.ids import is_valid_id, new_id
@@ -101,15 +102,15 @@ async def render_note(session: AsyncSession, note: CreditNote) -> schemas.Credit
 async def get_credit_note(
     session: AsyncSession, merchant_id: str, credit_note_id: str, *, for_update: bool = False
 ) -> CreditNote:
-    if not is_valid_id(credit_note_id, "cn"):
-        raise not_found("credit note", credit_note_id)
-    stmt = select(CreditNote).where(CreditNote.id == credit_note_id, CreditNote.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    note = await session.scalar(stmt)
-    if note is None:
-        raise not_found("credit note", credit_note_id)
-    return note
+    return await get_owned(
+        session,
+        CreditNote,
+        credit_note_id,
+        merchant_id=merchant_id,
+        prefix="cn",
+        kind="credit note",
+        for_update=for_update,
+    )
 
 
 async def list_credit_notes(

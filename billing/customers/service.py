@@ -13,9 +13,10 @@ from billing.clock import Clock
 from billing.customers import schemas
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import Conflict, InvalidRequest
+from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
 from plans.calendar import validate_timezone
@@ -124,17 +125,17 @@ async def get_customer(
     for_update: bool = False,
 ) -> Customer:
     """The merchant's live customer with that id; NotFound for another merchant's id, a deleted or unknown one."""
-    if not is_valid_id(customer_id, "cus"):
-        raise not_found("customer", customer_id, param)
-    stmt = select(Customer).where(
-        Customer.id == customer_id, Customer.merchant_id == merchant_id, Customer.deleted_at.is_(None)
+    return await get_owned(
+        session,
+        Customer,
+        customer_id,
+        merchant_id=merchant_id,
+        prefix="cus",
+        kind="customer",
+        param=param,
+        for_update=for_update,
+        where=(Customer.deleted_at.is_(None),),
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    customer = await session.scalar(stmt)
-    if customer is None:
-        raise not_found("customer", customer_id, param)
-    return customer
 
 
 async def update_customer(

@@ -17,9 +17,10 @@ from billing.catalog.tax_rates import get_tax_rate, pure_tax_rate
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import ApiError, Conflict, InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import ApiError, Conflict, InvalidRequest
+from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import Merchant
@@ -114,15 +115,15 @@ async def render(session: AsyncSession, invoice: Invoice) -> schemas.Invoice:
 async def get_invoice(
     session: AsyncSession, merchant_id: str, invoice_id: str, *, for_update: bool = False
 ) -> Invoice:
-    if not is_valid_id(invoice_id, "in"):
-        raise not_found("invoice", invoice_id)
-    stmt = select(Invoice).where(Invoice.id == invoice_id, Invoice.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    invoice = await session.scalar(stmt)
-    if invoice is None:
-        raise not_found("invoice", invoice_id)
-    return invoice
+    return await get_owned(
+        session,
+        Invoice,
+        invoice_id,
+        merchant_id=merchant_id,
+        prefix="in",
+        kind="invoice",
+        for_update=for_update,
+    )
 
 
 def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, Decimal | None]:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
@@ -192,17 +193,16 @@ async def get_payment_method(
     param: str | None = None,
     for_update: bool = False,
 ) -> PaymentMethod:
-    if not is_valid_id(payment_method_id, "pm"):
-        raise not_found("payment method", payment_method_id, param)
-    stmt = select(PaymentMethod).where(
-        PaymentMethod.id == payment_method_id, PaymentMethod.merchant_id == merchant_id
+    return await get_owned(
+        session,
+        PaymentMethod,
+        payment_method_id,
+        merchant_id=merchant_id,
+        prefix="pm",
+        kind="payment method",
+        param=param,
+        for_update=for_update,
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    pm = await session.scalar(stmt)
-    if pm is None:
-        raise not_found("payment method", payment_method_id, param)
-    return pm
 
 
 async def _customer_clock(session: AsyncSession, pm: PaymentMethod) -> tuple[Customer, Clock]:

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock, utc_now
 from billing.db.engine import transaction
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, IdempotencyError, InvalidRequest, Unprocessable, not_found
+from billing.errors import Conflict, IdempotencyError, InvalidRequest, Unprocessable
 from billing.gateways.base import (
     ConnectionConfig,
     RefundFailed,
@@ -27,7 +28,7 @@ from billing.gateways.base import (
     RetrieveRefundOutcome,
 )
 from billing.gateways.routing import record_calls, timed_call
-from billing.ids import is_valid_id, new_id
+from billing.ids import new_id
 from billing.metadata import validate_metadata
 from billing.payments import schemas
 from billing.payments.models import Payment, Refund
@@ -239,14 +240,7 @@ async def apply_refund_outcome(
 
 
 async def get_refund(session: AsyncSession, merchant_id: str, refund_id: str) -> Refund:
-    if not is_valid_id(refund_id, "re"):
-        raise not_found("refund", refund_id)
-    refund = await session.scalar(
-        select(Refund).where(Refund.id == refund_id, Refund.merchant_id == merchant_id)
-    )
-    if refund is None:
-        raise not_found("refund", refund_id)
-    return refund
+    return await get_owned(session, Refund, refund_id, merchant_id=merchant_id, prefix="re", kind="refund")
 
 
 async def list_refunds(

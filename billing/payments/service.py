@@ -29,6 +29,7 @@ from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import (
     ApiError,
@@ -37,7 +38,6 @@ from billing.errors import (
     Conflict,
     InvalidRequest,
     Unprocessable,
-    not_found,
 )
 from billing.gateways.base import (
     CardInstrument,
@@ -59,7 +59,7 @@ from billing.gateways.routing import (
     order_connections,
     record_calls,
 )
-from billing.ids import is_valid_id, new_id
+from billing.ids import new_id
 from billing.metadata import validate_metadata
 from billing.payment_methods.service import chargeable_payment_method
 from billing.payments import schemas
@@ -398,15 +398,16 @@ async def get_payment(
     param: str | None = None,
     for_update: bool = False,
 ) -> Payment:
-    if not is_valid_id(payment_id, "pay"):
-        raise not_found("payment", payment_id, param)
-    stmt = select(Payment).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    payment = await session.scalar(stmt)
-    if payment is None:
-        raise not_found("payment", payment_id, param)
-    return payment
+    return await get_owned(
+        session,
+        Payment,
+        payment_id,
+        merchant_id=merchant_id,
+        prefix="pay",
+        kind="payment",
+        param=param,
+        for_update=for_update,
+    )
 
 
 async def list_payments(

@@ -20,9 +20,10 @@ from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, InvalidRequest, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import Conflict, InvalidRequest
+from billing.ids import new_id
 from billing.invoices import collection, hooks
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
@@ -141,17 +142,15 @@ async def _coupon_applies(session: AsyncSession, sub: Subscription, period_index
 async def get_subscription(
     session: AsyncSession, merchant_id: str, subscription_id: str, *, for_update: bool = False
 ) -> Subscription:
-    if not is_valid_id(subscription_id, "sub"):
-        raise not_found("subscription", subscription_id)
-    stmt = select(Subscription).where(
-        Subscription.id == subscription_id, Subscription.merchant_id == merchant_id
+    return await get_owned(
+        session,
+        Subscription,
+        subscription_id,
+        merchant_id=merchant_id,
+        prefix="sub",
+        kind="subscription",
+        for_update=for_update,
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    sub = await session.scalar(stmt)
-    if sub is None:
-        raise not_found("subscription", subscription_id)
-    return sub
 
 
 async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clock) -> None:

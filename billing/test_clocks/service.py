@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
 from billing.customers.models import Customer
+from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
-from billing.errors import Conflict, InvalidRequest, PermissionDenied, not_found
-from billing.ids import is_valid_id, new_id
+from billing.errors import Conflict, InvalidRequest, PermissionDenied
+from billing.ids import new_id
 from billing.scheduler.models import ScheduledTask
 from billing.test_clocks import schemas
 from billing.test_clocks.models import TestClock
@@ -62,17 +63,17 @@ async def get_test_clock(
     param: str | None = None,
     for_update: bool = False,
 ) -> TestClock:
-    if not is_valid_id(test_clock_id, "clk"):
-        raise not_found("test clock", test_clock_id, param)
-    stmt = select(TestClock).where(
-        TestClock.id == test_clock_id, TestClock.merchant_id == merchant_id, TestClock.deleted_at.is_(None)
+    return await get_owned(
+        session,
+        TestClock,
+        test_clock_id,
+        merchant_id=merchant_id,
+        prefix="clk",
+        kind="test clock",
+        param=param,
+        for_update=for_update,
+        where=(TestClock.deleted_at.is_(None),),
     )
-    if for_update:
-        stmt = stmt.with_for_update()
-    clock = await session.scalar(stmt)
-    if clock is None:
-        raise not_found("test clock", test_clock_id, param)
-    return clock
 
 
 def _aware(value: datetime, param: str) -> datetime:

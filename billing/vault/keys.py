@@ -16,12 +16,12 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from billing.clock import utc_now
 from billing.config import ConfigError, Settings
 
 KEY_FILE = "vault-keys"
@@ -105,7 +105,7 @@ def parse_keyring(text: str, *, source: str = "BILLING_VAULT_KEYS") -> KeyRing:
 
 
 def generate_key_line(kid: str | None = None) -> str:
-    kid = kid or "k" + datetime.now(UTC).strftime("%Y%m%d") + secrets.token_hex(2)
+    kid = kid or "k" + utc_now().strftime("%Y%m%d") + secrets.token_hex(2)
     return f"{kid}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
 
 
