@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock
 from billing.errors import Conflict, InvalidRequest
+from webhooks.outbox import record_event
 
 #: Catalog objects are merchant-level, not a customer's: they live in real time even when a test-clock
 #: customer subscribes to them.
@@ -23,6 +24,7 @@ _CODE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 class Archivable(Protocol):
+    merchant_id: str
     archived_at: datetime | None
     updated_at: datetime
 
@@ -89,13 +91,24 @@ def previous_attributes(before: dict[str, Any], after: Any) -> dict[str, Any]:
     return {key: value for key, value in before.items() if after_builtins.get(key) != value}
 
 
-def set_archived(row: Archivable, archived: bool, now: datetime) -> bool:
-    """Archive or unarchive `row`; return whether anything changed (doing it twice is not an error)."""
+async def set_archived(
+    session: AsyncSession, row: Archivable, archived: bool, *, kind: str, render: Callable[[Any], Any]
+) -> None:
+    """Archive or unarchive `row` with its `<kind>.archived` / `<kind>.unarchived` event; doing it twice is
+    not an error and records nothing."""
     if (row.archived_at is not None) == archived:
-        return False
+        return
+    now = CATALOG_CLOCK.now()
     row.archived_at = now if archived else None
     row.updated_at = now
-    return True
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=row.merchant_id,
+        event_type=f"{kind}.archived" if archived else f"{kind}.unarchived",
+        obj=render(row),
+        clock=CATALOG_CLOCK,
+    )
 
 
 def in_use_conflict(

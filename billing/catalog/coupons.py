@@ -291,15 +291,7 @@ async def set_coupon_archived(
 ) -> Coupon:
     """Archive a coupon (no new redemptions; discounts already given go on) or make it redeemable again."""
     coupon = await get_coupon(session, merchant_id, coupon_id, for_update=True)
-    if set_archived(coupon, archived, CATALOG_CLOCK.now()):
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="coupon.archived" if archived else "coupon.unarchived",
-            obj=render_coupon(coupon),
-            clock=CATALOG_CLOCK,
-        )
+    await set_archived(session, coupon, archived, kind="coupon", render=render_coupon)
     return coupon
 
 

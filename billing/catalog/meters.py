@@ -218,15 +218,7 @@ async def update_meter(session: AsyncSession, merchant_id: str, meter_id: str, p
 async def set_meter_archived(session: AsyncSession, merchant_id: str, meter_id: str, archived: bool) -> Meter:
     """Archive (new plans may no longer charge for it; plans that do keep billing it) or unarchive a meter."""
     meter = await get_meter(session, merchant_id, meter_id, for_update=True)
-    if set_archived(meter, archived, CATALOG_CLOCK.now()):
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="meter.archived" if archived else "meter.unarchived",
-            obj=render_meter(meter),
-            clock=CATALOG_CLOCK,
-        )
+    await set_archived(session, meter, archived, kind="meter", render=render_meter)
     return meter
 
 

@@ -454,15 +454,7 @@ async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, par
 async def set_plan_archived(session: AsyncSession, merchant_id: str, plan_id: str, archived: bool) -> Plan:
     """Archive a plan (existing subscriptions go on; new ones are refused) or make it subscribable again."""
     plan = await get_plan(session, merchant_id, plan_id, for_update=True)
-    if set_archived(plan, archived, CATALOG_CLOCK.now()):
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="plan.archived" if archived else "plan.unarchived",
-            obj=render_plan(plan),
-            clock=CATALOG_CLOCK,
-        )
+    await set_archived(session, plan, archived, kind="plan", render=render_plan)
     return plan
 
 

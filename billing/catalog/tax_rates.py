@@ -186,15 +186,7 @@ async def set_tax_rate_archived(
 ) -> TaxRate:
     """Archive a tax rate (not added to new subscriptions; existing ones keep it) or make it usable again."""
     rate = await get_tax_rate(session, merchant_id, tax_rate_id, for_update=True)
-    if set_archived(rate, archived, CATALOG_CLOCK.now()):
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="tax_rate.archived" if archived else "tax_rate.unarchived",
-            obj=render_tax_rate(rate),
-            clock=CATALOG_CLOCK,
-        )
+    await set_archived(session, rate, archived, kind="tax_rate", render=render_tax_rate)
     return rate
 
 
