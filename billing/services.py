@@ -4,6 +4,7 @@ handed to the API, the worker and the tests alike."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -56,4 +57,11 @@ async def open_services(settings: Settings, *, pool_size: int = 10, null_pool: b
     redis = await create_pool(
         RedisSettings.from_dsn(redis_url), default_queue_name=f"{settings.redis_prefix}:queue"
     )
-    return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis)
+    services = Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis)
+    # Load the vault's master secret now, on a free pool: loaded lazily, it would need a second connection
+    # inside requests that already hold one, and a burst of cold requests could exhaust the pool.
+    try:
+        await services.vault.request_fingerprint_key()
+    except Exception:  # the database may not be migrated or up yet: then the first request loads it
+        logging.getLogger("billing").warning("vault secret not loaded at start; it will load on first use")
+    return services

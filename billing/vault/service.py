@@ -13,6 +13,7 @@ has seen, but not correlate cards across merchants.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -59,6 +60,10 @@ class Vault:
         self.keyring = keyring
         self._sessions = sessions
         self._derived: dict[bytes, bytes] = {}
+        # The master secret is loaded once per process, on its own connection. Requests ask for it while they
+        # hold a pooled connection; without this lock, many cold requests at once would each need a second
+        # connection and could exhaust the pool waiting for each other.
+        self._loading = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"Vault({self.keyring!r})"
@@ -67,9 +72,11 @@ class Vault:
         cached = self._derived.get(purpose)
         if cached is not None:
             return cached
-        master = await self._load_master_secret()
-        for name in (b"card-fingerprint", b"request-fingerprint"):
-            self._derived[name] = _derive(master, name)
+        async with self._loading:
+            if purpose not in self._derived:
+                master = await self._load_master_secret()
+                for name in (b"card-fingerprint", b"request-fingerprint"):
+                    self._derived[name] = _derive(master, name)
         return self._derived[purpose]
 
     async def _load_master_secret(self) -> bytes:
