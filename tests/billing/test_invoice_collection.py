@@ -12,7 +12,7 @@ import httpx
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
 from tests.billing.payment_helpers import configure_gateways, customer_with_card
-from tests.billing.test_subscriptions import run_worker
+from tests.billing.world import run_worker
 
 GOOD = "4242424242424242"
 DECLINES = "4000000000000341"  # attaches, every charge declined (soft)
