@@ -15,6 +15,7 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.payment_failed": "An attempt to charge an invoice took no money; see its last_payment_error.",
     "invoice.voided": "An open invoice was voided.",
     "invoice.marked_uncollectible": "An open invoice was marked uncollectible.",
+    "invoice.upcoming": "A subscription renews in three days; the object is the upcoming invoice as it stands (GET .../upcoming_invoice).",
     "subscription.created": "A subscription was created.",
     "subscription.updated": "A subscription changed: status, plan, quantity, cancel_at_period_end or metadata.",
     "subscription.trial_will_end": "A subscription's trial ends in three days.",

@@ -114,6 +114,8 @@ def _invoice(event_type: str) -> Example:
     from billing.invoices.service import render_invoice
 
     change = event_type.split(".", 1)[1]
+    if change == "upcoming":
+        return _upcoming_invoice()
     status = {
         "finalized": "open",
         "paid": "paid",
@@ -189,6 +191,36 @@ def _invoice(event_type: str) -> Example:
     if change == "updated":
         previous = {"amount_paid": 0, "amount_remaining": 4900, "pre_payment_credit_notes_amount": 0}
     return Example(render_invoice(invoice, [line]), previous)
+
+
+def _upcoming_invoice() -> Example:
+    from billing.subscriptions.schemas import UpcomingInvoice
+
+    period = {"start": datetime(2027, 2, 28, tzinfo=UTC), "end": datetime(2027, 3, 31, tzinfo=UTC)}
+    return Example(
+        UpcomingInvoice(
+            subscription=example_id("subscription"),
+            customer=example_id("customer"),
+            currency="USD",
+            period_start=period["start"],
+            period_end=period["end"],
+            lines=[
+                {
+                    "type": "subscription",
+                    "description": "5 × Pro",
+                    "amount": 4500,
+                    "quantity": "5",
+                    "period": period,
+                }
+            ],
+            subtotal=4500,
+            discount=0,
+            tax=405,
+            total=4905,
+            starting_balance=-500,
+            amount_due=4405,
+        )
+    )
 
 
 def _failure_message(code: str) -> str:

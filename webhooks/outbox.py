@@ -30,6 +30,7 @@ def record_event(
     obj: Any,
     clock: Clock,
     previous_attributes: dict[str, Any] | None = None,
+    object_id: str | None = None,
 ) -> Event:
     """Stage `event_type` about `obj` (a msgspec Struct as the API renders it) in the current transaction.
 
@@ -47,7 +48,8 @@ def record_event(
         id=new_id("evt"),
         merchant_id=merchant_id,
         type=event_type,
-        object_id=data["id"],
+        # An object without an id of its own (an upcoming invoice) names the object it is about.
+        object_id=object_id or data["id"],
         data=data,
         created_at=clock.now(),
         test_clock_id=clock.test_clock_id,

@@ -45,7 +45,10 @@ from webhooks.outbox import record_event
 RENEW = "subscription.renew"
 TRIAL_WILL_END = "subscription.trial_will_end"
 EXPIRE_INCOMPLETE = "subscription.expire_incomplete"
+UPCOMING_NOTICE = "invoice.upcoming"
 TRIAL_WARNING = timedelta(days=3)
+# How long before a renewal `invoice.upcoming` tells the app what it will bill (Stripe's default notice).
+UPCOMING_WARNING = timedelta(days=3)
 INCOMPLETE_WINDOW = timedelta(hours=23)
 
 
@@ -164,6 +167,22 @@ async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clo
         payload={"subscription": sub.id, "period_index": next_index},
         dedupe_key=f"renew:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
     )
+    notice_at = sub.current_period_end - UPCOMING_WARNING
+    if notice_at > clock.now():
+        # Periods shorter than the notice get none: the renewal is as close as the notice would be.
+        await schedule_task(
+            session,
+            merchant_id=sub.merchant_id,
+            kind=UPCOMING_NOTICE,
+            due_at=notice_at,
+            clock=clock,
+            payload={
+                "subscription": sub.id,
+                "period_index": next_index,
+                "renews_at": sub.current_period_end.isoformat(),
+            },
+            dedupe_key=f"upcoming:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
+        )
 
 
 async def _cancel_pending_tasks(session: AsyncSession, sub: Subscription, kind: str | None = None) -> None:
@@ -808,6 +827,29 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is not None and sub.status == states.TRIALING:
         _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
+
+
+@TASKS.register(UPCOMING_NOTICE)
+async def upcoming_notice_task(ctx: TaskContext) -> None:
+    """`invoice.upcoming`: the next renewal invoice as it stands now, sent while the app can still act on it."""
+    sub = await _locked(ctx)
+    if (
+        sub is None
+        or sub.period_index + 1 != int(ctx.task.payload["period_index"])
+        or sub.current_period_end != datetime.fromisoformat(ctx.task.payload["renews_at"])
+        or sub.status not in states.RENEWING
+        or sub.cancel_at_period_end
+    ):
+        return  # rescheduled (paused, resumed, re-anchored) or ending: that renewal will not happen
+    upcoming = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
+    record_event(
+        ctx.session,
+        merchant_id=sub.merchant_id,
+        event_type="invoice.upcoming",
+        obj=upcoming,
+        clock=ctx.clock,
+        object_id=sub.id,
+    )
 
 
 @TASKS.register(EXPIRE_INCOMPLETE)

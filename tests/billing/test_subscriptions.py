@@ -261,3 +261,34 @@ async def test_an_archived_plan_takes_no_new_subscriptions(
     )
     assert response.status_code == 409
     assert response.json()["error"]["param"] == "plan"
+
+
+async def test_invoice_upcoming_tells_the_app_three_days_ahead_what_the_renewal_will_bill(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start(datetime(2027, 4, 1, tzinfo=UTC))
+    pro, basic = await world.plan(6000), await world.plan(3000)
+    sub = await world.subscribe(await world.customer(), pro, quantity=2)
+    await world.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": basic, "effective": "period_end"})
+
+    async def notices() -> list[dict[str, Any]]:
+        return (await world.get("/v1/events", object_id=sub["id"], type="invoice.upcoming"))["data"]
+
+    await world.advance(datetime(2027, 4, 27, 23, tzinfo=UTC))
+    assert await notices() == []
+    await world.advance(datetime(2027, 4, 28, 1, tzinfo=UTC))
+    [notice] = await notices()
+    upcoming = notice["data"]["object"]
+    # The notice carries the invoice the renewal will make: the pending downgrade, two seats of the new plan.
+    assert upcoming == await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert (upcoming["object"], upcoming["period_start"], upcoming["total"]) == (
+        "upcoming_invoice",
+        "2027-05-01T00:00:00Z",
+        6000,
+    )
+    assert [i["total"] for i in await world.invoices(sub["id"])] == [12000]
+    # A subscription that will not renew gets no notice.
+    await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at_period_end": True})
+    await world.advance(datetime(2027, 6, 1, 1, tzinfo=UTC))
+    assert len(await notices()) == 1

@@ -52,7 +52,8 @@ PENDING_FEATURES: dict[str, str] = {}
 # Notices about a moment rather than changes of their object: the transaction that writes one only locks the
 # object's row (and marks the scheduled task that emits it done), so its verdict is LOCKED, not WRITTEN.
 NOTICES = {
-    "subscription.trial_will_end": "three days before trial_end; the subscription itself does not change"
+    "subscription.trial_will_end": "three days before trial_end; the subscription itself does not change",
+    "invoice.upcoming": "three days before a renewal; about the subscription, which does not change",
 }
 
 FAILING_TASK = "test.walk_failure"
@@ -527,8 +528,8 @@ WALK = [
         _subscription,
     ),
     Step(
-        "the test clock reaches three days before the trial ends",
-        {"subscription.trial_will_end": "sub", "test_clock.ready": "sub_clock"},
+        "the test clock reaches three days before the trial ends: the trial warning and the upcoming invoice",
+        {"subscription.trial_will_end": "sub", "invoice.upcoming": "sub", "test_clock.ready": "sub_clock"},
         _trial_will_end,
     ),
     Step(
