@@ -81,15 +81,16 @@ async def _run(database_url: str, redis_url: str, args: argparse.Namespace) -> l
             merchant = await create_merchant(session, "Bench webhooks")
             secrets = []
             for index in range(args.endpoints):
-                endpoint = await create_endpoint(
+                _, secret = await create_endpoint(
                     session,
                     merchant.id,
                     WebhookEndpointCreate(
                         url=receiver.url(f"/e{index}"), enabled_events=["customer.created"]
                     ),
                     production=False,
+                    box=services.vault,
                 )
-                secrets.append((f"/e{index}", endpoint.secret))
+                secrets.append((f"/e{index}", secret))
 
         # 1. Throughput: a backlog, then a worker.
         backlog = args.backlog * args.endpoints

@@ -11,11 +11,12 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing.config import Settings
-from billing.db.engine import make_engine, make_sessionmaker
+from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.gateways.registry import GatewayPool
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
+from webhooks.endpoints import seal_plaintext_secrets
 
 # pool_size + max_overflow (10 + 10) must cover the requests in flight plus 2 connections per charge.
 COLLECTIONS_PER_PROCESS = 4
@@ -64,4 +65,9 @@ async def open_services(settings: Settings, *, pool_size: int = 10, null_pool: b
         await services.vault.request_fingerprint_key()
     except Exception:  # the database may not be migrated or up yet: then the first request loads it
         logging.getLogger("billing").warning("vault secret not loaded at start; it will load on first use")
+        return services
+    async with transaction(services.sessions) as session:
+        sealed = await seal_plaintext_secrets(session, services.vault)
+    if sealed:
+        logging.getLogger("billing").info("sealed the signing secrets of %d webhook endpoints", sealed)
     return services

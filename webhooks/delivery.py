@@ -37,6 +37,7 @@ from webhooks.endpoints import disable_endpoint
 from webhooks.events import Event, EventData
 from webhooks.fanout import NOTIFY_CHANNEL
 from webhooks.retry import DEFAULT_SCHEDULE, MAX_AGE, next_attempt_at, parse_retry_after
+from webhooks.secret_box import SecretBox
 from webhooks.signing import webhook_headers
 from webhooks.transport import RefusedAddress, make_client
 
@@ -161,6 +162,7 @@ RETURNING d.id AS delivery_id, d.lease_token, d.merchant_id, d.endpoint_id,
 
 async def claim_due(
     sessions: async_sessionmaker[AsyncSession],
+    box: SecretBox,
     policy: DeliveryPolicy,
     *,
     limit: int,
@@ -195,7 +197,14 @@ async def claim_due(
                 merchant_id=row.merchant_id,
                 endpoint_id=row.endpoint_id,
                 url=row.url,
-                secrets=signing_secrets(row.secret, row.previous_secret, row.previous_secret_expires_at, now),
+                secrets=signing_secrets(
+                    await box.open_secret(row.secret, row.endpoint_id),
+                    await box.open_secret(row.previous_secret, row.endpoint_id)
+                    if row.previous_secret
+                    else None,
+                    row.previous_secret_expires_at,
+                    now,
+                ),
                 event_id=row.event_id,
                 event_type=row.event_type,
                 body=render_body(row),
@@ -397,6 +406,7 @@ class Report:
 
 async def deliver_due(
     sessions: async_sessionmaker[AsyncSession],
+    box: SecretBox,
     client: httpx.AsyncClient,
     policy: DeliveryPolicy,
     *,
@@ -406,7 +416,7 @@ async def deliver_due(
 ) -> Report:
     """One pass: claim what is due (up to a batch), send it all concurrently, record every attempt."""
     claimed = await claim_due(
-        sessions, policy, limit=min(policy.batch, policy.concurrency), now=now, merchant_id=merchant_id
+        sessions, box, policy, limit=min(policy.batch, policy.concurrency), now=now, merchant_id=merchant_id
     )
 
     async def one(item: Claimed) -> tuple[Claimed, AttemptResult, str]:
@@ -424,12 +434,14 @@ class Dispatcher:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
         policy: DeliveryPolicy,
         *,
         client: httpx.AsyncClient | None = None,
         merchant_id: str | None = None,
     ) -> None:
         self.sessions = sessions
+        self.box = box
         self.policy = policy
         self.client = client or make_client(
             production=policy.production, max_connections=policy.concurrency * 2
@@ -470,6 +482,7 @@ class Dispatcher:
                 if free > 0 and loop.time() < deadline:
                     claimed = await claim_due(
                         self.sessions,
+                        self.box,
                         self.policy,
                         limit=min(free, self.policy.batch),
                         merchant_id=self._merchant_id,

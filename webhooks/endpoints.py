@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import msgspec
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, utc_now
@@ -23,7 +23,8 @@ from webhooks.fanout import NOTIFY_CHANNEL, receives
 from webhooks.models import Event
 from webhooks.outbox import record_event
 from webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
-from webhooks.signing import generate_secret
+from webhooks.secret_box import SecretBox
+from webhooks.signing import SECRET_PREFIX, generate_secret
 from webhooks.urls import UnsafeUrl, check_endpoint_url
 
 # Stripe's limit: it bounds the fan-out work of every state change.
@@ -32,8 +33,8 @@ MAX_ENDPOINTS = 16
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-def render_endpoint(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> schemas.WebhookEndpoint:
-    """The endpoint as the API shows it; the secret only when `with_secret` (create and rotate_secret)."""
+def render_endpoint(endpoint: WebhookEndpoint, *, secret: str | None = None) -> schemas.WebhookEndpoint:
+    """The endpoint as the API shows it; with `secret` (its plaintext, known only when created or rotated) once."""
     expires = endpoint.previous_secret_expires_at
     return schemas.WebhookEndpoint(
         id=endpoint.id,
@@ -45,7 +46,7 @@ def render_endpoint(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> 
         disabled_reason=endpoint.disabled_reason,  # type: ignore[arg-type]
         previous_secret_expires_at=expires if endpoint.previous_secret is not None else None,
         metadata=endpoint.metadata_,
-        secret=endpoint.secret if with_secret else msgspec.UNSET,
+        secret=secret if secret is not None else msgspec.UNSET,
     )
 
 
@@ -147,9 +148,15 @@ async def get_endpoint(
 
 
 async def create_endpoint(
-    session: AsyncSession, merchant_id: str, params: WebhookEndpointCreate, *, production: bool
-) -> WebhookEndpoint:
-    """A new enabled endpoint with a fresh secret (render it with `with_secret=True`: this is the only time)."""
+    session: AsyncSession,
+    merchant_id: str,
+    params: WebhookEndpointCreate,
+    *,
+    production: bool,
+    box: SecretBox,
+) -> tuple[WebhookEndpoint, str]:
+    """A new enabled endpoint and its fresh secret, stored sealed: the plaintext returned here is the only one
+    shown (render it with `secret=`)."""
     url = await _checked_url(params.url, production=production)
     enabled_events = validate_enabled_events(params.enabled_events)
     count = await session.scalar(
@@ -164,14 +171,15 @@ async def create_endpoint(
             code="webhook_endpoint_limit",
         )
     now = SYSTEM_CLOCK.now()
+    endpoint_id, secret = new_id("we"), generate_secret()
     endpoint = WebhookEndpoint(
-        id=new_id("we"),
+        id=endpoint_id,
         merchant_id=merchant_id,
         url=url,
         description=_no_nul(params.description, "description") if params.description is not None else None,
         enabled_events=enabled_events,
         status="enabled",
-        secret=generate_secret(),
+        secret=await box.seal_secret(secret, endpoint_id),
         metadata_=_metadata(validate_metadata(params.metadata)),
         created_at=now,
         updated_at=now,
@@ -185,7 +193,7 @@ async def create_endpoint(
         obj=render_endpoint(endpoint),
         clock=SYSTEM_CLOCK,
     )
-    return endpoint
+    return endpoint, secret
 
 
 async def _cancel_pending(session: AsyncSession, endpoint_id: str, reason: str) -> int:
@@ -259,13 +267,16 @@ async def delete_endpoint(session: AsyncSession, merchant_id: str, endpoint_id: 
     return endpoint
 
 
-async def rotate_secret(session: AsyncSession, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    """A new secret; the current one keeps signing beside it for 24 h (both signatures in the header), so the
-    receiver can deploy the new one without rejecting a message in between. Render it with `with_secret=True`."""
+async def rotate_secret(
+    session: AsyncSession, merchant_id: str, endpoint_id: str, *, box: SecretBox
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret (returned in plaintext, this once); the current one keeps signing beside it for 24 h (both
+    signatures in the header), so the receiver can deploy the new one without rejecting a message in between."""
     endpoint = await get_endpoint(session, merchant_id, endpoint_id, for_update=True)
+    secret = generate_secret()
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utc_now() + ROTATION_OVERLAP
-    endpoint.secret = generate_secret()
+    endpoint.secret = await box.seal_secret(secret, endpoint.id)
     endpoint.updated_at = SYSTEM_CLOCK.now()
     await session.flush()
     record_event(
@@ -275,7 +286,7 @@ async def rotate_secret(session: AsyncSession, merchant_id: str, endpoint_id: st
         obj=render_endpoint(endpoint),
         clock=SYSTEM_CLOCK,
     )
-    return endpoint
+    return endpoint, secret
 
 
 async def disable_endpoint(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
@@ -456,3 +467,25 @@ async def redeliver_event(
 
 def deliveries_url(endpoint_id: str) -> str:
     return f"/v1/webhook_endpoints/{endpoint_id}/deliveries"
+
+
+async def seal_plaintext_secrets(session: AsyncSession, box: SecretBox) -> int:
+    """Seal the secrets of endpoints created before secrets were stored sealed (run at start-up; idempotent)."""
+    rows = (
+        await session.scalars(
+            select(WebhookEndpoint)
+            .where(
+                or_(
+                    WebhookEndpoint.secret.startswith(SECRET_PREFIX),
+                    WebhookEndpoint.previous_secret.startswith(SECRET_PREFIX),
+                )
+            )
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for endpoint in rows:
+        if endpoint.secret.startswith(SECRET_PREFIX):
+            endpoint.secret = await box.seal_secret(endpoint.secret, endpoint.id)
+        if endpoint.previous_secret and endpoint.previous_secret.startswith(SECRET_PREFIX):
+            endpoint.previous_secret = await box.seal_secret(endpoint.previous_secret, endpoint.id)
+    return len(rows)

@@ -8,7 +8,8 @@ merchant's row) fails authentication instead of decrypting.
 Fingerprints are HMAC-SHA256 over (merchant id, number) under a key derived (HKDF) from one random vault secret.
 That secret is stored wrapped by the KEK like a data key, so rotating the KEK re-wraps it without changing it:
 fingerprints stay the same across rotations. It is per merchant on purpose: a merchant can recognise a card it
-has seen, but not correlate cards across merchants.
+has seen, but not correlate cards across merchants. The same secret derives the key that seals the secrets the
+engine must read back (webhook signing secrets): `seal_secret` / `open_secret`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.ids import new_id
 from billing.vault.cards import SecretPan
-from billing.vault.keys import KEY_BYTES, KeyRing, open_sealed, seal
+from billing.vault.keys import KEY_BYTES, KeyRing, VaultKeyError, open_sealed, seal
 from billing.vault.models import VaultEntry, VaultSecret
 
 MASTER_SECRET = "hmac-master"  # noqa: S105 - the name of a row, not a secret
+SEALED_PREFIX = "sealed:v1:"
 
 
 def dek_aad(entry_id: str) -> bytes:
@@ -75,7 +77,7 @@ class Vault:
         async with self._loading:
             if purpose not in self._derived:
                 master = await self._load_master_secret()
-                for name in (b"card-fingerprint", b"request-fingerprint"):
+                for name in (b"card-fingerprint", b"request-fingerprint", b"secret-box"):
                     self._derived[name] = _derive(master, name)
         return self._derived[purpose]
 
@@ -122,6 +124,21 @@ class Vault:
         session.add(entry)
         await session.flush()
         return entry
+
+    async def seal_secret(self, plaintext: str, context: str) -> str:
+        """A secret the engine must read back (a webhook signing secret), AES-256-GCM under a key derived from the
+        vault's master secret, bound to `context`."""
+        key = await self._hmac_key(b"secret-box")
+        sealed = seal(key, plaintext.encode(), b"billing-secret-box:" + context.encode())
+        return SEALED_PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+    async def open_secret(self, sealed: str, context: str) -> str:
+        if not sealed.startswith(SEALED_PREFIX):
+            raise VaultKeyError("not a sealed secret (it should start with " + SEALED_PREFIX + ")")
+        key = await self._hmac_key(b"secret-box")
+        raw = sealed[len(SEALED_PREFIX) :]
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        return open_sealed(key, data, b"billing-secret-box:" + context.encode()).decode()
 
     def _dek(self, entry: VaultEntry) -> bytes:
         return self.keyring.unwrap(entry.kek_id, entry.wrapped_key, dek_aad(entry.id))

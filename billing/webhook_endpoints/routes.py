@@ -38,10 +38,14 @@ class WebhookEndpointsController(Controller):
     async def create(
         self, ctx: NamedDependency[RequestContext], data: JSONBody[WebhookEndpointCreate]
     ) -> WebhookEndpoint:
-        endpoint = await endpoints.create_endpoint(
-            ctx.session, ctx.merchant_id, data, production=ctx.services.settings.is_production
+        endpoint, secret = await endpoints.create_endpoint(
+            ctx.session,
+            ctx.merchant_id,
+            data,
+            production=ctx.services.settings.is_production,
+            box=ctx.services.vault,
         )
-        return endpoints.render_endpoint(endpoint, with_secret=True)
+        return endpoints.render_endpoint(endpoint, secret=secret)
 
     @get("/", responses=ERROR_RESPONSES, summary="List webhook endpoints, newest first")
     async def list_(
@@ -96,8 +100,10 @@ class WebhookEndpointsController(Controller):
     async def rotate_secret(
         self, ctx: NamedDependency[RequestContext], endpoint_id: EndpointId
     ) -> WebhookEndpoint:
-        endpoint = await endpoints.rotate_secret(ctx.session, ctx.merchant_id, endpoint_id)
-        return endpoints.render_endpoint(endpoint, with_secret=True)
+        endpoint, secret = await endpoints.rotate_secret(
+            ctx.session, ctx.merchant_id, endpoint_id, box=ctx.services.vault
+        )
+        return endpoints.render_endpoint(endpoint, secret=secret)
 
     @get(
         "/{endpoint_id:str}/deliveries",

@@ -69,7 +69,9 @@ def _webhook_dispatcher(ctx: dict[str, Any]) -> webhook_delivery.Dispatcher:
     if dispatcher is None:
         services = _services(ctx)
         policy = webhook_delivery.DeliveryPolicy(production=services.settings.is_production)
-        dispatcher = ctx["webhook_dispatcher"] = webhook_delivery.Dispatcher(services.sessions, policy)
+        dispatcher = ctx["webhook_dispatcher"] = webhook_delivery.Dispatcher(
+            services.sessions, services.vault, policy
+        )
     assert isinstance(dispatcher, webhook_delivery.Dispatcher)
     return dispatcher
 

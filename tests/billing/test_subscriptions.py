@@ -7,6 +7,7 @@ payment method; card collection is exercised where payments meet invoices."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 

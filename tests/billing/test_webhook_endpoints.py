@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from billing.customers.schemas import CustomerCreate
@@ -16,8 +16,9 @@ from billing.customers.service import create_customer
 from billing.db.engine import transaction
 from billing.errors import InvalidRequest
 from billing.merchants.service import NewMerchant
-from billing.services import Services
-from webhooks.delivery_models import WebhookDelivery
+from billing.services import Services, open_services
+from billing.vault.keys import VaultKeyError
+from webhooks.delivery_models import WebhookDelivery, WebhookEndpoint
 from webhooks.endpoints import MAX_ENDPOINTS, create_endpoint
 from webhooks.models import Event
 from webhooks.schemas import WebhookEndpointCreate
@@ -130,7 +131,11 @@ async def test_in_production_private_loopback_and_link_local_urls_are_refused(
     async with services.sessions() as session:
         with pytest.raises(InvalidRequest) as refused:
             await create_endpoint(
-                session, merchant.id, WebhookEndpointCreate(url=url, enabled_events=["*"]), production=True
+                session,
+                merchant.id,
+                WebhookEndpointCreate(url=url, enabled_events=["*"]),
+                production=True,
+                box=services.vault,
             )
     assert refused.value.param == "url"
     assert "public internet addresses" in refused.value.message
@@ -138,11 +143,12 @@ async def test_in_production_private_loopback_and_link_local_urls_are_refused(
 
 async def test_in_production_a_public_address_is_accepted(services: Services, merchant: NewMerchant) -> None:
     async with transaction(services.sessions) as session:
-        endpoint = await create_endpoint(
+        endpoint, _ = await create_endpoint(
             session,
             merchant.id,
             WebhookEndpointCreate(url="https://93.184.215.14/hook", enabled_events=["*"]),
             production=True,
+            box=services.vault,
         )
     assert endpoint.url == "https://93.184.215.14/hook"
 
@@ -336,3 +342,46 @@ async def test_the_routes_are_in_the_openapi_document(api: httpx.AsyncClient) ->
         "/v1/events/{event_id}/redeliver",
     ):
         assert path in paths, path
+
+
+async def test_secrets_are_stored_sealed_and_bound_to_their_endpoint(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    first, second = await create(api), await create(api)
+    rotated = (await api.post(f"/v1/webhook_endpoints/{first['id']}/rotate_secret")).json()
+    async with services.sessions() as session:
+        rows = {
+            e.id: e
+            for e in await session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.id.in_([first["id"], second["id"]]))
+            )
+        }
+    stored = rows[first["id"]]
+    # Neither the current secret nor the previous one is in the database in plaintext.
+    assert {stored.secret[:10], (stored.previous_secret or "")[:10]} == {"sealed:v1:"}
+    assert rotated["secret"] not in stored.secret and first["secret"] not in (stored.previous_secret or "")
+    assert await services.vault.open_secret(stored.secret, first["id"]) == rotated["secret"]
+    assert await services.vault.open_secret(stored.previous_secret or "", first["id"]) == first["secret"]
+    # A sealed secret copied onto another endpoint does not open there.
+    with pytest.raises(VaultKeyError):
+        await services.vault.open_secret(stored.secret, second["id"])
+
+
+async def test_secrets_stored_in_plaintext_by_an_older_version_are_sealed_at_start(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    endpoint = await create(api)
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint["id"])
+            .values(secret=endpoint["secret"])
+        )
+    reopened = await open_services(services.settings, pool_size=1)
+    await reopened.close()
+    async with services.sessions() as session:
+        stored = await session.scalar(
+            select(WebhookEndpoint.secret).where(WebhookEndpoint.id == endpoint["id"])
+        )
+    assert stored is not None and stored.startswith("sealed:v1:")
+    assert await services.vault.open_secret(stored, endpoint["id"]) == endpoint["secret"]

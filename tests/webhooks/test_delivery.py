@@ -76,7 +76,7 @@ async def test_an_event_is_delivered_signed_and_verifies_with_the_reference_pack
     endpoint = await new_endpoint(api, receiver.url())
     customer = await new_customer(api, name="Ada", email="ada@example.com")
 
-    report = await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    report = await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
 
     assert [status for _, _, status in report.results] == ["succeeded"]
     [request] = receiver.requests
@@ -109,7 +109,9 @@ async def test_a_500_is_retried_on_the_schedule_then_succeeds(
     await new_customer(api)
     t0 = utc_now()
 
-    first = await deliver_due(services.sessions, sender, POLICY, now=t0, merchant_id=merchant.id)
+    first = await deliver_due(
+        services.sessions, services.vault, sender, POLICY, now=t0, merchant_id=merchant.id
+    )
     assert [status for _, _, status in first.results] == ["pending"]
     pending = await the_delivery(services, endpoint["id"])
     assert pending.next_attempt_at is not None
@@ -119,11 +121,21 @@ async def test_a_500_is_retried_on_the_schedule_then_succeeds(
 
     assert (
         await deliver_due(
-            services.sessions, sender, POLICY, now=t0 + timedelta(seconds=4), merchant_id=merchant.id
+            services.sessions,
+            services.vault,
+            sender,
+            POLICY,
+            now=t0 + timedelta(seconds=4),
+            merchant_id=merchant.id,
         )
     ).attempted == 0
     second = await deliver_due(
-        services.sessions, sender, POLICY, now=pending.next_attempt_at, merchant_id=merchant.id
+        services.sessions,
+        services.vault,
+        sender,
+        POLICY,
+        now=pending.next_attempt_at,
+        merchant_id=merchant.id,
     )
     assert [status for _, _, status in second.results] == ["succeeded"]
     assert len(receiver.requests) == 2
@@ -153,14 +165,16 @@ async def test_a_timeout_is_a_failure_and_is_retried(
     await new_customer(api)
     policy = DeliveryPolicy(timeout=0.3)
 
-    first = await deliver_due(services.sessions, sender, policy, merchant_id=merchant.id)
+    first = await deliver_due(services.sessions, services.vault, sender, policy, merchant_id=merchant.id)
     [(_, result, status)] = first.results
     assert status == "pending"
     assert result.status_code is None and result.error == "timed out after 0.3 s"
     assert 250 <= result.latency_ms < 1500
 
     later = (await the_delivery(services, endpoint["id"])).next_attempt_at
-    second = await deliver_due(services.sessions, sender, policy, now=later, merchant_id=merchant.id)
+    second = await deliver_due(
+        services.sessions, services.vault, sender, policy, now=later, merchant_id=merchant.id
+    )
     assert [status for _, _, status in second.results] == ["succeeded"]
     [delivery] = await deliveries(api, endpoint["id"])
     assert [a["error"] for a in delivery["attempts"]] == ["timed out after 0.3 s", None]
@@ -178,7 +192,7 @@ async def test_retry_after_is_honoured(
     await new_customer(api)
     t0 = utc_now()
 
-    await deliver_due(services.sessions, sender, POLICY, now=t0, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, now=t0, merchant_id=merchant.id)
 
     pending = await the_delivery(services, endpoint["id"])
     assert pending.next_attempt_at is not None
@@ -201,7 +215,11 @@ async def test_410_gone_disables_the_endpoint_and_records_an_event(
     await new_customer(api)
 
     report = await deliver_due(
-        services.sessions, sender, DeliveryPolicy(timeout=1.0, per_endpoint=1), merchant_id=merchant.id
+        services.sessions,
+        services.vault,
+        sender,
+        DeliveryPolicy(timeout=1.0, per_endpoint=1),
+        merchant_id=merchant.id,
     )
 
     assert [status for _, _, status in report.results] == ["failed"]
@@ -215,7 +233,7 @@ async def test_410_gone_disables_the_endpoint_and_records_an_event(
 
     # The disabled endpoint gets nothing more, not even news of its own disabling; the watcher is told.
     await new_customer(api)
-    second = await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    second = await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
     assert [c.endpoint_id for c, _, _ in second.results] == [watcher["id"]]
     assert receiver.to("/watcher")[0].headers["webhook-id"] == events[0]["id"]
     assert len(receiver.to("/gone")) == 1
@@ -235,7 +253,13 @@ async def test_three_days_of_failures_fail_the_delivery_and_disable_the_endpoint
     attempts_at = []
     while True:
         report = await deliver_due(
-            services.sessions, sender, POLICY, now=now, merchant_id=merchant.id, rng=random.Random(7)
+            services.sessions,
+            services.vault,
+            sender,
+            POLICY,
+            now=now,
+            merchant_id=merchant.id,
+            rng=random.Random(7),
         )
         assert report.attempted == 1
         attempts_at.append(now - t0)
@@ -268,7 +292,7 @@ async def test_one_failing_event_does_not_disable_an_endpoint_that_otherwise_wor
     poison = await new_customer(api, name="poison")
     t0 = utc_now()
     receiver.then(Reply(500))
-    await deliver_due(services.sessions, sender, POLICY, now=t0, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, now=t0, merchant_id=merchant.id)
     # Another event goes through two days later: the endpoint works, it is not "failing for three days".
     await api.patch(f"/v1/customers/{poison['id']}", json={"name": "fine"})
     async with transaction(services.sessions) as session:
@@ -283,12 +307,17 @@ async def test_one_failing_event_does_not_disable_an_endpoint_that_otherwise_wor
             .values(next_attempt_at=t0 + timedelta(days=3))
         )
     ok = await deliver_due(
-        services.sessions, sender, POLICY, now=t0 + timedelta(days=2), merchant_id=merchant.id
+        services.sessions, services.vault, sender, POLICY, now=t0 + timedelta(days=2), merchant_id=merchant.id
     )
     assert [status for _, _, status in ok.results] == ["succeeded"]
     receiver.always(Reply(500))
     last = await deliver_due(
-        services.sessions, sender, POLICY, now=t0 + timedelta(days=3, seconds=1), merchant_id=merchant.id
+        services.sessions,
+        services.vault,
+        sender,
+        POLICY,
+        now=t0 + timedelta(days=3, seconds=1),
+        merchant_id=merchant.id,
     )
     assert [status for _, _, status in last.results] == ["failed"]
     assert (await api.get(f"/v1/webhook_endpoints/{endpoint['id']}")).json()["status"] == "enabled"
@@ -308,7 +337,7 @@ async def test_after_a_rotation_both_secrets_sign_for_24_hours(
     assert new_secret != old_secret and new_secret.startswith("whsec_")
     await new_customer(api)
 
-    await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
 
     [request] = receiver.requests
     signatures = request.headers["webhook-signature"].split(" ")
@@ -319,7 +348,12 @@ async def test_after_a_rotation_both_secrets_sign_for_24_hours(
     # 25 hours later only the new secret signs.
     await new_customer(api)
     await deliver_due(
-        services.sessions, sender, POLICY, now=utc_now() + timedelta(hours=25), merchant_id=merchant.id
+        services.sessions,
+        services.vault,
+        sender,
+        POLICY,
+        now=utc_now() + timedelta(hours=25),
+        merchant_id=merchant.id,
     )
     later = receiver.requests[1]
     assert len(later.headers["webhook-signature"].split(" ")) == 1
@@ -337,7 +371,7 @@ async def test_redelivery_sends_the_same_event_again_with_the_same_webhook_id(
 ) -> None:
     endpoint = await new_endpoint(api, receiver.url(), ["customer.created"])
     await new_customer(api)
-    await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
     event_id = receiver.requests[0].webhook_id
 
     response = await api.post(f"/v1/events/{event_id}/redeliver")
@@ -349,7 +383,7 @@ async def test_redelivery_sends_the_same_event_again_with_the_same_webhook_id(
         endpoint["id"],
     )
 
-    await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
     first, again = receiver.requests
     assert again.webhook_id == first.webhook_id == event_id
     assert again.body == first.body
@@ -368,19 +402,28 @@ async def test_a_worker_crash_between_send_and_record_delivers_again_with_the_sa
     await new_customer(api)
     t0 = utc_now()
 
-    [claimed] = await claim_due(services.sessions, POLICY, limit=10, now=t0, merchant_id=merchant.id)
+    [claimed] = await claim_due(
+        services.sessions, services.vault, POLICY, limit=10, now=t0, merchant_id=merchant.id
+    )
     crashed = await send(sender, claimed, POLICY)  # ...and the worker dies before recording it
     assert crashed.succeeded
     # While the lease holds, nobody else sends it.
     assert (
         await claim_due(
-            services.sessions, POLICY, limit=10, now=t0 + timedelta(seconds=30), merchant_id=merchant.id
+            services.sessions,
+            services.vault,
+            POLICY,
+            limit=10,
+            now=t0 + timedelta(seconds=30),
+            merchant_id=merchant.id,
         )
         == []
     )
 
     retry_at = t0 + POLICY.lease + timedelta(seconds=1)
-    [again] = await claim_due(services.sessions, POLICY, limit=10, now=retry_at, merchant_id=merchant.id)
+    [again] = await claim_due(
+        services.sessions, services.vault, POLICY, limit=10, now=retry_at, merchant_id=merchant.id
+    )
     assert again.delivery_id == claimed.delivery_id and again.lease_token == claimed.lease_token + 1
     result = await send(sender, again, POLICY)
     assert await record(services.sessions, again, result, POLICY) == "succeeded"
@@ -402,9 +445,12 @@ async def test_a_stale_lease_cannot_undo_a_later_claims_outcome(
     endpoint = await new_endpoint(api, receiver.url(), ["customer.created"])
     await new_customer(api)
     t0 = utc_now()
-    [slow] = await claim_due(services.sessions, POLICY, limit=10, now=t0, merchant_id=merchant.id)
+    [slow] = await claim_due(
+        services.sessions, services.vault, POLICY, limit=10, now=t0, merchant_id=merchant.id
+    )
     [fresh] = await claim_due(
         services.sessions,
+        services.vault,
         POLICY,
         limit=10,
         now=t0 + POLICY.lease + timedelta(seconds=1),
@@ -428,7 +474,7 @@ async def test_a_slow_endpoint_has_bounded_concurrency_and_does_not_starve_other
     for _ in range(12):
         await new_customer(api)
     policy = DeliveryPolicy(timeout=2.0, per_endpoint=3, concurrency=8, batch=8)
-    dispatcher = Dispatcher(services.sessions, policy, merchant_id=merchant.id)
+    dispatcher = Dispatcher(services.sessions, services.vault, policy, merchant_id=merchant.id)
     started = asyncio.get_running_loop().time()
     try:
         attempts = await dispatcher.drain()
@@ -452,7 +498,9 @@ async def test_in_production_private_addresses_are_refused_at_delivery_time(
     await new_customer(api)
     policy = DeliveryPolicy(timeout=1.0, production=True)
     async with make_client(production=True) as guarded:
-        report = await deliver_due(services.sessions, guarded, policy, merchant_id=merchant.id)
+        report = await deliver_due(
+            services.sessions, services.vault, guarded, policy, merchant_id=merchant.id
+        )
 
     [(_, result, status)] = report.results
     assert status == "pending"
@@ -473,7 +521,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
     await new_endpoint(api, receiver.url(), ["customer.created"])
     receiver.then(Reply(302, headers={"Location": receiver.url("/elsewhere")}))
     await new_customer(api)
-    report = await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    report = await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
     assert [r.status_code for _, r, _ in report.results] == [302]
     assert [status for _, _, status in report.results] == ["pending"]
     assert receiver.to("/elsewhere") == []
@@ -484,7 +532,7 @@ async def test_the_dispatcher_is_woken_by_the_committing_transaction(
 ) -> None:
     await new_endpoint(api, receiver.url(), ["customer.created"])
     assert services.settings.database_url is not None
-    dispatcher = Dispatcher(services.sessions, POLICY, merchant_id=merchant.id)
+    dispatcher = Dispatcher(services.sessions, services.vault, POLICY, merchant_id=merchant.id)
     listener = NotificationListener(services.settings.database_url, dispatcher.kick)
     listener.start()
     try:
@@ -557,7 +605,7 @@ async def test_events_of_a_test_clock_are_delivered_in_real_time(
     await new_endpoint(api, receiver.url(), ["customer.created"])
     clock = (await api.post("/v1/test_clocks", json={"frozen_time": "2031-01-01T00:00:00Z"})).json()
     await new_customer(api, test_clock=clock["id"])
-    await deliver_due(services.sessions, sender, POLICY, merchant_id=merchant.id)
+    await deliver_due(services.sessions, services.vault, sender, POLICY, merchant_id=merchant.id)
     [request] = receiver.requests
     payload = request.body.decode()
     assert '"created_at":"2031-01-01T00:00:00Z"' in payload and clock["id"] in payload

@@ -194,7 +194,9 @@ async def _endpoint_gone(w: Walk) -> None:
     w.receiver.always(Reply(410), path="/gone")
     await w.call("POST", "/v1/customers", {})
     policy = DeliveryPolicy(timeout=2.0)
-    report = await deliver_due(w.services.sessions, w.sender, policy, merchant_id=w.merchant.id)
+    report = await deliver_due(
+        w.services.sessions, w.services.vault, w.sender, policy, merchant_id=w.merchant.id
+    )
     assert [status for _, _, status in report.results] == ["failed"]
 
 
