@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.gateways.registry import GatewayPool
+from billing.gateways.sandbox import in_process_sandbox
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
@@ -38,7 +39,10 @@ class Services:
 
     def __post_init__(self) -> None:
         self.vault = Vault(load_keyring(self.settings), self.sessions)
-        self.gateways = GatewayPool(production=self.settings.is_production)
+        self.gateways = GatewayPool(
+            production=self.settings.is_production,
+            in_process_app=in_process_sandbox(self.redis, self.settings.redis_prefix),
+        )
         self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
         self.collection_slots = asyncio.Semaphore(COLLECTIONS_PER_PROCESS)
 

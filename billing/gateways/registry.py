@@ -24,7 +24,7 @@ from billing.gateways.base import (
     RetrieveRefundOutcome,
     TechnicalError,
 )
-from billing.gateways.sandbox import SandboxApp, in_process_sandbox
+from billing.gateways.sandbox import SandboxApp
 from billing.gateways.sandbox_client import SandboxGateway
 
 IN_PROCESS_BASE_URL = "http://sandbox.in-process"
@@ -44,14 +44,10 @@ class GatewayPool:
 
     def __init__(self, *, production: bool = False, in_process_app: SandboxApp | None = None) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._in_process_app = in_process_app
+        # Without one (a pool that only calls gateways by URL), a connection with `url: null` gets a sandbox
+        # of its own in memory.
+        self.in_process_app = in_process_app or SandboxApp()
         self.production = production
-
-    @property
-    def in_process_app(self) -> SandboxApp:
-        if self._in_process_app is None:
-            self._in_process_app = in_process_sandbox()
-        return self._in_process_app
 
     def client(self, base_url: str | None) -> httpx.AsyncClient:
         key = base_url or IN_PROCESS_BASE_URL

@@ -1,7 +1,10 @@
 """The sandbox gateway (SPEC §6): a small card processor over HTTP, for development and tests.
 
 It runs standalone (`billing sandbox-gateway --port P`, uvicorn) or in-process (the same ASGI app behind
-`httpx.ASGITransport`). Its state lives in its own memory, like a processor's lives in its own database.
+`httpx.ASGITransport`). What it charged and refunded is its ledger, like a processor's own database: in memory
+for a standalone sandbox, in Redis (under the engine's key prefix) for the in-process one, so that the API and
+worker processes of one engine share one processor — a charge the API left unconfirmed is found by the worker's
+janitor, as it would be at a real processor. Its switches (mode, delays) stay per process.
 
 Behaviour a billing engine must survive, on purpose:
 - the test card number decides each charge (TEST_CARDS); any other valid number succeeds;
@@ -25,9 +28,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
+from redis.asyncio import Redis
 
 from billing.ids import random_token
 from billing.vault.cards import detect_brand, luhn_valid
@@ -81,19 +85,128 @@ class SandboxRefund:
     object: str = "refund"
 
 
+class SandboxLedger(Protocol):
+    """The charges and refunds a sandbox made, by idempotency key."""
+
+    async def charge(self, key: str) -> SandboxCharge | None: ...
+
+    async def add_charge(self, charge: SandboxCharge) -> SandboxCharge:
+        """Record `charge` unless its key already has one; returns the charge the key holds."""
+        ...
+
+    async def refund(self, key: str) -> SandboxRefund | None: ...
+
+    async def add_refund(self, refund: SandboxRefund) -> SandboxRefund: ...
+
+    async def take_refundable(self, charge: SandboxCharge, amount: int) -> bool:
+        """Count `amount` as refunded from `charge` if that leaves no more refunded than charged (atomic)."""
+        ...
+
+    async def everything(self) -> tuple[list[SandboxCharge], list[SandboxRefund]]: ...
+
+    async def clear(self) -> None: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.charges: dict[str, SandboxCharge] = {}
+        self.refunds: dict[str, SandboxRefund] = {}
+
+    async def charge(self, key: str) -> SandboxCharge | None:
+        return self.charges.get(key)
+
+    async def add_charge(self, charge: SandboxCharge) -> SandboxCharge:
+        return self.charges.setdefault(charge.idempotency_key, charge)
+
+    async def refund(self, key: str) -> SandboxRefund | None:
+        return self.refunds.get(key)
+
+    async def add_refund(self, refund: SandboxRefund) -> SandboxRefund:
+        return self.refunds.setdefault(refund.idempotency_key, refund)
+
+    async def take_refundable(self, charge: SandboxCharge, amount: int) -> bool:
+        held = self.charges[charge.idempotency_key]
+        if held.amount_refunded + amount > held.amount:
+            return False
+        held.amount_refunded += amount
+        return True
+
+    async def everything(self) -> tuple[list[SandboxCharge], list[SandboxRefund]]:
+        return list(self.charges.values()), list(self.refunds.values())
+
+    async def clear(self) -> None:
+        self.charges.clear()
+        self.refunds.clear()
+
+
+class RedisLedger:
+    """The ledger in two Redis hashes (and a third for refunded amounts, moved with HINCRBY so that concurrent
+    refunds of one charge from several processes never refund more than was charged)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        # redis-py types its hash commands as "awaitable or not" (one class for sync and async clients).
+        self._redis: Any = redis
+        self._charges = f"{prefix}:sandbox:charges"
+        self._refunds = f"{prefix}:sandbox:refunds"
+        self._refunded = f"{prefix}:sandbox:refunded"
+
+    async def charge(self, key: str) -> SandboxCharge | None:
+        raw = await self._redis.hget(self._charges, key)
+        if raw is None:
+            return None
+        charge = msgspec.json.decode(raw, type=SandboxCharge)
+        charge.amount_refunded = int(await self._redis.hget(self._refunded, key) or 0)
+        return charge
+
+    async def add_charge(self, charge: SandboxCharge) -> SandboxCharge:
+        if await self._redis.hsetnx(self._charges, charge.idempotency_key, msgspec.json.encode(charge)):
+            return charge
+        held = await self.charge(charge.idempotency_key)
+        assert held is not None
+        return held
+
+    async def refund(self, key: str) -> SandboxRefund | None:
+        raw = await self._redis.hget(self._refunds, key)
+        return None if raw is None else msgspec.json.decode(raw, type=SandboxRefund)
+
+    async def add_refund(self, refund: SandboxRefund) -> SandboxRefund:
+        if await self._redis.hsetnx(self._refunds, refund.idempotency_key, msgspec.json.encode(refund)):
+            return refund
+        held = await self.refund(refund.idempotency_key)
+        assert held is not None
+        return held
+
+    async def take_refundable(self, charge: SandboxCharge, amount: int) -> bool:
+        total = int(await self._redis.hincrby(self._refunded, charge.idempotency_key, amount))
+        if total > charge.amount:
+            await self._redis.hincrby(self._refunded, charge.idempotency_key, -amount)
+            return False
+        return True
+
+    async def everything(self) -> tuple[list[SandboxCharge], list[SandboxRefund]]:
+        charges = [c for key in await self._redis.hkeys(self._charges) if (c := await self.charge(key))]
+        refunds = [
+            msgspec.json.decode(raw, type=SandboxRefund) for raw in await self._redis.hvals(self._refunds)
+        ]
+        return charges, refunds
+
+    async def clear(self) -> None:
+        await self._redis.delete(self._charges, self._refunds, self._refunded)
+
+
 @dataclass
 class SandboxState:
+    """The switches of one sandbox process, and its ledger."""
+
+    ledger: SandboxLedger = field(default_factory=MemoryLedger)
     mode: str = "normal"
     delay_ms: int = 0
     hang_ms: int = 30_000
-    charges: dict[str, SandboxCharge] = field(default_factory=dict)
-    refunds: dict[str, SandboxRefund] = field(default_factory=dict)
     charge_requests: int = 0
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         self.mode, self.delay_ms, self.hang_ms = "normal", 0, 30_000
-        self.charges.clear()
-        self.refunds.clear()
+        await self.ledger.clear()
         self.charge_requests = 0
 
 
@@ -165,20 +278,20 @@ class SandboxApp:
         state = self.state
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["admin"]:
-            return self._admin(method, parts[1:], body)
+            return await self._admin(method, parts[1:], body)
         if state.mode == "down":
             return 503, {"error": {"code": "gateway_unavailable", "message": "The sandbox gateway is down."}}
         try:
             if method == "POST" and parts == ["charges"]:
                 return await self._charge(msgspec.json.decode(body, type=_ChargeBody))
             if method == "POST" and parts == ["refunds"]:
-                return await self._delayed(self._refund(msgspec.json.decode(body, type=_RefundBody)))
+                return await self._delayed(await self._refund(msgspec.json.decode(body, type=_RefundBody)))
             if method == "GET" and len(parts) == 2 and parts[0] == "charges":
-                charge = state.charges.get(parts[1])
+                charge = await state.ledger.charge(parts[1])
                 found = (200, asdict(charge)) if charge else (404, _error("no_such_charge"))
                 return await self._delayed(found)
             if method == "GET" and len(parts) == 2 and parts[0] == "refunds":
-                refund = state.refunds.get(parts[1])
+                refund = await state.ledger.refund(parts[1])
                 found = (200, asdict(refund)) if refund else (404, _error("no_such_refund"))
                 return await self._delayed(found)
         except msgspec.ValidationError as exc:
@@ -197,7 +310,7 @@ class SandboxApp:
         state.charge_requests += 1
         number = body.card.number
         hang = number == HANG_CARD
-        existing = state.charges.get(body.idempotency_key)
+        existing = await state.ledger.charge(body.idempotency_key)
         if existing is not None:
             if existing.amount != body.amount or existing.currency != body.currency.upper():
                 return 409, _error(
@@ -226,25 +339,26 @@ class SandboxApp:
                 last4=number[-4:],
                 cvc_provided=body.card.cvc is not None,
             )
-            # Recorded before any delay: a processor commits first, then answers (or fails to).
-            state.charges[body.idempotency_key] = charge
+            # Recorded before any delay: a processor commits first, then answers (or fails to). Two requests
+            # racing with one key get the first one's charge.
+            charge = await state.ledger.add_charge(charge)
             answer = (200, asdict(charge))
         if hang:
             await asyncio.sleep(state.hang_ms / 1000)
         return await self._delayed(answer)
 
-    def _refund(self, body: _RefundBody) -> tuple[int, Any]:
-        state = self.state
-        existing = state.refunds.get(body.idempotency_key)
+    async def _refund(self, body: _RefundBody) -> tuple[int, Any]:
+        ledger = self.state.ledger
+        existing = await ledger.refund(body.idempotency_key)
         if existing is not None:
             return 200, asdict(existing)
-        charge = state.charges.get(body.charge)
+        charge = await ledger.charge(body.charge)
         if charge is None:
             return 404, _error("no_such_charge", "No charge was made with this idempotency key.")
         failure = None
         if charge.status != "succeeded":
             failure = "charge_not_captured"
-        elif body.amount <= 0 or charge.amount_refunded + body.amount > charge.amount:
+        elif body.amount <= 0 or not await ledger.take_refundable(charge, body.amount):
             failure = "amount_exceeds_charge"
         refund = SandboxRefund(
             id="rf_" + random_token(24),
@@ -254,12 +368,13 @@ class SandboxApp:
             status="failed" if failure else "succeeded",
             failure_code=failure,
         )
-        if failure is None:
-            charge.amount_refunded += body.amount
-        state.refunds[body.idempotency_key] = refund
-        return 200, asdict(refund)
+        held = await ledger.add_refund(refund)
+        if held is not refund and failure is None:
+            # A concurrent request with the same key recorded its refund first: give back what this one took.
+            await ledger.take_refundable(charge, -body.amount)
+        return 200, asdict(held)
 
-    def _admin(self, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
+    async def _admin(self, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
         state = self.state
         if method == "POST" and parts == ["mode"]:
             try:
@@ -274,16 +389,17 @@ class SandboxApp:
             if change.hang_ms is not None:
                 state.hang_ms = max(0, change.hang_ms)
         elif method == "POST" and parts == ["reset"]:
-            state.reset()
+            await state.reset()
         elif not (method == "GET" and parts == ["state"]):
             return 404, _error("no_such_route")
+        charges, refunds = await state.ledger.everything()
         return 200, {
             "mode": state.mode,
             "delay_ms": state.delay_ms,
             "hang_ms": state.hang_ms,
             "charge_requests": state.charge_requests,
-            "charges": [asdict(c) for c in state.charges.values()],
-            "refunds": [asdict(r) for r in state.refunds.values()],
+            "charges": [asdict(c) for c in charges],
+            "refunds": [asdict(r) for r in refunds],
         }
 
 
@@ -306,15 +422,10 @@ async def _read(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-_IN_PROCESS: dict[str, SandboxApp] = {}
-
-
-def in_process_sandbox() -> SandboxApp:
-    """The process's in-process sandbox (connections with `url: null`)."""
-    app = _IN_PROCESS.get("app")
-    if app is None:
-        app = _IN_PROCESS["app"] = SandboxApp()
-    return app
+def in_process_sandbox(redis: Redis, prefix: str) -> SandboxApp:
+    """The in-process sandbox of connections with `url: null`: its ledger in the engine's Redis, shared by every
+    process of that engine."""
+    return SandboxApp(SandboxState(ledger=RedisLedger(redis, prefix)))
 
 
 def run_standalone(host: str, port: int) -> None:

@@ -458,8 +458,11 @@ async def test_a_refund_the_gateway_refuses_issues_no_credit_note(
 ) -> None:
     invoice, payment = await paid_by_card(api, 2000)
     # The charge was refunded from the processor's own dashboard, behind the engine's back: the gateway refuses.
-    charge = services.gateways.in_process_app.state.charges[payment["id"]]
-    charge.amount_refunded = charge.amount
+    charge = await services.gateways.in_process_app.state.ledger.charge(payment["id"])
+    assert charge is not None
+    assert await services.gateways.in_process_app.state.ledger.take_refundable(
+        charge, charge.amount - charge.amount_refunded
+    )
     refused = await credit(api, invoice["id"], amount=1500, refund_amount=1000, credit_amount=500)
     assert refused.status_code == 422, refused.text
     assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == (

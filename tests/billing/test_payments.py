@@ -22,7 +22,7 @@ from billing.gateways.models import GatewayAttempt
 from billing.merchants.service import NewMerchant
 from billing.payments.janitor import run_janitor
 from billing.payments.service import collect_payment, payment_error
-from billing.services import Services
+from billing.services import Services, open_services
 from tests.billing.payment_helpers import (
     charges_with_key,
     configure_gateways,
@@ -341,7 +341,35 @@ async def test_the_in_process_sandbox_is_the_default_connection(
     customer, _ = await customer_with_card(api, "5555555555554444")
     payment = await pay(services, merchant, customer)
     assert payment.status == "succeeded" and payment.gateway == "sandbox"
-    assert payment.id in services.gateways.in_process_app.state.charges
+    assert await services.gateways.in_process_app.state.ledger.charge(payment.id) is not None
+
+
+async def test_the_in_process_sandbox_is_one_processor_for_every_process_of_the_engine(
+    api: httpx.AsyncClient, services: Services, merchant: NewMerchant
+) -> None:
+    # The API process charges a card whose answer never comes (in-process sandbox, 100 ms timeout)...
+    await configure_gateways(
+        api, {"id": "sandbox", "type": "sandbox", "url": None, "weight": 1, "timeout_ms": 100}
+    )
+    state = services.gateways.in_process_app.state
+    customer, _ = await customer_with_card(api, "4000002760003184")
+    requests_before, state.hang_ms = state.charge_requests, 1_000
+    try:
+        payment = await pay(services, merchant, customer, purpose="invoice:two-processes")
+    finally:
+        state.hang_ms = 30_000
+    assert payment.status == "pending"
+    # ...and the worker process (its own services, its own in-process sandbox app) settles it by asking: it finds
+    # the charge the API's sandbox recorded, so the payment succeeds instead of being called never received.
+    worker = await open_services(services.settings, pool_size=2)
+    try:
+        assert worker.gateways.in_process_app is not services.gateways.in_process_app
+        await settle_everything_due(worker)
+    finally:
+        await worker.close()
+    shown = (await api.get(f"/v1/payments/{payment.id}")).json()
+    assert (shown["status"], shown["gateway"]) == ("succeeded", "sandbox")
+    assert state.charge_requests == requests_before + 1  # one charge request, ever; the worker only asked
 
 
 async def test_payments_list_filters_by_customer_and_status(

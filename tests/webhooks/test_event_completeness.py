@@ -314,8 +314,11 @@ async def _refund(w: Walk) -> None:
 async def _refused_refund(w: Walk) -> None:
     # The rest of the charge was refunded from the processor's own dashboard, behind the engine's back: the
     # gateway refuses to refund it again (amount_exceeds_charge).
-    charge = w.services.gateways.in_process_app.state.charges[w.ids["payment"]]
-    charge.amount_refunded = charge.amount
+    charge = await w.services.gateways.in_process_app.state.ledger.charge(w.ids["payment"])
+    assert charge is not None
+    assert await w.services.gateways.in_process_app.state.ledger.take_refundable(
+        charge, charge.amount - charge.amount_refunded
+    )
     refund = await w.call("POST", "/v1/refunds", {"payment": w.ids["payment"]})
     assert (refund["status"], refund["failure_code"]) == ("failed", "amount_exceeds_charge")
     w.ids["refused_refund"] = refund["id"]
