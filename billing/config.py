@@ -25,6 +25,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     vault_keys: str | None = None
     smtp_url: str | None = None
+    # The From address of customer emails (BILLING_MAIL_FROM).
+    mail_from: str = "billing@localhost"
     public_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -62,6 +64,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redis_prefix=env_vars.get("BILLING_REDIS_PREFIX", "billing"),
         max_body_bytes=int(max_body),
         vault_keys=env_vars.get("BILLING_VAULT_KEYS") or None,
-        smtp_url=env_vars.get("SMTP_URL") or None,
+        smtp_url=_smtp_url(env_vars.get("SMTP_URL") or None),
+        mail_from=_mail_from(env_vars.get("BILLING_MAIL_FROM") or "billing@localhost"),
         public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
     )
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if value is not None and value.split("://", 1)[0].lower() not in ("smtp", "smtps"):
+        raise ConfigError(
+            "SMTP_URL must look like smtp://user:password@host:587?starttls=true or smtps://host:465; leave it "
+            "unset to write customer emails as files into BILLING_DATA_DIR/outbox-mail/."
+        )
+    return value
+
+
+def _mail_from(value: str) -> str:
+    if "@" not in value or any(c.isspace() for c in value.strip()):
+        raise ConfigError(
+            f"BILLING_MAIL_FROM must be an email address such as billing@example.com, not {value!r}."
+        )
+    return value.strip()

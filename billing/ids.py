@@ -38,6 +38,9 @@ PREFIXES = frozenset(
         "cbt",
         "ii",
         "vlt",
+        "em",
+        "dc",
+        "ub",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

@@ -1,5 +1,8 @@
 """Every feature that registers scheduled-task handlers, imported in one place so that any process running
 tasks (a worker, a test clock advance) knows every kind."""
 
+import billing.dunning_cases.service  # dunning deadlines (retries are invoice.collect tasks)
 import billing.invoices.collection
-import billing.subscriptions.service  # noqa: F401  renewals, trial ends, incomplete expiry
+import billing.notifications.card_expiry  # the daily card-expiry scan
+import billing.subscriptions.service  # renewals, trial ends, incomplete expiry
+import billing.usage.close  # noqa: F401  renewal invoices held for late usage

@@ -61,5 +61,7 @@ EVENT_TYPES: dict[str, str] = {
     "refund.failed": "A gateway refused a refund; failure_code says why.",
     "credit_note.created": "A credit note was issued on an invoice: it reduced what is owed, or gave money back (refund, balance, out of band).",
     "credit_note.voided": "A pre-payment credit note was voided: its amount is owed again.",
+    "dunning.retry_scheduled": "A failed automatic charge will be retried: the dunning case's next_attempt_at says when (docs/dunning.md).",
+    "dunning.exhausted": "Every retry of an invoice failed (or its last slot passed while a new card was awaited): the final action (final_action) has run.",
     "settings.updated": "The account's settings (gateways and routing) changed.",
 }

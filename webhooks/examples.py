@@ -44,6 +44,7 @@ ID_PREFIXES = {
     "webhook_endpoint": "we",
     "test_clock": "clk",
     "settings": "mer",
+    "dunning_case": "dc",
 }
 
 
@@ -152,7 +153,8 @@ def _invoice(event_type: str) -> Example:
         pre_payment_credit_notes_amount=credited,
         post_payment_credit_notes_amount=0,
         attempt_count=1 if failed else 0,
-        next_payment_attempt=None,
+        # Dunning's next retry: one day after the first failure (docs/dunning.md).
+        next_payment_attempt=EXAMPLE_TIME + timedelta(days=1) if failed else None,
         last_payment_error=(
             {
                 "attempt": 1,
@@ -160,6 +162,7 @@ def _invoice(event_type: str) -> Example:
                 "message": _failure_message("insufficient_funds"),
                 "payment": example_id("payment"),
                 "decline_type": "soft",
+                "decline_class": "soft",
             }
             if failed
             else None
@@ -526,6 +529,36 @@ def _credit_note(event_type: str) -> Example:
     return Example(render_credit_note(note, [line]))
 
 
+def _dunning(event_type: str) -> Example:
+    from billing.dunning_cases.models import DunningCase
+    from billing.dunning_cases.service import render_case
+
+    exhausted = event_type == "dunning.exhausted"
+    first = EXAMPLE_TIME - timedelta(days=7 if exhausted else 1)
+    case = DunningCase(
+        id=example_id("dunning_case"),
+        invoice_id=example_id("invoice"),
+        customer_id=example_id("customer"),
+        subscription_id=example_id("subscription"),
+        test_clock_id=None,
+        currency="USD",
+        state="exhausted" if exhausted else "retrying",
+        attempts=5 if exhausted else 2,
+        technical_retries=0,
+        schedule=[1, 3, 5, 7],
+        first_failure_at=first,
+        last_attempt_at=EXAMPLE_TIME,
+        last_decline_class="soft",
+        last_decline_code="insufficient_funds",
+        next_attempt_at=None if exhausted else first + timedelta(days=3),
+        final_action="cancel" if exhausted else None,
+        recovered_amount=None,
+        closed_at=EXAMPLE_TIME if exhausted else None,
+        created_at=first,
+    )
+    return Example(render_case(case))
+
+
 BUILDERS: dict[str, Builder] = {
     "customer": _customer,
     "test_clock": _test_clock,
@@ -541,6 +574,7 @@ BUILDERS: dict[str, Builder] = {
     "settings": _settings,
     "subscription": _subscription,
     "credit_note": _credit_note,
+    "dunning": _dunning,
 }
 
 

@@ -19,15 +19,19 @@ from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.config import Settings
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
+from billing.dunning_cases.routes import DunningController
 from billing.events.routes import EventsController
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
+from billing.portal.routes import PortalSessionsController, make_portal_router
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
 from billing.subscriptions.routes import SubscriptionsController
 from billing.test_clocks.routes import TestClocksController
+from billing.usage.routes import BATCH_MAX_BODY_BYTES, UsageEventsController
+from billing.usage.summary_routes import UsageSummaryController
 from billing.webhook_endpoints.routes import EventRedeliveryController, WebhookEndpointsController
 
 
@@ -58,11 +62,21 @@ def create_litestar(services: Services) -> Litestar:
             RefundsController,
             GatewaysController,
             SettingsController,
+            DunningController,
+            PortalSessionsController,
+            UsageEventsController,
+            UsageSummaryController,
         ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
     )
     return Litestar(
-        route_handlers=[health, make_ready_handler(services), make_hosted_invoice_router(services), v1],
+        route_handlers=[
+            health,
+            make_ready_handler(services),
+            make_hosted_invoice_router(services),
+            make_portal_router(services),
+            v1,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(_version()),
         request_max_body_size=max(services.settings.max_body_bytes, 1024),
@@ -72,7 +86,11 @@ def create_litestar(services: Services) -> Litestar:
 
 def create_app(services: Services) -> ASGIApp:
     """The whole API: the /v1 envelope (auth, idempotency, one transaction) around the Litestar app."""
-    return ApiMiddleware(cast(ASGIApp, create_litestar(services)), services)
+    return ApiMiddleware(
+        cast(ASGIApp, create_litestar(services)),
+        services,
+        route_body_limits={("POST", "/v1/usage_events/batch"): BATCH_MAX_BODY_BYTES},
+    )
 
 
 def create_app_from_env(settings: Settings) -> ASGIApp:

@@ -9,7 +9,7 @@ idempotent replay; a 5xx rolls everything back.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -142,9 +142,13 @@ class _UnitOfWork:
 
 
 class ApiMiddleware:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(
+        self, app: ASGIApp, services: Services, route_body_limits: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
         self.app = app
         self.services = services
+        # (method, path) → a larger body limit than BILLING_MAX_BODY_BYTES, for bulk routes (usage batches).
+        self.route_body_limits = dict(route_body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -166,7 +170,9 @@ class ApiMiddleware:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         method = scope["method"]
         path = scope["path"]
-        limit = self.services.settings.max_body_bytes
+        limit = max(
+            self.services.settings.max_body_bytes, self.route_body_limits.get((method, path.rstrip("/")), 0)
+        )
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)

@@ -181,6 +181,13 @@ async def update_customer(
             clock=clock,
             previous_attributes=previous,
         )
+    if "default_payment_method" in previous and customer.default_payment_method is not None:
+        from billing.dunning_cases.service import retry_after_payment_method_change
+
+        # SPEC §6: choosing another payment method retries the customer's unpaid invoices at once.
+        await retry_after_payment_method_change(
+            session, merchant_id, customer.id, clock, payment_method=customer.default_payment_method
+        )
     return customer
 
 

@@ -5,14 +5,19 @@ from billing.catalog.models import Coupon, Meter, Plan, TaxRate
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.db.base import Base
+from billing.dunning_cases.models import DunningCase
 from billing.gateways.models import GatewayAttempt, GatewayHealth
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import ApiKey, Merchant
+from billing.notifications.models import EmailMessage
 from billing.payment_methods.models import CardToken, PaymentMethod
 from billing.payments.models import Payment, Refund
+from billing.portal.models import PortalSession
 from billing.scheduler.models import ScheduledTask
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.models import TestClock
+from billing.usage.billed import UsageBilled
+from billing.usage.models import usage_event_keys, usage_events
 from billing.vault.models import VaultEntry, VaultSecret
 from webhooks.delivery_models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from webhooks.models import Event
@@ -26,6 +31,8 @@ __all__ = [
     "CreditNoteLine",
     "Customer",
     "CustomerBalanceTransaction",
+    "DunningCase",
+    "EmailMessage",
     "Event",
     "GatewayAttempt",
     "GatewayHealth",
@@ -39,14 +46,18 @@ __all__ = [
     "PaymentMethod",
     "PendingInvoiceItem",
     "Plan",
+    "PortalSession",
     "Refund",
     "ScheduledTask",
     "Subscription",
     "TaxRate",
     "TestClock",
+    "UsageBilled",
     "VaultEntry",
     "VaultSecret",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookEndpoint",
+    "usage_event_keys",
+    "usage_events",
 ]

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
@@ -51,7 +52,7 @@ async def request_collection(
         invoice.status != states.OPEN or invoice.collection_method != "charge_automatically"
     ):
         return None
-    attempt = invoice.attempt_count + 1
+    attempt = next_attempt_number(invoice)
     invoice.next_payment_attempt = clock.now()
     return await schedule_task(
         session,
@@ -59,21 +60,40 @@ async def request_collection(
         kind=COLLECT,
         due_at=clock.now(),
         clock=clock,
-        payload={"invoice": invoice.id, "attempt": attempt, "payment_method": payment_method},
+        payload={
+            "invoice": invoice.id,
+            "attempt": attempt,
+            "payment_method": payment_method,
+            "source": dunning.REQUEST if on_request else dunning.AUTOMATIC,
+        },
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
+
+
+def next_attempt_number(invoice: Invoice) -> int:
+    """The payment attempt number of the invoice's next charge (each payments row has its own). Technical
+    failures do not raise attempt_count, but their number is taken: it is kept in last_payment_error."""
+    recorded = (invoice.last_payment_error or {}).get("attempt") or 0
+    return max(invoice.attempt_count, int(recorded)) + 1
+
+
+def _already_recorded(invoice: Invoice, attempt: int) -> bool:
+    return attempt < next_attempt_number(invoice)
 
 
 @TASKS.register(COLLECT)
 async def collect_task(ctx: TaskContext) -> None:
     payload: dict[str, Any] = ctx.task.payload
+    attempt = payload.get("attempt")
     await attempt_collection(
         ctx.session,
         ctx.services,
         invoice_id=payload["invoice"],
-        attempt=int(payload["attempt"]),
+        attempt=int(attempt) if attempt is not None else None,
         payment_method=payload.get("payment_method"),
         clock=ctx.clock,
+        source=payload.get("source", dunning.AUTOMATIC),
+        payload=payload,
     )
 
 
@@ -82,22 +102,32 @@ async def attempt_collection(
     services: Services,
     *,
     invoice_id: str,
-    attempt: int,
+    attempt: int | None,
     payment_method: str | None,
     clock: Clock,
+    source: str = dunning.AUTOMATIC,
+    payload: dict[str, Any] | None = None,
 ) -> Invoice | None:
-    """Charge what remains of the invoice (attempt `attempt`) and record the outcome on the invoice."""
+    """Charge what remains of the invoice (attempt `attempt`; None: the next number) and record the outcome on
+    the invoice. `source` says who asked (dunning counts only automatic charges and scheduled retries)."""
     # FOR NO KEY UPDATE: enough to serialize collectors, and it does not block the payment rows that
     # collect_payment writes in its own transactions.
     invoice = await session.scalar(
         select(Invoice).where(Invoice.id == invoice_id).with_for_update(key_share=True)
     )
-    if (
-        invoice is None
-        or invoice.status not in (states.OPEN, states.UNCOLLECTIBLE)
-        or invoice.attempt_count >= attempt
-    ):
-        return invoice  # paid, voided, or this attempt was already recorded: nothing to do
+    if invoice is None or invoice.status not in (states.OPEN, states.UNCOLLECTIBLE):
+        return invoice  # paid or voided: nothing to do
+    if invoice.status == states.UNCOLLECTIBLE and source != dunning.REQUEST:
+        return invoice  # written off: charged again only when someone asks
+    if attempt is None:
+        attempt = next_attempt_number(invoice)
+    if _already_recorded(invoice, attempt):
+        return invoice  # this attempt was already recorded
+    if source == dunning.RETRY:
+        if not await dunning.slot_is_current(session, invoice.id, payload or {}):
+            return invoice  # a stale retry: the case moved on (paid, a card is awaited, rescheduled)
+        if payment_method is None and invoice.subscription_id is not None:
+            payment_method = await _subscription_payment_method(session, invoice.subscription_id)
     if invoice.amount_remaining == 0:
         await mark_paid(session, invoice, clock, action="pay")
         return invoice
@@ -113,10 +143,13 @@ async def attempt_collection(
             payment_method=payment_method,
             invoice=invoice.id,
             description=f"Invoice {invoice.number}",
+            clock=clock,
         )
     except BillingError as error:
         # Nothing could be charged (no usable payment method, no gateway): a failed attempt all the same.
-        await record_failure(session, invoice, attempt, clock, reason=error.code, message=error.message)
+        await record_failure(
+            session, invoice, attempt, clock, reason=error.code, message=error.message, source=source
+        )
         return invoice
     if payment.status == "pending":
         # The gateways did not confirm the charge yet; the janitor will. Look again then (same attempt: the
@@ -127,11 +160,16 @@ async def attempt_collection(
             kind=COLLECT,
             due_at=clock.now() + PENDING_RECHECK,
             clock=clock,
-            payload={"invoice": invoice.id, "attempt": attempt, "payment_method": payment_method},
+            payload={
+                **(payload or {}),
+                "invoice": invoice.id,
+                "attempt": attempt,
+                "payment_method": payment_method,
+            },
         )
         return invoice
     if payment.status == "succeeded":
-        invoice.attempt_count = attempt
+        invoice.attempt_count += 1
         await mark_paid(session, invoice, clock, action="pay")
         return invoice
     await record_failure(
@@ -142,8 +180,17 @@ async def attempt_collection(
         reason=payment.failure_code or "payment_failed",
         message=payment.failure_message,
         payment=payment,
+        source=source,
     )
     return invoice
+
+
+async def _subscription_payment_method(session: AsyncSession, subscription_id: str) -> str | None:
+    from billing.subscriptions.models import Subscription
+
+    return await session.scalar(
+        select(Subscription.default_payment_method).where(Subscription.id == subscription_id)
+    )
 
 
 async def record_failure(
@@ -155,16 +202,25 @@ async def record_failure(
     reason: str,
     message: str | None,
     payment: Payment | None = None,
+    source: str = dunning.AUTOMATIC,
 ) -> None:
-    """An attempt that took no money: count it, tell the app, and let subscriptions (and dunning) react."""
-    invoice.attempt_count = attempt
-    invoice.next_payment_attempt = None
+    """An attempt that took no money: dunning decides what comes next (so `invoice.payment_failed` carries the
+    next attempt), the attempt is counted (a technical failure is not: no card network saw it), the app is
+    told, subscriptions react (past_due), then dunning acts (the retry, or the final action)."""
+    decision = await dunning.decide_after_failure(
+        session, invoice, clock, reason=reason, payment=payment, source=source
+    )
+    decline_class = decision.decline_class if decision else dunning.failure_class(reason, payment)
+    if decline_class != "technical":
+        invoice.attempt_count += 1
+    invoice.next_payment_attempt = decision.next_attempt_at if decision else None
     invoice.last_payment_error = {
         "attempt": attempt,
         "code": reason,
         "message": message,
         "payment": payment.id if payment is not None else None,
         "decline_type": payment.decline_type if payment is not None else None,
+        "decline_class": decline_class,
     }
     await session.flush()
     record_event(
@@ -175,6 +231,8 @@ async def record_failure(
         clock=clock,
     )
     await hooks.invoice_payment_failed(session, invoice, clock)
+    if decision is not None:
+        await dunning.carry_out(session, invoice, clock, decision)
 
 
 async def pending_collection(session: AsyncSession, invoice_id: str) -> str | None:
@@ -187,6 +245,8 @@ async def pending_collection(session: AsyncSession, invoice_id: str) -> str | No
             ScheduledTask.kind == COLLECT,
             ScheduledTask.status == "pending",
             ScheduledTask.payload["invoice"].astext == invoice_id,
+            # A retry planned for a later day is dunning's, not a charge to run now.
+            ScheduledTask.payload["source"].astext.is_distinct_from(dunning.RETRY),
         )
         .order_by(ScheduledTask.seq)
         .limit(1)

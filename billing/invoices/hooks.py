@@ -14,6 +14,8 @@ InvoiceHook = Callable[[AsyncSession, Invoice, Clock], Awaitable[None]]
 
 ON_PAID: list[InvoiceHook] = []
 ON_PAYMENT_FAILED: list[InvoiceHook] = []
+# An open invoice closed without payment by the merchant (voided, or marked uncollectible).
+ON_CLOSED_UNPAID: list[InvoiceHook] = []
 
 
 async def invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -23,4 +25,9 @@ async def invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) ->
 
 async def invoice_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
     for hook in ON_PAYMENT_FAILED:
+        await hook(session, invoice, clock)
+
+
+async def invoice_closed_unpaid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    for hook in ON_CLOSED_UNPAID:
         await hook(session, invoice, clock)

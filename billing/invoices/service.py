@@ -3,6 +3,7 @@ band, void, mark uncollectible. Each runs in the caller's transaction and writes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -502,26 +503,7 @@ async def create_draft(
     )
     session.add(invoice)
     await session.flush()
-    rows = [
-        InvoiceLine(
-            id=new_id("il"),
-            merchant_id=customer.merchant_id,
-            invoice_id=invoice.id,
-            type=line.type,
-            description=line.description,
-            quantity=line.quantity,
-            unit_amount_decimal=line.unit_amount_decimal,
-            amount=line.amount,
-            discount_amount=0,
-            tax_amount=0,
-            period_start=line.period_start,
-            period_end=line.period_end,
-            details=line.details,
-            metadata_={},
-            created_at=now,
-        )
-        for line in lines
-    ]
+    rows = [_line_row(invoice, line, now) for line in lines]
     session.add_all(rows)
     await _recompute_draft(session, invoice, rows)
     await session.flush()
@@ -533,6 +515,49 @@ async def create_draft(
         clock=clock,
     )
     return invoice
+
+
+def _line_row(invoice: Invoice, line: NewLine, now: datetime) -> InvoiceLine:
+    return InvoiceLine(
+        id=new_id("il"),
+        merchant_id=invoice.merchant_id,
+        invoice_id=invoice.id,
+        type=line.type,
+        description=line.description,
+        quantity=line.quantity,
+        unit_amount_decimal=line.unit_amount_decimal,
+        amount=line.amount,
+        discount_amount=0,
+        tax_amount=0,
+        period_start=line.period_start,
+        period_end=line.period_end,
+        details=line.details,
+        metadata_={},
+        created_at=now,
+    )
+
+
+async def replace_draft_lines(
+    session: AsyncSession,
+    invoice: Invoice,
+    *,
+    replaced: Callable[[InvoiceLine], bool],
+    lines: list[NewLine],
+    clock: Clock,
+) -> None:
+    """On a locked draft, swap the lines `replaced` selects for `lines` (which go last) and recompute the
+    totals; the other lines stay as they are."""
+    if invoice.status != states.DRAFT:
+        raise Conflict(f"Invoice {invoice.id} is {invoice.status}: only a draft's lines can change.")
+    current = await invoice_lines(session, invoice.id)
+    gone = [line.id for line in current if replaced(line)]
+    if gone:
+        await session.execute(delete(InvoiceLine).where(InvoiceLine.id.in_(gone)))
+    rows = [_line_row(invoice, line, clock.now()) for line in lines]
+    session.add_all(rows)
+    await session.flush()
+    await _recompute_draft(session, invoice, [line for line in current if line.id not in gone] + rows)
+    await session.flush()
 
 
 def check_invariants(invoice: Invoice) -> None:
@@ -604,6 +629,7 @@ async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str)
         obj=await render(session, invoice),
         clock=clock,
     )
+    await hooks.invoice_closed_unpaid(session, invoice, clock)
     return invoice
 
 
@@ -621,6 +647,7 @@ async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id
         obj=await render(session, invoice),
         clock=clock,
     )
+    await hooks.invoice_closed_unpaid(session, invoice, clock)
     return invoice
 
 

@@ -182,6 +182,10 @@ async def create_payment_method(
         obj=render_payment_method(pm),
         clock=clock,
     )
+    from billing.dunning_cases.service import retry_after_payment_method_change
+
+    # SPEC §6: a new payment method retries the customer's unpaid invoices at once (API and portal alike).
+    await retry_after_payment_method_change(session, merchant_id, customer.id, clock, payment_method=pm.id)
     return pm, entered
 
 

@@ -153,13 +153,15 @@ async def collect_payment(
     invoice: str | None = None,
     description: str | None = None,
     metadata: dict[str, str] | None = None,
+    clock: Clock | None = None,
 ) -> Payment:
     """Charge `amount` to the customer's card once for (`purpose`, `attempt`), and return the payment row.
 
     `purpose` names what is paid (e.g. the invoice id); `attempt` numbers the tries (dunning passes 1, 2, ...).
     Calling again with the same pair returns the same payment and never charges again. The returned payment is
     succeeded, failed (a decline: see failure_code, decline_type, next_action), or pending (the outcome is being
-    confirmed; `payment_error` turns that into the API's answer)."""
+    confirmed; `payment_error` turns that into the API's answer). `clock`: the caller's clock (a task run by a
+    test-clock advance sees the clock's new time before it is committed); default: the customer's clock."""
     currency = _check_amount(amount, currency)
     if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
         raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
@@ -173,7 +175,8 @@ async def collect_payment(
         if existing is not None:
             return existing
         customer = await get_customer(session, merchant_id, customer_id, param="customer")
-        clock = await clock_for(session, merchant_id, customer.test_clock_id)
+        if clock is None or clock.test_clock_id != customer.test_clock_id:
+            clock = await clock_for(session, merchant_id, customer.test_clock_id)
         pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
         connections = await gateway_connections(session, merchant_id)
         opened = await open_circuits(session, merchant_id, [c.id for c in connections])

@@ -156,6 +156,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             f"  API:      {api_url}/v1\n"
             f"  OpenAPI:  {api_url}/schema/openapi.json   (browse it at {api_url}/schema)\n"
             f"  Health:   {api_url}/ready\n"
+            f"  Emails:   {_mail_destination(settings)}\n"
             f"  Demo merchant {merchant.id}\n"
             f"    secret key:      {merchant.secret_key}\n"
             f"    publishable key: {merchant.publishable_key}\n\n"
@@ -186,3 +187,13 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _mail_destination(settings: Settings) -> str:
+    """Where customer emails go: the SMTP server, or the folder of .eml files a developer opens."""
+    from billing.notifications.transport import outbox_folder, parse_smtp_url
+
+    if settings.smtp_url:
+        config = parse_smtp_url(settings.smtp_url)
+        return f"SMTP server {config.host}:{config.port} (SMTP_URL)"
+    return f"{outbox_folder(settings)}/*.eml (no SMTP_URL set)"

@@ -28,15 +28,82 @@ class GatewayConnection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     timeout_ms: Annotated[int, Meta(ge=50, le=60_000, description="Per request to this gateway.")] = 10_000
 
 
+class UsageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How metered usage is billed (docs/usage.md)."""
+
+    grace_period_seconds: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=7 * 86_400,
+            description="How long after a period ends its renewal invoice stays a draft, so that usage events "
+            "arriving late still land on it (default 3600; 0 finalizes at once). Later events are billed as an "
+            "adjustment on the next invoice.",
+        ),
+    ] = 3600
+
+
+FinalAction = Literal["cancel", "unpaid", "past_due"]
+
+
+class DunningSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Smart retries of failed automatic charges (docs/dunning.md)."""
+
+    retry_schedule_days: list[int] = msgspec.field(default_factory=lambda: [1, 3, 5, 7])
+    final_action: FinalAction = "cancel"
+    smart_retries: bool = True
+
+
+class DunningSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields present change."""
+
+    retry_schedule_days: (
+        Annotated[
+            list[int],
+            Meta(
+                description="Retries, in days after the first failed charge: 1 to 10 whole days, each 1..60, "
+                "strictly increasing (default [1, 3, 5, 7])."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    final_action: (
+        Annotated[
+            FinalAction,
+            Meta(
+                description="What happens once every retry failed: cancel (the subscription is canceled and "
+                "the invoice marked uncollectible; default), unpaid (the subscription becomes unpaid: invoices "
+                "keep coming but are not charged), past_due (the subscription stays past_due and every new "
+                "invoice is charged and retried)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    smart_retries: (
+        Annotated[
+            bool,
+            Meta(
+                description="Move each retry within its day to the hour that succeeds most for the card's "
+                "brand in your history (default true)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
 class MerchantSettings(msgspec.Struct, kw_only=True):
     """The merchant's settings; `id` is the merchant's id."""
 
     id: str
     object: Literal["settings"] = "settings"
     gateways: list[GatewayConnection]
+    usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
+    dunning: DunningSettings = msgspec.field(default_factory=DunningSettings)
 
 
 class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the sections present change; `gateways` replaces the whole list."""
 
     gateways: Annotated[list[GatewayConnection], Meta(max_length=20)] | UnsetType = UNSET
+    usage: UsageSettings | UnsetType = UNSET
+    dunning: DunningSettingsUpdate | UnsetType = UNSET

@@ -13,7 +13,15 @@ from billing.errors import Conflict, InvalidRequest, not_found
 from billing.gateways.base import ConnectionConfig
 from billing.gateways.registry import GATEWAY_TYPES
 from billing.merchants.models import Merchant
-from billing.settings.schemas import GatewayConnection, MerchantSettings, SettingsUpdate
+from billing.settings.schemas import (
+    DunningSettings,
+    DunningSettingsUpdate,
+    GatewayConnection,
+    MerchantSettings,
+    SettingsUpdate,
+    UsageSettings,
+)
+from dunning.policy import ScheduleError, validate_schedule
 from webhooks.outbox import record_event
 
 SANDBOX_CONNECTION: dict[str, Any] = {"id": "sandbox", "type": "sandbox", "url": None, "weight": 1}
@@ -28,8 +36,40 @@ def _connections(raw: dict[str, Any]) -> list[GatewayConnection]:
     return msgspec.convert(raw.get("gateways") or [], list[GatewayConnection])
 
 
+def usage_settings(raw: dict[str, Any]) -> UsageSettings:
+    """The merchant's usage billing settings, defaults filled in."""
+    return msgspec.convert(raw.get("usage") or {}, UsageSettings)
+
+
+def dunning_settings(raw: dict[str, Any]) -> DunningSettings:
+    """The merchant's dunning settings, defaults filled in."""
+    return msgspec.convert(raw.get("dunning") or {}, DunningSettings)
+
+
+def _merged_dunning(current: dict[str, Any], update: DunningSettingsUpdate) -> dict[str, Any]:
+    merged: dict[str, Any] = msgspec.to_builtins(dunning_settings(current))
+    for name in ("retry_schedule_days", "final_action", "smart_retries"):
+        value = getattr(update, name)
+        if value is not msgspec.UNSET:
+            merged[name] = value
+    try:
+        merged["retry_schedule_days"] = list(validate_schedule(merged["retry_schedule_days"]))
+    except ScheduleError as exc:
+        param = "dunning.retry_schedule_days"
+        raise InvalidRequest(
+            f"dunning.retry_schedule_days: {exc}",
+            param=param if exc.index is None else f"{param}[{exc.index}]",
+        ) from None
+    return merged
+
+
 def render_settings(merchant: Merchant) -> MerchantSettings:
-    return MerchantSettings(id=merchant.id, gateways=_connections(merchant.settings or {}))
+    return MerchantSettings(
+        id=merchant.id,
+        gateways=_connections(merchant.settings or {}),
+        usage=usage_settings(merchant.settings or {}),
+        dunning=dunning_settings(merchant.settings or {}),
+    )
 
 
 def connection_configs(connections: list[GatewayConnection]) -> list[ConnectionConfig]:
@@ -128,6 +168,10 @@ async def update_settings(
                 param="gateways",
             )
         current["gateways"] = msgspec.to_builtins(params.gateways)
+    if params.usage is not msgspec.UNSET:
+        current["usage"] = msgspec.to_builtins(params.usage)
+    if params.dunning is not msgspec.UNSET:
+        current["dunning"] = _merged_dunning(current, params.dunning)
     merchant.settings = current
     await session.flush()
     after = render_settings(merchant)

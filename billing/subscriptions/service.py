@@ -29,12 +29,15 @@ from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
 from billing.invoices.service import NewLine
 from billing.metadata import merge_metadata, validate_metadata
+from billing.notifications.card_expiry import ensure_card_expiry_scan
+from billing.notifications.emails import queue_trial_ending_email
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.subscriptions import schemas, states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for
+from billing.usage import billing as usage_billing
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
 from plans.money import round_minor
@@ -206,6 +209,7 @@ async def _invoice_and_collect(
     period: Period,
     period_index: int | None,
     coupon_id: str | None,
+    usage: usage_billing.UsageBill | None = None,
 ) -> Invoice:
     invoice = await invoices.create_draft(
         session,
@@ -214,7 +218,7 @@ async def _invoice_and_collect(
         currency=plan.currency,
         collection_method=sub.collection_method,
         days_until_due=sub.days_until_due,
-        lines=lines,
+        lines=lines + (usage.lines if usage is not None else []),
         billing_reason=reason,
         subscription_id=sub.id,
         subscription_period_index=period_index,
@@ -225,14 +229,56 @@ async def _invoice_and_collect(
     )
     sub.latest_invoice_id = invoice.id
     await session.flush()
+    if usage is not None and usage.records:
+        await usage_billing.record_usage(session, invoice=invoice, sub=sub, bill=usage, clock=clock)
+        if await usage_billing.hold_for_grace(session, invoice=invoice, bill=usage, clock=clock):
+            return invoice  # a draft until late usage had its chance; usage.close_invoice finalizes it
+    return await finalize_and_collect(session, sub, invoice, clock)
+
+
+async def finalize_and_collect(
+    session: AsyncSession, sub: Subscription, invoice: Invoice, clock: Clock
+) -> Invoice:
+    """Finalize one of the subscription's draft invoices and ask for its collection: at once for most invoices,
+    at the end of the usage grace window for those that bill usage (billing/usage/close.py)."""
     invoice = await invoices.finalize_invoice(
         session,
         sub.merchant_id,
         invoice.id,
         prefix=await invoices.merchant_invoice_prefix(session, sub.merchant_id),
     )
-    await collection.request_collection(session, invoice, clock, payment_method=sub.default_payment_method)
+    if sub.status != states.UNPAID:
+        # An unpaid subscription (dunning's final action) keeps invoicing but charges nothing until the
+        # customer adds or chooses a payment method (billing.dunning_cases).
+        await collection.request_collection(
+            session, invoice, clock, payment_method=sub.default_payment_method
+        )
     return invoice
+
+
+async def _bill_final_usage(
+    session: AsyncSession, sub: Subscription, customer: Customer, clock: Clock, period: Period
+) -> None:
+    """Usage up to the end is still billed (SPEC §5): an ending subscription whose plan has charges bills its
+    last period's usage on a final invoice (held for the grace window like a renewal's)."""
+    plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    if not plan.charges or period.end <= period.start:
+        return
+    usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=period)
+    index = sub.period_index + 1
+    await _invoice_and_collect(
+        session,
+        sub,
+        customer,
+        plan,
+        clock,
+        [],
+        reason="subscription_cancel",
+        period=period,
+        period_index=index,
+        coupon_id=await _coupon_applies(session, sub, index),
+        usage=usage,
+    )
 
 
 async def create_subscription(
@@ -319,6 +365,7 @@ async def create_subscription(
         updated_at=now,
     )
     session.add(sub)
+    await ensure_card_expiry_scan(session, merchant_id, clock)
 
     if trial_ends is not None:
         sub.status = states.TRIALING
@@ -400,6 +447,9 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         return
     customer = await get_customer(session, sub.merchant_id, sub.customer_id, for_update=True)
     now = clock.now()
+    was_trialing = sub.status == states.TRIALING
+    # The period that closes now, billed in arrears (trial usage is free) at the price of the plan in force.
+    closed = None if was_trialing else Period(sub.current_period_start, sub.current_period_end)
     if sub.cancel_at_period_end:
         sub.status = states.transition(sub.id, sub.status, "cancel")
         sub.canceled_at = sub.canceled_at or now
@@ -407,7 +457,12 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         sub.updated_at = now
         await session.flush()
         _emit(session, sub, "subscription.canceled", clock)
+        if closed is not None:
+            await _bill_final_usage(session, sub, customer, clock, closed)
         return
+    usage = await usage_billing.bill_usage(
+        session, sub=sub, plan=await get_plan(session, sub.merchant_id, sub.plan_id), period=closed
+    )
     previous_plan = sub.plan_id
     if sub.pending_change:
         sub.plan_id = sub.pending_change["plan"]
@@ -415,7 +470,6 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         sub.pending_change = None
     plan = await get_plan(session, sub.merchant_id, sub.plan_id)
     tz = ZoneInfo(customer.timezone)
-    was_trialing = sub.status == states.TRIALING
     bounds = _period(sub, plan, tz, period_index)
     sub.period_index = period_index
     sub.current_period_start, sub.current_period_end = bounds.start, bounds.end
@@ -433,6 +487,7 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         period=bounds,
         period_index=period_index,
         coupon_id=await _coupon_applies(session, sub, period_index),
+        usage=usage,
     )
     await session.flush()
     if was_trialing and sub.status == states.TRIALING:
@@ -535,6 +590,8 @@ async def cancel_subscription(
     await _cancel_pending_tasks(session, sub)
     await session.flush()
     _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
+    if previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
+        await _bill_final_usage(session, sub, customer, clock, Period(sub.current_period_start, now))
     return sub
 
 
@@ -699,6 +756,19 @@ async def update_subscription(
     sub.updated_at = clock.now()
     await session.flush()
     _emit(session, sub, "subscription.updated", clock, previous)
+    if params.default_payment_method not in (msgspec.UNSET, None) and (
+        previous["default_payment_method"] != sub.default_payment_method
+    ):
+        from billing.dunning_cases.service import retry_after_payment_method_change
+
+        await retry_after_payment_method_change(
+            session,
+            sub.merchant_id,
+            sub.customer_id,
+            clock,
+            payment_method=sub.default_payment_method,
+            subscription_id=sub.id,
+        )
     return sub
 
 
@@ -739,6 +809,16 @@ async def upcoming_invoice(
         )
         for i in items
     ]
+    # Usage so far, billed in arrears on this invoice, and late usage of billed periods (as renew would).
+    usage = await usage_billing.bill_usage(
+        session,
+        sub=sub,
+        plan=await get_plan(session, merchant_id, sub.plan_id),
+        period=None
+        if sub.status == states.TRIALING
+        else Period(sub.current_period_start, sub.current_period_end),
+    )
+    lines += usage.lines
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
     from billing.catalog.tax_rates import pure_tax_rate
@@ -760,6 +840,7 @@ async def upcoming_invoice(
                 "amount": line.amount,
                 "quantity": str(line.quantity),
                 "period": {"start": line.period_start, "end": line.period_end},
+                "details": line.details,
             }
             for line in lines
         ],
@@ -827,6 +908,7 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is not None and sub.status == states.TRIALING:
         _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
+        await queue_trial_ending_email(ctx.session, sub, ctx.clock)
 
 
 @TASKS.register(UPCOMING_NOTICE)

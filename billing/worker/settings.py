@@ -11,10 +11,12 @@ from arq.worker import Worker
 
 import billing.tasks  # noqa: F401  registers every scheduled-task handler
 from billing.config import Settings
+from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
+from billing.usage.maintenance import usage_maintenance_job
 from billing.worker import jobs
 
-FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks]
+FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks, send_emails]
 CRON_JOBS = [
     # Every second: due work is looked up in PostgreSQL, so a tick that runs twice or not at all loses nothing.
     cron(jobs.tick, second=set(range(60)), unique=True, timeout=300, keep_result=0, run_at_startup=True),
@@ -24,6 +26,19 @@ CRON_JOBS = [
     # Every second: webhook deliveries due (first attempts and retries) are read from PostgreSQL; a NOTIFY from
     # the committing transaction wakes the dispatcher sooner (jobs.start_webhook_listener).
     cron(jobs.deliver_webhooks, second=set(range(60)), unique=True, timeout=120, keep_result=0),
+    # Every 5 s: customer emails due (new ones and retries) are read from PostgreSQL (billing.notifications).
+    cron(send_emails, second=set(range(0, 60, 5)), unique=True, timeout=300, keep_result=0),
+    # Daily (and at start-up): usage_events partitions for the months around now, old usage dedupe keys pruned.
+    cron(
+        usage_maintenance_job,
+        hour={3},
+        minute={17},
+        second={0},
+        unique=True,
+        timeout=3600,
+        keep_result=0,
+        run_at_startup=True,
+    ),
 ]
 
 

@@ -231,11 +231,14 @@ async def test_real_time_tasks_run_once_when_due(services: Services, merchant: N
             payload={"name": "later"},
         )
     # Two workers tick at once: SKIP LOCKED gives each task to exactly one of them.
+    # (Other tests' real-time tasks share this database, so the counts may include theirs; ours are checked by
+    # name: each ran exactly once.)
     counts = await asyncio.gather(run_due_tasks(services), run_due_tasks(services))
-    assert sum(counts) == 20
+    assert sum(counts) >= 20
     names = sorted(name for name, _ in seen)
     assert names == sorted(f"due{i}" for i in range(20))
-    assert await run_due_tasks(services) == 0
+    await run_due_tasks(services)
+    assert len(seen) == 20
     async with services.sessions() as session:
         pending = await session.scalar(
             select(func.count())

@@ -21,8 +21,12 @@ def test_the_committed_docs_are_what_the_code_generates() -> None:
 
 
 # Events whose object is not the object their type names: the upcoming invoice is not an invoice yet (no id, no
-# number) and says so.
-OTHER_OBJECTS = {"invoice.upcoming": "upcoming_invoice"}
+# number) and says so; SPEC §7 names the dunning events `dunning.*`, about the invoice's dunning case.
+OTHER_OBJECTS = {
+    "invoice.upcoming": "upcoming_invoice",
+    "dunning.retry_scheduled": "dunning_case",
+    "dunning.exhausted": "dunning_case",
+}
 
 
 def test_every_event_type_is_documented_with_an_example_of_its_own_object() -> None:

@@ -407,6 +407,20 @@ async def _declined_renewal(w: Walk) -> None:
     assert sub["status"] == "past_due"
     invoice = await w.call("GET", f"/v1/invoices/{w.ids['declined_invoice']}")
     assert (invoice["status"], invoice["last_payment_error"]["code"]) == ("open", "generic_decline")
+    assert invoice["next_payment_attempt"] is not None
+    cases = await w.call("GET", f"/v1/dunning/cases?invoice={w.ids['declined_invoice']}")
+    w.ids["dunning_case"] = cases["data"][0]["id"]
+
+
+async def _dunning_exhausted(w: Walk) -> None:
+    # Keep the subscription past_due at the end, so the next step can still cancel it.
+    await w.call("PATCH", "/v1/settings", {"dunning": {"final_action": "past_due"}})
+    first_failure = datetime.fromisoformat(
+        (await w.call("GET", f"/v1/dunning/cases/{w.ids['dunning_case']}"))["first_failure_at"]
+    )
+    await w.advance("sub_clock", first_failure + timedelta(days=7, hours=1))
+    case = await w.call("GET", f"/v1/dunning/cases/{w.ids['dunning_case']}")
+    assert (case["state"], case["final_action"]) == ("exhausted", "past_due")
 
 
 async def _cancel(w: Walk) -> None:
@@ -557,8 +571,17 @@ WALK = [
     ),
     Step(
         "a renewal's charge is declined",
-        {"invoice.payment_failed": "declined_invoice", "subscription.past_due": "sub"},
+        {
+            "invoice.payment_failed": "declined_invoice",
+            "subscription.past_due": "sub",
+            "dunning.retry_scheduled": "dunning_case",
+        },
         _declined_renewal,
+    ),
+    Step(
+        "every retry of the declined renewal fails: the final action runs",
+        {"dunning.exhausted": "dunning_case", "invoice.payment_failed": "declined_invoice"},
+        _dunning_exhausted,
     ),
     Step("cancel a subscription", {"subscription.canceled": "sub"}, _cancel),
 ]

@@ -1,0 +1,209 @@
+"""Customer emails as text: plain text and a simple HTML part, from values already formatted for the locale.
+
+No database here: `billing.notifications.emails` gathers and formats the facts (amounts and dates by babel
+through `billing.invoices.documents`), these functions only arrange the words of `billing.notifications.texts`.
+Every value is escaped in the HTML part.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from billing.invoices.labels import label
+from billing.notifications.texts import text
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Letter:
+    """Paragraphs and links that make both parts of an email."""
+
+    locale: str
+    merchant: str
+    customer_name: str | None
+    subject: str
+    paragraphs: tuple[str, ...]
+    # (label, url): a button in HTML, "label\nurl" in text.
+    action: tuple[str, str] | None = None
+    details: tuple[tuple[str, str], ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def _greeting(letter: Letter) -> str:
+    if letter.customer_name:
+        return text("greeting", letter.locale, name=letter.customer_name)
+    return text("greeting_anonymous", letter.locale)
+
+
+def render(letter: Letter) -> RenderedEmail:
+    locale = letter.locale
+    # The first paragraph says what happened; the figures follow it, then the rest.
+    first, rest = letter.paragraphs[:1], letter.paragraphs[1:]
+    lines = [_greeting(letter), ""]
+    for paragraph in first:
+        lines += [paragraph, ""]
+    if letter.details:
+        lines += [text("detail", locale, name=name, value=value) for name, value in letter.details] + [""]
+    for paragraph in rest:
+        lines += [paragraph, ""]
+    if letter.action:
+        lines += [letter.action[0], letter.action[1], ""]
+    for paragraph in letter.after:
+        lines += [paragraph, ""]
+    lines += [
+        text("signature", locale, merchant=letter.merchant),
+        "",
+        text("footer", locale, merchant=letter.merchant),
+    ]
+
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{e(locale)}"><head><meta charset="utf-8"><title>{e(letter.subject)}</title></head>',
+        "<body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,'PingFang SC','Microsoft YaHei',"
+        'sans-serif;color:#1a1a1a;line-height:1.5;max-width:600px;margin:0 auto;padding:24px">',
+        f"<p>{e(_greeting(letter))}</p>",
+        *(f"<p>{e(p)}</p>" for p in first),
+    ]
+    if letter.details:
+        parts.append('<table style="border-collapse:collapse;margin:8px 0 16px">')
+        parts += [
+            f'<tr><td style="padding:2px 16px 2px 0;color:#555">{e(name)}</td><td><strong>{e(value)}</strong></td></tr>'
+            for name, value in letter.details
+        ]
+        parts.append("</table>")
+    parts += [f"<p>{e(p)}</p>" for p in rest]
+    if letter.action:
+        label_text, url = letter.action
+        parts.append(
+            f'<p><a href="{e(url)}" style="display:inline-block;background:#1a56db;color:#fff;padding:10px 18px;'
+            f'border-radius:4px;text-decoration:none">{e(label_text)}</a></p>'
+            f'<p style="font-size:12px;color:#555;word-break:break-all">{e(url)}</p>'
+        )
+    parts += [f"<p>{e(p)}</p>" for p in letter.after]
+    parts += [
+        f"<p>{e(text('signature', locale, merchant=letter.merchant))}</p>",
+        f'<p style="font-size:12px;color:#777">{e(text("footer", locale, merchant=letter.merchant))}</p>',
+        "</body></html>",
+    ]
+    return RenderedEmail(subject=letter.subject, text="\n".join(lines).strip() + "\n", html="\n".join(parts))
+
+
+def payment_failed(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    number: str,
+    amount: str,
+    card: str | None,
+    why: str,
+    portal_url: str,
+    portal_expires: str,
+    next_attempt: str | None,
+    wait_for_new_card: bool,
+    final: bool,
+    invoice_url: str | None,
+) -> RenderedEmail:
+    """Payment failed: how much, for which invoice, why, what to do (the portal link), and what happens next."""
+    subject_key = "payment_failed_final_subject" if final else "payment_failed_subject"
+    intro = (
+        text("payment_failed_intro", locale, amount=amount, number=number, card=card)
+        if card
+        else text("payment_failed_intro_no_card", locale, amount=amount, number=number)
+    )
+    if final:
+        then = text("final_notice", locale)
+    elif wait_for_new_card:
+        then = text("no_retry", locale)
+    elif next_attempt is not None:
+        then = text("next_attempt", locale, date=next_attempt)
+    else:
+        then = ""
+    after = (text("view_invoice", locale, url=invoice_url),) if invoice_url else ()
+    return render(
+        Letter(
+            locale=locale,
+            merchant=merchant,
+            customer_name=customer_name,
+            subject=text(subject_key, locale, number=number),
+            paragraphs=tuple(
+                p
+                for p in (
+                    intro,
+                    text("why", locale, reason=why),
+                    then,
+                    text("what_to_do", locale, action=text("update_card", locale, expires=portal_expires)),
+                )
+                if p
+            ),
+            details=((label("number", locale), number), (label("amount_due", locale), amount)),
+            action=(text("update_card_button", locale), portal_url),
+            after=after,
+        )
+    )
+
+
+def card_expiring(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    brand: str,
+    last4: str,
+    month: str,
+    portal_url: str,
+    portal_expires: str,
+) -> RenderedEmail:
+    return render(
+        Letter(
+            locale=locale,
+            merchant=merchant,
+            customer_name=customer_name,
+            subject=text("card_expiring_subject", locale, last4=last4),
+            paragraphs=(
+                text("card_expiring_body", locale, brand=brand, last4=last4, month=month),
+                text("update_card", locale, expires=portal_expires),
+            ),
+            action=(text("update_card_button", locale), portal_url),
+        )
+    )
+
+
+def trial_ending(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    plan: str,
+    date: str,
+    amount: str,
+    period: str,
+    card: str | None,
+    portal_url: str,
+    portal_expires: str,
+) -> RenderedEmail:
+    card_paragraph = (
+        text("trial_ending_card", locale, card=card) if card else text("trial_ending_no_card", locale)
+    )
+    return render(
+        Letter(
+            locale=locale,
+            merchant=merchant,
+            customer_name=customer_name,
+            subject=text("trial_ending_subject", locale, plan=plan, date=date),
+            paragraphs=(
+                text("trial_ending_body", locale, plan=plan, date=date, amount=amount, period=period),
+                card_paragraph,
+                text("update_card", locale, expires=portal_expires),
+            ),
+            action=(text("trial_ending_manage", locale), portal_url),
+        )
+    )

@@ -1,0 +1,533 @@
+"""Customer emails (payment failed, card expiring, trial ending) through a real SMTP server on loopback
+(aiosmtpd) or into .eml files, and the portal's payment-method page that their links open."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage as ParsedEmail
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from billing.clock import SYSTEM_CLOCK
+from billing.db.engine import transaction
+from billing.invoices.documents import customer_zone, format_local_date
+from billing.invoices.models import Invoice
+from billing.notifications import sender as email_sender
+from billing.notifications.emails import queue_payment_failed_email
+from billing.notifications.jobs import send_emails
+from billing.notifications.models import EmailMessage
+from billing.notifications.transport import SmtpTransport, Transport, outbox_folder, parse_smtp_url
+from billing.services import Services
+from billing.settings.service import SANDBOX_CONNECTION
+from tests.billing.payment_helpers import configure_gateways, free_port
+from tests.billing.world import Billing
+
+GOOD = "4242424242424242"
+DECLINES = "4000000000000341"  # attaches, every charge declined card_declined (soft)
+T0 = datetime(2027, 3, 1, 10, tzinfo=UTC)
+SENDER = "billing@example.com"
+
+
+# --- a real SMTP server ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server on loopback accepted: (recipients, parsed message)."""
+
+    received: list[tuple[list[str], ParsedEmail]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, ParsedEmail)
+        self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str, kind: str = "payment_failed") -> list[ParsedEmail]:
+        return [
+            message
+            for recipients, message in self.received
+            if address in recipients and message["X-Billing-Email-Kind"] == kind
+        ]
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    inbox: Inbox
+    controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(port=free_port(), inbox=Inbox())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def drain(services: Services, transport: Transport, now: datetime | None = None) -> None:
+    """Send everything due (other tests' emails too: each test looks only at its own recipients)."""
+    while True:
+        report = await email_sender.send_due_emails(services.sessions, transport, sender=SENDER, now=now)
+        if report.sent + report.retried + report.failed == 0:
+            return
+
+
+def body(message: ParsedEmail, subtype: str = "plain") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+async def emails_of(services: Services, customer: str, kind: str | None = None) -> list[EmailMessage]:
+    async with services.sessions() as session:
+        query = select(EmailMessage).where(EmailMessage.customer_id == customer).order_by(EmailMessage.seq)
+        if kind is not None:
+            query = query.where(EmailMessage.kind == kind)
+        return list((await session.scalars(query)).all())
+
+
+def address() -> str:
+    return f"cust-{secrets.token_hex(6)}@example.com"
+
+
+async def attach(
+    api: httpx.AsyncClient, customer: str, number: str, *, month: int = 12, year: int = 2040
+) -> str:
+    created = await api.post(
+        "/v1/payment_methods",
+        json={
+            "customer": customer,
+            "card": {"number": number, "exp_month": month, "exp_year": year, "cvc": "123"},
+        },
+    )
+    assert created.status_code == 200, created.text
+    pm: str = created.json()["id"]
+    updated = await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pm})
+    assert updated.status_code == 200, updated.text
+    return pm
+
+
+async def failed_renewal(
+    api: httpx.AsyncClient, services: Services, *, locale: str, name: str | None = "Ada"
+) -> tuple[Billing, str, str, dict[str, Any]]:
+    """A customer whose 7-day trial converts with a declining card: the first renewal fails on the clock."""
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    await world.start(T0)
+    to = address()
+    fields: dict[str, Any] = {"email": to, "locale": locale, "currency": "USD"}
+    if name:
+        fields["name"] = name
+    customer = await world.customer(**fields)
+    await attach(api, customer, DECLINES)
+    plan = await world.plan(2500, name="Team")
+    sub = await world.post("/v1/subscriptions", {"customer": customer, "plan": plan, "trial_period_days": 7})
+    await world.advance(T0 + timedelta(days=8))
+    after = await world.get(f"/v1/subscriptions/{sub['id']}")
+    assert after["status"] == "past_due"
+    invoice = await world.get(f"/v1/invoices/{after['latest_invoice']}")
+    assert invoice["status"] == "open"
+    return world, customer, to, invoice
+
+
+def portal_path(text: str) -> str:
+    match = re.search(r"https?://\S+/portal/[0-9A-Za-z]{40}/payment_methods", text)
+    assert match is not None, text
+    return urlsplit(match.group(0)).path
+
+
+# --- payment failed ---------------------------------------------------------------------------------------------
+
+
+async def test_a_failed_renewal_emails_the_customer_in_english_through_smtp(
+    api: httpx.AsyncClient, services: Services, smtp: SmtpServer
+) -> None:
+    _, customer, to, invoice = await failed_renewal(api, services, locale="en")
+    queued = await emails_of(services, customer, "payment_failed")
+    assert len(queued) == 1 and queued[0].status == "pending"
+
+    await drain(services, SmtpTransport(parse_smtp_url(smtp.url)))
+
+    [message] = smtp.inbox.to(to)
+    assert message["To"] == to
+    assert message["From"].addresses[0].addr_spec == SENDER
+    assert message["Subject"] == f"Payment failed for invoice {invoice['number']}"
+    assert message["Content-Language"] == "en"
+    text = body(message)
+    assert "Hello Ada," in text
+    assert (
+        f"We could not collect $25.00 for invoice {invoice['number']} from your card Visa •••• 0341." in text
+    )
+    assert "Your card was declined." in text  # dunning.messages, the customer's words for card_declined
+    next_attempt = datetime.fromisoformat(invoice["next_payment_attempt"])
+    assert f"We will try again on {format_local_date(next_attempt, customer_zone('UTC'), 'en')}." in text
+    assert portal_path(text).startswith("/portal/")
+    html_part = body(message, "html")
+    assert "$25.00" in html_part and "/payment_methods" in html_part
+    sent = await emails_of(services, customer, "payment_failed")
+    assert sent[0].status == "sent" and sent[0].attempts == 1 and sent[0].sent_at is not None
+
+
+async def test_the_payment_failed_email_is_in_simplified_chinese_for_a_zh_cn_customer(
+    api: httpx.AsyncClient, services: Services, smtp: SmtpServer
+) -> None:
+    _, _, to, invoice = await failed_renewal(api, services, locale="zh-CN", name="李雷")
+    await drain(services, SmtpTransport(parse_smtp_url(smtp.url)))
+    [message] = smtp.inbox.to(to)
+    assert message["Subject"] == f"发票 {invoice['number']} 付款失败"
+    assert message["Content-Language"] == "zh-CN"
+    text = body(message)
+    assert "李雷，您好：" in text
+    assert f"我们未能从您的银行卡 Visa •••• 0341 收取发票 {invoice['number']} 的款项 US$25.00。" in text
+    assert "您的银行卡被拒绝。" in text
+    next_attempt = datetime.fromisoformat(invoice["next_payment_attempt"])
+    assert f"我们将于 {format_local_date(next_attempt, customer_zone('UTC'), 'zh-CN')} 再次尝试扣款" in text
+    assert "更新银行卡" in body(message, "html")
+
+
+async def test_hard_declines_and_the_final_notice_say_what_happens_next(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    _, customer, _, invoice_json = await failed_renewal(api, services, locale="en")
+    async with transaction(services.sessions) as session:
+        invoice = await session.get(Invoice, invoice_json["id"])
+        assert invoice is not None
+        await queue_payment_failed_email(
+            session, invoice, SYSTEM_CLOCK, decline_class="hard", next_attempt=None, final=False
+        )
+        await queue_payment_failed_email(
+            session, invoice, SYSTEM_CLOCK, decline_class="soft", next_attempt=None, final=True
+        )
+        # The same call again (a task that runs twice) queues nothing more.
+        await queue_payment_failed_email(
+            session, invoice, SYSTEM_CLOCK, decline_class="soft", next_attempt=None, final=True
+        )
+    emails = await emails_of(services, customer, "payment_failed")
+    texts = [e.text_body for e in emails]
+    assert len(emails) == 2  # the dunning one and the final notice (the "hard" call shares the first's key)
+    assert emails[1].subject.startswith("Final notice: ")
+    assert "This was our last automatic attempt" in texts[1]
+
+
+async def test_a_customer_without_an_email_address_gets_nothing_queued(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(currency="USD")
+    await attach(api, customer, DECLINES)
+    sub = await world.post(
+        "/v1/subscriptions", {"customer": customer, "plan": await world.plan(2500), "trial_period_days": 7}
+    )
+    await world.advance(T0 + timedelta(days=8))
+    assert (await world.get(f"/v1/subscriptions/{sub['id']}"))["status"] == "past_due"
+    assert await emails_of(services, customer) == []
+
+
+# --- transports -------------------------------------------------------------------------------------------------
+
+
+async def test_without_smtp_url_the_worker_writes_eml_files_into_outbox_mail(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    assert services.settings.smtp_url is None
+    _, customer, to, invoice = await failed_renewal(api, services, locale="zh-CN", name="韩梅梅")
+    [queued] = await emails_of(services, customer, "payment_failed")
+
+    # The worker's own job, with the process's settings: no SMTP_URL, so files.
+    while (await send_emails({"services": services}))["sent"]:
+        pass
+
+    folder = outbox_folder(services.settings)
+    [path] = [p for p in folder.glob("*.eml") if queued.id in p.name]
+    raw = path.read_bytes()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, ParsedEmail)
+    assert message["To"] == to
+    assert message["Subject"] == f"发票 {invoice['number']} 付款失败"
+    # Readable as it is: the UTF-8 body is in the file, not base64.
+    assert "韩梅梅，您好：".encode() in raw
+    assert "US$25.00" in body(message)
+    assert not list(folder.glob(".writing-*"))
+    assert {row.status for row in await emails_of(services, customer)} == {"sent"}
+
+
+async def test_an_email_is_kept_and_retried_while_the_smtp_server_is_down(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    _, customer, to, _ = await failed_renewal(api, services, locale="en")
+    down = SmtpServer(port=free_port(), inbox=Inbox())  # nothing listens there yet
+    transport = SmtpTransport(parse_smtp_url(down.url + "?timeout=5"))
+    now = datetime.now(UTC)
+
+    await drain(services, transport, now=now)
+    [row] = await emails_of(services, customer, "payment_failed")
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error and "Connection" in row.last_error
+    assert row.next_attempt_at == now + email_sender.retry_delay(1)
+    # Not due yet: nothing is attempted before the backoff.
+    await drain(services, transport, now=now + timedelta(seconds=30))
+    assert (await emails_of(services, customer, "payment_failed"))[0].attempts == 1
+
+    down.start()
+    try:
+        await drain(services, transport, now=now + timedelta(minutes=2))
+    finally:
+        down.stop()
+    [row] = await emails_of(services, customer, "payment_failed")
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert len(down.inbox.to(to)) == 1
+
+
+async def test_an_email_is_given_up_after_max_attempts(api: httpx.AsyncClient, services: Services) -> None:
+    _, customer, _, _ = await failed_renewal(api, services, locale="en")
+    transport = SmtpTransport(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}?timeout=5"))
+    moment = datetime.now(UTC)
+    for _ in range(email_sender.MAX_ATTEMPTS):
+        await drain(services, transport, now=moment)
+        moment += timedelta(days=2)
+    [row] = await emails_of(services, customer, "payment_failed")
+    assert (row.status, row.attempts) == ("failed", email_sender.MAX_ATTEMPTS)
+    assert row.last_error
+
+
+def test_smtp_urls_are_read_with_their_tls_mode_and_credentials() -> None:
+    plain = parse_smtp_url("smtp://mailer:p%40ss@mail.example.com:587?starttls=true&timeout=7")
+    assert (plain.host, plain.port, plain.starttls, plain.implicit_tls) == (
+        "mail.example.com",
+        587,
+        True,
+        False,
+    )
+    assert (plain.username, plain.password, plain.timeout) == ("mailer", "p@ss", 7.0)
+    tls = parse_smtp_url("smtps://mail.example.com")
+    assert (tls.port, tls.implicit_tls, tls.starttls, tls.username) == (465, True, False, None)
+    with pytest.raises(ValueError, match="SMTP_URL must look like"):
+        parse_smtp_url("http://mail.example.com")
+
+
+# --- card expiring and trial ending -------------------------------------------------------------------------------
+
+
+async def test_a_card_about_to_expire_is_warned_about_once(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    start = datetime(2027, 1, 10, 9, tzinfo=UTC)
+    await world.start(start)
+    customer = await world.customer(email=address(), currency="USD", name="Grace")
+    pm = await attach(api, customer, GOOD, month=2, year=2027)
+    await world.subscribe(customer, await world.plan(1000), collection_method="charge_automatically")
+
+    # The card is good until the end of February: 30 days before that is January 30.
+    await world.advance(datetime(2027, 1, 29, 12, tzinfo=UTC))
+    assert await emails_of(services, customer, "card_expiring") == []
+    await world.advance(datetime(2027, 1, 31, 12, tzinfo=UTC))
+    [warning] = await emails_of(services, customer, "card_expiring")
+    assert warning.subject == "Your card ending in 4242 expires soon"
+    assert "expires at the end of February 2027" in warning.text_body
+    assert warning.dedupe_key == f"card_expiring:{pm}:2027-02"
+    portal_path(warning.text_body)
+    # Every later daily scan sees the same card: still one email.
+    await world.advance(datetime(2027, 2, 20, 12, tzinfo=UTC))
+    assert len(await emails_of(services, customer, "card_expiring")) == 1
+
+
+async def test_the_trial_ending_email_goes_with_trial_will_end_on_the_test_clock(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address(), currency="USD", locale="zh-CN")
+    await attach(api, customer, GOOD)
+    plan = await world.plan(2500, name="Team")
+    sub = await world.post("/v1/subscriptions", {"customer": customer, "plan": plan, "trial_period_days": 14})
+    trial_end = datetime.fromisoformat(sub["trial_end"])
+    await world.advance(trial_end - timedelta(days=3) - timedelta(hours=1))
+    assert await emails_of(services, customer, "trial_ending") == []
+    await world.advance(trial_end - timedelta(days=2))
+    events = await world.get("/v1/events", object_id=sub["id"], type="subscription.trial_will_end")
+    assert len(events["data"]) == 1
+    [mail] = await emails_of(services, customer, "trial_ending")
+    date = format_local_date(trial_end, customer_zone("UTC"), "zh-CN")
+    assert mail.subject == f"您的 Team 试用将于 {date} 结束"
+    assert "此后订阅费用为每月 US$25.00。" in mail.text_body
+    assert "Visa •••• 4242" in mail.text_body
+    assert mail.locale == "zh-CN"
+
+
+# --- the portal -----------------------------------------------------------------------------------------------
+
+
+def form_nonce(page: str) -> str:
+    match = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_the_email_link_opens_the_portal_and_a_new_card_recovers_the_invoice(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, customer, _, invoice = await failed_renewal(api, services, locale="en")
+    [mail] = await emails_of(services, customer, "payment_failed")
+    path = portal_path(mail.text_body)
+
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "private, no-store"
+    assert "Visa •••• 0341" in page.text and "12/2040" in page.text and "Default" in page.text
+
+    caplog.set_level(logging.DEBUG)
+    added = await client.post(
+        path,
+        data={
+            "nonce": form_nonce(page.text),
+            "number": GOOD,
+            "exp_month": "11",
+            "exp_year": "2041",
+            "cvc": "123",
+        },
+    )
+    assert added.status_code == 303
+    shown = await client.get(added.headers["location"])
+    assert "Your card was added and is now your default card." in shown.text
+    assert GOOD not in shown.text and GOOD not in caplog.text
+
+    customer_now = await world.get(f"/v1/customers/{customer}")
+    new_pm = await world.get(f"/v1/payment_methods/{customer_now['default_payment_method']}")
+    assert (new_pm["card"]["last4"], new_pm["card"]["exp_year"]) == ("4242", 2041)
+    # The same use cases as the API, so dunning retries the open invoice at once (at the clock's next step).
+    await world.advance(
+        datetime.fromisoformat((await world.get(f"/v1/test_clocks/{world.clock}"))["frozen_time"])
+        + timedelta(minutes=1)
+    )
+    assert (await world.get(f"/v1/invoices/{invoice['id']}"))["status"] == "paid"
+    sub = await world.get(f"/v1/subscriptions/{invoice['subscription']}")
+    assert sub["status"] == "active"
+
+
+async def test_a_portal_session_from_the_api_makes_another_card_the_default(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, services: Services
+) -> None:
+    customer = (await api.post("/v1/customers", json={"email": address(), "locale": "zh-CN"})).json()["id"]
+    first = await attach(api, customer, GOOD)
+    second = await attach(api, customer, "5555555555554444", month=6, year=2035)
+    created = await api.post(
+        "/v1/portal_sessions", json={"customer": customer, "return_url": "https://app.example.com/account"}
+    )
+    assert created.status_code == 200, created.text
+    session = created.json()
+    assert session["object"] == "portal_session" and session["customer"] == customer
+    expires = datetime.fromisoformat(session["expires_at"])
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+
+    path = urlsplit(session["url"]).path
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert "支付方式" in page.text and "Mastercard •••• 4444" in page.text and "06/2035" in page.text
+    assert 'href="https://app.example.com/account"' in page.text
+    english = await client.get(path, params={"locale": "en"})
+    assert "Payment methods" in english.text
+
+    made = await client.post(f"{path}/{first}/default", data={"nonce": form_nonce(page.text)})
+    assert made.status_code == 303
+    assert (await api.get(f"/v1/customers/{customer}")).json()["default_payment_method"] == first
+    assert "默认银行卡已更改。" in (await client.get(made.headers["location"])).text
+
+    # Without this session's nonce the form does nothing.
+    forged = await client.post(f"{path}/{second}/default", data={"nonce": "guess"})
+    assert forged.status_code == 403
+    assert (await api.get(f"/v1/customers/{customer}")).json()["default_payment_method"] == first
+    # Another customer's card cannot be chosen.
+    other = (await api.post("/v1/customers", json={"email": address()})).json()["id"]
+    foreign = await attach(api, other, GOOD)
+    refused = await client.post(f"{path}/{foreign}/default", data={"nonce": form_nonce(page.text)})
+    assert refused.status_code == 404
+
+
+async def test_a_rejected_card_shows_why_without_echoing_the_number(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    customer = (await api.post("/v1/customers", json={"email": address()})).json()["id"]
+    session = (await api.post("/v1/portal_sessions", json={"customer": customer})).json()
+    path = urlsplit(session["url"]).path
+    nonce = form_nonce((await client.get(path)).text)
+    caplog.set_level(logging.DEBUG)
+    expired = await client.post(
+        path, data={"nonce": nonce, "number": GOOD, "exp_month": "1", "exp_year": "2020", "cvc": "123"}
+    )
+    assert expired.status_code == 400
+    assert "The card could not be added" in expired.text and "expired" in expired.text
+    assert GOOD not in expired.text and "4242 4242" not in expired.text and GOOD not in caplog.text
+    assert (await api.get("/v1/payment_methods", params={"customer": customer})).json()["data"] == []
+    missing = await client.post(
+        path, data={"nonce": nonce, "number": GOOD, "exp_month": "x", "exp_year": "2030"}
+    )
+    assert missing.status_code == 400 and "Fill in the card number" in missing.text
+
+
+async def test_unknown_malformed_and_expired_portal_links_get_the_same_404(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address())
+    session = (await api.post("/v1/portal_sessions", json={"customer": customer})).json()
+    path = urlsplit(session["url"]).path
+    assert (await client.get(path)).status_code == 200
+
+    unknown = await client.get("/portal/" + "A" * 40 + "/payment_methods")
+    malformed = await client.get("/portal/short/payment_methods")
+    assert unknown.status_code == malformed.status_code == 404
+    assert unknown.text == malformed.text and "Page not found" in unknown.text
+    posted = await client.post("/portal/" + "A" * 40 + "/payment_methods", data={"nonce": "x"})
+    assert posted.status_code == 404
+
+    # API sessions last one hour of the customer's clock.
+    await world.advance(T0 + timedelta(hours=1, minutes=1))
+    expired = await client.get(path)
+    assert expired.status_code == 404 and expired.text == unknown.text
+
+
+async def test_portal_sessions_are_validated_like_every_api_call(api: httpx.AsyncClient) -> None:
+    missing = await api.post("/v1/portal_sessions", json={"customer": "cus_" + "x" * 24})
+    assert missing.status_code == 404
+    customer = (await api.post("/v1/customers", json={})).json()["id"]
+    bad = await api.post(
+        "/v1/portal_sessions", json={"customer": customer, "return_url": "javascript:alert(1)"}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "return_url"
