@@ -38,6 +38,7 @@ from billing.subscriptions import schemas, states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for
 from billing.usage import billing as usage_billing
+from billing.usage.ingest import MAX_EVENT_AGE
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
 from plans.money import round_minor
@@ -52,6 +53,8 @@ UPCOMING_NOTICE = "invoice.upcoming"
 TRIAL_WARNING = timedelta(days=3)
 # How long before a renewal `invoice.upcoming` tells the app what it will bill (Stripe's default notice).
 UPCOMING_WARNING = timedelta(days=3)
+# How late a usage event may arrive (billing/usage/ingest.py refuses older timestamps).
+USAGE_ACCEPTANCE = MAX_EVENT_AGE
 INCOMPLETE_WINDOW = timedelta(hours=23)
 
 
@@ -210,6 +213,7 @@ async def _invoice_and_collect(
     period_index: int | None,
     coupon_id: str | None,
     usage: usage_billing.UsageBill | None = None,
+    hold_for_late_usage: bool = True,
 ) -> Invoice:
     invoice = await invoices.create_draft(
         session,
@@ -231,7 +235,9 @@ async def _invoice_and_collect(
     await session.flush()
     if usage is not None and usage.records:
         await usage_billing.record_usage(session, invoice=invoice, sub=sub, bill=usage, clock=clock)
-        if await usage_billing.hold_for_grace(session, invoice=invoice, bill=usage, clock=clock):
+        if hold_for_late_usage and await usage_billing.hold_for_grace(
+            session, invoice=invoice, bill=usage, clock=clock
+        ):
             return invoice  # a draft until late usage had its chance; usage.close_invoice finalizes it
     return await finalize_and_collect(session, sub, invoice, clock)
 
@@ -266,6 +272,17 @@ async def _bill_final_usage(
         return
     usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=period)
     index = sub.period_index + 1
+    # Events are accepted up to 35 days after their time: once none can arrive for this period, one true-up
+    # bills whatever came after this invoice was final (never dropped silently).
+    await schedule_task(
+        session,
+        merchant_id=sub.merchant_id,
+        kind=usage_billing.FINAL_TRUE_UP,
+        due_at=period.end + USAGE_ACCEPTANCE + timedelta(minutes=5),
+        clock=clock,
+        payload={"ended_subscription": sub.id},
+        dedupe_key=f"usage_true_up:{sub.id}",
+    )
     await _invoice_and_collect(
         session,
         sub,
@@ -592,6 +609,11 @@ async def cancel_subscription(
     _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
     if previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
         await _bill_final_usage(session, sub, customer, clock, Period(sub.current_period_start, now))
+    elif previous_status == states.PAUSED and sub.paused_at is not None:
+        # Usage stopped counting at the pause; what came before it is still owed.
+        await _bill_final_usage(
+            session, sub, customer, clock, Period(sub.current_period_start, sub.paused_at)
+        )
     return sub
 
 
@@ -616,6 +638,11 @@ async def resume_subscription(session: AsyncSession, merchant_id: str, subscript
     now = clock.now()
     plan = await get_plan(session, merchant_id, sub.plan_id)
     tz = ZoneInfo(customer.timezone)
+    # The usage of the period the pause interrupted (up to the pause) is billed in arrears on the resume invoice.
+    before_pause = None
+    if sub.paused_at is not None and sub.paused_at > sub.current_period_start:
+        before_pause = Period(sub.current_period_start, sub.paused_at)
+    usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=before_pause)
     # A new cycle anchored on the resume day: the paused time is never billed.
     sub.billing_cycle_anchor = normalize_anchor(now, tz)
     sub.period_index += 1
@@ -636,6 +663,10 @@ async def resume_subscription(session: AsyncSession, merchant_id: str, subscript
         period=Period(now, bounds.end),
         period_index=sub.period_index,
         coupon_id=await _coupon_applies(session, sub, sub.period_index),
+        usage=usage,
+        # Resuming charges the new cycle at once, like creating a subscription; usage of the pre-pause window
+        # that arrives later is billed as an adjustment on the next invoice.
+        hold_for_late_usage=False,
     )
     await _schedule_renewal(session, sub, clock)
     _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
@@ -909,6 +940,37 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     if sub is not None and sub.status == states.TRIALING:
         _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
         await queue_trial_ending_email(ctx.session, sub, ctx.clock)
+
+
+@TASKS.register(usage_billing.FINAL_TRUE_UP)
+async def final_usage_true_up_task(ctx: TaskContext) -> None:
+    """An ended subscription's usage that arrived after its last invoice was final: one more invoice, if the
+    recount changes anything."""
+    sub = await ctx.session.scalar(
+        select(Subscription)
+        .where(Subscription.id == ctx.task.payload["ended_subscription"])
+        .with_for_update()
+    )
+    if sub is None or sub.status not in states.ENDED:
+        return
+    plan = await get_plan(ctx.session, sub.merchant_id, sub.plan_id)
+    late = await usage_billing.bill_usage(ctx.session, sub=sub, plan=plan, period=None)
+    if not any(line.amount for line in late.lines):
+        return
+    customer = await get_customer(ctx.session, sub.merchant_id, sub.customer_id, for_update=True)
+    await _invoice_and_collect(
+        ctx.session,
+        sub,
+        customer,
+        plan,
+        ctx.clock,
+        [],
+        reason="subscription_cancel",
+        period=Period(sub.current_period_start, sub.ended_at or sub.current_period_end),
+        period_index=None,
+        coupon_id=None,
+        usage=late,
+    )
 
 
 @TASKS.register(UPCOMING_NOTICE)

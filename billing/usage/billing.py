@@ -43,6 +43,8 @@ from plans.usage import Billed, billable_quantity, recount_horizon, usage_adjust
 
 #: The scheduled task that finalizes a renewal invoice held for the grace window.
 CLOSE_USAGE = "usage.close_invoice"
+#: The scheduled task that bills late usage of an ended subscription, once no more can arrive.
+FINAL_TRUE_UP = "usage.final_true_up"
 #: `details.source` of the lines this module writes (a draft's other lines, added by hand, are never touched).
 SOURCE = "usage"
 
@@ -321,8 +323,8 @@ async def hold_for_grace(session: AsyncSession, *, invoice: Invoice, bill: Usage
     if not bill.holds_invoice or bill.period is None:
         return False
     grace = await grace_period(session, invoice.merchant_id)
-    if grace <= timedelta(0):
-        return False
+    if grace <= timedelta(0) or bill.period.end + grace <= clock.now():
+        return False  # no window, or it is already over (a period that ended before a pause)
     await schedule_task(
         session,
         merchant_id=invoice.merchant_id,

@@ -556,3 +556,74 @@ async def test_aggregation_bounds_by_arrival_and_prunes_partitions(
             if re.search(r"Scan.* on usage_events_", line) and "never executed" not in line
         }
         assert executed == {"usage_events_p202704"}, plan
+
+
+async def test_late_usage_of_an_ended_subscription_is_billed_once_when_no_more_can_arrive(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls = await world.meter("count")
+    customer = await world.customer()
+    sub = await world.subscribe(
+        customer, await world.metered_plan(900, {"meter": calls, "model": "per_unit", "unit_amount": 25})
+    )
+    cancel_at = APRIL + timedelta(days=14)
+    await world.advance(cancel_at)
+    await world.count(customer, calls, APRIL + timedelta(days=3))
+    await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {})
+    await world.advance(cancel_at + 2 * HOUR)
+    [_, final] = await world.invoices(sub["id"])
+    assert (final["status"], final["total"]) == ("open", 25)
+    # Days after the final invoice, two events of the canceled period arrive (within the 35 days events are
+    # accepted), one of them a copy of an event already billed.
+    await world.advance(cancel_at + timedelta(days=5))
+    await world.count(customer, calls, APRIL + timedelta(days=10), APRIL + timedelta(days=12))
+    # Nothing is invoiced while more may come; once none can, one invoice bills the difference.
+    await world.advance(cancel_at + timedelta(days=34))
+    assert len(await world.invoices(sub["id"])) == 2
+    await world.advance(cancel_at + timedelta(days=36))
+    [_, _, true_up] = await world.invoices(sub["id"])
+    assert true_up["billing_reason"] == "subscription_cancel"
+    [line] = true_up["lines"]
+    assert (line["type"], line["amount"], true_up["total"]) == ("adjustment", 50, 50)
+    assert_invariants(true_up)
+    await world.advance(JULY)
+    assert len(await world.invoices(sub["id"])) == 3
+
+
+async def test_usage_before_a_pause_is_billed_on_resume_and_on_a_cancel_while_paused(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls = await world.meter("count")
+    plan = await world.metered_plan(900, {"meter": calls, "model": "per_unit", "unit_amount": 25})
+    resumed_customer, canceled_customer = await world.customer(), await world.customer()
+    resumed = await world.subscribe(resumed_customer, plan)
+    canceled = await world.subscribe(canceled_customer, plan)
+    await world.advance(APRIL + timedelta(days=9))
+    for customer in (resumed_customer, canceled_customer):
+        await world.count(customer, calls, APRIL + timedelta(days=2), APRIL + timedelta(days=8))
+    paused_at = APRIL + timedelta(days=10)
+    await world.advance(paused_at)
+    for sub in (resumed, canceled):
+        await world.post(f"/v1/subscriptions/{sub['id']}/pause")
+    # Usage while paused is not billed.
+    await world.advance(paused_at + timedelta(days=2))
+    await world.count(resumed_customer, calls, paused_at + timedelta(days=1))
+
+    await world.advance(MAY + timedelta(days=4))
+    await world.post(f"/v1/subscriptions/{resumed['id']}/resume")
+    [_, resume_invoice] = await world.invoices(resumed["id"])
+    [usage] = lines_of(resume_invoice, "usage")
+    assert (qty(usage), usage["amount"]) == ("2", 50)
+    assert (at(usage["period"]["start"]), at(usage["period"]["end"])) == (APRIL, paused_at)
+    assert resume_invoice["status"] == "open"  # charged at once, like a new subscription
+    assert resume_invoice["total"] == 50 + sum(
+        line["amount"] for line in lines_of(resume_invoice, "subscription")
+    )
+
+    await world.post(f"/v1/subscriptions/{canceled['id']}/cancel", {})
+    [_, final] = await world.invoices(canceled["id"])
+    [usage] = final["lines"]
+    assert (usage["type"], qty(usage), usage["amount"]) == ("usage", "2", 50)
+    assert at(usage["period"]["end"]) == paused_at
