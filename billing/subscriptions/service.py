@@ -481,11 +481,16 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         session, sub=sub, plan=await get_plan(session, sub.merchant_id, sub.plan_id), period=closed
     )
     previous_plan = sub.plan_id
+    old_calendar = _calendar(await get_plan(session, sub.merchant_id, previous_plan))
     if sub.pending_change:
         sub.plan_id = sub.pending_change["plan"]
         sub.quantity = sub.pending_change["quantity"]
         sub.pending_change = None
     plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    if _calendar(plan) != old_calendar and not was_trialing:
+        # The new plan has another interval: its calendar starts where the old plan's period ends.
+        sub.billing_cycle_anchor = sub.current_period_end
+        sub.period_offset = period_index
     tz = ZoneInfo(customer.timezone)
     bounds = _period(sub, plan, tz, period_index)
     sub.period_index = period_index
@@ -696,14 +701,16 @@ async def change_subscription(
                 f"{old_plan.currency}; a subscription keeps its currency.",
                 param="plan",
             )
-        if (new_plan.interval, new_plan.interval_count) != (old_plan.interval, old_plan.interval_count):
-            raise InvalidRequest(
-                "The new plan has another billing interval. Cancel this subscription (with prorate=true for a "
-                "credit of unused time) and create a new one on that plan.",
-                param="plan",
-            )
     new_quantity = params.quantity if params.quantity is not None else sub.quantity
     previous = {"plan": sub.plan_id, "quantity": sub.quantity}
+    if (
+        _calendar(new_plan) != _calendar(old_plan)
+        and params.effective == "now"
+        and sub.status != states.TRIALING
+    ):
+        await _change_interval_now(session, sub, customer, old_plan, new_plan, new_quantity, params, clock)
+        _emit(session, sub, "subscription.updated", clock, previous)
+        return sub
     if params.effective == "period_end":
         sub.pending_change = {"plan": new_plan.id, "quantity": new_quantity}
         sub.updated_at = now
@@ -772,6 +779,79 @@ async def change_subscription(
     return sub
 
 
+async def _change_interval_now(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    old_plan: Plan,
+    new_plan: Plan,
+    new_quantity: int,
+    params: schemas.SubscriptionChange,
+    clock: Clock,
+) -> None:
+    """A plan with another billing interval, now (as Stripe does): the billing cycle restarts today, so one
+    invoice, charged at once, credits the unused time of the old plan (unless proration_behavior is none),
+    bills the old plan's usage so far in arrears and the first full period of the new plan in advance."""
+    now = clock.now()
+    tz = ZoneInfo(customer.timezone)
+    lines: list[NewLine] = []
+    if params.proration_behavior != "none":
+        credits, _ = prorate_change(
+            _fee(old_plan, sub.quantity),
+            1,
+            0,
+            0,
+            Period(sub.current_period_start, sub.current_period_end),
+            now,
+        )
+        lines += [
+            NewLine(
+                type="proration",
+                description="Unused time on " + old_plan.name,
+                amount=line.amount,
+                quantity=Decimal(1),
+                period_start=line.start,
+                period_end=line.end,
+                details={"fraction": str(line.fraction), "kind": str(line.kind)},
+            )
+            for line in credits
+            if line.amount != 0
+        ]
+    usage = await usage_billing.bill_usage(
+        session, sub=sub, plan=old_plan, period=Period(sub.current_period_start, now)
+    )
+    await _cancel_pending_tasks(session, sub, RENEW)
+    await _cancel_pending_tasks(session, sub, UPCOMING_NOTICE)
+    sub.plan_id, sub.quantity = new_plan.id, new_quantity
+    sub.pending_change = None
+    # A new calendar from today, like a resume: indexes keep growing, the calendar restarts at the offset.
+    sub.billing_cycle_anchor = normalize_anchor(now, tz)
+    sub.period_index += 1
+    sub.period_offset = sub.period_index
+    bounds = _period(sub, new_plan, tz, sub.period_index)
+    sub.current_period_start, sub.current_period_end = now, bounds.end
+    sub.updated_at = now
+    await session.flush()
+    lines.append(_fee_line(new_plan, new_quantity, now, bounds.end))
+    lines += await _take_pending_items(session, sub)
+    await _invoice_and_collect(
+        session,
+        sub,
+        customer,
+        new_plan,
+        clock,
+        lines,
+        reason="subscription_update",
+        period=Period(now, bounds.end),
+        period_index=sub.period_index,
+        coupon_id=await _coupon_applies(session, sub, sub.period_index),
+        usage=usage,
+        # Charged at once like a new subscription; late usage of the old plan is adjusted on the next invoice.
+        hold_for_late_usage=False,
+    )
+    await _schedule_renewal(session, sub, clock)
+
+
 async def update_subscription(
     session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionUpdate
 ) -> Subscription:
@@ -820,7 +900,17 @@ async def upcoming_invoice(
     quantity = sub.pending_change["quantity"] if sub.pending_change else sub.quantity
     plan = await get_plan(session, merchant_id, plan_id)
     index = sub.period_index + 1
-    bounds = _period(sub, plan, ZoneInfo(customer.timezone), index)
+    tz = ZoneInfo(customer.timezone)
+    if plan.id != sub.plan_id and sub.status != states.TRIALING:
+        current = await get_plan(session, merchant_id, sub.plan_id)
+    else:
+        current = plan
+    if _calendar(plan) != _calendar(current):
+        # As renew does: a pending plan with another interval starts its calendar at the current period's end.
+        interval, count = _calendar(plan)
+        bounds = period_bounds(sub.current_period_end, interval, count, 0, tz)
+    else:
+        bounds = _period(sub, plan, tz, index)
     lines = [_fee_line(plan, quantity, bounds.start, bounds.end)]
     items = (
         await session.scalars(

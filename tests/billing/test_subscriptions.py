@@ -293,3 +293,54 @@ async def test_invoice_upcoming_tells_the_app_three_days_ahead_what_the_renewal_
     await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at_period_end": True})
     await world.advance(datetime(2027, 6, 1, 1, tzinfo=UTC))
     assert len(await notices()) == 1
+
+
+async def test_changing_to_another_interval_now_restarts_the_cycle_with_a_credit_for_unused_time(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start(datetime(2027, 4, 1, tzinfo=UTC))
+    monthly, yearly = await world.plan(3000), await world.plan(30000, interval="year")
+    sub = await world.subscribe(await world.customer(), monthly)
+    await world.advance(datetime(2027, 4, 16, tzinfo=UTC))
+    changed = await world.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": yearly})
+    assert (changed["plan"], at(changed["current_period_end"])) == (yearly, datetime(2028, 4, 16, tzinfo=UTC))
+    [_, change_invoice] = await world.invoices(sub["id"])
+    # 15 of April's 30 days unused: 15.00 back; the new year in advance.
+    assert [(line["type"], line["amount"]) for line in change_invoice["lines"]] == [
+        ("proration", -1500),
+        ("subscription", 30000),
+    ]
+    assert (change_invoice["total"], change_invoice["status"]) == (28500, "open")
+    # The monthly renewal is gone; the next renewal is a year after the change.
+    await world.advance(datetime(2028, 4, 16, 1, tzinfo=UTC))
+    invoices = await world.invoices(sub["id"])
+    assert [i["total"] for i in invoices] == [3000, 28500, 30000]
+    assert (at(invoices[-1]["period_start"]), at(invoices[-1]["period_end"])) == (
+        datetime(2028, 4, 16, tzinfo=UTC),
+        datetime(2029, 4, 16, tzinfo=UTC),
+    )
+
+
+async def test_changing_to_another_interval_at_period_end_starts_its_calendar_there(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start(datetime(2027, 4, 1, tzinfo=UTC))
+    monthly, yearly = await world.plan(3000), await world.plan(30000, interval="year")
+    sub = await world.subscribe(await world.customer(), monthly)
+    await world.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": yearly, "effective": "period_end"})
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert (upcoming["period_start"], upcoming["period_end"], upcoming["total"]) == (
+        "2027-05-01T00:00:00Z",
+        "2028-05-01T00:00:00Z",
+        30000,
+    )
+    await world.advance(datetime(2027, 7, 1, tzinfo=UTC))
+    invoices = await world.invoices(sub["id"])
+    assert [i["total"] for i in invoices] == [3000, 30000]
+    assert (at(invoices[-1]["period_start"]), at(invoices[-1]["period_end"])) == (
+        datetime(2027, 5, 1, tzinfo=UTC),
+        datetime(2028, 5, 1, tzinfo=UTC),
+    )
+    assert at((await world.subscription(sub["id"]))["current_period_end"]) == datetime(2028, 5, 1, tzinfo=UTC)
