@@ -640,40 +640,15 @@ async def resume_subscription(session: AsyncSession, merchant_id: str, subscript
     customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     sub.status = states.transition(sub.id, sub.status, "resume")
-    now = clock.now()
     plan = await get_plan(session, merchant_id, sub.plan_id)
-    tz = ZoneInfo(customer.timezone)
     # The usage of the period the pause interrupted (up to the pause) is billed in arrears on the resume invoice.
     before_pause = None
     if sub.paused_at is not None and sub.paused_at > sub.current_period_start:
         before_pause = Period(sub.current_period_start, sub.paused_at)
     usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=before_pause)
-    # A new cycle anchored on the resume day: the paused time is never billed.
-    sub.billing_cycle_anchor = normalize_anchor(now, tz)
-    sub.period_index += 1
-    sub.period_offset = sub.period_index
-    bounds = _period(sub, plan, tz, sub.period_index)
-    sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.paused_at = None
-    sub.updated_at = now
-    await session.flush()
-    await _invoice_and_collect(
-        session,
-        sub,
-        customer,
-        plan,
-        clock,
-        [_fee_line(plan, sub.quantity, now, bounds.end)],
-        reason="subscription_cycle",
-        period=Period(now, bounds.end),
-        period_index=sub.period_index,
-        coupon_id=await _coupon_applies(session, sub, sub.period_index),
-        usage=usage,
-        # Resuming charges the new cycle at once, like creating a subscription; usage of the pre-pause window
-        # that arrives later is billed as an adjustment on the next invoice.
-        hold_for_late_usage=False,
-    )
-    await _schedule_renewal(session, sub, clock)
+    # A new cycle anchored on the resume day: the paused time is never billed.
+    await _restart_cycle(session, sub, customer, plan, clock, [], usage, reason="subscription_cycle")
     _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
     return sub
 
@@ -793,7 +768,6 @@ async def _change_interval_now(
     invoice, charged at once, credits the unused time of the old plan (unless proration_behavior is none),
     bills the old plan's usage so far in arrears and the first full period of the new plan in advance."""
     now = clock.now()
-    tz = ZoneInfo(customer.timezone)
     lines: list[NewLine] = []
     if params.proration_behavior != "none":
         credits, _ = prorate_change(
@@ -824,29 +798,46 @@ async def _change_interval_now(
     await _cancel_pending_tasks(session, sub, UPCOMING_NOTICE)
     sub.plan_id, sub.quantity = new_plan.id, new_quantity
     sub.pending_change = None
-    # A new calendar from today, like a resume: indexes keep growing, the calendar restarts at the offset.
+    await _restart_cycle(session, sub, customer, new_plan, clock, lines, usage, reason="subscription_update")
+
+
+async def _restart_cycle(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    plan: Plan,
+    clock: Clock,
+    lines: list[NewLine],
+    usage: usage_billing.UsageBill,
+    *,
+    reason: str,
+) -> None:
+    """Start a new billing cycle today (a resume, a change of interval): a new calendar anchored on today's
+    local midnight (indexes keep growing; the calendar restarts at the offset), and one invoice, charged at once
+    like a new subscription's, with `lines` and `usage` before the new period's fee. Usage of the closed window
+    arriving later is adjusted on the next invoice rather than holding this one for the grace window."""
+    now = clock.now()
+    tz = ZoneInfo(customer.timezone)
     sub.billing_cycle_anchor = normalize_anchor(now, tz)
     sub.period_index += 1
     sub.period_offset = sub.period_index
-    bounds = _period(sub, new_plan, tz, sub.period_index)
+    bounds = _period(sub, plan, tz, sub.period_index)
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.updated_at = now
     await session.flush()
-    lines.append(_fee_line(new_plan, new_quantity, now, bounds.end))
-    lines += await _take_pending_items(session, sub)
+    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end), *await _take_pending_items(session, sub)]
     await _invoice_and_collect(
         session,
         sub,
         customer,
-        new_plan,
+        plan,
         clock,
         lines,
-        reason="subscription_update",
+        reason=reason,
         period=Period(now, bounds.end),
         period_index=sub.period_index,
         coupon_id=await _coupon_applies(session, sub, sub.period_index),
         usage=usage,
-        # Charged at once like a new subscription; late usage of the old plan is adjusted on the next invoice.
         hold_for_late_usage=False,
     )
     await _schedule_renewal(session, sub, clock)
