@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -23,6 +24,8 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to `revision` (every head by default: features developed side by side may add
     migrations on separate branches until a merge revision joins them). Call it outside a running event loop
     (Alembic's env runs its own)."""
+    # One INFO line per Alembic plugin at every start says nothing to the person reading `billing up`.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -3,7 +3,7 @@ immutable once issued (only the move to void)
 
 Revision ID: 0008
 Revises: 0003, 0006
-Create Date: 2026-11-24
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations

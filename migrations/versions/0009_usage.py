@@ -3,7 +3,7 @@ the monthly partitions ahead of time
 
 Revision ID: 0009
 Revises: 0007, 0008
-Create Date: 2026-11-25
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Revision ID: 0010
 Revises: 0007, 0008
-Create Date: 2026-11-25
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations

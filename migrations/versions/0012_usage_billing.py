@@ -3,7 +3,7 @@ period's invoice was final is billed once, as an adjustment on the next invoice
 
 Revision ID: 0012
 Revises: 0009
-Create Date: 2026-11-25
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
