@@ -399,3 +399,27 @@ async def test_another_merchant_cannot_see_dunning_cases(world: World, other_api
     assert (await world.api.get(f"/v1/dunning/cases/{case['id']}")).status_code == 200
     assert (await other_api.get(f"/v1/dunning/cases/{case['id']}")).status_code == 404
     assert (await other_api.get("/v1/dunning/metrics")).json()["cases_opened"] == 0
+
+
+async def test_a_smart_retry_moves_to_the_hour_that_succeeds_most_for_the_brand_within_its_day(
+    world: World,
+) -> None:
+    await world.start()
+    # This merchant's history: 20 Visa charges succeeded at 14:xx (the customer's local time, UTC here).
+    await world.advance(datetime(2027, 3, 2, 14, 5, tzinfo=UTC))
+    for _ in range(20):
+        draft = await world.call(
+            "POST",
+            "/v1/invoices",
+            {"customer": world.customer, "lines": [{"description": "Top-up", "amount": 500}]},
+        )
+        await world.call("POST", f"/v1/invoices/{draft['id']}/finalize")
+        assert (await world.call("POST", f"/v1/invoices/{draft['id']}/pay", {}))["status"] == "paid"
+    await world.attach(SOFT)  # a Visa card whose every charge is declined (soft)
+    await world.advance(at(0, 1))
+    invoice = await world.renewal()
+    # Day 1 of the schedule, moved from the failure's time (00:00) to 14:00 on that same day.
+    assert (invoice["attempt_count"], invoice["next_payment_attempt"]) == (1, "2027-04-02T14:00:00Z")
+    await world.advance(at(1, 15))
+    payments = await world.payments(invoice["id"])
+    assert [p["created_at"][:16] for p in payments] == ["2027-04-01T00:00", "2027-04-02T14:00"]
