@@ -18,23 +18,17 @@ from litestar import Controller, Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES
-from billing.customers.schemas import CustomerUpdate
-from billing.customers.service import update_customer
 from billing.db.engine import transaction
 from billing.errors import BillingError
 from billing.invoices.documents import customer_zone, format_local_date, render_not_found_html
 from billing.invoices.labels import LOCALES, normalize_locale
-from billing.merchants.models import Merchant
 from billing.notifications.emails import brand_label_or_title
 from billing.notifications.texts import text
-from billing.payment_methods.models import PaymentMethod
-from billing.payment_methods.schemas import CardInput, PaymentMethodCreate
-from billing.payment_methods.service import EnteredCard, create_payment_method
+from billing.payment_methods.schemas import CardInput
 from billing.portal import schemas, service
 from billing.portal.pages import CardRow, PaymentMethodsPage, render_payment_methods
 from billing.services import Services
@@ -101,18 +95,8 @@ async def _page(
 ) -> str:
     customer = found.customer
     shown = normalize_locale(locale) or normalize_locale(customer.locale) or "en"
-    cards = (
-        await session.scalars(
-            select(PaymentMethod)
-            .where(
-                PaymentMethod.merchant_id == customer.merchant_id,
-                PaymentMethod.customer_id == customer.id,
-                PaymentMethod.detached_at.is_(None),
-            )
-            .order_by(PaymentMethod.seq.desc())
-        )
-    ).all()
-    merchant = await session.scalar(select(Merchant.name).where(Merchant.id == customer.merchant_id)) or ""
+    cards = await service.customer_cards(session, customer)
+    merchant = await service.merchant_name(session, customer.merchant_id)
     base = _base(token)
     suffix = f"?locale={quote(shown)}"
     return render_payment_methods(
@@ -172,7 +156,6 @@ def make_portal_router(services: Services) -> Router:
         request: Request[Any, Any, Any], token: Token, locale: PageLocale = None
     ) -> Response[Any]:
         form = await request.form()
-        entered: EnteredCard | None = None
         async with services.sessions() as session, session.begin():
             found = await service.find_portal_session(session, token)
             if found is None:
@@ -182,30 +165,15 @@ def make_portal_router(services: Services) -> Router:
                 error = text("portal_form_expired", shown)
                 return _html(await _page(session, found, token, shown, error=error), 403)
             card = _card_input(form, shown)
-            failure: str | None = card if isinstance(card, str) else None
-            if isinstance(card, CardInput):
-                customer_id, merchant_id = found.customer.id, found.customer.merchant_id
-                savepoint = await session.begin_nested()
-                try:
-                    pm, entered = await create_payment_method(
-                        session,
-                        merchant_id,
-                        PaymentMethodCreate(customer=customer_id, card=card),
-                        services.vault,
-                    )
-                    await update_customer(
-                        session, merchant_id, customer_id, CustomerUpdate(default_payment_method=pm.id)
-                    )
-                    await savepoint.commit()
-                except BillingError as exc:
-                    await savepoint.rollback()
-                    # Our card errors name the field and the rule, never the number.
-                    failure = text("portal_card_invalid", shown, reason=exc.message)
-                    entered = None
-            if failure is not None:
-                await session.refresh(found.customer)
+            if isinstance(card, str):
+                return _html(await _page(session, found, token, shown, error=card), 400)
+            try:
+                entered = await service.add_default_card(session, found, card, services.vault)
+            except BillingError as exc:
+                # Our card errors name the field and the rule, never the number.
+                failure = text("portal_card_invalid", shown, reason=exc.message)
                 return _html(await _page(session, found, token, shown, error=failure), 400)
-        if entered is not None and entered.cvc is not None:
+        if entered.cvc is not None:
             # As the API does: the CVC is held sealed for the first authorization only, after the commit.
             await services.cvc.hold(entered.entry, entered.cvc)
         return Redirect(f"{_base(token)}?locale={quote(shown)}&notice=added", status_code=303)
@@ -231,17 +199,7 @@ def make_portal_router(services: Services) -> Router:
             if not service.nonce_matches(found, form.get("nonce")):
                 error = text("portal_form_expired", shown)
                 return _html(await _page(session, found, token, shown, error=error), 403)
-            savepoint = await session.begin_nested()
-            try:
-                await update_customer(
-                    session,
-                    found.customer.merchant_id,
-                    found.customer.id,
-                    CustomerUpdate(default_payment_method=payment_method_id),
-                )
-                await savepoint.commit()
-            except BillingError:
-                await savepoint.rollback()
+            if not await service.choose_default_card(session, found, payment_method_id):
                 # Not this customer's card (or detached): the same answer as any wrong link.
                 return _not_found()
         return Redirect(f"{_base(token)}?locale={quote(shown)}&notice=defaulted", status_code=303)

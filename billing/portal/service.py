@@ -22,13 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.customers.models import Customer
-from billing.customers.service import get_customer
+from billing.customers.schemas import CustomerUpdate
+from billing.customers.service import get_customer, update_customer
 from billing.errors import BillingError, InvalidRequest
 from billing.ids import new_id, random_token
 from billing.invoices.hosted import public_base_url
+from billing.merchants.models import Merchant
+from billing.payment_methods.models import PaymentMethod
+from billing.payment_methods.schemas import CardInput, PaymentMethodCreate
+from billing.payment_methods.service import EnteredCard, create_payment_method
 from billing.portal import schemas
 from billing.portal.models import PortalSession
 from billing.test_clocks.service import clock_for
+from billing.vault.service import Vault
 
 TOKEN_LENGTH = 40
 _TOKEN_SHAPE = re.compile(rf"[0-9A-Za-z]{{{TOKEN_LENGTH}}}")
@@ -155,3 +161,64 @@ async def find_portal_session(session: AsyncSession, token: str) -> FoundSession
 
 def nonce_matches(found: FoundSession, nonce: str | None) -> bool:
     return nonce is not None and secrets.compare_digest(found.row.form_nonce.encode(), nonce.encode())
+
+
+async def customer_cards(session: AsyncSession, customer: Customer) -> list[PaymentMethod]:
+    """The customer's attached cards, newest first, as the payment-method page lists them."""
+    return list(
+        (
+            await session.scalars(
+                select(PaymentMethod)
+                .where(
+                    PaymentMethod.merchant_id == customer.merchant_id,
+                    PaymentMethod.customer_id == customer.id,
+                    PaymentMethod.detached_at.is_(None),
+                )
+                .order_by(PaymentMethod.seq.desc())
+            )
+        ).all()
+    )
+
+
+async def merchant_name(session: AsyncSession, merchant_id: str) -> str:
+    return await session.scalar(select(Merchant.name).where(Merchant.id == merchant_id)) or ""
+
+
+async def add_default_card(
+    session: AsyncSession, found: FoundSession, card: CardInput, vault: Vault
+) -> EnteredCard:
+    """Attach `card` to the session's customer and make it the default, with the API's own use cases (so
+    webhooks and dunning see it as they see the API's), or change nothing: a BillingError leaves the
+    transaction as it was (a savepoint), for the page to show the error."""
+    customer = found.customer
+    savepoint = await session.begin_nested()
+    try:
+        pm, entered = await create_payment_method(
+            session, customer.merchant_id, PaymentMethodCreate(customer=customer.id, card=card), vault
+        )
+        await update_customer(
+            session, customer.merchant_id, customer.id, CustomerUpdate(default_payment_method=pm.id)
+        )
+    except BillingError:
+        await savepoint.rollback()
+        await session.refresh(customer)
+        raise
+    await savepoint.commit()
+    return entered
+
+
+async def choose_default_card(session: AsyncSession, found: FoundSession, payment_method_id: str) -> bool:
+    """Make one of the customer's cards the default; False (nothing changed) when it is not theirs."""
+    savepoint = await session.begin_nested()
+    try:
+        await update_customer(
+            session,
+            found.customer.merchant_id,
+            found.customer.id,
+            CustomerUpdate(default_payment_method=payment_method_id),
+        )
+    except BillingError:
+        await savepoint.rollback()
+        return False
+    await savepoint.commit()
+    return True
