@@ -9,14 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote
-from billing.customers.service import get_customer, render_customer
+from billing.customers.service import get_customer
 from billing.db.pagination import Page, paginate
 from billing.errors import InvalidRequest
 from billing.invoices.models import CustomerBalanceTransaction
 from billing.invoices.service import record_balance_change
 from billing.test_clocks.service import clock_for
 from plans.money import validate_currency
-from webhooks.outbox import record_event
 
 
 def render_balance_transaction(
@@ -83,10 +82,10 @@ async def adjust_balance(
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="currency") from None
     customer = await get_customer(session, merchant_id, customer_id, for_update=True)
-    previous: dict[str, object] = {"balance": customer.balance}
+    currency_was: dict[str, object] = {}
     if customer.currency is None:
         # As Stripe: the first balance in a currency gives the customer that currency.
-        previous["currency"] = None
+        currency_was["currency"] = None
         customer.currency = currency
     elif customer.currency != currency:
         raise InvalidRequest(
@@ -103,15 +102,7 @@ async def adjust_balance(
         clock=clock,
         currency=currency,
         description=params.description,
+        also_changed=currency_was,
     )
-    customer.updated_at = clock.now()
     await session.flush()
-    record_event(
-        session,
-        merchant_id=merchant_id,
-        event_type="customer.updated",
-        obj=render_customer(customer),
-        clock=clock,
-        previous_attributes=previous,
-    )
     return entry

@@ -28,7 +28,6 @@ from billing.clock import Clock
 from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
-from billing.customers.service import render_customer
 from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import BillingError, Conflict, IdempotencyError, InvalidRequest, Unprocessable, not_found
@@ -429,7 +428,6 @@ async def create_credit_note(
             .execution_options(populate_existing=True)
         )
         assert customer is not None
-        previous_balance = customer.balance
         entry = await record_balance_change(
             session,
             customer,
@@ -442,14 +440,6 @@ async def create_credit_note(
         )
         await session.flush()
         note.customer_balance_transaction_id = entry.id
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="customer.updated",
-            obj=render_customer(customer),
-            clock=clock,
-            previous_attributes={"balance": previous_balance},
-        )
     # The note is written once, complete: the database refuses any later change but the move to void.
     session.add(note)
     await session.flush()

@@ -323,10 +323,14 @@ async def record_balance_change(
     invoice_id: str | None = None,
     currency: str | None = None,
     description: str | None = None,
+    also_changed: dict[str, object] | None = None,
 ) -> CustomerBalanceTransaction:
-    """Append one ledger entry and move `customers.balance` by it, in the caller's transaction (the customer
-    row must be locked by the caller)."""
+    """Append one ledger entry, move `customers.balance` by it and record `customer.updated`, in the caller's
+    transaction (the customer row must be locked by the caller). `also_changed`: the previous values of other
+    customer fields the caller changed with the balance (they go into the event's previous_attributes)."""
+    previous: dict[str, object] = {"balance": customer.balance, **(also_changed or {})}
     customer.balance += amount
+    customer.updated_at = clock.now()
     entry = CustomerBalanceTransaction(
         id=new_id("cbt"),
         merchant_id=customer.merchant_id,
@@ -340,6 +344,14 @@ async def record_balance_change(
         created_at=clock.now(),
     )
     session.add(entry)
+    record_event(
+        session,
+        merchant_id=customer.merchant_id,
+        event_type="customer.updated",
+        obj=render_customer(customer),
+        clock=clock,
+        previous_attributes=previous,
+    )
     return entry
 
 
@@ -396,14 +408,6 @@ async def finalize_invoice(
             clock=clock,
             invoice_id=invoice.id,
             currency=invoice.currency,
-        )
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="customer.updated",
-            obj=render_customer(customer),
-            clock=clock,
-            previous_attributes={"balance": totals.starting_balance},
         )
     check_invariants(invoice)
     # Figures and lines are written while the invoice is still a draft; the status change comes last, after

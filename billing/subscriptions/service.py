@@ -598,14 +598,6 @@ async def cancel_subscription(
                 currency=plan.currency,
                 description=f"Unused time of {sub.id} after cancellation",
             )
-            record_event(
-                session,
-                merchant_id=merchant_id,
-                event_type="customer.updated",
-                obj=render_customer(customer),
-                clock=clock,
-                previous_attributes={"balance": customer.balance + unused},
-            )
     sub.canceled_at = now
     sub.ended_at = now
     sub.updated_at = now

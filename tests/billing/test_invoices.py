@@ -131,6 +131,18 @@ async def test_the_customer_balance_is_a_ledger_applied_at_finalization(
             )
         )
     assert ledger_sum == -200
+    # Every move of the balance is a customer.updated event, the void's included.
+    moves = (await api.get("/v1/events", params={"object_id": cus, "type": "customer.updated"})).json()[
+        "data"
+    ]
+    assert [
+        (e["data"]["previous_attributes"]["balance"], e["data"]["object"]["balance"]) for e in reversed(moves)
+    ] == [
+        (0, -500),
+        (-500, -200),
+        (-200, 0),
+        (0, -200),
+    ]
 
 
 async def test_send_invoice_needs_days_until_due_and_gets_a_due_date(api: httpx.AsyncClient) -> None:
