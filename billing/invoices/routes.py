@@ -14,7 +14,6 @@ from billing.invoices.documents import load_invoice_document
 from billing.invoices.hosted_routes import pdf_response, render_pdf_off_loop
 from billing.invoices.models import Invoice as InvoiceModel
 from billing.invoices.schemas import Invoice, InvoiceCreate, InvoiceList, InvoicePay, LineCreate
-from billing.merchants.models import Merchant
 from billing.payments.service import payment_error
 from billing.scheduler.runner import run_task_now
 from billing.test_clocks.service import clock_for
@@ -31,11 +30,6 @@ async def collect_at_once(ctx: RequestContext, invoice_id: str) -> InvoiceModel:
             await run_task_now(ctx.services, task_id)
         ctx.session.expire_all()
     return await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id)
-
-
-async def _prefix(ctx: RequestContext) -> str:
-    merchant = await ctx.session.get(Merchant, ctx.merchant_id)
-    return service.invoice_prefix(merchant.settings if merchant else {})
 
 
 class InvoicesController(Controller):
@@ -122,9 +116,7 @@ class InvoicesController(Controller):
         summary="Finalize a draft: number it, apply the customer balance, make it immutable",
     )
     async def finalize(self, ctx: NamedDependency[RequestContext], invoice_id: InvoiceId) -> Invoice:
-        invoice = await service.finalize_invoice(
-            ctx.session, ctx.merchant_id, invoice_id, prefix=await _prefix(ctx)
-        )
+        invoice = await service.finalize_invoice(ctx.session, ctx.merchant_id, invoice_id)
         return await service.render(ctx.session, invoice)
 
     @post(

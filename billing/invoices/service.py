@@ -356,18 +356,13 @@ async def record_balance_change(
 
 
 async def merchant_invoice_prefix(session: AsyncSession, merchant_id: str) -> str:
-    settings = await session.scalar(select(Merchant.settings).where(Merchant.id == merchant_id))
-    return invoice_prefix(settings or {})
-
-
-def invoice_prefix(merchant_settings: dict[str, object]) -> str:
-    prefix = merchant_settings.get("invoice_prefix")
+    """The merchant's invoice number prefix (settings.invoice_prefix), INV by default."""
+    settings = await session.scalar(select(Merchant.settings).where(Merchant.id == merchant_id)) or {}
+    prefix = settings.get("invoice_prefix")
     return prefix if isinstance(prefix, str) and prefix else "INV"
 
 
-async def finalize_invoice(
-    session: AsyncSession, merchant_id: str, invoice_id: str, *, prefix: str = "INV"
-) -> Invoice:
+async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     """draft → open: totals with the customer balance applied, a gap-free number, the balance ledger entry;
     an invoice with nothing to pay is paid at once."""
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
@@ -383,7 +378,9 @@ async def finalize_invoice(
         line.discount_amount = line_totals.discount_amount
         line.tax_amount = line_totals.inclusive_tax + line_totals.exclusive_tax
     now = clock.now()
-    invoice.number = await next_invoice_number(session, merchant_id, prefix)
+    invoice.number = await next_invoice_number(
+        session, merchant_id, await merchant_invoice_prefix(session, merchant_id)
+    )
     invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
         totals.subtotal,
         totals.discount,

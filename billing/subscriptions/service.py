@@ -4,6 +4,7 @@ clocks and real time drive the same code."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,7 +43,7 @@ from billing.usage.ingest import MAX_EVENT_AGE
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
 from plans.money import round_minor
-from plans.proration import prorate_change
+from plans.proration import ProrationLine, prorate_change
 from plans.totals import compute_invoice_totals
 from webhooks.outbox import record_event
 
@@ -247,12 +248,7 @@ async def finalize_and_collect(
 ) -> Invoice:
     """Finalize one of the subscription's draft invoices and ask for its collection: at once for most invoices,
     at the end of the usage grace window for those that bill usage (billing/usage/close.py)."""
-    invoice = await invoices.finalize_invoice(
-        session,
-        sub.merchant_id,
-        invoice.id,
-        prefix=await invoices.merchant_invoice_prefix(session, sub.merchant_id),
-    )
+    invoice = await invoices.finalize_invoice(session, sub.merchant_id, invoice.id)
     if sub.status != states.UNPAID:
         # An unpaid subscription (dunning's final action) keeps invoicing but charges nothing until the
         # customer adds or chooses a payment method (billing.dunning_cases).
@@ -477,17 +473,15 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         if closed is not None:
             await _bill_final_usage(session, sub, customer, clock, closed)
         return
-    usage = await usage_billing.bill_usage(
-        session, sub=sub, plan=await get_plan(session, sub.merchant_id, sub.plan_id), period=closed
-    )
-    previous_plan = sub.plan_id
-    old_calendar = _calendar(await get_plan(session, sub.merchant_id, previous_plan))
+    previous_plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    usage = await usage_billing.bill_usage(session, sub=sub, plan=previous_plan, period=closed)
+    plan = previous_plan
     if sub.pending_change:
         sub.plan_id = sub.pending_change["plan"]
         sub.quantity = sub.pending_change["quantity"]
         sub.pending_change = None
-    plan = await get_plan(session, sub.merchant_id, sub.plan_id)
-    if _calendar(plan) != old_calendar and not was_trialing:
+        plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    if _calendar(plan) != _calendar(previous_plan) and not was_trialing:
         # The new plan has another interval: its calendar starts where the old plan's period ends.
         sub.billing_cycle_anchor = sub.current_period_end
         sub.period_offset = period_index
@@ -524,7 +518,7 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         sub,
         "subscription.renewed",
         clock,
-        {"plan": previous_plan} if previous_plan != sub.plan_id else None,
+        {"plan": previous_plan.id} if previous_plan.id != sub.plan_id else None,
     )
 
 
@@ -537,7 +531,15 @@ async def _take_pending_items(session: AsyncSession, sub: Subscription) -> list[
             .with_for_update()
         )
     ).all()
-    lines = [
+    if items:
+        await session.execute(
+            delete(PendingInvoiceItem).where(PendingInvoiceItem.id.in_([item.id for item in items]))
+        )
+    return _pending_lines(items)
+
+
+def _pending_lines(items: Sequence[PendingInvoiceItem]) -> list[NewLine]:
+    return [
         NewLine(
             type=item.type,
             description=item.description,
@@ -549,11 +551,6 @@ async def _take_pending_items(session: AsyncSession, sub: Subscription) -> list[
         )
         for item in items
     ]
-    if items:
-        await session.execute(
-            delete(PendingInvoiceItem).where(PendingInvoiceItem.id.in_([item.id for item in items]))
-        )
-    return lines
 
 
 async def cancel_subscription(
@@ -690,22 +687,9 @@ async def change_subscription(
         credits, charges = prorate_change(
             _fee(old_plan, sub.quantity), 1, _fee(new_plan, new_quantity), 1, period, now
         )
-        items = [(line, "Unused time on " + old_plan.name) for line in credits] + [
-            (line, "Remaining time on " + new_plan.name) for line in charges
-        ]
-        lines = [
-            NewLine(
-                type="proration",
-                description=text,
-                amount=line.amount,
-                quantity=Decimal(1),
-                period_start=line.start,
-                period_end=line.end,
-                details={"fraction": str(line.fraction), "kind": str(line.kind)},
-            )
-            for line, text in items
-            if line.amount != 0
-        ]
+        lines = _proration_lines(credits, "Unused time on " + old_plan.name) + _proration_lines(
+            charges, "Remaining time on " + new_plan.name
+        )
         if params.proration_behavior == "create_prorations":
             for line in lines:
                 session.add(
@@ -746,6 +730,23 @@ async def change_subscription(
     return sub
 
 
+def _proration_lines(prorations: Sequence[ProrationLine], description: str) -> list[NewLine]:
+    """Invoice lines for the non-zero proration lines of a change (plans.proration), each with its fraction."""
+    return [
+        NewLine(
+            type="proration",
+            description=description,
+            amount=line.amount,
+            quantity=Decimal(1),
+            period_start=line.start,
+            period_end=line.end,
+            details={"fraction": str(line.fraction), "kind": str(line.kind)},
+        )
+        for line in prorations
+        if line.amount != 0
+    ]
+
+
 async def _change_interval_now(
     session: AsyncSession,
     sub: Subscription,
@@ -770,19 +771,7 @@ async def _change_interval_now(
             Period(sub.current_period_start, sub.current_period_end),
             now,
         )
-        lines += [
-            NewLine(
-                type="proration",
-                description="Unused time on " + old_plan.name,
-                amount=line.amount,
-                quantity=Decimal(1),
-                period_start=line.start,
-                period_end=line.end,
-                details={"fraction": str(line.fraction), "kind": str(line.kind)},
-            )
-            for line in credits
-            if line.amount != 0
-        ]
+        lines += _proration_lines(credits, "Unused time on " + old_plan.name)
     usage = await usage_billing.bill_usage(
         session, sub=sub, plan=old_plan, period=Period(sub.current_period_start, now)
     )
@@ -879,16 +868,14 @@ async def upcoming_invoice(
             code="no_upcoming_invoice",
         )
     customer = await get_customer(session, merchant_id, sub.customer_id)
-    plan_id = sub.pending_change["plan"] if sub.pending_change else sub.plan_id
-    quantity = sub.pending_change["quantity"] if sub.pending_change else sub.quantity
-    plan = await get_plan(session, merchant_id, plan_id)
+    current = await get_plan(session, merchant_id, sub.plan_id)
+    plan, quantity = current, sub.quantity
+    if sub.pending_change:
+        plan = await get_plan(session, merchant_id, sub.pending_change["plan"])
+        quantity = sub.pending_change["quantity"]
     index = sub.period_index + 1
     tz = ZoneInfo(customer.timezone)
-    if plan.id != sub.plan_id and sub.status != states.TRIALING:
-        current = await get_plan(session, merchant_id, sub.plan_id)
-    else:
-        current = plan
-    if _calendar(plan) != _calendar(current):
+    if _calendar(plan) != _calendar(current) and sub.status != states.TRIALING:
         # As renew does: a pending plan with another interval starts its calendar at the current period's end.
         interval, count = _calendar(plan)
         bounds = period_bounds(sub.current_period_end, interval, count, 0, tz)
@@ -902,22 +889,12 @@ async def upcoming_invoice(
             .order_by(PendingInvoiceItem.seq)
         )
     ).all()
-    lines += [
-        NewLine(
-            type=i.type,
-            description=i.description,
-            amount=i.amount,
-            period_start=i.period_start,
-            period_end=i.period_end,
-            details=i.details,
-        )
-        for i in items
-    ]
+    lines += _pending_lines(items)
     # Usage so far, billed in arrears on this invoice, and late usage of billed periods (as renew would).
     usage = await usage_billing.bill_usage(
         session,
         sub=sub,
-        plan=await get_plan(session, merchant_id, sub.plan_id),
+        plan=current,
         period=None
         if sub.status == states.TRIALING
         else Period(sub.current_period_start, sub.current_period_end),
