@@ -10,8 +10,6 @@ the same key, which the gateway deduplicates, so refunds go through eventually a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +30,7 @@ from billing.ids import new_id
 from billing.metadata import validate_metadata
 from billing.payments import schemas
 from billing.payments.models import Payment, Refund
-from billing.payments.service import SETTLE_MARGIN, get_payment
+from billing.payments.service import SETTLE_MARGIN, get_payment, settle_deadline
 from billing.services import Services
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
@@ -164,7 +162,7 @@ async def create_refund(
             metadata_=validate_metadata(metadata or {}),
             test_clock_id=payment.test_clock_id,
             created_at=clock.now(),
-            settle_after=utc_now() + _request_window(connection),
+            settle_after=settle_deadline([connection]),
             janitor_attempts=0,
         )
         session.add(refund)
@@ -198,10 +196,6 @@ async def create_refund(
         assert locked is not None
         await apply_refund_outcome(session, locked, outcome, clock)
     return locked
-
-
-def _request_window(connection: ConnectionConfig) -> timedelta:
-    return timedelta(milliseconds=connection.timeout_ms * 2 + 1000) + SETTLE_MARGIN
 
 
 async def apply_refund_outcome(

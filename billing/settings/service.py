@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK
@@ -131,19 +132,24 @@ async def _busy_connections(session: AsyncSession, merchant_id: str, removed: se
     from billing.payments.models import Payment, Refund
 
     busy: dict[str, int] = {}
-    for model in (Payment, Refund):
-        rows = await session.execute(
-            select(model.gateway, func.count())
-            .where(model.merchant_id == merchant_id, model.status == "pending", model.gateway.in_(removed))
-            .group_by(model.gateway)
-        )
-        for gateway, count in rows:
-            if gateway is not None:
-                busy[gateway] = busy.get(gateway, 0) + int(count)
-    payment_routes = await session.execute(
-        select(Payment.route).where(Payment.merchant_id == merchant_id, Payment.status == "pending")
+    # A pending refund asks the connection that took it; a pending payment may be asked of every connection of
+    # its route (its `gateway` is one of them, so it is counted through the route only).
+    refunds = await session.execute(
+        select(Refund.gateway, func.count())
+        .where(Refund.merchant_id == merchant_id, Refund.status == "pending", Refund.gateway.in_(removed))
+        .group_by(Refund.gateway)
     )
-    for (route,) in payment_routes:
+    for gateway, count in refunds:
+        if gateway is not None:
+            busy[gateway] = busy.get(gateway, 0) + int(count)
+    routes = await session.scalars(
+        select(Payment.route).where(
+            Payment.merchant_id == merchant_id,
+            Payment.status == "pending",
+            Payment.route.has_any(array(sorted(removed))),
+        )
+    )
+    for route in routes:
         for connection_id in set(route or []) & removed:
             busy[connection_id] = busy.get(connection_id, 0) + 1
     return busy

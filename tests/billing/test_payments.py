@@ -436,6 +436,7 @@ async def test_a_connection_with_pending_payments_cannot_be_removed(
     assert payment.status == "pending"
     response = await api.patch("/v1/settings", json={"gateways": [{"id": "other", "type": "sandbox"}]})
     assert response.status_code == 409 and response.json()["error"]["code"] == "gateway_in_use"
+    assert "busy (1 pending)" in response.json()["error"]["message"]
     await set_mode(sandboxes[0], "normal")
     await settle_everything_due(services)
     assert (
