@@ -34,10 +34,6 @@ Event = Literal[
 FinalAction = Literal["cancel", "unpaid", "past_due"]
 
 STATES: Final[tuple[State, ...]] = ("retrying", "awaiting_payment_method", "recovered", "exhausted", "voided")
-OPEN_STATES: Final[frozenset[State]] = frozenset({"retrying", "awaiting_payment_method"})
-CLOSED_STATES: Final[frozenset[State]] = frozenset({"recovered", "exhausted", "voided"})
-FINAL_ACTIONS: Final[tuple[FinalAction, ...]] = ("cancel", "unpaid", "past_due")
-DEFAULT_FINAL_ACTION: Final[FinalAction] = "cancel"
 
 TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     # On the schedule.

@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 
 from billing.api.schemas import ListResponse
+from dunning.recovery import FinalAction
 
 
 class LastDecline(msgspec.Struct, kw_only=True):
@@ -32,7 +33,7 @@ class DunningCase(msgspec.Struct, kw_only=True):
     last_attempt_at: datetime
     last_decline: LastDecline
     next_attempt_at: datetime | None
-    final_action: Literal["cancel", "unpaid", "past_due"] | None
+    final_action: FinalAction | None
     recovered_amount: int | None
     closed_at: datetime | None
     test_clock: str | None

@@ -41,7 +41,6 @@ from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.settings.schemas import DunningSettings
 from billing.settings.service import dunning_settings
-from billing.test_clocks.service import clock_for
 from dunning import recovery
 from dunning.declines import DeclineClass, classify_decline
 from dunning.policy import smart_hour
@@ -581,7 +580,3 @@ async def recovery_metrics(
         ],
         final_actions=schemas.FinalActionsTaken(cancel=cancel, unpaid=unpaid, past_due=past_due),
     )
-
-
-async def case_clock(session: AsyncSession, dc: DunningCase) -> Clock:
-    return await clock_for(session, dc.merchant_id, dc.test_clock_id)

@@ -33,6 +33,11 @@ class Principal:
     key_kind: str  # "secret" | "publishable"
 
 
+async def merchant_name(session: AsyncSession, merchant_id: str) -> str:
+    """The merchant's name as customers see it (emails, the portal)."""
+    return await session.scalar(select(Merchant.name).where(Merchant.id == merchant_id)) or ""
+
+
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 

@@ -26,7 +26,7 @@ from billing.ids import new_id
 from billing.invoices.documents import customer_zone, format_amount, format_local_date
 from billing.invoices.hosted import hosted_invoice_url
 from billing.invoices.labels import BABEL_LOCALES
-from billing.merchants.models import Merchant
+from billing.merchants.service import merchant_name
 from billing.notifications import templates
 from billing.notifications.models import EmailMessage
 from billing.notifications.templates import RenderedEmail
@@ -114,10 +114,6 @@ async def _recipient(session: AsyncSession, customer_id: str) -> Customer | None
     return customer
 
 
-async def _merchant_name(session: AsyncSession, merchant_id: str) -> str:
-    return await session.scalar(select(Merchant.name).where(Merchant.id == merchant_id)) or ""
-
-
 async def _email_portal(
     session: AsyncSession, customer: Customer, clock: Clock, kind: str
 ) -> tuple[OpenedSession, str]:
@@ -164,7 +160,7 @@ async def queue_payment_failed_email(
     opened, expires = await _email_portal(session, customer, clock, PAYMENT_FAILED)
     rendered = templates.payment_failed(
         locale=locale,
-        merchant=await _merchant_name(session, invoice.merchant_id),
+        merchant=await merchant_name(session, invoice.merchant_id),
         customer_name=customer.name,
         number=invoice.number or invoice.id,
         amount=format_amount(invoice.amount_remaining, invoice.currency, locale),
@@ -216,7 +212,7 @@ async def queue_trial_ending_email(session: AsyncSession, sub: Subscription, clo
     opened, expires = await _email_portal(session, customer, clock, TRIAL_ENDING)
     rendered = templates.trial_ending(
         locale=locale,
-        merchant=await _merchant_name(session, sub.merchant_id),
+        merchant=await merchant_name(session, sub.merchant_id),
         customer_name=customer.name,
         plan=plan.name,
         date=format_local_date(sub.trial_end, zone, locale),
@@ -255,7 +251,7 @@ async def queue_card_expiring_email(
     opened, expires = await _email_portal(session, customer, clock, CARD_EXPIRING)
     rendered = templates.card_expiring(
         locale=locale,
-        merchant=await _merchant_name(session, customer.merchant_id),
+        merchant=await merchant_name(session, customer.merchant_id),
         customer_name=customer.name,
         brand=brand_label_or_title(pm.card_brand),
         last4=pm.card_last4,

@@ -26,6 +26,7 @@ from billing.db.engine import transaction
 from billing.errors import BillingError
 from billing.invoices.documents import customer_zone, format_local_date, render_not_found_html
 from billing.invoices.labels import LOCALES, normalize_locale
+from billing.merchants.service import merchant_name
 from billing.notifications.emails import brand_label_or_title
 from billing.notifications.texts import text
 from billing.payment_methods.schemas import CardInput
@@ -96,7 +97,7 @@ async def _page(
     customer = found.customer
     shown = normalize_locale(locale) or normalize_locale(customer.locale) or "en"
     cards = await service.customer_cards(session, customer)
-    merchant = await service.merchant_name(session, customer.merchant_id)
+    merchant = await merchant_name(session, customer.merchant_id)
     base = _base(token)
     suffix = f"?locale={quote(shown)}"
     return render_payment_methods(

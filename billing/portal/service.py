@@ -10,7 +10,6 @@ later).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from billing.customers.service import get_customer, update_customer
 from billing.errors import BillingError, InvalidRequest
 from billing.ids import new_id, random_token
 from billing.invoices.hosted import public_base_url
-from billing.merchants.models import Merchant
+from billing.merchants.service import hash_key
 from billing.payment_methods.models import PaymentMethod
 from billing.payment_methods.schemas import CardInput, PaymentMethodCreate
 from billing.payment_methods.service import EnteredCard, create_payment_method
@@ -59,10 +58,6 @@ class FoundSession:
     row: PortalSession
     customer: Customer
     clock: Clock
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def portal_url(token: str) -> str:
@@ -98,7 +93,7 @@ async def open_portal_session(
         id=new_id("ps"),
         merchant_id=customer.merchant_id,
         customer_id=customer.id,
-        token_hash=hash_token(token),
+        token_hash=hash_key(token),
         form_nonce=secrets.token_urlsafe(24),
         flow="payment_method_update",
         return_url=return_url,
@@ -144,7 +139,7 @@ async def find_portal_session(session: AsyncSession, token: str) -> FoundSession
     every wrong link gets the same answer)."""
     if not _TOKEN_SHAPE.fullmatch(token):
         return None
-    row = await session.scalar(select(PortalSession).where(PortalSession.token_hash == hash_token(token)))
+    row = await session.scalar(select(PortalSession).where(PortalSession.token_hash == hash_key(token)))
     if row is None:
         return None
     customer = await session.get(Customer, row.customer_id)
@@ -178,10 +173,6 @@ async def customer_cards(session: AsyncSession, customer: Customer) -> list[Paym
             )
         ).all()
     )
-
-
-async def merchant_name(session: AsyncSession, merchant_id: str) -> str:
-    return await session.scalar(select(Merchant.name).where(Merchant.id == merchant_id)) or ""
 
 
 async def add_default_card(

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from dunning.recovery import FinalAction
+
 ConnectionId = Annotated[
     str,
     Meta(
@@ -41,9 +43,6 @@ class UsageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "adjustment on the next invoice.",
         ),
     ] = 3600
-
-
-FinalAction = Literal["cancel", "unpaid", "past_due"]
 
 
 class DunningSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -55,14 +55,6 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-class PanRedactingFilter(logging.Filter):
-    """The same masking as a handler filter, for handlers configured elsewhere (e.g. dictConfig)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redact_record(record)
-        return True
-
-
 _installed: dict[str, Callable[..., logging.LogRecord]] = {}
 
 

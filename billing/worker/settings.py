@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
 from arq.worker import Worker
 
 import billing.tasks  # noqa: F401  registers every scheduled-task handler
@@ -80,7 +79,3 @@ async def run_worker(settings: Settings) -> None:
     finally:
         await worker.close()
         await services.close()
-
-
-def redis_settings(url: str) -> RedisSettings:
-    return RedisSettings.from_dsn(url)
