@@ -92,3 +92,9 @@ def recount_horizon(last_count: datetime) -> datetime:
     covers an event accepted just before the count but committed after it, and clocks a little apart.
     """
     return last_count - MAX_EVENT_AGE - RECOUNT_MARGIN
+
+
+def usage_settled_at(period_end: datetime) -> datetime:
+    """When no event of a period ending at `period_end` can still arrive (or still be committing): the moment
+    its usage is final for good (`recount_horizon` seen from the other side)."""
+    return period_end + MAX_EVENT_AGE + RECOUNT_MARGIN

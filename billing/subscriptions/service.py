@@ -39,12 +39,12 @@ from billing.subscriptions import schemas, states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for
 from billing.usage import billing as usage_billing
-from billing.usage.ingest import MAX_EVENT_AGE
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
 from plans.money import round_minor
 from plans.proration import ProrationLine, prorate_change
 from plans.totals import compute_invoice_totals
+from plans.usage import usage_settled_at
 from webhooks.outbox import record_event
 
 RENEW = "subscription.renew"
@@ -54,8 +54,6 @@ UPCOMING_NOTICE = "invoice.upcoming"
 TRIAL_WARNING = timedelta(days=3)
 # How long before a renewal `invoice.upcoming` tells the app what it will bill (Stripe's default notice).
 UPCOMING_WARNING = timedelta(days=3)
-# How late a usage event may arrive (billing/usage/ingest.py refuses older timestamps).
-USAGE_ACCEPTANCE = MAX_EVENT_AGE
 INCOMPLETE_WINDOW = timedelta(hours=23)
 
 
@@ -274,7 +272,7 @@ async def _bill_final_usage(
         session,
         merchant_id=sub.merchant_id,
         kind=usage_billing.FINAL_TRUE_UP,
-        due_at=period.end + USAGE_ACCEPTANCE + timedelta(minutes=5),
+        due_at=usage_settled_at(period.end),
         clock=clock,
         payload={"ended_subscription": sub.id},
         dedupe_key=f"usage_true_up:{sub.id}",

@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog.models import Aggregation
 from billing.clock import SYSTEM_CLOCK, Clock
 from billing.usage.schemas import MAX_EVENT_ID_LENGTH, UsageEventBatch, UsageEventError, UsageEventIn
+from plans.usage import MAX_EVENT_AGE
 
 # An event may be this old on its customer's clock; the dedupe keys are kept longer than that (maintenance.py),
 # so a late retry of an accepted event is always recognized.
-MAX_EVENT_AGE = timedelta(days=35)
 # Clients' clocks drift: a little future is tolerated, more is a bug in the sender.
 MAX_EVENT_FUTURE = timedelta(minutes=5)
 MAX_KEY_LENGTH = 256

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.services import Services
-from billing.usage.ingest import MAX_EVENT_AGE, MAX_EVENT_FUTURE
+from billing.usage.ingest import MAX_EVENT_FUTURE
+from plans.usage import MAX_EVENT_AGE
 
 log = logging.getLogger("billing.usage")
 
