@@ -310,29 +310,12 @@ async def run_final_action(
     """The merchant's final action (dunning.recovery.FINAL_EFFECTS), then `dunning.exhausted`. Called once per
     case: only the transition into `exhausted` leads here, under the case's row lock."""
     from billing.invoices.service import mark_uncollectible
-    from billing.subscriptions import service as subscriptions
-    from billing.subscriptions import states as sub_states
-    from billing.subscriptions.models import Subscription
+    from billing.subscriptions.service import end_after_dunning
 
     effect = recovery.FINAL_EFFECTS[action]  # type: ignore[index]
-    if invoice.subscription_id is not None:
-        sub = await session.scalar(
-            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
-        )
-        event = {"canceled": "dunning_cancel", "unpaid": "dunning_unpaid"}.get(effect.subscription_status)
-        if sub is not None and event is not None and sub_states.can(sub.status, event):
-            previous = sub.status
-            sub.status = sub_states.transition(sub.id, sub.status, event)
-            sub.updated_at = clock.now()
-            if sub.status == sub_states.CANCELED:
-                sub.canceled_at = sub.canceled_at or clock.now()
-                sub.ended_at = clock.now()
-                await subscriptions._cancel_pending_tasks(session, sub)
-                await session.flush()
-                subscriptions._emit(session, sub, "subscription.canceled", clock, {"status": previous})
-            else:
-                await session.flush()
-                subscriptions._emit(session, sub, "subscription.updated", clock, {"status": previous})
+    event = {"canceled": "dunning_cancel", "unpaid": "dunning_unpaid"}.get(effect.subscription_status)
+    if invoice.subscription_id is not None and event is not None:
+        await end_after_dunning(session, invoice.subscription_id, clock, event)
     if effect.invoice_uncollectible and invoice.status == invoice_states.OPEN:
         await mark_uncollectible(session, invoice.merchant_id, invoice.id)
     _emit(session, dc, "dunning.exhausted", clock)

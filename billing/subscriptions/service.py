@@ -593,7 +593,17 @@ async def cancel_subscription(
                 currency=plan.currency,
                 description=f"Unused time of {sub.id} after cancellation",
             )
-    sub.canceled_at = now
+    await _end_now(session, sub, customer, clock, previous_status)
+    return sub
+
+
+async def _end_now(
+    session: AsyncSession, sub: Subscription, customer: Customer, clock: Clock, previous_status: str
+) -> None:
+    """The end of a subscription whose status has just moved to canceled (by the API or by dunning's final
+    action): its pending work is dropped, the event written, and its usage up to the end billed."""
+    now = clock.now()
+    sub.canceled_at = sub.canceled_at or now
     sub.ended_at = now
     sub.updated_at = now
     await _cancel_pending_tasks(session, sub)
@@ -606,7 +616,25 @@ async def cancel_subscription(
         await _bill_final_usage(
             session, sub, customer, clock, Period(sub.current_period_start, sub.paused_at)
         )
-    return sub
+
+
+async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: Clock, event: str) -> None:
+    """Dunning's final action on the subscription (`dunning_cancel` or `dunning_unpaid`), when its status
+    allows it: canceled ends it as a cancel by the API would; unpaid keeps it invoicing without charges."""
+    sub = await session.scalar(
+        select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+    )
+    if sub is None or not states.can(sub.status, event):
+        return
+    previous = sub.status
+    sub.status = states.transition(sub.id, sub.status, event)
+    if sub.status == states.CANCELED:
+        customer = await get_customer(session, sub.merchant_id, sub.customer_id, for_update=True)
+        await _end_now(session, sub, customer, clock, previous)
+        return
+    sub.updated_at = clock.now()
+    await session.flush()
+    _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
 async def pause_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:

@@ -49,7 +49,9 @@ class World:
             await self.call("PATCH", f"/v1/customers/{self.customer}", {"default_payment_method": pm})
         return str(pm)
 
-    async def start(self, *, card: str = GOOD, **dunning: Any) -> None:
+    async def start(
+        self, *, card: str = GOOD, charges: list[dict[str, Any]] | None = None, **dunning: Any
+    ) -> None:
         """A subscription paid with a good card at T0; then `card` becomes the default for the renewals."""
         if dunning:
             await self.call("PATCH", "/v1/settings", {"dunning": dunning})
@@ -65,7 +67,13 @@ class World:
         plan = await self.call(
             "POST",
             "/v1/plans",
-            {"code": "d" + secrets.token_hex(4), "name": "Team", "currency": "USD", "amount": 2500},
+            {
+                "code": "d" + secrets.token_hex(4),
+                "name": "Team",
+                "currency": "USD",
+                "amount": 2500,
+                "charges": charges or [],
+            },
         )
         sub = await self.call("POST", "/v1/subscriptions", {"customer": self.customer, "plan": plan["id"]})
         assert sub["status"] == "active"
@@ -423,3 +431,27 @@ async def test_a_smart_retry_moves_to_the_hour_that_succeeds_most_for_the_brand_
     await world.advance(at(1, 15))
     payments = await world.payments(invoice["id"])
     assert [p["created_at"][:16] for p in payments] == ["2027-04-01T00:00", "2027-04-02T14:00"]
+
+
+async def test_the_cancel_final_action_bills_the_usage_up_to_the_end_like_any_cancel(world: World) -> None:
+    await world.call("POST", "/v1/meters", {"code": "calls_dunning", "name": "Calls", "aggregation": "count"})
+    await world.start(card=SOFT, charges=[{"meter": "calls_dunning", "model": "per_unit", "unit_amount": 10}])
+    await world.advance(at(0, 1))
+    assert (await world.subscription())["status"] == "past_due"
+    await world.advance(at(3, 3))
+    events = [
+        {
+            "id": f"call-{day}",
+            "customer": world.customer,
+            "meter": "calls_dunning",
+            "timestamp": at(day, 2).isoformat(),
+        }
+        for day in (1, 2, 3)
+    ]
+    assert (await world.call("POST", "/v1/usage_events/batch", {"events": events}))["accepted"] == 3
+    await world.advance(at(7, 3))
+    assert (await world.subscription())["status"] == "canceled"
+    final = (await world.call("GET", "/v1/invoices", subscription=world.sub, limit=10))["data"][0]
+    assert final["billing_reason"] == "subscription_cancel"
+    [usage] = final["lines"]
+    assert (usage["type"], usage["amount"], usage["period"]["start"]) == ("usage", 30, "2027-04-01T00:00:00Z")
