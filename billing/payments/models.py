@@ -33,6 +33,14 @@ class Payment(Base):
         Index("ix_payments_customer_seq", "merchant_id", "customer_id", "seq"),
         Index("ix_payments_invoice", "merchant_id", "invoice_id"),
         Index("ix_payments_pending", "settle_after", postgresql_where=text("status = 'pending'")),
+        # The smart retry hour: this merchant's successful charges of one card brand in the recent past.
+        Index(
+            "ix_payments_succeeded_brand",
+            "merchant_id",
+            "card_brand",
+            "created_at",
+            postgresql_where=text("status = 'succeeded'"),
+        ),
     )
 
     id: Mapped[str] = id_column()

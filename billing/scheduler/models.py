@@ -28,6 +28,18 @@ class ScheduledTask(Base):
             "seq",
             postgresql_where=text("status = 'pending' AND test_clock_id IS NOT NULL"),
         ),
+        # Pending work is found again by what it is about (to cancel it, or to see if it is scheduled); done
+        # tasks stay in the table, so these lookups must not scan it.
+        Index(
+            "ix_scheduled_tasks_pending_invoice",
+            text("(payload ->> 'invoice')"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_scheduled_tasks_pending_subscription",
+            text("(payload ->> 'subscription')"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[str] = id_column()
