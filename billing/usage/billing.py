@@ -281,10 +281,17 @@ async def bill_usage(
 
 
 async def record_usage(
-    session: AsyncSession, *, invoice: Invoice, sub: Subscription, bill: UsageBill, clock: Clock
+    session: AsyncSession,
+    *,
+    invoice: Invoice,
+    sub: Subscription,
+    bill: UsageBill,
+    clock: Clock,
+    replacing: bool = False,
 ) -> None:
-    """Write what `invoice` bills (replacing what it billed before, when a draft is rebilled)."""
-    await session.execute(delete(UsageBilled).where(UsageBilled.invoice_id == invoice.id))
+    """Write what `invoice` bills; `replacing`: a draft rebilled, whose earlier rows go first."""
+    if replacing:
+        await session.execute(delete(UsageBilled).where(UsageBilled.invoice_id == invoice.id))
     session.add_all(
         UsageBilled(
             id=new_id("ub"),

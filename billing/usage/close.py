@@ -42,5 +42,7 @@ async def close_usage_invoice_task(ctx: TaskContext) -> None:
     await invoices.replace_draft_lines(
         session, invoice, replaced=usage_billing.is_usage_line, lines=bill.lines, clock=ctx.clock
     )
-    await usage_billing.record_usage(session, invoice=invoice, sub=sub, bill=bill, clock=ctx.clock)
+    await usage_billing.record_usage(
+        session, invoice=invoice, sub=sub, bill=bill, clock=ctx.clock, replacing=True
+    )
     await finalize_and_collect(session, sub, invoice, ctx.clock)

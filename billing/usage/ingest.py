@@ -409,8 +409,8 @@ def _properties(raw: msgspec.Raw, meter: MeterRef) -> str:
 
 async def write_events(connection: Any, merchant_id: str, rows: list[Row]) -> int:
     """COPY the rows into staging, claim their ids, insert the claimed ones; the number inserted."""
+    # Empty at the start of every transaction: ON COMMIT DELETE ROWS, and a rollback takes its rows with it.
     await connection.execute(_CREATE_STAGING)
-    await connection.execute("DELETE FROM usage_staging")
     await connection.copy_records_to_table("usage_staging", records=rows, columns=STAGING_COLUMNS)
     status = await connection.execute(_CLAIM_AND_INSERT, merchant_id)
     return int(status.rsplit(" ", 1)[1])
