@@ -21,7 +21,7 @@ from webhooks.catalog import EVENT_TYPES
 from webhooks.delivery_models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from webhooks.fanout import NOTIFY_CHANNEL, receives
 from webhooks.models import Event
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 from webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from webhooks.secret_box import SecretBox
 from webhooks.signing import SECRET_PREFIX, generate_secret
@@ -235,8 +235,7 @@ async def update_endpoint(
         endpoint.disabled_reason = None
         endpoint.failing_since = None
     after = render_endpoint(endpoint)
-    after_builtins = msgspec.to_builtins(after)
-    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    previous = previous_attributes(before, after)
     if previous:
         endpoint.updated_at = SYSTEM_CLOCK.now()
         await session.flush()

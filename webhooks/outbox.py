@@ -57,3 +57,10 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def previous_attributes(before: dict[str, Any], after: Any) -> dict[str, Any]:
+    """The fields of `before` (builtins of the API object) whose value differs in `after` (the new object): an
+    `*.updated` event's previous_attributes."""
+    after_builtins = msgspec.to_builtins(after)
+    return {key: value for key, value in before.items() if after_builtins.get(key) != value}

@@ -8,7 +8,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,12 +82,6 @@ def canonical_decimal(value: Decimal) -> Decimal:
 def whole(value: Decimal) -> int | None:
     """`value` as an int when it is a whole number (the API's integer twin of a *_decimal field), else None."""
     return int(value) if value == value.to_integral_value() else None
-
-
-def previous_attributes(before: dict[str, Any], after: Any) -> dict[str, Any]:
-    """The fields of `before` (builtins of the API object) whose value differs in `after` (the new object)."""
-    after_builtins = msgspec.to_builtins(after)
-    return {key: value for key, value in before.items() if after_builtins.get(key) != value}
 
 
 async def set_archived(

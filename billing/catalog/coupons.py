@@ -22,7 +22,6 @@ from billing.catalog.common import (
     CATALOG_CLOCK,
     canonical_decimal,
     decimal_text,
-    previous_attributes,
     set_archived,
 )
 from billing.catalog.models import Coupon
@@ -36,7 +35,7 @@ from plans import discounts
 from plans.discounts import CouponDuration
 from plans.errors import parse_choice
 from plans.money import validate_currency
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 #: The discount terms: frozen once the coupon has been redeemed.
 DISCOUNT_FIELDS = ("percent_off", "amount_off", "currency", "duration", "duration_in_periods")

@@ -20,7 +20,6 @@ from billing.catalog.common import (
     code_taken,
     flush_unique,
     in_use_conflict,
-    previous_attributes,
     set_archived,
     validate_code,
 )
@@ -32,7 +31,7 @@ from billing.errors import InvalidRequest
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans.errors import CatalogError, parse_choice
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 _UNIQUE_CODE = "uq_meters_merchant_code"
 

@@ -30,7 +30,6 @@ from billing.catalog.common import (
     decimal_text,
     flush_unique,
     in_use_conflict,
-    previous_attributes,
     set_archived,
     validate_code,
     whole,
@@ -47,7 +46,7 @@ from plans import pricing
 from plans.calendar import MAX_TRIAL_DAYS, validate_interval
 from plans.errors import CatalogError, parse_choice
 from plans.money import parse_unit_amount_decimal, validate_amount, validate_currency
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 _UNIQUE_CODE = "uq_plans_merchant_code"
 _PLAIN_QUANTITY = re.compile(r"[0-9]{1,38}(?:\.[0-9]{1,38})?")

@@ -21,7 +21,6 @@ from billing.catalog.common import (
     canonical_decimal,
     decimal_text,
     in_use_conflict,
-    previous_attributes,
     set_archived,
 )
 from billing.catalog.models import TaxRate
@@ -32,7 +31,7 @@ from billing.errors import Conflict, not_found
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import taxes
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 
 def render_tax_rate(rate: TaxRate) -> schemas.TaxRate:

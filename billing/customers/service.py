@@ -21,7 +21,7 @@ from billing.metadata import merge_metadata, validate_metadata
 from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
 from plans.calendar import validate_timezone
 from plans.money import validate_currency
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 
 def render_customer(customer: Customer) -> schemas.Customer:
@@ -170,8 +170,7 @@ async def update_customer(
     customer.updated_at = clock.now()
     await _flush_unique(session, customer.external_id)
     after = render_customer(customer)
-    after_builtins = msgspec.to_builtins(after)
-    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    previous = previous_attributes(before, after)
     if previous:
         record_event(
             session,

@@ -29,7 +29,7 @@ from billing.test_clocks.service import clock_for
 from billing.vault.cards import SecretPan, check_card, check_expiry
 from billing.vault.models import VaultEntry
 from billing.vault.service import Vault, destroy_entries, get_entry
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 
@@ -235,8 +235,7 @@ async def update_payment_method(
     pm.updated_at = clock.now()
     await session.flush()
     after = render_payment_method(pm)
-    after_builtins = msgspec.to_builtins(after)
-    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    previous = previous_attributes(before, after)
     if previous:
         record_event(
             session,

@@ -23,7 +23,7 @@ from billing.settings.schemas import (
     UsageSettings,
 )
 from dunning.policy import ScheduleError, validate_schedule
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 SANDBOX_CONNECTION: dict[str, Any] = {"id": "sandbox", "type": "sandbox", "url": None, "weight": 1}
 
@@ -181,8 +181,7 @@ async def update_settings(
     merchant.settings = current
     await session.flush()
     after = render_settings(merchant)
-    after_builtins = msgspec.to_builtins(after)
-    previous = {k: v for k, v in before.items() if after_builtins.get(k) != v}
+    previous = previous_attributes(before, after)
     if previous:
         record_event(
             session,
