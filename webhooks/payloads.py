@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from billing.vault.cards import luhn_valid
+
 REDACTED = "[redacted]"
 
 # Field names that only ever hold secrets or card data.
@@ -25,18 +27,6 @@ _CARD_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:[0-9][ -]?){12,18}[0-9](?![0-9
 # Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro):
 # a long number that is Luhn-valid but starts elsewhere (an order id, a snowflake id) is left alone.
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6011|64[4-9]|65|62|5018|5020|5038|6304|67)")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def looks_like_card_number(text: str) -> bool:
