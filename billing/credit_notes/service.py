@@ -40,7 +40,7 @@ from billing.metadata import validate_metadata
 from billing.payments.models import Payment
 from billing.payments.refunds import create_refund, refundable_amount
 from billing.services import Services
-from billing.test_clocks.service import clock_for
+from billing.test_clocks.service import clock_for, customer_clock
 from webhooks.outbox import record_event
 
 # Refunds know Stripe's three refund reasons; a credit note's own reasons map onto them.
@@ -518,10 +518,7 @@ async def void_credit_note(session: AsyncSession, merchant_id: str, credit_note_
             "on an invoice that still owes something can be voided.",
             code="credit_note_status_conflict",
         )
-    customer_clock = await session.scalar(
-        select(Customer.test_clock_id).where(Customer.id == invoice.customer_id)
-    )
-    clock = await clock_for(session, merchant_id, customer_clock)
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     note.status = "void"
     note.voided_at = clock.now()
     previous = {

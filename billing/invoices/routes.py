@@ -16,7 +16,7 @@ from billing.invoices.models import Invoice as InvoiceModel
 from billing.invoices.schemas import Invoice, InvoiceCreate, InvoiceList, InvoicePay, LineCreate
 from billing.payments.service import payment_error
 from billing.scheduler.runner import run_task_now
-from billing.test_clocks.service import clock_for
+from billing.test_clocks.service import customer_clock
 
 InvoiceId = Annotated[str, PathParameter(description="An invoice id, in_...", max_length=64)]
 
@@ -134,9 +134,7 @@ class InvoicesController(Controller):
         invoice = await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id, for_update=True)
         states.transition(invoice.id, invoice.status, "pay")
         if await collection.pending_collection(ctx.session, invoice.id) is None:
-            clock = await clock_for(
-                ctx.session, ctx.merchant_id, await service.customer_clock_id(ctx.session, invoice)
-            )
+            clock = await customer_clock(ctx.session, ctx.merchant_id, invoice.customer_id)
             # Paying on request charges whatever the collection method: the customer asked to pay now.
             await collection.request_collection(
                 ctx.session, invoice, clock, payment_method=data.payment_method, on_request=True

@@ -26,7 +26,7 @@ from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
-from billing.test_clocks.service import clock_for
+from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
 from plans.totals import compute_invoice_totals
@@ -288,16 +288,12 @@ async def add_line(
             "Create a new invoice, or a credit note to reduce this one.",
             code="invoice_not_draft",
         )
-    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     _add_line(session, invoice, line, 0, clock)
     await session.flush()
     await _recompute_draft(session, invoice)
     await session.flush()
     return invoice
-
-
-async def customer_clock_id(session: AsyncSession, invoice: Invoice) -> str | None:
-    return await session.scalar(select(Customer.test_clock_id).where(Customer.id == invoice.customer_id))
 
 
 async def next_invoice_number(session: AsyncSession, merchant_id: str, prefix: str) -> str:
@@ -598,7 +594,7 @@ async def mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, ac
 async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     """Record that the customer paid outside the engine (bank transfer, cash): open or uncollectible → paid."""
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
-    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     invoice.paid_out_of_band = True
     await mark_paid(session, invoice, clock, action="pay")
     return invoice
@@ -607,7 +603,7 @@ async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoi
 async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
     invoice.status = states.transition(invoice.id, invoice.status, "void")
-    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     invoice.voided_at = clock.now()
     invoice.next_payment_attempt = None
     if invoice.balance_applied:
@@ -637,7 +633,7 @@ async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str)
 async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
     invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
     invoice.status = states.transition(invoice.id, invoice.status, "mark_uncollectible")
-    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     invoice.marked_uncollectible_at = clock.now()
     invoice.next_payment_attempt = None
     await session.flush()
@@ -660,7 +656,7 @@ async def delete_draft(session: AsyncSession, merchant_id: str, invoice_id: str)
             "invoice instead.",
             code="invoice_not_draft",
         )
-    clock = await clock_for(session, merchant_id, await customer_clock_id(session, invoice))
+    clock = await customer_clock(session, merchant_id, invoice.customer_id)
     rendered = await render(session, invoice)
     await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
     await session.delete(invoice)

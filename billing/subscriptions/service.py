@@ -37,7 +37,7 @@ from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.subscriptions import schemas, states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
-from billing.test_clocks.service import clock_for
+from billing.test_clocks.service import clock_for, customer_clock
 from billing.usage import billing as usage_billing
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
@@ -640,7 +640,7 @@ async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: 
 async def pause_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
     """No invoices while paused: the pending renewal is canceled; resume starts a new cycle that day."""
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
-    clock = await clock_for(session, merchant_id, await _clock_id(session, sub))
+    clock = await customer_clock(session, merchant_id, sub.customer_id)
     previous = sub.status
     sub.status = states.transition(sub.id, sub.status, "pause")
     sub.paused_at = sub.updated_at = clock.now()
@@ -854,7 +854,7 @@ async def update_subscription(
     session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionUpdate
 ) -> Subscription:
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
-    clock = await clock_for(session, merchant_id, await _clock_id(session, sub))
+    clock = await customer_clock(session, merchant_id, sub.customer_id)
     previous: dict[str, Any] = {}
     if params.metadata is not msgspec.UNSET:
         previous["metadata"] = dict(sub.metadata_)
@@ -958,10 +958,6 @@ async def upcoming_invoice(
         starting_balance=customer.balance,
         amount_due=totals.amount_due,
     )
-
-
-async def _clock_id(session: AsyncSession, sub: Subscription) -> str | None:
-    return await session.scalar(select(Customer.test_clock_id).where(Customer.id == sub.customer_id))
 
 
 async def list_subscriptions(

@@ -55,6 +55,14 @@ async def clock_for(session: AsyncSession, merchant_id: str, test_clock_id: str 
     return as_clock(clock)
 
 
+async def customer_clock(session: AsyncSession, merchant_id: str, customer_id: str) -> Clock:
+    """The clock a customer (and everything of theirs: invoices, subscriptions) lives in."""
+    from billing.customers.models import Customer
+
+    test_clock_id = await session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
+    return await clock_for(session, merchant_id, test_clock_id)
+
+
 async def get_test_clock(
     session: AsyncSession,
     merchant_id: str,
