@@ -259,12 +259,16 @@ async def finalize_and_collect(
 async def _bill_final_usage(
     session: AsyncSession, sub: Subscription, customer: Customer, clock: Clock, period: Period
 ) -> None:
-    """Usage up to the end is still billed (SPEC §5): an ending subscription whose plan has charges bills its
-    last period's usage on a final invoice (held for the grace window like a renewal's)."""
+    """Usage up to the end is still billed (SPEC §5): an ending subscription bills its last period's usage (if
+    its plan has charges) and the late usage of periods billed before (an earlier, metered plan) on a final
+    invoice, held for the grace window like a renewal's."""
     plan = await get_plan(session, sub.merchant_id, sub.plan_id)
-    if not plan.charges or period.end <= period.start:
-        return
-    usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=period)
+    metered_now = bool(plan.charges) and period.end > period.start
+    if not metered_now and not await usage_billing.has_billed_usage(session, sub):
+        return  # never metered: nothing to bill, now or later
+    usage = await usage_billing.bill_usage(
+        session, sub=sub, plan=plan, period=period if metered_now else None
+    )
     index = sub.period_index + 1
     # Events are accepted up to 35 days after their time: once none can arrive for this period, one true-up
     # bills whatever came after this invoice was final (never dropped silently).
@@ -277,6 +281,8 @@ async def _bill_final_usage(
         payload={"ended_subscription": sub.id},
         dedupe_key=f"usage_true_up:{sub.id}",
     )
+    if not usage.lines:
+        return
     await _invoice_and_collect(
         session,
         sub,

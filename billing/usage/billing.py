@@ -280,6 +280,12 @@ async def bill_usage(
     return bill
 
 
+async def has_billed_usage(session: AsyncSession, sub: Subscription) -> bool:
+    """Whether any invoice of the subscription billed usage (so late events may still be owed)."""
+    found = await session.scalar(select(UsageBilled.id).where(UsageBilled.subscription_id == sub.id).limit(1))
+    return found is not None
+
+
 async def record_usage(
     session: AsyncSession,
     *,

@@ -627,3 +627,28 @@ async def test_usage_before_a_pause_is_billed_on_resume_and_on_a_cancel_while_pa
     [usage] = final["lines"]
     assert (usage["type"], qty(usage), usage["amount"]) == ("usage", "2", 50)
     assert at(usage["period"]["end"]) == paused_at
+
+
+async def test_late_usage_of_an_earlier_metered_plan_is_billed_after_a_cancel_on_an_unmetered_one(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls = await world.meter("count")
+    customer = await world.customer()
+    metered = await world.metered_plan(900, {"meter": calls, "model": "per_unit", "unit_amount": 25})
+    flat = await world.plan(900)
+    sub = await world.subscribe(customer, metered)
+    await world.post(f"/v1/subscriptions/{sub['id']}/change", {"plan": flat, "effective": "period_end"})
+    await world.advance(APRIL + timedelta(days=5))
+    await world.count(customer, calls, APRIL + timedelta(days=1))
+    await world.advance(MAY + 2 * HOUR)  # April's usage billed on May's invoice, now on the flat plan
+    cancel_at = MAY + timedelta(days=4)
+    await world.advance(cancel_at)
+    await world.count(customer, calls, APRIL + timedelta(days=20))  # late, for April
+    await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {})
+    await world.advance(cancel_at + 2 * HOUR)
+    invoices = await world.invoices(sub["id"])
+    final = invoices[-1]
+    assert final["billing_reason"] == "subscription_cancel"
+    [line] = final["lines"]
+    assert (line["type"], line["amount"], at(line["period"]["start"])) == ("adjustment", 25, APRIL)
