@@ -15,6 +15,7 @@ register it in `billing.gateways.registry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from billing.vault.cards import SecretPan
@@ -118,6 +119,23 @@ class RefundFailed:
 
 ChargeOutcome = Succeeded | Declined | TechnicalError | Unknown
 RetrieveOutcome = Succeeded | Declined | TechnicalError | Unknown | NotFound
+@dataclass(frozen=True)
+class SettlementRow:
+    """One line of a connection's daily settlement listing (SPEC §8), in the engine's terms, whatever the
+    gateway's or channel's own file format: what reconciliation matches against payments and refunds."""
+
+    kind: Literal["charge", "refund"]
+    # The idempotency key the engine sent: a payment id for a charge, a refund id for a refund.
+    idempotency_key: str
+    # The gateway's or channel's own reference to the transaction.
+    reference: str
+    # Minor units, positive for both kinds; `fee` is what the gateway kept (minor units, never negative).
+    amount: int
+    currency: str
+    fee: int
+    settled_at: datetime
+
+
 RefundOutcome = RefundSucceeded | RefundFailed | TechnicalError | Unknown
 RetrieveRefundOutcome = RefundSucceeded | RefundFailed | TechnicalError | Unknown | NotFound
 
