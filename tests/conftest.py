@@ -33,6 +33,9 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
+# Real-browser fixtures (`browser`) for the pages of SPEC §10.
+pytest_plugins = ["tests.browser"]
+
 RUN_ID = secrets.token_hex(4)
 # Test logs get the same card-number masking as every process (billing.logs.configure_logging).
 install_pan_redaction()
