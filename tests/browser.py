@@ -31,21 +31,32 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(os.environ.get("BILLING_TEST_ARTIFACTS", ".artifacts/screenshots"))
 
 
+# A CJK font, so that Simplified Chinese pages render as text in screenshots rather than as empty boxes.
+CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(
+            f"Browser tests need Debian's {' '.join(packages)}: `apt-get install {' '.join(packages)}`."
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, capture_output=True)
+
+
 def chromium_path() -> str:
-    """The system chromium, installed with apt first when missing (as root, as on CI machines)."""
+    """The system chromium (and a CJK font), installed with apt first when missing, as on fresh CI machines."""
+    missing = [] if CJK_FONT.exists() else ["fonts-wqy-zenhei"]
+    if not any(shutil.which(name) for name in ("chromium", "chromium-browser")):
+        missing.append("chromium")
+    if missing:
+        _apt_install(*missing)
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)
         if found:
             return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail("Browser tests need chromium: install Debian's package with `apt-get install chromium`.")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
-    found = shutil.which("chromium")
-    if not found:
-        pytest.fail("apt-get installed chromium but it is not on PATH")
-    return found
+    pytest.fail("apt-get installed chromium but it is not on PATH")
 
 
 @pytest.fixture(scope="session")
