@@ -74,7 +74,7 @@ async def browser() -> AsyncIterator[Any]:
 
 async def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot as a test artifact and return its path."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    # Playwright creates the folders of the path it writes to.
     await page.screenshot(path=str(path), full_page=True)
     return path
