@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import cast
+from typing import Any, cast
 
-from litestar import Litestar, Router
+from litestar import Litestar, Router, asgi
 from litestar.di import Provide
+from litestar.handlers import ASGIRouteHandler
 
 from billing.api.context import provide_context
 from billing.api.errors import EXCEPTION_HANDLERS
@@ -16,6 +17,8 @@ from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
 from billing.catalog.routes import CATALOG_CONTROLLERS
+from billing.channels.asgi import ASGIApp as RawApp
+from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
@@ -40,6 +43,26 @@ def _version() -> str:
         return version("billing-engine")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _mount(path: str, app: RawApp) -> ASGIRouteHandler:
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return asgi(path, is_mount=True, include_in_schema=False, copy_scope=True)(mounted)
+
+
+def channel_routes(services: Services) -> list[ASGIRouteHandler]:
+    """The channels' notification endpoint, wired to the gateway pool (in-process sandboxes deliver through the
+    same object), and outside production the in-process channel sandboxes' pages and APIs at /sandbox/<type>."""
+    notify = ChannelNotifyApp(services.sessions, services.gateways)
+    services.gateways.notify_app = notify
+    routes = [_mount("/channels", notify)]
+    if not services.settings.is_production:
+        routes += [
+            _mount(f"/sandbox/{name}", app) for name, app in services.gateways.channel_sandboxes().items()
+        ]
+    return routes
 
 
 def create_litestar(services: Services) -> Litestar:
@@ -75,6 +98,7 @@ def create_litestar(services: Services) -> Litestar:
             make_ready_handler(services),
             make_hosted_invoice_router(services),
             make_portal_router(services),
+            *channel_routes(services),
             v1,
         ],
         exception_handlers=EXCEPTION_HANDLERS,

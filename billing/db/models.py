@@ -2,6 +2,7 @@
 
 from billing.api.idempotency import IdempotencyRecord
 from billing.catalog.models import Coupon, Meter, Plan, TaxRate
+from billing.channels.models import ChannelNotification
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.db.base import Base
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "CardToken",
+    "ChannelNotification",
     "Coupon",
     "CreditNote",
     "CreditNoteLine",

@@ -107,13 +107,16 @@ async def _page(
             cards=[
                 CardRow(
                     id=pm.id,
-                    brand=brand_label_or_title(pm.card_brand),
+                    brand=brand_label_or_title(pm.card_brand or ""),
                     last4=pm.card_last4,
                     exp_month=pm.card_exp_month,
                     exp_year=pm.card_exp_year,
                     default=pm.id == customer.default_payment_method,
                 )
                 for pm in cards
+                if pm.card_last4 is not None
+                and pm.card_exp_month is not None
+                and pm.card_exp_year is not None
             ],
             form_action=base + suffix,
             default_action={pm.id: f"{base}/{quote(pm.id)}/default{suffix}" for pm in cards},

@@ -159,7 +159,8 @@ def nonce_matches(found: FoundSession, nonce: str | None) -> bool:
 
 
 async def customer_cards(session: AsyncSession, customer: Customer) -> list[PaymentMethod]:
-    """The customer's attached cards, newest first, as the payment-method page lists them."""
+    """The customer's attached cards, newest first, as the payment-method page lists them (debit agreements are
+    not shown there yet: the portal's channel page is a later issue)."""
     return list(
         (
             await session.scalars(
@@ -167,6 +168,7 @@ async def customer_cards(session: AsyncSession, customer: Customer) -> list[Paym
                 .where(
                     PaymentMethod.merchant_id == customer.merchant_id,
                     PaymentMethod.customer_id == customer.id,
+                    PaymentMethod.type == "card",
                     PaymentMethod.detached_at.is_(None),
                 )
                 .order_by(PaymentMethod.seq.desc())
