@@ -34,7 +34,6 @@ from billing.channels.asgi import ASGIApp, HttpRequest, HttpResponse, MiniApp
 from billing.channels.crypto import generate_private_key_pem, public_key_pem
 from billing.clock import utc_now
 from billing.gateways.sandbox_store import Document, SandboxStore
-from billing.ids import random_token
 
 log = logging.getLogger("billing.channels.sandbox")
 
