@@ -25,12 +25,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def standalone_sandbox() -> Iterator[str]:
-    """`billing sandbox-gateway --port P` in its own process; yields its URL."""
+def standalone_sandbox(channel: str = "card") -> Iterator[str]:
+    """`billing sandbox-gateway --channel C --port P` in its own process; yields its URL."""
     port = free_port()
     env = {**os.environ, "BILLING_ENV": "test", "BILLING_LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "billing", "sandbox-gateway", "--port", str(port)],
+        [sys.executable, "-m", "billing", "sandbox-gateway", "--channel", channel, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -79,7 +79,7 @@ class WechatPaySandbox(ChannelSandbox):
             "serial": random_token(40).upper(),
             "public_key": public_key_pem(private),
             "apiv3_key": random_token(32),
-            "plan_id": digits(6),
+            "plan_id": str(100000 + int(digits(5))),
         }
         await self.store.put("accounts", account["mchid"], account)
         return {
