@@ -94,6 +94,7 @@ async def platform_key(store: SandboxStore) -> Document:
 # --- notifications ------------------------------------------------------------------------------------------
 
 Deliver = Callable[[str, Mapping[str, str], bytes], Awaitable[tuple[int, bytes]]]
+NO_RECEIVER = 0  # the status `deliver` answers when there is no receiver at all: not retried
 Accepted = Callable[[int, bytes], bool]
 
 
@@ -114,7 +115,8 @@ def asgi_deliver(app: Callable[[], ASGIApp | None]) -> Deliver:
     async def deliver(url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
         target = app()
         if target is None:
-            raise ConnectionError("no engine app is wired to receive this in-process sandbox's notifications")
+            # No engine in this process to receive them (a pool used on its own): nobody to retry for.
+            return NO_RECEIVER, b"no engine app is wired to receive this in-process sandbox's notifications"
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         transport = httpx.ASGITransport(app=target)
@@ -182,6 +184,8 @@ class Notifier:
         if first and await self._attempt(record):
             return
         for delay in RETRY_DELAYS:
+            if str(record["last_answer"]).startswith(f"{NO_RECEIVER} "):
+                return
             await asyncio.sleep(delay)
             if await self._attempt(record):
                 return

@@ -1,0 +1,346 @@
+"""Alipay and WeChat Pay debit agreements through the HTTP API on test clocks (SPEC §8, docs/channels.md): signed
+on the sandbox's approval page, they pay subscriptions, renewals, dunning retries, refunds and credit notes like
+cards do, with the channels' decline reasons; notifications are verified, applied once, and forged ones change
+nothing. Each test runs once per channel, against its in-process sandbox (the adapter's real code path)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from billing.channels.alipay import protocol as alipay_protocol
+from billing.channels.models import ChannelNotification
+from billing.channels.sandbox_kit import ChannelSandbox, platform_key
+from billing.channels.wechat_pay import protocol as wechat_protocol
+from billing.channels.yuan import to_yuan
+from billing.db.engine import transaction
+from billing.services import Services
+from tests.billing.channel_helpers import (
+    CHANNELS,
+    agreement_no,
+    configure_channels,
+    path_of,
+    sandbox_admin,
+    sign_agreement,
+)
+from tests.billing.world import run_worker
+
+T0 = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+NAMES = {"alipay": "支付宝", "wechat_pay": "微信支付"}
+
+
+class ChannelWorld:
+    def __init__(self, api: httpx.AsyncClient, services: Services, channel: str) -> None:
+        self.api, self.services, self.channel = api, services, channel
+        self.clock = self.customer = self.sub = self.plan = ""
+        self.pm: dict[str, Any] = {}
+
+    @property
+    def sandbox(self) -> ChannelSandbox:
+        return cast(ChannelSandbox, self.services.gateways.channel_sandbox(self.channel))
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+        response = await self.api.request(method, path, json=body, params=params or None)
+        assert response.status_code == 200, f"{method} {path}: {response.text}"
+        return response.json()
+
+    async def start(self, *, amount: int = 2500, **dunning: Any) -> None:
+        """A CNY customer in Shanghai on a test clock, an agreement approved as buyer_ok, a monthly
+        subscription paid by it at T0."""
+        if dunning:
+            await self.call("PATCH", "/v1/settings", {"dunning": dunning})
+        await configure_channels(self.api, {"id": self.channel, "type": self.channel, "url": None})
+        self.clock = (await self.call("POST", "/v1/test_clocks", {"frozen_time": T0.isoformat()}))["id"]
+        self.customer = (
+            await self.call(
+                "POST",
+                "/v1/customers",
+                {
+                    "test_clock": self.clock,
+                    "currency": "CNY",
+                    "timezone": "Asia/Shanghai",
+                    "locale": "zh-CN",
+                    "email": "li.lei@example.com",
+                },
+            )
+        )["id"]
+        self.pm = await self.agreement("buyer_ok")
+        self.plan = (
+            await self.call(
+                "POST",
+                "/v1/plans",
+                {"code": "c" + secrets.token_hex(4), "name": "Pro", "currency": "CNY", "amount": amount},
+            )
+        )["id"]
+        sub = await self.call("POST", "/v1/subscriptions", {"customer": self.customer, "plan": self.plan})
+        assert sub["status"] == "active", sub
+        self.sub = sub["id"]
+
+    async def agreement(self, buyer: str, *, default: bool = True, **terms: Any) -> dict[str, Any]:
+        pm = await sign_agreement(self.api, self.customer, self.channel, buyer=buyer, **terms)
+        if default:
+            await self.call("PATCH", f"/v1/customers/{self.customer}", {"default_payment_method": pm["id"]})
+        return pm
+
+    async def advance(self, to: datetime) -> None:
+        await self.call("POST", f"/v1/test_clocks/{self.clock}/advance", {"frozen_time": to.isoformat()})
+        await run_worker(self.services)
+        assert (await self.call("GET", f"/v1/test_clocks/{self.clock}"))["status"] == "ready"
+
+    async def subscription(self) -> dict[str, Any]:
+        return dict(await self.call("GET", f"/v1/subscriptions/{self.sub}"))
+
+    async def renew(self) -> dict[str, Any]:
+        """Advance to an hour after the current period ends; the renewal invoice."""
+        end = datetime.fromisoformat((await self.subscription())["current_period_end"])
+        await self.advance(end + timedelta(hours=1))
+        return dict(await self.call("GET", f"/v1/invoices/{(await self.subscription())['latest_invoice']}"))
+
+    async def payments(self, invoice: str) -> list[dict[str, Any]]:
+        return list(reversed((await self.call("GET", "/v1/payments", invoice=invoice, limit=100))["data"]))
+
+    async def case(self, invoice: str) -> dict[str, Any]:
+        [found] = (await self.call("GET", "/v1/dunning/cases", invoice=invoice))["data"]
+        return dict(found)
+
+    async def events(self, object_id: str, event_type: str) -> list[dict[str, Any]]:
+        found = await self.call("GET", "/v1/events", object_id=object_id, type=event_type, limit=100)
+        return list(reversed(found["data"]))
+
+    async def ledger(self) -> dict[str, Any]:
+        return await sandbox_admin(self.api, self.channel, "state")
+
+    async def notifications(self) -> list[dict[str, Any]]:
+        await self.sandbox.notifier.drain()
+        return list((await sandbox_admin(self.api, self.channel, "notifications"))["notifications"])
+
+
+@pytest.fixture(params=CHANNELS)
+async def world(
+    request: pytest.FixtureRequest, api: httpx.AsyncClient, services: Services
+) -> AsyncIterator[ChannelWorld]:
+    found = ChannelWorld(api, services, request.param)
+    yield found
+    await found.sandbox.notifier.drain()
+
+
+def trade_keys(ledger: dict[str, Any]) -> set[str]:
+    return {t["out_trade_no"] for t in ledger["trades"]}
+
+
+async def test_an_agreement_signed_on_the_sandbox_page_pays_three_renewals_a_refund_and_a_credit_note(
+    world: ChannelWorld,
+) -> None:
+    await world.start()
+    assert world.pm["type"] == world.channel and world.pm[world.channel]["single_amount_limit"] == 100_000
+    assert [
+        e["data"]["object"]["status"] for e in await world.events(world.pm["id"], "payment_method.activated")
+    ] == ["active"]
+    renewals = [await world.renew() for _ in range(3)]
+    assert [i["status"] for i in renewals] == ["paid", "paid", "paid"]
+    payments = [p for invoice in renewals for p in await world.payments(invoice["id"])]
+    assert [(p["status"], p["amount"], p["currency"], p["gateway"]) for p in payments] == [
+        ("succeeded", 2500, "CNY", world.channel)
+    ] * 3
+    assert {p["payment_method_details"]["type"] for p in payments} == {world.channel}
+    ledger = await world.ledger()
+    assert {p["id"] for p in payments} <= trade_keys(ledger)
+    # A partial refund of one renewal, and a credit note refunding part of another, through the channel.
+    refund = await world.call("POST", "/v1/refunds", {"payment": payments[0]["id"], "amount": 1000})
+    assert (refund["status"], refund["amount"], refund["gateway"]) == ("succeeded", 1000, world.channel)
+    note = await world.call(
+        "POST", "/v1/credit_notes", {"invoice": renewals[1]["id"], "amount": 500, "refund_amount": 500}
+    )
+    note_refund = await world.call("GET", f"/v1/refunds/{note['refund']}")
+    assert (note_refund["status"], note_refund["amount"], note_refund["payment"]) == (
+        "succeeded",
+        500,
+        payments[1]["id"],
+    )
+    refunded = {(r["out_trade_no"], r["amount"]) for r in (await world.ledger())["refunds"]}
+    assert refunded == {(payments[0]["id"], 1000), (payments[1]["id"], 500)}
+    assert (await world.call("GET", f"/v1/payments/{payments[0]['id']}"))["amount_refunded"] == 1000
+    # Every notification the sandbox sent (the signing, each debit, each refund) was accepted by the engine.
+    sent = await world.notifications()
+    assert sent and all(n["accepted"] for n in sent), sent
+    assert len(sent) == 1 + 4 + 2  # signed; the first invoice and three renewals; two refunds
+
+
+async def test_buyer_poor_is_retried_by_dunning_and_recovered_by_a_new_agreement(world: ChannelWorld) -> None:
+    await world.start()
+    poor = await world.agreement("buyer_poor")
+    invoice = await world.renew()
+    [failed] = await world.payments(invoice["id"])
+    assert (failed["status"], failed["failure_code"], failed["decline_type"]) == (
+        "failed",
+        "insufficient_funds",
+        "soft",
+    )
+    assert NAMES[world.channel] in failed["failure_message"] and "余额不足" in failed["failure_message"]
+    case = await world.case(invoice["id"])
+    assert case["state"] == "retrying"
+    await world.advance(datetime.fromisoformat(case["next_attempt_at"]) + timedelta(minutes=1))
+    assert [p["status"] for p in await world.payments(invoice["id"])] == ["failed", "failed"]
+    assert {p["payment_method"] for p in await world.payments(invoice["id"])} == {poor["id"]}
+    # The customer signs a new agreement with an account that can pay: the invoice is tried again at once.
+    ok = await world.agreement("buyer_ok", default=False)
+    now = datetime.fromisoformat((await world.call("GET", f"/v1/test_clocks/{world.clock}"))["frozen_time"])
+    await world.advance(now + timedelta(minutes=1))
+    paid = await world.payments(invoice["id"])
+    assert [(p["status"], p["payment_method"]) for p in paid] == [
+        ("failed", poor["id"]),
+        ("failed", poor["id"]),
+        ("succeeded", ok["id"]),
+    ]
+    assert (await world.call("GET", f"/v1/invoices/{invoice['id']}"))["status"] == "paid"
+    assert (await world.case(invoice["id"]))["state"] == "recovered"
+    assert (await world.subscription())["status"] == "active"
+
+
+async def test_buyer_frozen_is_a_hard_decline_that_waits_for_a_new_agreement(world: ChannelWorld) -> None:
+    await world.start()
+    await world.agreement("buyer_frozen")
+    invoice = await world.renew()
+    [failed] = await world.payments(invoice["id"])
+    assert (failed["failure_code"], failed["decline_type"], failed["next_action"]) == (
+        "account_frozen",
+        "hard",
+        "update_payment_method",
+    )
+    assert "冻结" in failed["failure_message"]
+    case = await world.case(invoice["id"])
+    assert (case["state"], case["next_attempt_at"]) == ("awaiting_payment_method", None)
+    await world.advance(datetime.fromisoformat(invoice["created_at"]) + timedelta(days=6))
+    assert len(await world.payments(invoice["id"])) == 1
+
+
+async def test_a_revocation_notification_revokes_the_agreement_and_stops_debits(world: ChannelWorld) -> None:
+    await world.start()
+    revoked = await sandbox_admin(world.api, world.channel, f"agreements/{agreement_no(world.pm)}/revoke", {})
+    assert revoked["notification_accepted"] is True
+    pm = await world.call("GET", f"/v1/payment_methods/{world.pm['id']}")
+    assert (pm["status"], pm[world.channel]["end_reason"]) == ("revoked", "revoked_by_customer")
+    [event] = await world.events(world.pm["id"], "payment_method.revoked")
+    assert event["data"]["object"]["status"] == "revoked"
+    requests_before = (await world.ledger())["api_requests"]
+    invoice = await world.renew()
+    [failed] = await world.payments(invoice["id"])
+    assert (failed["status"], failed["failure_code"], failed["decline_type"]) == (
+        "failed",
+        "revocation_of_authorization",
+        "hard",
+    )
+    # Declined by the engine: the channel never heard of this debit.
+    ledger = await world.ledger()
+    assert failed["id"] not in trade_keys(ledger) and ledger["api_requests"] == requests_before
+    assert (await world.case(invoice["id"]))["state"] == "awaiting_payment_method"
+
+
+async def _count_notifications(services: Services) -> int:
+    async with transaction(services.sessions) as session:
+        return int(await session.scalar(select(func.count()).select_from(ChannelNotification)) or 0)
+
+
+async def _post(
+    api: httpx.AsyncClient,
+    notification: dict[str, Any],
+    *,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    url: str | None = None,
+) -> httpx.Response:
+    return await api.post(
+        path_of(url or notification["url"]),
+        content=(body if body is not None else notification["body"]).encode(),
+        headers=headers if headers is not None else notification["headers"],
+    )
+
+
+def _accepted(channel: str, response: httpx.Response) -> bool:
+    if channel == "alipay":
+        assert response.status_code == 200
+        return response.text == "success"
+    return response.status_code == 204
+
+
+async def test_repeated_and_forged_notifications_change_nothing(
+    world: ChannelWorld, services: Services
+) -> None:
+    await world.start()
+    invoice = await world.renew()
+    [payment] = await world.payments(invoice["id"])
+    sent = await world.notifications()
+    signed = next(n for n in sent if n["what"] in ("dut_user_sign", "PAPAY.SIGN"))
+    trade = [n for n in sent if n["what"] in ("trade_status_sync", "TRANSACTION.SUCCESS")][-1]
+    seen = await _count_notifications(services)
+    events = (await world.call("GET", "/v1/events", limit=100))["data"]
+    # The same notifications again: answered as accepted, applied never twice.
+    assert _accepted(world.channel, await _post(world.api, signed))
+    assert _accepted(world.channel, await _post(world.api, trade))
+    # Forged: a changed body (its signature no longer matches) is refused in the channel's failure form.
+    if world.channel == "alipay":
+        params = dict(parse_qsl(signed["body"]))
+        params["agreement_no"] = "20279999999999999999"
+        forged = await _post(world.api, signed, body=urlencode(params))
+        assert (forged.status_code, forged.text) == (200, "fail")
+    else:
+        forged = await _post(world.api, signed, body=signed["body"].replace("签约成功", "签约成功!"))
+        assert forged.status_code == 400 and forged.json()["code"] == "FAIL"
+    # A notification naming a connection that does not exist is refused.
+    elsewhere = signed["url"].rsplit("/", 1)[0] + "/no_such_connection"
+    assert not _accepted(world.channel, await _post(world.api, signed, url=elsewhere))
+    # A correctly signed debit notification whose amount is not the payment's is refused.
+    assert not _accepted(world.channel, await _resigned_with_amount(world, trade, payment["amount"] + 100))
+    # Nothing changed: no new notification applied, no event written, the agreement and payment as they were.
+    assert await _count_notifications(services) == seen
+    assert (await world.call("GET", "/v1/events", limit=100))["data"] == events
+    assert (await world.call("GET", f"/v1/payment_methods/{world.pm['id']}"))["status"] == "active"
+    assert (await world.call("GET", f"/v1/payments/{payment['id']}"))["status"] == "succeeded"
+
+
+async def _resigned_with_amount(
+    world: ChannelWorld, notification: dict[str, Any], amount: int
+) -> httpx.Response:
+    """The sandbox's own notification of a debit with its amount changed, signed again with the sandbox's key
+    (what only someone holding the channel's key could send): the engine still refuses a wrong amount."""
+    key = await platform_key(world.sandbox.store)
+    if world.channel == "alipay":
+        params = dict(parse_qsl(notification["body"]))
+        params["total_amount"] = to_yuan(amount)
+        params["notify_id"] = "forged" + secrets.token_hex(8)
+        body = urlencode(alipay_protocol.sign_notification(params, key["private_key"]))
+        return await _post(world.api, notification, body=body)
+    [connection] = [
+        g for g in (await world.call("GET", "/v1/settings"))["gateways"] if g["type"] == "wechat_pay"
+    ]
+    account = await world.sandbox.store.get("accounts", connection["credentials"]["mchid"])
+    assert account is not None
+    envelope = json.loads(notification["body"])
+    plaintext = wechat_protocol.decrypt_resource(account["apiv3_key"], envelope["resource"])
+    plaintext["amount"]["total"] = amount
+    nonce = secrets.token_hex(6)
+    envelope["id"] = "EV-forged" + secrets.token_hex(8)
+    envelope["resource"]["nonce"] = nonce
+    envelope["resource"]["ciphertext"] = wechat_protocol.encrypt_resource(
+        account["apiv3_key"], nonce, envelope["resource"]["associated_data"], plaintext
+    )
+    text = wechat_protocol.body_text(envelope)
+    headers = {
+        "content-type": "application/json",
+        **wechat_protocol.signed_headers(
+            private_key=key["private_key"],
+            serial=key["serial"],
+            body=text,
+            timestamp=int(datetime.now(UTC).timestamp()),
+            nonce=secrets.token_hex(16),
+        ),
+    }
+    return await _post(world.api, notification, body=text, headers=headers)
