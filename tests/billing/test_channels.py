@@ -21,15 +21,20 @@ from billing.channels.models import ChannelNotification
 from billing.channels.sandbox_kit import ChannelSandbox, platform_key
 from billing.channels.wechat_pay import protocol as wechat_protocol
 from billing.channels.yuan import to_yuan
+from billing.clock import utc_now
 from billing.db.engine import transaction
+from billing.payments.janitor import run_janitor
 from billing.services import Services
 from tests.billing.channel_helpers import (
     CHANNELS,
     agreement_no,
+    answer_page,
+    approval_page,
     configure_channels,
     path_of,
     sandbox_admin,
     sign_agreement,
+    start_agreement,
 )
 from tests.billing.world import run_worker
 
@@ -344,3 +349,143 @@ async def _resigned_with_amount(
         ),
     }
     return await _post(world.api, notification, body=text, headers=headers)
+
+
+async def _pay_one_off(world: ChannelWorld, amount: int, currency: str = "CNY") -> tuple[httpx.Response, str]:
+    invoice = await world.call(
+        "POST",
+        "/v1/invoices",
+        {
+            "customer": world.customer,
+            "currency": currency,
+            "lines": [{"description": "Extra seats", "amount": amount}],
+        },
+    )
+    await world.call("POST", f"/v1/invoices/{invoice['id']}/finalize", {})
+    return await world.api.post(f"/v1/invoices/{invoice['id']}/pay", json={}), invoice["id"]
+
+
+async def test_cny_only_channels_refuse_other_currencies_at_creation_and_at_charge(
+    world: ChannelWorld,
+) -> None:
+    await configure_channels(world.api, {"id": world.channel, "type": world.channel, "url": None})
+    dollars = (await world.call("POST", "/v1/customers", {"currency": "USD"}))["id"]
+    refused = await world.api.post("/v1/payment_methods", json={"customer": dollars, "type": world.channel})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("currency_not_supported", "customer") and "CNY" in error[
+        "message"
+    ]
+    # A customer without a currency may sign; a debit in another currency is declined before the channel.
+    world.customer = (await world.call("POST", "/v1/customers", {"locale": "zh-CN"}))["id"]
+    await world.agreement("buyer_ok")
+    before = (await world.ledger())["api_requests"]
+    response, invoice = await _pay_one_off(world, 1500, "USD")
+    assert response.status_code == 402, response.text
+    assert response.json()["error"]["decline_code"] == "currency_not_supported"
+    [payment] = await world.payments(invoice)
+    assert payment["decline_type"] == "hard" and "人民币" in payment["failure_message"]
+    assert (await world.ledger())["api_requests"] == before
+
+
+async def test_debits_beyond_the_agreements_limits_are_declined_before_the_channel(
+    world: ChannelWorld,
+) -> None:
+    await configure_channels(world.api, {"id": world.channel, "type": world.channel, "url": None})
+    world.customer = (await world.call("POST", "/v1/customers", {"currency": "CNY", "locale": "zh-CN"}))["id"]
+    pm = await world.agreement(
+        "buyer_ok",
+        single_amount_limit=3000,
+        period_amount_limit=4000,
+        period={"interval": "month", "interval_count": 1},
+    )
+    assert (pm[world.channel]["single_amount_limit"], pm[world.channel]["period_amount_limit"]) == (
+        3000,
+        4000,
+    )
+    before = (await world.ledger())["api_requests"]
+    above_single, first = await _pay_one_off(world, 3001)
+    assert (
+        above_single.status_code == 402
+        and above_single.json()["error"]["decline_code"] == "agreement_limit_exceeded"
+    )
+    [declined] = await world.payments(first)
+    assert "限额" in declined["failure_message"] and declined["decline_type"] == "hard"
+    assert (await world.ledger())["api_requests"] == before
+    paid, _ = await _pay_one_off(world, 2500)
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"
+    # 2500 already taken this period: 2500 more would pass the period's 4000.
+    over_period, _ = await _pay_one_off(world, 2500)
+    assert (
+        over_period.status_code == 402
+        and over_period.json()["error"]["decline_code"] == "agreement_limit_exceeded"
+    )
+    within, _ = await _pay_one_off(world, 1500)
+    assert within.status_code == 200 and within.json()["status"] == "paid"
+
+
+async def test_a_pending_agreement_is_not_a_usable_default_and_a_declined_page_leaves_it_pending(
+    world: ChannelWorld,
+) -> None:
+    await configure_channels(world.api, {"id": world.channel, "type": world.channel, "url": None})
+    world.customer = (await world.call("POST", "/v1/customers", {"currency": "CNY"}))["id"]
+    pm = await start_agreement(world.api, world.customer, world.channel, display="redirect")
+    assert pm["next_action"]["type"] == "redirect_to_url"
+    assert pm["next_action"]["qr_code_svg"].startswith("<svg")
+    refused = await world.api.patch(
+        f"/v1/customers/{world.customer}", json={"default_payment_method": pm["id"]}
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "payment_method_pending"
+    page = await approval_page(world.api, pm)
+    assert "拒绝签约" in await answer_page(world.api, page, decision="decline")
+    still = await world.call("GET", f"/v1/payment_methods/{pm['id']}")
+    assert (still["status"], still["next_action"]["url"]) == ("pending", pm["next_action"]["url"])
+    # The same page cannot be answered twice.
+    again = await world.api.post(page, data={"decision": "approve", "buyer": "buyer_ok"})
+    assert again.status_code == 409
+
+
+async def test_detach_unsigns_the_agreement_in_the_channel_and_nothing_changes_when_it_cannot(
+    world: ChannelWorld,
+) -> None:
+    await world.start()
+    await sandbox_admin(world.api, world.channel, "mode", {"mode": "down"})
+    failed = await world.api.post(f"/v1/payment_methods/{world.pm['id']}/detach", json={})
+    assert failed.status_code == 500 and failed.json()["error"]["code"] == "channel_unavailable"
+    assert (await world.call("GET", f"/v1/payment_methods/{world.pm['id']}"))["status"] == "active"
+    await sandbox_admin(world.api, world.channel, "mode", {"mode": "normal"})
+    detached = await world.call("POST", f"/v1/payment_methods/{world.pm['id']}/detach", {})
+    assert detached["customer"] is None and detached[world.channel]["end_reason"] == "unsigned_by_merchant"
+    [agreement] = [
+        a
+        for a in (await world.ledger())["agreements"]
+        if a.get("agreement_no", a.get("contract_id")) == agreement_no(world.pm)
+    ]
+    assert agreement.get("status", agreement.get("contract_state")) in ("UNSIGN", "TERMINATED")
+    # The channel's own notice of the unsigning arrives and changes nothing more.
+    sent = await world.notifications()
+    assert sent[-1]["what"] in ("dut_user_unsign", "PAPAY.TERMINATE") and sent[-1]["accepted"]
+    assert len(await world.events(world.pm["id"], "payment_method.detached")) == 1
+    assert (await world.call("GET", f"/v1/payment_methods/{world.pm['id']}"))["status"] == "active"
+    # A pending agreement is detached without asking the channel.
+    pending = await start_agreement(world.api, world.customer, world.channel)
+    dropped = await world.call("POST", f"/v1/payment_methods/{pending['id']}/detach", {})
+    assert dropped[world.channel]["end_reason"] == "abandoned" and "next_action" not in dropped
+
+
+async def test_buyer_slow_is_unknown_then_settled_by_the_janitor(
+    world: ChannelWorld, services: Services
+) -> None:
+    await world.start()
+    await world.agreement("buyer_slow")
+    invoice = await world.renew()
+    [pending] = await world.payments(invoice["id"])
+    assert pending["status"] == "pending" and pending["next_action"] == "wait"
+    report = await run_janitor(services, now=utc_now() + timedelta(hours=2))
+    assert report.payments_settled >= 1
+    assert (await world.call("GET", f"/v1/payments/{pending['id']}"))["status"] == "succeeded"
+    # The invoice's collection looks again a minute later (its clock) and finds the payment succeeded.
+    end = datetime.fromisoformat((await world.call("GET", f"/v1/test_clocks/{world.clock}"))["frozen_time"])
+    await world.advance(end + timedelta(minutes=2))
+    assert (await world.call("GET", f"/v1/invoices/{invoice['id']}"))["status"] == "paid"
+    assert len(await world.payments(invoice["id"])) == 1
