@@ -122,7 +122,7 @@ def test_agreement_declines_name_the_channel_in_both_languages(
 ) -> None:
     assert en in failure_message(code, "en", method)
     assert zh in failure_message(code, "zh-CN", method)
-    assert "card" not in failure_message(code, "en", method).lower()
+    assert "your card" not in failure_message(code, "en", method).lower()
 
 
 def test_a_technical_failure_reads_the_same_for_cards_and_channels() -> None:
