@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -37,6 +38,7 @@ from billing.gateways.sandbox_store import Document, SandboxStore
 
 log = logging.getLogger("billing.channels.sandbox")
 
+CHINA = ZoneInfo("Asia/Shanghai")
 MODES = ("normal", "slow", "down")
 RETRY_DELAYS = (1.0, 5.0, 30.0)
 FEE_PER_MILLE = 6  # both sandboxes keep 0.6 % of each debit, rounded half up to the fen
@@ -238,7 +240,7 @@ def approval_page(
         '<p class="note">This is a test page of the billing engine\'s sandbox, not the real channel. No money moves. · '
         "这是计费引擎的沙箱测试页面，并非真实支付渠道，不会产生真实资金往来。</p>"
         f"<table>{table}</table>"
-        f"<p>Link valid until · 链接有效期至 {html.escape(expires_at.isoformat(timespec='seconds'))}</p>"
+        f"<p>Link valid until · 链接有效期至 {html.escape(_china_time(expires_at))}</p>"
         '<form method="post"><fieldset><legend>Test buyer · 测试买家</legend>'
         f"{buyers}</fieldset>"
         '<button class="approve" type="submit" name="decision" value="approve">Approve · 同意签约</button>'
@@ -246,6 +248,16 @@ def approval_page(
         "</form>"
     )
     return _page(f"{channel} sandbox · {channel_zh}沙箱", body)
+
+
+def _china_time(moment: datetime) -> str:
+    return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") + " (UTC+8)"
+
+
+def period_words(interval: str, count: int) -> str:
+    """A debit cycle in both languages: "every 1 month · 每 1 个月"."""
+    en = f"every {count} {'month' if interval == 'month' else 'day'}{'s' if count > 1 else ''}"
+    return f"{en} · 每 {count} {'个月' if interval == 'month' else '天'}"
 
 
 def result_page(*, channel: str, channel_zh: str, en: str, zh: str, return_url: str | None) -> str:
@@ -340,7 +352,8 @@ class ChannelSandbox(MiniApp):
     def approval_rows(self, sign: Document) -> list[tuple[str, str, str]]:
         raise NotImplementedError
 
-    async def approve(self, sign: Document, buyer: TestBuyer) -> None:
+    async def approve(self, sign: Document, buyer: TestBuyer) -> bool:
+        """Sign the agreement as `buyer` and notify the merchant; whether the notification was accepted."""
         raise NotImplementedError
 
     async def revoke(self, agreement_no: str) -> Document | None:
@@ -417,14 +430,22 @@ class ChannelSandbox(MiniApp):
                     return_url=sign.get("return_url"),
                 ),
             )
-        await self.approve(sign, buyer)
+        notified = await self.approve(sign, buyer)
+        en = f"Agreement signed as {buyer.name}. " + (
+            "The merchant has been notified."
+            if notified
+            else "The merchant's notify URL has not accepted the notification yet; the sandbox will send it again."
+        )
+        zh = f"已以 {buyer.name} 身份签约，" + (
+            "商户已收到通知。" if notified else "商户通知地址尚未确认收到通知，沙箱将重新发送。"
+        )
         return HttpResponse.html(
             200,
             result_page(
                 channel=self.channel,
                 channel_zh=self.channel_zh,
-                en=f"Agreement signed as {buyer.name}. The merchant has been notified.",
-                zh=f"已以 {buyer.name} 身份签约，商户已收到通知。",
+                en=en,
+                zh=zh,
                 return_url=sign.get("return_url"),
             ),
         )

@@ -31,6 +31,7 @@ from billing.channels.sandbox_kit import (
     digits,
     link_lifetime,
     message_page,
+    period_words,
     platform_key,
 )
 from billing.channels.yuan import fee_for, from_yuan, mask_account, to_yuan
@@ -207,7 +208,7 @@ class AlipaySandbox(ChannelSandbox):
         return HttpResponse.redirect(f"{self.base_url(request)}/authorize/{sign_id}")
 
     def approval_rows(self, sign: Document) -> list[tuple[str, str, str]]:
-        period = f"{sign['period']} {'month(s)' if sign['period_type'] == 'MONTH' else 'day(s)'}"
+        period = period_words("month" if sign["period_type"] == "MONTH" else "day", int(sign["period"]))
         return [
             ("App", "应用", str(sign["app_id"])),
             ("Product", "产品", "周期扣款 CYCLE_PAY_AUTH_P"),
@@ -216,7 +217,7 @@ class AlipaySandbox(ChannelSandbox):
             ("Period", "扣款周期", period),
         ]
 
-    async def approve(self, sign: Document, buyer: TestBuyer) -> None:
+    async def approve(self, sign: Document, buyer: TestBuyer) -> bool:
         now = utc_now()
         agreement_no = f"{now.astimezone(protocol.CHINA):%Y}" + digits(16)
         agreement = {
@@ -245,7 +246,7 @@ class AlipaySandbox(ChannelSandbox):
         sign["status"] = "approved"
         sign["agreement_no"] = agreement_no
         await self.store.put("signs", sign["id"], sign)
-        await self._notify_agreement(agreement, "dut_user_sign", wait=True)
+        return await self._notify_agreement(agreement, "dut_user_sign", wait=True)
 
     async def revoke(self, agreement_no: str) -> Document | None:
         agreement = await self.store.get("agreements", agreement_no)

@@ -33,6 +33,7 @@ from billing.channels.sandbox_kit import (
     TestBuyer,
     digits,
     link_lifetime,
+    period_words,
     platform_key,
 )
 from billing.channels.wechat_pay import protocol
@@ -231,9 +232,10 @@ class WechatPaySandbox(ChannelSandbox):
             ("Contract code", "签约协议号", str(sign["out_contract_code"])),
             ("Account shown", "签约用户", str(sign["contract_display_account"])),
             ("Max per deduction", "单次扣费上限", f"¥{to_yuan(PLAN_MAX_AMOUNT)}"),
+            ("Period", "扣费周期", period_words("month", 1)),
         ]
 
-    async def approve(self, sign: Document, buyer: TestBuyer) -> None:
+    async def approve(self, sign: Document, buyer: TestBuyer) -> bool:
         now = utc_now()
         contract_id = now.astimezone(protocol.CHINA).strftime("%Y%m%d") + digits(16)
         contract = {
@@ -257,7 +259,7 @@ class WechatPaySandbox(ChannelSandbox):
         sign["status"] = "approved"
         sign["contract_id"] = contract_id
         await self.store.put("signs", sign["id"], sign)
-        await self._notify(
+        return await self._notify(
             contract["mchid"],
             contract.get("notify_url"),
             "PAPAY.SIGN",
