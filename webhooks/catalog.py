@@ -53,7 +53,7 @@ EVENT_TYPES: dict[str, str] = {
     "payment_method.attached": "A card was attached to a customer, or a debit agreement was started (pending until the customer approves it in the channel).",
     "payment_method.activated": "The customer approved a debit agreement in its channel (Alipay, WeChat Pay): the payment method is active and can be charged.",
     "payment_method.revoked": "The customer ended a debit agreement in its channel: every debit of it from now on is declined (revocation_of_authorization).",
-    "payment_method.updated": "A payment method's expiry date or metadata changed.",
+    "payment_method.updated": "A payment method's expiry date or metadata changed, or an agreement's signing link ran out unapproved (status expired).",
     "payment_method.detached": "A payment method was detached from its customer: a card's number destroyed, an agreement unsigned in its channel.",
     "payment.created": "A payment attempt started; payment.succeeded or payment.failed follows.",
     "payment.succeeded": "A payment was captured.",

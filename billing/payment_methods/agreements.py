@@ -6,6 +6,8 @@
   The channel is called outside the request's transaction; nothing is written before it answered.
 - `activate_agreement` / `end_agreement_by_channel`: what a verified notification does (billing.channels.notify).
   Activation retries the customer's unpaid invoices at once, as a new card does (SPEC §6).
+- `settle_pending_agreements`: the janitor asks the channel about agreements whose notification did not come,
+  and expires those whose link ran out unapproved.
 - `detach_agreement`: the merchant unsigns: the channel first (nothing changes if it does not confirm), then
   the payment method is detached.
 - `debit_refusal`: the limits checked before any debit reaches the channel.
@@ -24,10 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import msgspec
 import segno
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import DateTime, func, select
+from sqlalchemy import cast as cast_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.channels.base import (
     CHANNEL_CURRENCY,
@@ -41,6 +45,7 @@ from billing.channels.base import (
 from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
+from billing.db.engine import transaction
 from billing.dunning_cases.service import retry_after_payment_method_change
 from billing.errors import ApiError, InvalidRequest, Unprocessable
 from billing.gateways.base import AgreementInstrument, ConnectionConfig, NotFound, TechnicalError, Unknown
@@ -55,9 +60,13 @@ from billing.payment_methods.service import detach_payment_method, get_payment_m
 from billing.payments.models import Payment
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
-from webhooks.outbox import record_event
+from webhooks.outbox import previous_attributes, record_event
 
 SIGN_LINK_LIFETIME = timedelta(minutes=30)
+# The janitor asks the channel about a pending agreement this long after its link was made, then as often again;
+# a link that ran out is expired only after this grace, for an approval made at its last moment.
+RECHECK_EVERY = timedelta(minutes=5)
+EXPIRY_GRACE = timedelta(minutes=2)
 CHANNEL_NAMES = {"alipay": "Alipay", "wechat_pay": "WeChat Pay"}
 OutsideTransaction = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -205,6 +214,7 @@ async def record_pending_agreement(
             "url": link.url,
             "qr_code_svg": qr_code_svg(link.url),
             "expires_at": plan.terms.expires_at.isoformat(),
+            "recheck_at": (utc_now() + RECHECK_EVERY).isoformat(),
         },
         metadata_=plan.metadata,
         created_at=now,
@@ -320,6 +330,87 @@ async def end_agreement_by_channel(session: AsyncSession, pm: PaymentMethod, end
         clock=clock,
     )
     return True
+
+
+async def expire_agreement(session: AsyncSession, pm: PaymentMethod, moment: datetime) -> None:
+    """The signing link ran out and the channel says the customer never approved: `expired` (a late approval,
+    should the channel still send one, activates it all the same)."""
+    clock = await _customer_clock(session, pm)
+    before = msgspec.to_builtins(render_payment_method(pm))
+    pm.status = EXPIRED
+    pm.next_action = None
+    pm.agreement = {**(pm.agreement or {}), "ended_at": moment.isoformat(), "end_reason": "link_expired"}
+    pm.updated_at = clock.now()
+    await session.flush()
+    after = render_payment_method(pm)
+    record_event(
+        session,
+        merchant_id=pm.merchant_id,
+        event_type="payment_method.updated",
+        obj=after,
+        clock=clock,
+        previous_attributes=previous_attributes(before, after),
+    )
+
+
+async def settle_pending_agreements(
+    sessions: async_sessionmaker[AsyncSession],
+    pool: GatewayPool,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> int:
+    """The janitor's part for agreements (a missed notification is recovered by asking): a pending agreement is
+    asked about RECHECK_EVERY after its link was made and as often again; approved, it is activated; once its link
+    ran out (plus EXPIRY_GRACE) unapproved, it is `expired`. Each in its own transaction, claimed with SKIP
+    LOCKED, so several workers share the work. Returns how many changed."""
+    moment = now or utc_now()
+    recheck_at = cast_(PaymentMethod.next_action["recheck_at"].astext, DateTime(timezone=True))
+    changed = 0
+    for _ in range(limit):
+        async with transaction(sessions) as session:
+            pm = await session.scalar(
+                select(PaymentMethod)
+                .where(
+                    PaymentMethod.status == PENDING, PaymentMethod.detached_at.is_(None), recheck_at <= moment
+                )
+                .order_by(PaymentMethod.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if pm is None:
+                return changed
+            assert pm.next_action is not None and pm.external_agreement_no is not None
+            expires_at = datetime.fromisoformat(pm.next_action["expires_at"])
+            connection = next(
+                (c for c in await gateway_connections(session, pm.merchant_id) if c.id == pm.connection_id),
+                None,
+            )
+            state = (
+                await cast(ChannelGateway, pool.gateway(connection)).retrieve_agreement(
+                    pm.external_agreement_no
+                )
+                if connection is not None
+                else None
+            )
+            if isinstance(state, AgreementState) and state.status == "active" and state.agreement_no:
+                signed = AgreementSigned(
+                    notify_id="query",
+                    external_agreement_no=pm.external_agreement_no,
+                    agreement_no=state.agreement_no,
+                    buyer=state.buyer or "",
+                    signed_at=state.signed_at or moment,
+                )
+                changed += await activate_agreement(session, pm, signed)
+            elif moment >= expires_at + EXPIRY_GRACE and isinstance(state, AgreementState | NotFound):
+                await expire_agreement(session, pm, moment)
+                changed += 1
+            else:
+                later = moment + RECHECK_EVERY
+                if moment < expires_at + EXPIRY_GRACE:
+                    later = min(later, expires_at + EXPIRY_GRACE)
+                pm.next_action = {**pm.next_action, "recheck_at": later.isoformat()}
+    return changed
 
 
 # --- debits ----------------------------------------------------------------------------------------------------
