@@ -10,7 +10,8 @@
   and expires those whose link ran out unapproved.
 - `detach_agreement`: the merchant unsigns: the channel first (nothing changes if it does not confirm), then
   the payment method is detached.
-- `debit_refusal`: the limits checked before any debit reaches the channel.
+The limits checked before any debit reaches the channel are in billing.payment_methods.debits (the charge path
+needs them, and none of these use cases).
 
 An agreement belongs to the account that signed it: its debits, refunds and unsigning go to that connection
 only, never fail over to another account of the same channel (which does not know the agreement). A connection
@@ -28,8 +29,7 @@ from typing import Any, cast
 
 import msgspec
 import segno
-from dateutil.relativedelta import relativedelta
-from sqlalchemy import DateTime, func, select
+from sqlalchemy import DateTime, select
 from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,16 +48,16 @@ from billing.customers.service import get_customer
 from billing.db.engine import transaction
 from billing.dunning_cases.service import retry_after_payment_method_change
 from billing.errors import ApiError, InvalidRequest, Unprocessable
-from billing.gateways.base import AgreementInstrument, ConnectionConfig, NotFound, TechnicalError, Unknown
+from billing.gateways.base import ConnectionConfig, NotFound, TechnicalError, Unknown
 from billing.gateways.registry import GatewayPool, serves
 from billing.gateways.routing import open_circuits, order_connections
 from billing.ids import new_id
 from billing.metadata import validate_metadata
+from billing.payment_methods.debits import instrument
 from billing.payment_methods.models import ACTIVE, EXPIRED, PENDING, REVOKED, PaymentMethod
 from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import AgreementInput, PaymentMethodCreate
 from billing.payment_methods.service import detach_payment_method, get_payment_method
-from billing.payments.models import Payment
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
 from webhooks.outbox import previous_attributes, record_event
@@ -411,69 +411,6 @@ async def settle_pending_agreements(
                     later = min(later, expires_at + EXPIRY_GRACE)
                 pm.next_action = {**pm.next_action, "recheck_at": later.isoformat()}
     return changed
-
-
-# --- debits ----------------------------------------------------------------------------------------------------
-
-
-def instrument(pm: PaymentMethod) -> AgreementInstrument:
-    assert pm.agreement_no is not None and pm.external_agreement_no is not None
-    return AgreementInstrument(
-        channel=pm.type, agreement_no=pm.agreement_no, external_agreement_no=pm.external_agreement_no
-    )
-
-
-def period_window(signed_at: datetime, now: datetime, interval: str, count: int) -> tuple[datetime, datetime]:
-    """The agreement period holding `now`: periods of `count` days or months from the signing, each computed
-    from the signing (never from the previous period, so month ends do not drift)."""
-    step = relativedelta(months=count) if interval == "month" else relativedelta(days=count)
-    if now < signed_at:
-        return signed_at, signed_at + step
-    n = 0
-    # Jump close first (months or days elapsed), then walk: at most a step or two.
-    elapsed = (now - signed_at).days // (31 * count if interval == "month" else count)
-    n = max(0, elapsed - 1)
-    while signed_at + step * (n + 1) <= now:
-        n += 1
-    return signed_at + step * n, signed_at + step * (n + 1)
-
-
-def debit_refusal(pm: PaymentMethod, amount: int, currency: str, debited_in_period: int) -> str | None:
-    """Why a debit must not reach the channel (a hard decline code), or None. Pure."""
-    if pm.status == REVOKED:
-        return "revocation_of_authorization"
-    if currency != CHANNEL_CURRENCY:
-        return "currency_not_supported"
-    terms = pm.agreement or {}
-    if amount > int(terms.get("single_amount_limit", 0)):
-        return "agreement_limit_exceeded"
-    cap = terms.get("period_amount_limit")
-    if cap is not None and debited_in_period + amount > int(cap):
-        return "agreement_limit_exceeded"
-    return None
-
-
-async def debited_in_period(session: AsyncSession, pm: PaymentMethod, now: datetime) -> int:
-    """What succeeded debits of this agreement took in its current period (only when a period cap is set)."""
-    terms = pm.agreement or {}
-    if terms.get("period_amount_limit") is None or not terms.get("signed_at"):
-        return 0
-    period = terms.get("period") or {}
-    start, end = period_window(
-        datetime.fromisoformat(terms["signed_at"]),
-        now,
-        str(period.get("interval", "month")),
-        int(period.get("interval_count", 1)),
-    )
-    taken = await session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0)).where(
-            Payment.payment_method_id == pm.id,
-            Payment.status.in_(("pending", "succeeded")),
-            Payment.created_at >= start,
-            Payment.created_at < end,
-        )
-    )
-    return int(taken or 0)
 
 
 # --- the merchant unsigns ---------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ from billing.gateways.routing import (
 )
 from billing.ids import new_id
 from billing.metadata import validate_metadata
-from billing.payment_methods import agreements
+from billing.payment_methods import debits
 from billing.payment_methods.models import CARD, PaymentMethod
 from billing.payment_methods.service import chargeable_payment_method
 from billing.payments import schemas
@@ -291,8 +291,8 @@ async def _route(
                 "settings.gateways. Add it back (weight 0 keeps it out of new agreements) to debit it.",
                 code="gateway_not_configured",
             )
-        taken = await agreements.debited_in_period(session, pm, clock.now())
-        return route, agreements.debit_refusal(pm, amount, currency, taken)
+        taken = await debits.debited_in_period(session, pm, clock.now())
+        return route, debits.debit_refusal(pm, amount, currency, taken)
     cards = [c for c in connections if serves(c, CARD)]
     opened = await open_circuits(session, merchant_id, [c.id for c in cards])
     route = order_connections(cards, opened)
@@ -308,7 +308,7 @@ async def _route(
 async def _instrument(services: Services, pm: PaymentMethod, entry: VaultEntry | None) -> Instrument:
     """What the gateway debits: the card from the vault (with its CVC on a first charge), or the agreement."""
     if pm.type != CARD:
-        return agreements.instrument(pm)
+        return debits.instrument(pm)
     assert entry is not None and pm.card_brand is not None
     assert pm.card_exp_month is not None and pm.card_exp_year is not None
     return CardInstrument(

@@ -32,7 +32,7 @@ from billing.channels.crypto import (
 )
 from billing.channels.wechat_pay import protocol as wechat
 from billing.channels.yuan import fee_for, from_yuan, mask_account, to_yuan, yuan_to_fen_rounded
-from billing.payment_methods.agreements import debit_refusal, period_window
+from billing.payment_methods.debits import debit_refusal, period_window
 from billing.payment_methods.models import PaymentMethod
 
 CHINA = ZoneInfo("Asia/Shanghai")
