@@ -17,13 +17,13 @@ from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
 from billing.catalog.routes import CATALOG_CONTROLLERS
-from billing.channels.asgi import ASGIApp as RawApp
 from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
 from billing.events.routes import EventsController
+from billing.gateways.asgi import ASGIApp as RawApp
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController

@@ -24,7 +24,6 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing.channels.asgi import HttpRequest, HttpResponse, MiniApp
 from billing.channels.base import (
     AgreementEnded,
     AgreementSigned,
@@ -38,6 +37,7 @@ from billing.channels.base import (
 from billing.channels.models import ChannelNotification
 from billing.db.engine import transaction
 from billing.errors import NotFound as NoSuchObject
+from billing.gateways.asgi import HttpRequest, HttpResponse, MiniApp
 from billing.gateways.base import AgreementInstrument, ConnectionConfig
 from billing.gateways.registry import GATEWAY_TYPES, GatewayPool, NotifyAnswer
 from billing.payment_methods import agreements

@@ -24,16 +24,16 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from billing.channels.asgi import ASGIApp, HttpRequest, HttpResponse, MiniApp
 from billing.channels.crypto import generate_private_key_pem, public_key_pem
 from billing.clock import utc_now
+from billing.gateways.asgi import ASGIApp, HttpRequest, HttpResponse, MiniApp
 from billing.gateways.sandbox_store import Document, SandboxStore
 
 log = logging.getLogger("billing.channels.sandbox")
@@ -283,6 +283,11 @@ def message_page(status: int, en: str, zh: str) -> HttpResponse:
 
 def expired(document: Document) -> bool:
     return datetime.fromisoformat(str(document["expires_at"])) <= utc_now()
+
+
+def on_china_day(moment: str | None, day: date) -> bool:
+    """Whether a ledger time (ISO, UTC) falls on `day` in China time, the day of the channels' bills."""
+    return moment is not None and datetime.fromisoformat(moment).astimezone(CHINA).date() == day
 
 
 def link_lifetime() -> timedelta:

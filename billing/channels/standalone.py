@@ -8,6 +8,7 @@ import asyncio
 from billing.channels.alipay.sandbox import AlipaySandbox
 from billing.channels.sandbox_kit import ChannelSandbox, http_deliver, platform_key
 from billing.channels.wechat_pay.sandbox import WechatPaySandbox
+from billing.gateways.asgi import serve
 from billing.gateways.sandbox_store import MemoryStore
 
 SANDBOXES: dict[str, type[ChannelSandbox]] = {"alipay": AlipaySandbox, "wechat_pay": WechatPaySandbox}
@@ -21,14 +22,4 @@ def standalone_sandbox(channel: str) -> ChannelSandbox:
 
 
 def run_standalone_channel(channel: str, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        standalone_sandbox(channel),
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    serve(standalone_sandbox(channel), host, port)

@@ -21,7 +21,6 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from billing.channels.alipay import protocol
-from billing.channels.asgi import HttpRequest, HttpResponse
 from billing.channels.crypto import KeyFormatError, generate_private_key_pem, load_public_key, public_key_pem
 from billing.channels.sandbox_kit import (
     FEE_PER_MILLE,
@@ -31,11 +30,13 @@ from billing.channels.sandbox_kit import (
     digits,
     link_lifetime,
     message_page,
+    on_china_day,
     period_words,
     platform_key,
 )
 from billing.channels.yuan import fee_for, from_yuan, mask_account, to_yuan
 from billing.clock import utc_now
+from billing.gateways.asgi import HttpRequest, HttpResponse
 from billing.gateways.sandbox_store import Document
 from billing.ids import random_token
 
@@ -578,11 +579,6 @@ class AlipaySandbox(ChannelSandbox):
     async def bill_lines(self, app_id: str, day: date) -> list[protocol.BillLine]:
         """The ledger's trades paid and refunds made on `day` (China time), with the 0.6 % service fee."""
 
-        def on_day(moment: str | None) -> bool:
-            return (
-                moment is not None and datetime.fromisoformat(moment).astimezone(protocol.CHINA).date() == day
-            )
-
         trades = {t["key"]: t for t in await self.store.all("trades") if t["app_id"] == app_id}
         lines = [
             protocol.BillLine(
@@ -597,11 +593,11 @@ class AlipaySandbox(ChannelSandbox):
                 fee=fee_for(t["amount"], Decimal(FEE_PER_MILLE)),
             )
             for t in trades.values()
-            if t["status"] == "TRADE_SUCCESS" and on_day(t.get("paid_at"))
+            if t["status"] == "TRADE_SUCCESS" and on_china_day(t.get("paid_at"), day)
         ]
         for refund in await self.store.all("refunds"):
             trade = trades.get(refund["trade_key"])
-            if trade is None or not on_day(refund["refunded_at"]):
+            if trade is None or not on_china_day(refund["refunded_at"], day):
                 continue
             lines.append(
                 protocol.BillLine(

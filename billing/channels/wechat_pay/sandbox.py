@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from billing.channels.asgi import HttpRequest, HttpResponse
 from billing.channels.crypto import generate_private_key_pem, public_key_pem
 from billing.channels.sandbox_kit import (
     FEE_PER_MILLE,
@@ -33,12 +32,14 @@ from billing.channels.sandbox_kit import (
     TestBuyer,
     digits,
     link_lifetime,
+    on_china_day,
     period_words,
     platform_key,
 )
 from billing.channels.wechat_pay import protocol
 from billing.channels.yuan import fee_for, mask_account, to_yuan
 from billing.clock import utc_now
+from billing.gateways.asgi import HttpRequest, HttpResponse
 from billing.gateways.sandbox_store import Document
 from billing.ids import random_token
 
@@ -632,11 +633,6 @@ class WechatPaySandbox(ChannelSandbox):
     async def bill_lines(self, mchid: str, day: date) -> list[protocol.BillLine]:
         """The ledger's deductions and refunds completed on `day` (China time), with the 0.6 % fee."""
 
-        def on_day(moment: str | None) -> bool:
-            return (
-                moment is not None and datetime.fromisoformat(moment).astimezone(protocol.CHINA).date() == day
-            )
-
         trades = {t["key"]: t for t in await self.store.all("trades") if t["mchid"] == mchid}
         lines = [
             protocol.BillLine(
@@ -651,11 +647,11 @@ class WechatPaySandbox(ChannelSandbox):
                 subject=t["description"],
             )
             for t in trades.values()
-            if t["state"] == "SUCCESS" and on_day(t.get("success_time"))
+            if t["state"] == "SUCCESS" and on_china_day(t.get("success_time"), day)
         ]
         for refund in await self.store.all("refunds"):
             trade = trades.get(refund["trade_key"])
-            if trade is None or not on_day(refund["success_time"]):
+            if trade is None or not on_china_day(refund["success_time"], day):
                 continue
             lines.append(
                 protocol.BillLine(

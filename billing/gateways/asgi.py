@@ -1,8 +1,8 @@
-"""A tiny raw-ASGI frame for the channels' HTTP surfaces (their sandboxes, and the engine's notification
-endpoint): one request in (method, path, query, headers, body), one response out. Raw ASGI rather than the API's
-framework because these speak the channels' formats (form posts, bare "success", signed headers) byte for byte,
-and because the same object serves a standalone port (uvicorn), a mount inside the engine, and an in-process
-`httpx.ASGITransport`.
+"""A tiny raw-ASGI frame for the sandboxes (the card processor's and the channels') and the engine's channel
+notification endpoint: one request in (method, path, query, headers, body), one response out. Raw ASGI rather than
+the API's framework because these speak other formats byte for byte (a processor's JSON, form posts, a bare
+"success", signed headers), and because the same object serves a standalone port (`serve`), a mount inside the
+engine, and an in-process `httpx.ASGITransport`.
 """
 
 from __future__ import annotations
@@ -148,3 +148,12 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def serve(app: ASGIApp, host: str, port: int) -> None:
+    """Serve `app` over HTTP until interrupted (a standalone sandbox)."""
+    import uvicorn
+
+    uvicorn.run(
+        app, host=host, port=port, lifespan="on", log_level="warning", access_log=False, server_header=False
+    )
