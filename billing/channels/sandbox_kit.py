@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from billing.channels.crypto import generate_private_key_pem, public_key_pem
+from billing.channels.yuan import fee_for
 from billing.clock import utc_now
 from billing.gateways.asgi import ASGIApp, HttpRequest, HttpResponse, MiniApp
 from billing.gateways.sandbox_store import Document, SandboxStore
@@ -283,6 +285,11 @@ def message_page(status: int, en: str, zh: str) -> HttpResponse:
 
 def expired(document: Document) -> bool:
     return datetime.fromisoformat(str(document["expires_at"])) <= utc_now()
+
+
+def sandbox_fee(amount: int) -> int:
+    """What a sandbox keeps of a debit of `amount` fen (0.6 %, half up): the fee column of its bills."""
+    return fee_for(amount, Decimal(FEE_PER_MILLE))
 
 
 def on_china_day(moment: str | None, day: date) -> bool:

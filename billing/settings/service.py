@@ -186,7 +186,7 @@ async def _stored_credentials(
     return stored
 
 
-async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, int]:
+async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, str]:
     """Removed connections that still have pending payments or refunds (the janitor must ask them), or debit
     agreements (they belong to the account that signed them)."""
     from billing.payments.models import Payment, Refund
@@ -222,10 +222,18 @@ async def _busy_connections(session: AsyncSession, merchant_id: str, removed: se
         )
         .group_by(PaymentMethod.connection_id)
     )
-    for signer, count in agreements:
-        if signer is not None:
-            busy[signer] = busy.get(signer, 0) + int(count)
-    return busy
+    signed = {signer: int(count) for signer, count in agreements if signer is not None}
+    return {
+        name: ", ".join(
+            part
+            for part in (
+                f"{busy[name]} pending" if busy.get(name) else "",
+                f"{signed[name]} agreement{'s' if signed[name] > 1 else ''}" if signed.get(name) else "",
+            )
+            if part
+        )
+        for name in sorted(set(busy) | set(signed))
+    }
 
 
 async def update_settings(
@@ -244,7 +252,7 @@ async def update_settings(
         removed = {c.id for c in _connections(current)} - {c.id for c in params.gateways}
         busy = await _busy_connections(session, merchant_id, removed) if removed else {}
         if busy:
-            names = ", ".join(f"{k} ({v} pending)" for k, v in sorted(busy.items()))
+            names = ", ".join(f"{k} ({v})" for k, v in sorted(busy.items()))
             raise Conflict(
                 f"Gateway connections {names} still have payments or refunds whose outcome is being confirmed, or "
                 "debit agreements signed with them. Set their weight to 0 to stop new charges and agreements, and "

@@ -105,7 +105,7 @@ async def test_a_connection_with_agreements_cannot_be_removed_but_can_be_drained
     await sign_agreement(api, customer, "alipay")
     removed = await api.patch("/v1/settings", json={"gateways": [{"id": "sandbox", "type": "sandbox"}]})
     assert removed.status_code == 409 and removed.json()["error"]["code"] == "gateway_in_use"
-    assert "ali (1 pending)" in removed.json()["error"]["message"]
+    assert "ali (1 agreement)" in removed.json()["error"]["message"]
     shown = (await api.get("/v1/settings")).json()["gateways"]
     drained = [dict(g, weight=0) if g["id"] == "ali" else g for g in shown]
     assert (await api.patch("/v1/settings", json={"gateways": drained})).status_code == 200

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from billing.channels.alipay import protocol
 from billing.channels.crypto import KeyFormatError, generate_private_key_pem, load_public_key, public_key_pem
 from billing.channels.sandbox_kit import (
-    FEE_PER_MILLE,
     TEST_BUYERS,
     ChannelSandbox,
     TestBuyer,
@@ -33,8 +31,9 @@ from billing.channels.sandbox_kit import (
     on_china_day,
     period_words,
     platform_key,
+    sandbox_fee,
 )
-from billing.channels.yuan import fee_for, from_yuan, mask_account, to_yuan
+from billing.channels.yuan import from_yuan, mask_account, to_yuan
 from billing.clock import utc_now
 from billing.gateways.asgi import HttpRequest, HttpResponse
 from billing.gateways.sandbox_store import Document
@@ -590,7 +589,7 @@ class AlipaySandbox(ChannelSandbox):
                 finished_at=datetime.fromisoformat(t["paid_at"]),
                 buyer=t["buyer_logon_id"],
                 amount=t["amount"],
-                fee=fee_for(t["amount"], Decimal(FEE_PER_MILLE)),
+                fee=sandbox_fee(t["amount"]),
             )
             for t in trades.values()
             if t["status"] == "TRADE_SUCCESS" and on_china_day(t.get("paid_at"), day)

@@ -20,13 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from billing.channels.crypto import generate_private_key_pem, public_key_pem
 from billing.channels.sandbox_kit import (
-    FEE_PER_MILLE,
     TEST_BUYERS,
     ChannelSandbox,
     TestBuyer,
@@ -35,9 +33,10 @@ from billing.channels.sandbox_kit import (
     on_china_day,
     period_words,
     platform_key,
+    sandbox_fee,
 )
 from billing.channels.wechat_pay import protocol
-from billing.channels.yuan import fee_for, mask_account, to_yuan
+from billing.channels.yuan import mask_account, to_yuan
 from billing.clock import utc_now
 from billing.gateways.asgi import HttpRequest, HttpResponse
 from billing.gateways.sandbox_store import Document
@@ -643,7 +642,7 @@ class WechatPaySandbox(ChannelSandbox):
                 out_trade_no=t["out_trade_no"],
                 openid=t["openid"],
                 amount=t["amount"],
-                fee=fee_for(t["amount"], Decimal(FEE_PER_MILLE)),
+                fee=sandbox_fee(t["amount"]),
                 subject=t["description"],
             )
             for t in trades.values()
