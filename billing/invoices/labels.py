@@ -69,6 +69,11 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "To pay, follow the payment instructions from {merchant}.",
         "请按照 {merchant} 提供的付款说明完成支付。",
     ),
+    "pay_online": ("Pay this invoice online", "在线支付此发票"),
+    "questions": (
+        "Questions about this invoice? Write to {email}.",
+        "对此发票有疑问？请发送邮件至 {email}。",
+    ),
     "paid_on": ("Paid on {date}. Thank you.", "已于 {date} 支付，谢谢。"),
     "paid": ("Paid. Thank you.", "已支付，谢谢。"),
     "voided": ("This invoice was voided: nothing is owed on it.", "此发票已作废，无需支付。"),
