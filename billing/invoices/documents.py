@@ -341,7 +341,8 @@ def bill_to_lines(invoice: Invoice, customer: Customer, locale: str) -> tuple[st
     }
     lines = [str(v) for v in (details.get("name"), details.get("email")) if v]
     lines += address_lines(details.get("address"), locale)
-    lines += [f"{tax_id_label(t['type'], locale)}: {t['value']}" for t in details.get("tax_ids") or []]
+    colon = "：" if locale == "zh-CN" else ": "
+    lines += [f"{tax_id_label(t['type'], locale)}{colon}{t['value']}" for t in details.get("tax_ids") or []]
     return tuple(lines) or (customer.id,)
 
 

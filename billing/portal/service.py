@@ -24,16 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
+from billing.db.lookup import get_owned
 from billing.errors import BillingError, InvalidRequest
 from billing.ids import new_id
 from billing.invoices.labels import Locale, normalize_locale
-from billing.invoices.service import get_invoice
+from billing.invoices.models import Invoice
 from billing.portal import schemas, tokens
 from billing.portal.links import API_SESSION_LIFETIME, OpenedSession, digest, link_key, open_portal_session
 from billing.portal.models import PortalLogin, PortalSession
 from billing.settings.service import get_settings, portal_settings
 from billing.subscriptions import states as subscription_states
-from billing.subscriptions.service import get_subscription
+from billing.subscriptions.models import Subscription
 from billing.test_clocks.service import clock_for
 
 LOGIN_LIFETIME = timedelta(hours=1)
@@ -98,7 +99,15 @@ async def _flow_target(
             raise InvalidRequest(
                 "flow.invoice is required for invoice_pay: name the invoice (in_...).", param="flow.invoice"
             )
-        invoice = await get_invoice(session, merchant_id, flow.invoice)
+        invoice = await get_owned(
+            session,
+            Invoice,
+            flow.invoice,
+            merchant_id=merchant_id,
+            prefix="in",
+            kind="invoice",
+            param="flow.invoice",
+        )
         if invoice.customer_id != customer.id:
             raise InvalidRequest(
                 f"Invoice {invoice.id} belongs to another customer; a portal session shows one customer's.",
@@ -116,7 +125,15 @@ async def _flow_target(
             f"flow.subscription is required for {flow.type}: name the subscription (sub_...).",
             param="flow.subscription",
         )
-    sub = await get_subscription(session, merchant_id, flow.subscription)
+    sub = await get_owned(
+        session,
+        Subscription,
+        flow.subscription,
+        merchant_id=merchant_id,
+        prefix="sub",
+        kind="subscription",
+        param="flow.subscription",
+    )
     if sub.customer_id != customer.id:
         raise InvalidRequest(
             f"Subscription {sub.id} belongs to another customer; a portal session shows one customer's.",

@@ -87,7 +87,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "price": ("Price", "价格"),
     "current_period": ("Current period", "当前周期"),
     "next_invoice": ("Next invoice", "下一张发票"),
-    "next_invoice_value": ("{amount} on {date}", "{date}，{amount}"),
+    "next_invoice_value": ("{amount} on {date}", "{date}，金额 {amount}"),
     "no_next_invoice": ("None: the subscription does not renew.", "无：该订阅不再续订。"),
     "cancels_on": ("Ends on {date}: it will not renew.", "将于 {date} 结束，不再续订。"),
     "ended_on": ("Ended on {date}.", "已于 {date} 结束。"),

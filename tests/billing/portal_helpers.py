@@ -41,11 +41,15 @@ async def sign_in(client: httpx.AsyncClient, url: str) -> str:
 
 def form(page: str, action: str) -> dict[str, str]:
     """The hidden fields of the POST form that posts to `action` on `page`."""
-    for match in re.finditer(r'<form\b[^>]*\bmethod="post"[^>]*\baction="([^"]+)"[^>]*>(.*?)</form>', page, re.S):
+    for match in re.finditer(
+        r'<form\b[^>]*\bmethod="post"[^>]*\baction="([^"]+)"[^>]*>(.*?)</form>', page, re.S
+    ):
         if html.unescape(match.group(1)) == action:
             return {
                 html.unescape(name): html.unescape(value)
-                for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(2))
+                for name, value in re.findall(
+                    r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(2)
+                )
             }
     raise AssertionError(f"no form posting to {action} on the page:\n{page}")
 

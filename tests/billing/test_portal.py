@@ -5,13 +5,13 @@ ids, card attempts)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
 import httpx
-import pytest
 
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
@@ -125,7 +125,9 @@ async def test_forged_and_expired_links_show_a_friendly_page_with_the_way_back(
         assert "Return to Merchant A" in visible_text(expired.text)
 
 
-async def test_signing_out_ends_the_login_and_its_cookie(api: httpx.AsyncClient, app: Any, services: Services) -> None:
+async def test_signing_out_ends_the_login_and_its_cookie(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
     world = await world_at(api, services)
     customer = await world.customer(email="ada@example.com")
     link = await portal_link(api, customer, return_url="https://app.example.com/account")
@@ -142,7 +144,9 @@ async def test_signing_out_ends_the_login_and_its_cookie(api: httpx.AsyncClient,
         assert ended.status_code == 401 and "Your session has ended" in ended.text
 
 
-async def test_a_login_lasts_an_hour_of_the_customers_clock(api: httpx.AsyncClient, app: Any, services: Services) -> None:
+async def test_a_login_lasts_an_hour_of_the_customers_clock(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
     world = await world_at(api, services)
     customer = await world.customer(email="ada@example.com")
     link = await portal_link(api, customer)
@@ -238,7 +242,9 @@ async def test_a_plan_change_is_previewed_then_made_once_however_often_it_is_con
     api: httpx.AsyncClient, app: Any, services: Services
 ) -> None:
     world = await world_at(api, services)
-    assert (await api.patch("/v1/settings", json={"portal": {"proration_behavior": "always_invoice"}})).status_code == 200
+    assert (
+        await api.patch("/v1/settings", json={"portal": {"proration_behavior": "always_invoice"}})
+    ).status_code == 200
     customer, _, pro, sub = await plans_and_subscription(api, world)
     at = T0 + timedelta(days=10)
     await world.advance(at)
@@ -272,7 +278,9 @@ async def test_a_plan_change_is_previewed_then_made_once_however_often_it_is_con
         assert first.status_code == second.status_code == 303
         assert first.headers["location"] == second.headers["location"]
         shown = await browser.get(first.headers["location"])
-        assert f"Your plan was changed, and {usd(credit + charge)} was charged for it." in visible_text(shown.text)
+        assert f"Your plan was changed, and {usd(credit + charge)} was charged for it." in visible_text(
+            shown.text
+        )
 
     changed = await world.subscription(sub["id"])
     assert changed["plan"] == pro
@@ -321,7 +329,8 @@ async def test_a_change_is_refused_when_it_is_not_offered_or_changes_nothing(
     assert hidden["name"] == "Hidden"
     foreign = (
         await other_api.post(
-            "/v1/plans", json={"code": "x1", "name": "X", "currency": "USD", "amount": 1, "portal_visible": True}
+            "/v1/plans",
+            json={"code": "x1", "name": "X", "currency": "USD", "amount": 1, "portal_visible": True},
         )
     ).json()["id"]
     link = await portal_link(api, customer)
@@ -354,8 +363,13 @@ async def test_cancel_at_the_period_end_with_a_reason_then_undo_it(
         await sign_in(browser, link["url"])
         page = await browser.get(f"/portal/subscriptions/{sub['id']}/cancel")
         words = visible_text(page.text)
-        assert "Your Basic subscription stays active until Apr 1, 2027, and you will not be charged again." in words
-        assert "It is too expensive" in words and "Now" not in words  # immediate cancel is not allowed by default
+        assert (
+            "Your Basic subscription stays active until Apr 1, 2027, and you will not be charged again."
+            in words
+        )
+        assert (
+            "It is too expensive" in words and "Now" not in words
+        )  # immediate cancel is not allowed by default
         fields = form(page.text, f"/portal/subscriptions/{sub['id']}/cancel")
         # Asking for "now" where the merchant does not allow it still cancels at the period end.
         done = await browser.post(
@@ -409,7 +423,9 @@ async def test_cancel_now_only_where_the_merchant_allows_it(
         done = await browser.post(
             landing, data={**form(page.text, landing), "when": "now", "reason": "switched_service"}
         )
-        assert "Your subscription was cancelled." in visible_text((await browser.get(done.headers["location"])).text)
+        assert "Your subscription was cancelled." in visible_text(
+            (await browser.get(done.headers["location"])).text
+        )
     ended = await world.subscription(sub["id"])
     assert ended["status"] == "canceled"
     assert ended["cancellation_details"] == {"reason": "switched_service", "comment": None}
@@ -423,7 +439,8 @@ async def test_cancelling_is_hidden_and_refused_when_the_merchant_turned_it_off(
     await api.patch("/v1/settings", json={"portal": {"cancel_mode": "disabled"}})
     customer, _, _, sub = await plans_and_subscription(api, world)
     refused = await api.post(
-        "/v1/portal_sessions", json={"customer": customer, "flow": {"type": "subscription_cancel", "subscription": sub["id"]}}
+        "/v1/portal_sessions",
+        json={"customer": customer, "flow": {"type": "subscription_cancel", "subscription": sub["id"]}},
     )
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "portal_feature_disabled"
     link = await portal_link(api, customer)
@@ -434,7 +451,8 @@ async def test_cancelling_is_hidden_and_refused_when_the_merchant_turned_it_off(
         page = await browser.get(f"/portal/subscriptions/{sub['id']}/cancel")
         assert page.status_code == 409
         posted = await browser.post(
-            f"/portal/subscriptions/{sub['id']}/cancel", data={**form(overview.text, "/portal/logout"), "form_key": "k" * 20}
+            f"/portal/subscriptions/{sub['id']}/cancel",
+            data={**form(overview.text, "/portal/logout"), "form_key": "k" * 20},
         )
         assert posted.status_code == 409
     assert (await world.subscription(sub["id"]))["cancel_at_period_end"] is False
@@ -443,7 +461,9 @@ async def test_cancelling_is_hidden_and_refused_when_the_merchant_turned_it_off(
 # --- paying invoices ---------------------------------------------------------------------------------------------
 
 
-async def open_send_invoice(api: httpx.AsyncClient, world: Billing, **customer: Any) -> tuple[str, dict[str, Any]]:
+async def open_send_invoice(
+    api: httpx.AsyncClient, world: Billing, **customer: Any
+) -> tuple[str, dict[str, Any]]:
     """A customer whose send_invoice subscription left an open invoice of $25.00, due in 7 days."""
     cus = await world.customer(email="ada@example.com", **customer)
     plan = await world.plan(2500, name="Team")
@@ -516,7 +536,9 @@ async def test_a_declined_card_says_why_in_the_customers_language_and_the_invoic
     assert (await world.get(f"/v1/invoices/{invoice['id']}"))["status"] == "open"
 
 
-async def test_card_attempts_are_limited_per_link(api: httpx.AsyncClient, app: Any, services: Services) -> None:
+async def test_card_attempts_are_limited_per_link(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
     world = await world_at(api, services)
     customer = await world.customer(email="ada@example.com")
     link = await portal_link(api, customer)
@@ -551,7 +573,9 @@ async def test_card_attempts_are_limited_per_link(api: httpx.AsyncClient, app: A
     assert (await world.get("/v1/payment_methods", customer=customer))["data"] == []
 
 
-async def test_a_new_card_pays_the_past_due_invoice_at_once(api: httpx.AsyncClient, app: Any, services: Services) -> None:
+async def test_a_new_card_pays_the_past_due_invoice_at_once(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
     world = await world_at(api, services)
     customer = await world.customer(email="ada@example.com")
     await attach(api, customer, DECLINES)
@@ -577,7 +601,10 @@ async def test_a_new_card_pays_the_past_due_invoice_at_once(api: httpx.AsyncClie
         )
         assert added.status_code == 303
         shown = visible_text((await browser.get(added.headers["location"])).text)
-        assert f"Your card was added and is now your default. Invoice {number} ($25.00) was paid with it." in shown
+        assert (
+            f"Your card was added and is now your default. Invoice {number} ($25.00) was paid with it."
+            in shown
+        )
         assert GOOD not in shown
     assert (await world.get(f"/v1/invoices/{invoice_id}"))["status"] == "paid"
     assert (await world.subscription(sub["id"]))["status"] == "active"
@@ -596,18 +623,28 @@ async def test_the_hosted_invoice_page_pays_through_a_session_that_sees_that_inv
         token = hosted.rsplit("/", 1)[1]
         assert f'href="/portal/pay/{token}?locale=en"' in page.text and "Pay this invoice online" in page.text
         entered = await browser.get(f"/portal/pay/{token}", params={"locale": "en"})
-        assert entered.status_code == 303 and entered.headers["location"] == f"/portal/invoices/{invoice['id']}/pay"
+        assert (
+            entered.status_code == 303
+            and entered.headers["location"] == f"/portal/invoices/{invoice['id']}/pay"
+        )
         pay = await browser.get(entered.headers["location"])
         words = visible_text(pay.text)
         assert "Visa •••• 4242" not in words and "Save this card" not in words  # no saved cards, nothing kept
         assert "Overview" not in words  # no way into the rest of the portal
         # Everything else of the customer is out of reach of this session.
         assert (await browser.get("/portal/")).headers["location"] == f"/portal/invoices/{invoice['id']}/pay"
-        for path in ("/portal/payment_methods", "/portal/invoices", "/portal/billing", f"/portal/invoices/{other_invoice['id']}/pay"):
+        for path in (
+            "/portal/payment_methods",
+            "/portal/invoices",
+            "/portal/billing",
+            f"/portal/invoices/{other_invoice['id']}/pay",
+        ):
             assert (await browser.get(path)).status_code == 404, path
         fields = form(pay.text, f"/portal/invoices/{invoice['id']}/pay")
         # A saved card cannot be charged from here: only a card the payer types in.
-        with_saved = await browser.post(f"/portal/invoices/{invoice['id']}/pay", data={**fields, "payment_method": saved})
+        with_saved = await browser.post(
+            f"/portal/invoices/{invoice['id']}/pay", data={**fields, "payment_method": saved}
+        )
         assert with_saved.status_code == 400 and "Fill in the card number" in visible_text(with_saved.text)
         assert (await world.get("/v1/payments", invoice=invoice["id"]))["data"] == []
         paid = await browser.post(
@@ -621,7 +658,10 @@ async def test_the_hosted_invoice_page_pays_through_a_session_that_sees_that_inv
             },
         )
         shown = visible_text((await browser.get(paid.headers["location"])).text)
-        assert f"Thank you: invoice {invoice['number']} is paid ($25.00 charged to Mastercard •••• 4444)." in shown
+        assert (
+            f"Thank you: invoice {invoice['number']} is paid ($25.00 charged to Mastercard •••• 4444)."
+            in shown
+        )
         assert "Back to the invoice" in shown
     payments = (await world.get("/v1/payments", invoice=invoice["id"]))["data"]
     assert [p["payment_method_details"]["card"]["last4"] for p in payments] == ["4444"]
@@ -633,3 +673,290 @@ async def test_the_hosted_invoice_page_pays_through_a_session_that_sees_that_inv
         again = await browser.get(f"/portal/pay/{hosted.rsplit('/', 1)[1]}")
         assert again.status_code == 303 and again.headers["location"] == hosted
     assert other_customer
+
+
+# --- what keeps a form from doing harm ---------------------------------------------------------------------------
+
+
+async def test_another_customers_ids_are_not_found_in_every_page_and_form(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, _, pro, _ = await plans_and_subscription(api, world)
+    own_pm = (await world.get(f"/v1/customers/{customer}"))["default_payment_method"]
+    # Another customer of the same merchant, with a subscription, an open invoice and a card ...
+    eve, eve_invoice = await open_send_invoice(api, world)
+    eve_pm = await attach(api, eve, default=False)
+    eve_sub = eve_invoice["subscription"]
+    # ... and a customer of another merchant.
+    stranger = (await other_api.post("/v1/customers", json={"email": "x@example.com"})).json()["id"]
+    stranger_pm = (
+        await other_api.post(
+            "/v1/payment_methods",
+            json={"customer": stranger, "card": {"number": GOOD, "exp_month": 1, "exp_year": FUTURE_YEAR}},
+        )
+    ).json()["id"]
+    missing_sub, missing_invoice = "sub_" + "0" * 24, "in_" + "0" * 24
+    link = await portal_link(api, customer)
+    async with visitor(app) as browser:
+        await sign_in(browser, link["url"])
+        home = await browser.get("/portal/")
+        fields = {**form(home.text, "/portal/logout")}
+        for sub_id in (eve_sub, missing_sub, "not-an-id"):
+            for path in (
+                f"/portal/subscriptions/{sub_id}/change",
+                f"/portal/subscriptions/{sub_id}/cancel",
+                f"/portal/subscriptions/{sub_id}/change/preview?plan={pro}&quantity=1",
+            ):
+                assert (await browser.get(path)).status_code == 404, path
+            for path, extra in (
+                (f"/portal/subscriptions/{sub_id}/change", {"plan": pro, "quantity": "1", "expected": "0"}),
+                (f"/portal/subscriptions/{sub_id}/cancel", {"when": "period_end"}),
+                (f"/portal/subscriptions/{sub_id}/renew", {}),
+            ):
+                posted = await browser.post(path, data={**fields, "form_key": secrets_key(), **extra})
+                assert posted.status_code == 404, path
+        for invoice_id in (eve_invoice["id"], missing_invoice):
+            assert (await browser.get(f"/portal/invoices/{invoice_id}/pay")).status_code == 404
+            posted = await browser.post(
+                f"/portal/invoices/{invoice_id}/pay",
+                data={**fields, "form_key": secrets_key(), "payment_method": own_pm},
+            )
+            assert posted.status_code == 404
+        for pm in (eve_pm, stranger_pm, "pm_" + "0" * 24):
+            for action in ("default", "remove"):
+                posted = await browser.post(
+                    f"/portal/payment_methods/{pm}/{action}", data={**fields, "form_key": secrets_key()}
+                )
+                assert posted.status_code == 404, (pm, action)
+        # This customer's invoice, paid with someone else's card: not found, nothing charged.
+        _, own_invoice = await open_send_invoice_for(api, world, customer)
+        for pm in (eve_pm, stranger_pm):
+            posted = await browser.post(
+                f"/portal/invoices/{own_invoice['id']}/pay",
+                data={**fields, "form_key": secrets_key(), "payment_method": pm},
+            )
+            assert posted.status_code == 404
+        assert (
+            await browser.post("/portal/billing/tax_ids/0/remove", data={**fields, "form_key": secrets_key()})
+        ).status_code == 404
+    # Nothing of anyone changed.
+    assert (await world.subscription(eve_sub))["cancel_at_period_end"] is False
+    assert (await world.get(f"/v1/invoices/{eve_invoice['id']}"))["status"] == "open"
+    assert (await world.get(f"/v1/payment_methods/{eve_pm}"))["customer"] == eve
+    assert (await other_api.get(f"/v1/payment_methods/{stranger_pm}")).json()["customer"] == stranger
+    assert (await world.get("/v1/payments", invoice=own_invoice["id"]))["data"] == []
+    assert (await world.get(f"/v1/customers/{customer}"))["default_payment_method"] == own_pm
+
+
+def secrets_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def open_send_invoice_for(
+    api: httpx.AsyncClient, world: Billing, customer: str
+) -> tuple[str, dict[str, Any]]:
+    plan = await world.plan(700, name="Extra")
+    sub = await world.subscribe(customer, plan)
+    return customer, await world.get(f"/v1/invoices/{sub['latest_invoice']}")
+
+
+async def test_a_form_without_this_logins_csrf_token_changes_nothing(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, _, _, sub = await plans_and_subscription(api, world)
+    path = f"/portal/subscriptions/{sub['id']}/cancel"
+    async with visitor(app) as other_browser:
+        await sign_in(other_browser, (await portal_link(api, customer))["url"])
+        foreign_csrf = form((await other_browser.get(path)).text, path)["csrf"]
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        fields = form((await browser.get(path)).text, path)
+        for csrf in (None, "", "guess", foreign_csrf):
+            data = {k: v for k, v in fields.items() if k != "csrf"} | (
+                {"csrf": csrf} if csrf is not None else {}
+            )
+            refused = await browser.post(path, data={**data, "when": "period_end"})
+            assert refused.status_code == 403, csrf
+            assert "This form is out of date" in visible_text(refused.text)
+        assert (await world.subscription(sub["id"]))["cancel_at_period_end"] is False
+        # Without a form key the form is refused too (a double submit could not be told apart).
+        assert (
+            await browser.post(path, data={"csrf": fields["csrf"], "when": "period_end"})
+        ).status_code == 403
+        assert (await browser.post(path, data={**fields, "when": "period_end"})).status_code == 303
+    assert (await world.subscription(sub["id"]))["cancel_at_period_end"] is True
+
+
+async def test_pages_allow_nothing_from_other_hosts_and_are_never_cached(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, _, _, sub = await plans_and_subscription(api, world)
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        for path in (
+            "/portal/",
+            "/portal/payment_methods",
+            "/portal/invoices",
+            "/portal/billing",
+            f"/portal/subscriptions/{sub['id']}/change",
+        ):
+            page = await browser.get(path)
+            assert page.status_code == 200, path
+            csp = page.headers["content-security-policy"]
+            assert (
+                "default-src 'none'" in csp
+                and "frame-ancestors 'none'" in csp
+                and "form-action 'self'" in csp
+            )
+            assert "http" not in csp and "unsafe" not in csp and "script-src" not in csp
+            nonce = csp.split("'nonce-")[1].split("'")[0]
+            assert f'<style nonce="{nonce}">' in page.text and "<script" not in page.text
+            assert page.headers["cache-control"] == "private, no-store"
+            assert page.headers["referrer-policy"] == "no-referrer"
+            assert page.headers["x-frame-options"] == "DENY"
+        css = await browser.get("/portal/static/portal.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+# --- payment methods, billing details, language --------------------------------------------------------------------
+
+
+async def test_choosing_and_removing_payment_methods(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, _, _, _ = await plans_and_subscription(api, world)
+    first = (await world.get(f"/v1/customers/{customer}"))["default_payment_method"]
+    second = await attach(api, customer, "5555555555554444", default=False)
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        page = await browser.get("/portal/payment_methods")
+        # The default card pays a subscription: it cannot be removed before another one is the default.
+        refused = await browser.post(
+            f"/portal/payment_methods/{first}/remove",
+            data=form(page.text, f"/portal/payment_methods/{first}/remove"),
+        )
+        assert refused.status_code == 409
+        assert "Make another one the default before you remove it." in visible_text(refused.text)
+        made = await browser.post(
+            f"/portal/payment_methods/{second}/default",
+            data=form(page.text, f"/portal/payment_methods/{second}/default"),
+        )
+        assert "Your default payment method was changed." in visible_text(
+            (await browser.get(made.headers["location"])).text
+        )
+        page = await browser.get("/portal/payment_methods")
+        removed = await browser.post(
+            f"/portal/payment_methods/{first}/remove",
+            data=form(page.text, f"/portal/payment_methods/{first}/remove"),
+        )
+        assert "The payment method was removed." in visible_text(
+            (await browser.get(removed.headers["location"])).text
+        )
+    assert (await world.get(f"/v1/customers/{customer}"))["default_payment_method"] == second
+    assert [pm["id"] for pm in (await world.get("/v1/payment_methods", customer=customer))["data"]] == [
+        second
+    ]
+
+
+async def test_billing_details_are_saved_and_printed_on_later_invoices_only(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, before = await open_send_invoice(api, world, name="Ada")
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        page = await browser.get("/portal/billing")
+        fields = form(page.text, "/portal/billing")
+        refused = await browser.post(
+            "/portal/billing", data={**fields, "name": "Ada Ltd", "tax_type": "eu_vat", "tax_value": "12"}
+        )
+        assert refused.status_code == 400
+        assert "That EU VAT number does not look right: it should look like DE123456789." in visible_text(
+            refused.text
+        )
+        no_country = await browser.post("/portal/billing", data={**fields, "line1": "1 Main St"})
+        assert no_country.status_code == 400 and "Choose the country" in visible_text(no_country.text)
+        saved = await browser.post(
+            "/portal/billing",
+            data={
+                **fields,
+                "name": "Ada Ltd",
+                "email": "billing@ada.example",
+                "line1": "Unter den Linden 1",
+                "city": "Berlin",
+                "postal_code": "10117",
+                "country": "DE",
+                "tax_type": "eu_vat",
+                "tax_value": "de 123 456 789",
+            },
+        )
+        assert saved.status_code == 303
+        shown = visible_text((await browser.get(saved.headers["location"])).text)
+        assert "Your billing details were saved." in shown and "EU VAT number DE123456789" in shown
+    now = await world.get(f"/v1/customers/{customer}")
+    assert now["name"] == "Ada Ltd" and now["email"] == "billing@ada.example"
+    assert now["address"] == {
+        "line1": "Unter den Linden 1",
+        "line2": None,
+        "city": "Berlin",
+        "state": None,
+        "postal_code": "10117",
+        "country": "DE",
+    }
+    assert now["tax_ids"] == [{"type": "eu_vat", "value": "DE123456789"}]
+    # The invoice issued before keeps what it was issued to; the next one is issued to the new details.
+    async with visitor(app) as browser:
+        old_page = visible_text((await browser.get(path_of(before["hosted_invoice_url"]))).text)
+        assert "Ada ada@example.com" in old_page and "Berlin" not in old_page
+        plan = await world.plan(1200, name="Extra")
+        later = await world.get(f"/v1/invoices/{(await world.subscribe(customer, plan))['latest_invoice']}")
+        assert later["customer_details"]["address"]["city"] == "Berlin"
+        new_page = visible_text((await browser.get(path_of(later["hosted_invoice_url"]))).text)
+        assert (
+            "Ada Ltd billing@ada.example Unter den Linden 1 Berlin, 10117 Germany EU VAT number: DE123456789"
+            in new_page
+        )
+        chinese = visible_text(
+            (await browser.get(path_of(later["hosted_invoice_url"]), params={"locale": "zh-CN"})).text
+        )
+        assert (
+            "付款方 Ada Ltd billing@ada.example 德国 Berlin Unter den Linden 1 10117 欧盟增值税号：DE123456789"
+            in chinese
+        )
+
+
+async def test_the_language_is_the_links_then_the_customers_and_the_switcher_changes_it(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer, _, _, _ = await plans_and_subscription(api, world)  # the customer's locale: en
+    async with visitor(app, **{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        assert (
+            "Your subscriptions" in (await browser.get("/portal/")).text
+        )  # the customer's, not the browser's
+    async with visitor(app, **{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}) as browser:
+        await sign_in(browser, (await portal_link(api, customer, locale="auto"))["url"])
+        page = await browser.get("/portal/invoices")
+        assert '<html lang="zh-CN">' in page.text and "发票" in page.text  # auto: the browser's
+        switched = await browser.post(
+            "/portal/locale", data={**form(page.text, "/portal/locale"), "locale": "en"}
+        )
+        assert switched.status_code == 303 and switched.headers["location"] == "/portal/invoices"
+        page = await browser.get("/portal/invoices")
+        assert '<html lang="en">' in page.text and "Invoices" in page.text
+        # The switch goes back to a page of the portal only.
+        away = await browser.post(
+            "/portal/locale",
+            data={**form(page.text, "/portal/locale"), "locale": "zh-CN", "next": "https://evil.example/"},
+        )
+        assert away.headers["location"] == "/portal/"
+        assert '<html lang="zh-CN">' in (await browser.get("/portal/")).text
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer, locale="zh-CN"))["url"])
+        words = visible_text((await browser.get("/portal/")).text)
+        assert "您的订阅" in words and "每月 US$10.00" in words and "2027年4月1日" in words
