@@ -66,8 +66,8 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "系统将自动从您已保存的支付方式扣款。",
     ),
     "pay_contact": (
-        "To pay, follow the payment instructions from {merchant}.",
-        "请按照 {merchant} 提供的付款说明完成支付。",
+        "To pay, follow the payment instructions from {merchant}, or pay online with a card.",
+        "请按照 {merchant} 提供的付款说明完成支付，或使用银行卡在线支付。",
     ),
     "pay_online": ("Pay this invoice online", "在线支付此发票"),
     "questions": (

@@ -48,7 +48,6 @@ from billing.settings.schemas import PortalSettings
 from billing.settings.service import get_settings, merchant_branding, portal_settings
 from billing.subscriptions import states
 from billing.subscriptions.preview import preview_change
-from billing.subscriptions.service import list_subscriptions
 from billing.test_clocks.service import clock_for
 
 
@@ -306,7 +305,8 @@ def make_portal_router(services: Services) -> Router:
             status,
             methods=await views.methods(session, ctx.found, ctx.words),
             agreements=[(kind, views.channel_name(kind, ctx.locale)) for kind in views.agreement_types()],
-            attempts_left=left if left < guard.CARD_ATTEMPTS_PER_HOUR else None,
+            attempts_left=left if left <= 2 else None,
+            default_pays=await views.pays_subscription(session, ctx.found),
         )
 
     async def invoices_page(
@@ -558,17 +558,13 @@ def make_portal_router(services: Services) -> Router:
         for line in preview.lines:
             if line.type == "proration":
                 key = "credit_line" if line.amount < 0 else "charge_line"
-                name = facts["old_name"] if line.amount < 0 else facts["new_name"]
-                rows.append((text(key, loc, plan=name), words.money(line.amount, preview.currency)))
+                label = text(key, loc, plan=facts["old_name"] if line.amount < 0 else facts["new_name"])
             elif line.type == "subscription":
-                rows.append(
-                    (
-                        text("first_period_line", loc, plan=facts["new_name"]),
-                        words.money(line.amount, preview.currency),
-                    )
-                )
+                label = text("first_period_line", loc, plan=facts["new_name"])
             else:
-                rows.append((line.description, words.money(line.amount, preview.currency)))
+                label = line.description
+            period = words.period(line.start, line.end) if line.start and line.end else None
+            rows.append((label, period, words.money(line.amount, preview.currency)))
         explanations = []
         if preview.in_trial:
             explanations.append(text("explain_trial", loc))
@@ -879,17 +875,7 @@ def make_portal_router(services: Services) -> Router:
         async def run(session: AsyncSession, ctx: Ctx, form: Any) -> Done:
             if ctx.found.restricted:
                 raise actions.NotTheirs
-            subs = await list_subscriptions(
-                session,
-                ctx.found.customer.merchant_id,
-                limit=views.PAGE,
-                starting_after=None,
-                customer=ctx.found.customer.id,
-            )
-            pays = any(
-                sub.status not in states.ENDED and sub.collection_method == "charge_automatically"
-                for sub in subs.rows
-            )
+            pays = await views.pays_subscription(session, ctx.found)
             entry_id = await actions.remove(session, ctx.found, method_id, pays_subscription=pays)
             if entry_id is None:
                 return Done(_with_notice("/portal/payment_methods", "removed"))

@@ -90,6 +90,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "next_invoice_value": ("{amount} on {date}", "{date}，金额 {amount}"),
     "no_next_invoice": ("None: the subscription does not renew.", "无：该订阅不再续订。"),
     "cancels_on": ("Ends on {date}: it will not renew.", "将于 {date} 结束，不再续订。"),
+    "badge_ends": ("Ends {date}", "{date} 结束"),
     "ended_on": ("Ended on {date}.", "已于 {date} 结束。"),
     "paused_since": (
         "Paused since {date}: nothing is billed while it is paused.",
@@ -133,6 +134,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
         "发票 {number}（{amount}）的付款截止日期为 {date}。",
     ),
     "pay_now": ("Pay now", "立即支付"),
+    "next_retry": ("Otherwise we will try again on {date}.", "否则我们将于 {date} 再次尝试扣款。"),
     "update_payment_method": ("Update payment method", "更新支付方式"),
     "unknown_reason": ("the payment did not go through.", "付款未成功。"),
     # --- change plan
@@ -313,7 +315,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "invoice_amount": ("Amount", "金额"),
     "invoice_view": ("View", "查看"),
     "invoice_view_label": ("View invoice {number}", "查看发票 {number}"),
-    "invoice_pdf": ("PDF", "PDF"),
+    "invoice_pdf": ("Download PDF", "下载 PDF"),
     "invoice_pdf_label": ("Download invoice {number} as PDF", "下载发票 {number} 的 PDF"),
     "invoice_pay_label": ("Pay invoice {number}", "支付发票 {number}"),
     "remaining": ("{amount} to pay", "待付 {amount}"),

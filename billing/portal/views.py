@@ -227,6 +227,8 @@ async def overview(
                 view.next_invoice = None
         if sub.cancel_at_period_end:
             view.ends = text("cancels_on", loc, date=words.day(sub.current_period_end))
+            view.status_label = text("badge_ends", loc, date=words.day(sub.current_period_end))
+            view.tone = "wait"
             view.can_renew = True
             details = sub.cancellation_details or {}
             if details.get("reason"):
@@ -266,6 +268,7 @@ async def overview(
                 continue
             shown_invoices.add(invoice.id)
             amount = words.money(invoice.amount_remaining, invoice.currency)
+            links = [(text("pay_now", loc), _pay_href(invoice))]
             if sub.status in (states.PAST_DUE, states.UNPAID) or invoice.last_payment_error:
                 code = (invoice.last_payment_error or {}).get("code")
                 message = text(
@@ -276,6 +279,9 @@ async def overview(
                     reason=words.decline(code),
                 )
                 message += " " + text("past_due_action", loc)
+                if invoice.next_payment_attempt is not None:
+                    message += " " + text("next_retry", loc, date=words.day(invoice.next_payment_attempt))
+                links.append((text("update_payment_method", loc), "/portal/payment_methods"))
             elif sub.status == states.INCOMPLETE:
                 message = text("incomplete_banner", loc, amount=amount)
             elif invoice.due_date is not None:
@@ -288,15 +294,7 @@ async def overview(
                 )
             else:
                 message = text("remaining", loc, amount=amount)
-            view.banners.append(
-                (
-                    message,
-                    [
-                        (text("pay_now", loc), _pay_href(invoice)),
-                        (text("update_payment_method", loc), "/portal/payment_methods"),
-                    ],
-                )
-            )
+            view.banners.append((message, links))
         view.can_change = (
             settings.plan_changes
             and sub.status in (states.ACTIVE, states.TRIALING)
@@ -446,6 +444,17 @@ async def methods(session: AsyncSession, found: FoundLogin, words: Words) -> lis
     return rows
 
 
+async def pays_subscription(session: AsyncSession, found: FoundLogin) -> bool:
+    """Whether the customer's default payment method pays a live subscription (so it must stay)."""
+    subs = await list_subscriptions(
+        session, found.customer.merchant_id, limit=PAGE, starting_after=None, customer=found.customer.id
+    )
+    return any(
+        sub.status not in states.ENDED and sub.collection_method == "charge_automatically"
+        for sub in subs.rows
+    )
+
+
 # --- invoices ---------------------------------------------------------------------------------------------------
 
 
@@ -512,6 +521,9 @@ def invoice_summary(invoice: Invoice, words: Words) -> dict[str, Any]:
         "id": invoice.id,
         "number": invoice.number or invoice.id,
         "amount": words.money(invoice.amount_remaining, invoice.currency),
+        "total": words.money(invoice.total, invoice.currency),
+        "status_label": status_label(invoice.status, words.locale),
+        "tone": {"paid": "good", "open": "wait", "uncollectible": "bad"}.get(invoice.status, ""),
         "due_date": words.day(invoice.due_date) if invoice.due_date is not None else None,
         "hosted_href": f"/i/{invoice.hosted_token}?locale={words.locale}" if invoice.hosted_token else None,
         "payable": payable(invoice),

@@ -31,6 +31,8 @@ class PreviewLine:
     description: str
     amount: int
     now: bool
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,17 @@ async def preview_change(
                 .where(InvoiceLine.invoice_id == sub.latest_invoice_id)
                 .order_by(InvoiceLine.seq)
             )
-            lines += [PreviewLine(li.type, li.description, li.amount, True) for li in invoice_lines]
+            lines += [
+                PreviewLine(li.type, li.description, li.amount, True, li.period_start, li.period_end)
+                for li in invoice_lines
+            ]
         pending = await session.scalars(
             select(PendingInvoiceItem)
             .where(PendingInvoiceItem.subscription_id == sub.id)
             .order_by(PendingInvoiceItem.seq)
         )
         lines += [
-            PreviewLine(item.type, item.description, item.amount, False)
+            PreviewLine(item.type, item.description, item.amount, False, item.period_start, item.period_end)
             for item in pending
             if item.id not in pending_before
         ]

@@ -261,8 +261,8 @@ async def test_a_plan_change_is_previewed_then_made_once_however_often_it_is_con
         )
         assert preview.status_code == 200, preview.text
         words = visible_text(preview.text)
-        assert f"Credit for unused time on Basic {usd(credit)}" in words
-        assert f"Remaining time on Pro {usd(charge)}" in words
+        assert f"Credit for unused time on Basic Mar 11 – Apr 1, 2027 {usd(credit)}" in words
+        assert f"Remaining time on Pro Mar 11 – Apr 1, 2027 {usd(charge)}" in words
         assert f"Due today {usd(credit + charge)}" in words
         assert "Next invoice, on Apr 1, 2027 $30.00" in words
         assert f"{usd(credit + charge)} is charged today to your default payment method." in words
@@ -834,10 +834,12 @@ async def test_choosing_and_removing_payment_methods(
     async with visitor(app) as browser:
         await sign_in(browser, (await portal_link(api, customer))["url"])
         page = await browser.get("/portal/payment_methods")
-        # The default card pays a subscription: it cannot be removed before another one is the default.
+        # The default card pays a subscription: no remove button, and it cannot be removed before another one
+        # is the default.
+        assert f"/portal/payment_methods/{first}/remove" not in page.text
         refused = await browser.post(
             f"/portal/payment_methods/{first}/remove",
-            data=form(page.text, f"/portal/payment_methods/{first}/remove"),
+            data={**form(page.text, f"/portal/payment_methods/{second}/remove"), "form_key": secrets_key()},
         )
         assert refused.status_code == 409
         assert "Make another one the default before you remove it." in visible_text(refused.text)
