@@ -36,7 +36,9 @@ def _free_port() -> int:
 async def server(app: Any) -> AsyncIterator[str]:
     """The app on a real HTTP server (uvicorn) on a free port, in the tests' event loop; stopped at the end."""
     port = _free_port()
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    running = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(running.serve())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
@@ -77,7 +79,9 @@ async def test_open_a_link_change_plan_after_the_preview_then_cancel_and_undo(
         await _open(page, server, link)
         assert page.url == server + "/portal/"
         cookies = await context.cookies()
-        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("billing_portal", True, "Lax")]
+        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
+            ("billing_portal", True, "Lax")
+        ]
         await page.get_by_role("heading", name="Your subscriptions").wait_for()
         await screenshot(page, "portal-overview-en")
 
@@ -97,7 +101,9 @@ async def test_open_a_link_change_plan_after_the_preview_then_cancel_and_undo(
 
         await page.get_by_role("link", name="Cancel subscription").click()
         await page.get_by_label("It is too expensive").check()
-        await page.get_by_label("Anything else you want to tell us? (optional)").fill("We are pausing the project.")
+        await page.get_by_label("Anything else you want to tell us? (optional)").fill(
+            "We are pausing the project."
+        )
         await screenshot(page, "portal-cancel-en")
         await page.get_by_role("button", name="Cancel subscription").click()
         await page.get_by_text("Your subscription will end on Apr 1, 2027.").wait_for()
@@ -235,7 +241,10 @@ async def test_an_expired_link_says_so_with_the_way_back(
         response = await page.goto(server + path_of(link["url"]))
         assert response is not None and response.status == 410
         await page.get_by_role("heading", name="此链接已过期").wait_for()
-        assert await page.get_by_role("link", name="返回 Merchant A").get_attribute("href") == "https://app.example.com/account"
+        assert (
+            await page.get_by_role("link", name="返回 Merchant A").get_attribute("href")
+            == "https://app.example.com/account"
+        )
         await screenshot(page, "portal-link-expired-zh-phone")
     finally:
         await context.close()
