@@ -83,6 +83,7 @@ PlanParam = Annotated[str | None, QueryParameter(description="The plan to change
 QuantityParam = Annotated[str | None, QueryParameter(description="The new quantity.", max_length=12)]
 LocaleParam = Annotated[str | None, QueryParameter(description="en or zh-CN.", max_length=8)]
 AnyRequest = Request[Any, Any, Any]
+Refusal = Callable[[AsyncSession, "Ctx", "actions.PortalRefusal"], Awaitable[Response[str]]]
 
 
 @dataclass(frozen=True)
@@ -427,53 +428,62 @@ def make_portal_router(services: Services) -> Router:
                 return signed_out(request)
             return await build(session, ctx)
 
-    @get("/", include_in_schema=False, security=[])
-    async def overview(request: AnyRequest, notice: Notice = None, ref: Ref = None) -> Response[str]:
+    PageBuilder = Callable[[AsyncSession, Ctx, str | None, str | None], Awaitable[Response[str]]]
+
+    async def show_page(
+        request: AnyRequest,
+        page: PageBuilder,
+        notice: str | None,
+        ref: str | None,
+        *,
+        whole_portal: bool = True,
+    ) -> Response[str]:
+        """A page with the words of the last form's notice; `whole_portal` pages are not for a hosted
+        invoice's session."""
+
         async def build(session: AsyncSession, ctx: Ctx) -> Response[str]:
+            if whole_portal and ctx.found.restricted:
+                return not_found(ctx)
             shown, error = await notices(session, ctx, notice, ref)
-            return await overview_page(session, ctx, shown, error)
+            return await page(session, ctx, shown, error)
 
         return await show(request, build)
+
+    def refuse_with(page: Callable[..., Awaitable[Response[str]]]) -> Refusal:
+        """A form's refusal shown on `page`, with the refusal's words and status."""
+
+        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
+            return await page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
+
+        return refused
+
+    @get("/", include_in_schema=False, security=[])
+    async def overview(request: AnyRequest, notice: Notice = None, ref: Ref = None) -> Response[str]:
+        # A hosted invoice's session is sent on to its invoice by the overview itself.
+        return await show_page(request, overview_page, notice, ref, whole_portal=False)
 
     @get("/payment_methods", include_in_schema=False, security=[])
     async def payment_methods(request: AnyRequest, notice: Notice = None, ref: Ref = None) -> Response[str]:
-        async def build(session: AsyncSession, ctx: Ctx) -> Response[str]:
-            if ctx.found.restricted:
-                return not_found(ctx)
-            shown, error = await notices(session, ctx, notice, ref)
-            return await methods_page(session, ctx, shown, error)
-
-        return await show(request, build)
+        return await show_page(request, methods_page, notice, ref)
 
     @get("/invoices", include_in_schema=False, security=[])
     async def invoices(request: AnyRequest, notice: Notice = None, ref: Ref = None) -> Response[str]:
-        async def build(session: AsyncSession, ctx: Ctx) -> Response[str]:
-            if ctx.found.restricted:
-                return not_found(ctx)
-            shown, error = await notices(session, ctx, notice, ref)
-            return await invoices_page(session, ctx, shown, error)
-
-        return await show(request, build)
+        return await show_page(request, invoices_page, notice, ref)
 
     @get("/invoices/{invoice_id:str}/pay", include_in_schema=False, security=[])
     async def pay(
         request: AnyRequest, invoice_id: InvoiceId, notice: Notice = None, ref: Ref = None
     ) -> Response[str]:
-        async def build(session: AsyncSession, ctx: Ctx) -> Response[str]:
-            shown, error = await notices(session, ctx, notice, ref)
+        async def page(
+            session: AsyncSession, ctx: Ctx, shown: str | None, error: str | None
+        ) -> Response[str]:
             return await pay_page(session, ctx, invoice_id, shown, error)
 
-        return await show(request, build)
+        return await show_page(request, page, notice, ref, whole_portal=False)
 
     @get("/billing", include_in_schema=False, security=[])
     async def billing(request: AnyRequest, notice: Notice = None) -> Response[str]:
-        async def build(session: AsyncSession, ctx: Ctx) -> Response[str]:
-            if ctx.found.restricted:
-                return not_found(ctx)
-            shown, error = await notices(session, ctx, notice, None)
-            return await billing_page(session, ctx, shown, error)
-
-        return await show(request, build)
+        return await show_page(request, billing_page, notice, None)
 
     @get("/subscriptions/{subscription_id:str}/change", include_in_schema=False, security=[])
     async def change(
@@ -630,7 +640,7 @@ def make_portal_router(services: Services) -> Router:
         request: AnyRequest,
         action: str,
         run: Callable[[AsyncSession, Ctx, Any], Awaitable[Done]],
-        on_refusal: Callable[[AsyncSession, Ctx, actions.PortalRefusal], Awaitable[Response[str]]],
+        on_refusal: Refusal,
         *,
         card_attempt: Callable[[Any], bool] | None = None,
     ) -> Response[Any]:
@@ -782,10 +792,7 @@ def make_portal_router(services: Services) -> Router:
             await actions.renew(session, ctx.found, subscription_id)
             return Done(_with_notice("/portal/", "renewed"))
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await overview_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "renew", run, refused)
+        return await submit(request, "renew", run, refuse_with(overview_page))
 
     def hold_cvc(entered: EnteredCard) -> Callable[[], Awaitable[None]]:
         async def hold() -> None:
@@ -848,10 +855,7 @@ def make_portal_router(services: Services) -> Router:
             await actions.add_agreement(session, ctx.found, kind, services.vault)
             return Done(_with_notice("/portal/payment_methods", "agreement_started"))
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await methods_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "add_agreement", run, refused)
+        return await submit(request, "add_agreement", run, refuse_with(methods_page))
 
     @post("/payment_methods/{method_id:str}/default", include_in_schema=False, security=[], status_code=303)
     async def make_default(request: AnyRequest, method_id: MethodId) -> Response[Any]:
@@ -865,10 +869,7 @@ def make_portal_router(services: Services) -> Router:
 
             return Done(_with_notice("/portal/payment_methods", "defaulted"), after)
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await methods_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "make_default", run, refused)
+        return await submit(request, "make_default", run, refuse_with(methods_page))
 
     @post("/payment_methods/{method_id:str}/remove", include_in_schema=False, security=[], status_code=303)
     async def remove(request: AnyRequest, method_id: MethodId) -> Response[Any]:
@@ -887,10 +888,7 @@ def make_portal_router(services: Services) -> Router:
 
             return Done(_with_notice("/portal/payment_methods", "removed"), discard)
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await methods_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "remove_method", run, refused)
+        return await submit(request, "remove_method", run, refuse_with(methods_page))
 
     @post("/invoices/{invoice_id:str}/pay", include_in_schema=False, security=[], status_code=303)
     async def pay_post(request: AnyRequest, invoice_id: InvoiceId) -> Response[Any]:
@@ -948,10 +946,7 @@ def make_portal_router(services: Services) -> Router:
             await actions.save_billing_details(session, ctx.found, form)
             return Done(_with_notice("/portal/billing", "saved"))
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await billing_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "billing", run, refused)
+        return await submit(request, "billing", run, refuse_with(billing_page))
 
     @post("/billing/tax_ids/{index:int}/remove", include_in_schema=False, security=[], status_code=303)
     async def remove_tax_id(
@@ -963,10 +958,7 @@ def make_portal_router(services: Services) -> Router:
             await actions.remove_tax_id(session, ctx.found, index)
             return Done(_with_notice("/portal/billing", "tax_id_removed"))
 
-        async def refused(session: AsyncSession, ctx: Ctx, refusal: actions.PortalRefusal) -> Response[str]:
-            return await billing_page(session, ctx, error=refusal.words(ctx.locale), status=refusal.status)
-
-        return await submit(request, "remove_tax_id", run, refused)
+        return await submit(request, "remove_tax_id", run, refuse_with(billing_page))
 
     @post("/locale", include_in_schema=False, security=[], status_code=303)
     async def switch_locale(request: AnyRequest) -> Response[Any]:

@@ -7,11 +7,13 @@ Texts with ``{name}`` placeholders are filled with `str.format`, with values alr
 
 from __future__ import annotations
 
+import typing
 from typing import Final
 
 from babel import Locale
 
 from billing.invoices.labels import BABEL_LOCALES
+from billing.subscriptions.schemas import CancellationReason
 
 _TEXTS: Final[dict[str, tuple[str, str]]] = {
     # key: (English, Simplified Chinese)
@@ -425,16 +427,8 @@ STATUSES: Final[dict[str, tuple[str, str]]] = {
     "incomplete_expired": ("Expired", "已失效"),
 }
 
-CANCELLATION_REASONS: Final = (
-    "too_expensive",
-    "missing_features",
-    "switched_service",
-    "unused",
-    "customer_service",
-    "too_complex",
-    "low_quality",
-    "other",
-)
+# The reasons the portal offers: the API's (billing.subscriptions.schemas), each with its words above.
+CANCELLATION_REASONS: Final[tuple[str, ...]] = typing.get_args(CancellationReason)
 
 
 def text(key: str, locale: str, **values: object) -> str:

@@ -43,6 +43,23 @@ async def attach(api: httpx.AsyncClient, customer: str, number: str = GOOD, *, d
     return pm
 
 
+async def past_due(
+    api: httpx.AsyncClient, world: Billing, **customer: Any
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A customer whose card declines every charge, past due after a 7-day trial of Team ($25.00 a month):
+    (customer, subscription, its open invoice)."""
+    cus = await world.customer(email="ada@example.com", **customer)
+    await attach(api, cus, DECLINES)
+    plan = await world.plan(2500, name="Team", trial_period_days=7)
+    sub = await world.subscribe(cus, plan, collection_method="charge_automatically")
+    await world.advance(T0 + timedelta(days=8))
+    after = await world.subscription(sub["id"])
+    assert after["status"] == "past_due"
+    invoice = await world.get(f"/v1/invoices/{after['latest_invoice']}")
+    assert invoice["status"] == "open"
+    return cus, after, invoice
+
+
 def half_up(value: Fraction) -> int:
     """Round a fraction of minor units half-up, as the engine states it does (independent of plans.money)."""
     return int((Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1), ROUND_HALF_UP))
@@ -195,14 +212,7 @@ async def test_a_past_due_subscription_says_why_and_offers_to_pay_or_update_the_
     api: httpx.AsyncClient, app: Any, services: Services
 ) -> None:
     world = await world_at(api, services)
-    customer = await world.customer(email="ada@example.com")
-    await attach(api, customer, DECLINES)
-    plan = await world.plan(2500, name="Team", trial_period_days=7)
-    sub = await world.subscribe(customer, plan, collection_method="charge_automatically")
-    await world.advance(T0 + timedelta(days=8))
-    after = await world.subscription(sub["id"])
-    assert after["status"] == "past_due"
-    invoice = await world.get(f"/v1/invoices/{after['latest_invoice']}")
+    customer, _, invoice = await past_due(api, world)
     link = await portal_link(api, customer, locale="zh-CN")
     async with visitor(app) as browser:
         await sign_in(browser, link["url"])
@@ -577,13 +587,8 @@ async def test_a_new_card_pays_the_past_due_invoice_at_once(
     api: httpx.AsyncClient, app: Any, services: Services
 ) -> None:
     world = await world_at(api, services)
-    customer = await world.customer(email="ada@example.com")
-    await attach(api, customer, DECLINES)
-    plan = await world.plan(2500, name="Team", trial_period_days=7)
-    sub = await world.subscribe(customer, plan, collection_method="charge_automatically")
-    await world.advance(T0 + timedelta(days=8))
-    invoice_id = (await world.subscription(sub["id"]))["latest_invoice"]
-    number = (await world.get(f"/v1/invoices/{invoice_id}"))["number"]
+    customer, sub, invoice = await past_due(api, world)
+    invoice_id, number = invoice["id"], invoice["number"]
     link = await portal_link(api, customer, flow={"type": "payment_method_update"})
     async with visitor(app) as browser:
         landing = await sign_in(browser, link["url"])

@@ -17,7 +17,7 @@ import uvicorn
 
 from billing.services import Services
 from tests.billing.portal_helpers import path_of, portal_link
-from tests.billing.test_portal import DECLINES, GOOD, attach, plans_and_subscription, world_at
+from tests.billing.test_portal import GOOD, past_due, plans_and_subscription, world_at
 from tests.browser import screenshot
 
 pytestmark = pytest.mark.browser
@@ -59,6 +59,14 @@ async def _page(browser: Any, *, phone: bool = False, locale: str = "en-US") -> 
         has_touch=phone,
     )
     return context, await context.new_page()
+
+
+async def _fill_card(page: Any, number: str, month: str, year: str, cvc: str | None = None) -> None:
+    await page.get_by_label("Card number").fill(number)
+    await page.get_by_label("Expiry month (MM)").fill(month)
+    await page.get_by_label("Expiry year (YYYY)").fill(year)
+    if cvc is not None:
+        await page.get_by_label("Security code (CVC)").fill(cvc)
 
 
 async def _open(page: Any, server: str, link: dict[str, Any]) -> None:
@@ -123,12 +131,7 @@ async def test_add_a_card_and_see_the_past_due_invoice_paid_then_switch_to_chine
     api: httpx.AsyncClient, services: Services, browser: Any, server: str
 ) -> None:
     world = await world_at(api, services)
-    customer = await world.customer(email="ada@example.com", name="Ada Lovelace")
-    await attach(api, customer, DECLINES)
-    plan = await world.plan(2500, name="Team", trial_period_days=7)
-    sub = await world.subscribe(customer, plan, collection_method="charge_automatically")
-    await world.advance(T0 + timedelta(days=8))
-    invoice = await world.get(f"/v1/invoices/{(await world.subscription(sub['id']))['latest_invoice']}")
+    customer, _, invoice = await past_due(api, world, name="Ada Lovelace")
     link = await portal_link(api, customer)
     context, page = await _page(browser)
     try:
@@ -136,10 +139,7 @@ async def test_add_a_card_and_see_the_past_due_invoice_paid_then_switch_to_chine
         await page.get_by_text(f"We could not collect $25.00 for invoice {invoice['number']}").wait_for()
         await screenshot(page, "portal-past-due-en")
         await page.get_by_role("link", name="Update payment method").first.click()
-        await page.get_by_label("Card number").fill(GOOD)
-        await page.get_by_label("Expiry month (MM)").fill("12")
-        await page.get_by_label("Expiry year (YYYY)").fill("2040")
-        await page.get_by_label("Security code (CVC)").fill("123")
+        await _fill_card(page, GOOD, "12", "2040", "123")
         await screenshot(page, "portal-payment-methods-en")
         await page.get_by_role("button", name="Add card and make it the default").click()
         await page.get_by_text(f"Invoice {invoice['number']} ($25.00) was paid with it.").wait_for()
@@ -196,9 +196,7 @@ async def test_pay_an_open_invoice_download_its_pdf_and_pay_from_the_hosted_page
             assert pdf.read(5) == b"%PDF-"
 
         await page.get_by_role("link", name=f"Pay invoice {invoice['number']}").click()
-        await page.get_by_label("Card number").fill("5555555555554444")
-        await page.get_by_label("Expiry month (MM)").fill("08")
-        await page.get_by_label("Expiry year (YYYY)").fill("2041")
+        await _fill_card(page, "5555555555554444", "08", "2041")
         await screenshot(page, "portal-pay-phone")
         await page.get_by_role("button", name="Pay $25.00").click()
         await page.get_by_text(f"Thank you: invoice {invoice['number']} is paid").wait_for()
@@ -215,9 +213,7 @@ async def test_pay_an_open_invoice_download_its_pdf_and_pay_from_the_hosted_page
         await page.get_by_role("link", name="Pay this invoice online").click()
         await page.get_by_role("heading", name=f"Pay invoice {other['number']}").wait_for()
         assert await page.get_by_text("Mastercard •••• 4444").count() == 0  # saved cards are not offered here
-        await page.get_by_label("Card number").fill(GOOD)
-        await page.get_by_label("Expiry month (MM)").fill("12")
-        await page.get_by_label("Expiry year (YYYY)").fill("2040")
+        await _fill_card(page, GOOD, "12", "2040")
         await screenshot(page, "hosted-invoice-pay-phone")
         await page.get_by_role("button", name="Pay $49.00").click()
         await page.get_by_text(f"Thank you: invoice {other['number']} is paid").wait_for()
