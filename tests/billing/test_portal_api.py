@@ -8,12 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from billing.invoices.documents import load_invoice_document, render_pdf
+from billing.invoices.models import Invoice
+from billing.notifications.models import EmailMessage
 from billing.services import Services
 from billing.settings.branding import contrast_ratio
 from billing.settings.service import SANDBOX_CONNECTION
 from tests.billing.payment_helpers import configure_gateways
 from tests.billing.portal_helpers import path_of, portal_link, sign_in, visible_text, visitor
+from tests.billing.test_portal import past_due
 from tests.billing.world import Billing
 
 T0 = datetime(2027, 3, 1, 10, tzinfo=UTC)
@@ -213,9 +218,6 @@ async def test_the_brand_shows_on_the_portal_the_hosted_invoice_and_the_pdf(
         assert "--accent:#5b21b6" in hosted.text
         pdf = await browser.get(path_of(invoice["invoice_pdf"]))
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-    from billing.invoices.documents import load_invoice_document, render_pdf
-    from billing.invoices.models import Invoice
-
     async with services.sessions() as session:
         row = await session.get(Invoice, invoice["id"])
         assert row is not None
@@ -223,3 +225,32 @@ async def test_the_brand_shows_on_the_portal_the_hosted_invoice_and_the_pdf(
     assert doc.merchant_name == "Acme Cloud" and doc.accent_color == "#5b21b6"
     text = render_pdf(doc, compress=False)
     assert b"Acme Cloud" in text and b"help@acme.example" in text
+
+
+async def test_the_brand_shows_in_customer_emails(api: httpx.AsyncClient, services: Services) -> None:
+    world = await world_at(api, services)
+    await api.patch(
+        "/v1/settings",
+        json={
+            "branding": {
+                "display_name": "Acme Cloud",
+                "accent_color": "#5b21b6",
+                "support_email": "help@acme.example",
+                "logo_url": "https://acme.example/logo.png",
+            }
+        },
+    )
+    customer, _, invoice = await past_due(api, world, locale="zh-CN")
+    async with services.sessions() as session:
+        mail = await session.scalar(
+            select(EmailMessage).where(
+                EmailMessage.customer_id == customer, EmailMessage.kind == "payment_failed"
+            )
+        )
+    assert mail is not None
+    assert (
+        "—— Acme Cloud" in mail.text_body and "如有疑问，请发送邮件至 help@acme.example。" in mail.text_body
+    )
+    assert mail.html_body is not None
+    assert 'src="https://acme.example/logo.png"' in mail.html_body and "background:#5b21b6" in mail.html_body
+    assert invoice["number"] in mail.subject
