@@ -967,3 +967,47 @@ async def test_the_language_is_the_links_then_the_customers_and_the_switcher_cha
         await sign_in(browser, (await portal_link(api, customer, locale="zh-CN"))["url"])
         words = visible_text((await browser.get("/portal/")).text)
         assert "您的订阅" in words and "每月 US$10.00" in words and "2027年4月1日" in words
+
+
+async def test_the_preview_explains_a_change_in_a_trial_and_a_change_of_billing_period(
+    api: httpx.AsyncClient, app: Any, services: Services
+) -> None:
+    world = await world_at(api, services)
+    customer = await world.customer(email="ada@example.com")
+    await attach(api, customer)
+    monthly = await world.plan(1000, name="Monthly", trial_period_days=14, portal_visible=True)
+    yearly = await world.plan(10000, "year", name="Yearly", portal_visible=True)
+    trial = await world.subscribe(customer, monthly, collection_method="charge_automatically")
+    assert trial["status"] == "trialing"
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        path = f"/portal/subscriptions/{trial['id']}/change/preview"
+        in_trial = visible_text((await browser.get(path, params={"plan": monthly, "quantity": "3"})).text)
+        assert "Due today $0.00" in in_trial
+        assert (
+            "You are in your free trial: the new plan applies now, and your first invoice bills it."
+            in in_trial
+        )
+        assert "Next invoice, on Mar 16, 2027 $30.00" in in_trial
+    # After the trial: to the yearly plan, a new cycle today, the unused month credited on the same invoice.
+    await world.advance(T0 + timedelta(days=20))
+    sub = await world.subscription(trial["id"])
+    assert sub["status"] == "active"
+    at = T0 + timedelta(days=20)
+    credit, _ = prorations(sub, at, 1000, 0)
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        words = visible_text(
+            (
+                await browser.get(
+                    f"/portal/subscriptions/{sub['id']}/change/preview",
+                    params={"plan": yearly, "quantity": "1"},
+                )
+            ).text
+        )
+        assert "The billing period changes, so a new billing cycle starts today." in words
+        assert f"Credit for unused time on Monthly Mar 21 – Apr 16, 2027 {usd(credit)}" in words
+        assert "Yearly, first period Mar 21, 2027 – Mar 21, 2028 $100.00" in words
+        assert f"Due today {usd(10000 + credit)}" in words
+        assert "Next invoice, on Mar 21, 2028 $100.00" in words
+    assert (await world.subscription(sub["id"]))["plan"] == monthly
