@@ -32,7 +32,6 @@ from billing.customers.billing_details import (
 )
 from billing.errors import BillingError, Conflict
 from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
-from billing.invoices.hosted import public_base_url
 from billing.invoices.labels import BABEL_LOCALES, status_label
 from billing.invoices.models import Invoice
 from billing.invoices.service import get_invoice, list_invoices
@@ -556,7 +555,3 @@ def billing_details(found: FoundLogin, words: Words) -> dict[str, Any]:
 
 def cancellation_reasons(locale: str) -> list[tuple[str, str]]:
     return [(reason, text(f"reason_{reason}", locale)) for reason in CANCELLATION_REASONS]
-
-
-def absolute(path: str) -> str:
-    return public_base_url() + path
