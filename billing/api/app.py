@@ -23,6 +23,7 @@ from billing.dunning_cases.routes import DunningController
 from billing.events.routes import EventsController
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
+from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
@@ -51,6 +52,7 @@ def create_litestar(services: Services) -> Litestar:
             CreditNotesController,
             EventsController,
             InvoicesController,
+            InvoiceEmailController,
             SubscriptionsController,
             TestClocksController,
             WebhookEndpointsController,

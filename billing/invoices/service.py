@@ -24,6 +24,7 @@ from billing.errors import ApiError, Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.invoices.search import InvoiceFilters, apply_filters
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
@@ -671,19 +672,11 @@ async def list_invoices(
     *,
     limit: int,
     starting_after: str | None,
-    customer: str | None = None,
-    subscription: str | None = None,
-    status: str | None = None,
+    filters: InvoiceFilters | None = None,
 ) -> Page[Invoice]:
-    stmt = select(Invoice).where(Invoice.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Invoice.customer_id == customer)
-    if subscription is not None:
-        stmt = stmt.where(Invoice.subscription_id == subscription)
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Invoice.status == status)
+    stmt = apply_filters(
+        select(Invoice).where(Invoice.merchant_id == merchant_id), filters or InvoiceFilters()
+    )
     return await paginate(
         session,
         stmt,
