@@ -30,7 +30,7 @@ from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
-from plans.totals import compute_invoice_totals
+from plans.totals import TaxAmount, compute_invoice_totals
 from webhooks.outbox import record_event
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -433,6 +433,19 @@ async def _discount_and_taxes(
         for rate_id in invoice.tax_rate_ids
     ]
     return coupon, rates
+
+
+async def tax_by_rate(session: AsyncSession, invoice: Invoice) -> list[TaxAmount]:
+    """The invoice's tax at each of its rates (taxable amount and tax), as its totals were computed: the same
+    lines, coupon and rates through `compute_invoice_totals` (the balance plays no part in tax)."""
+    if not invoice.tax_rate_ids:
+        return []
+    lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
+    )
+    return list(totals.tax_amounts)
 
 
 @dataclass(frozen=True)
