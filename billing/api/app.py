@@ -27,6 +27,7 @@ from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
+from billing.reporting.routes import ExportsController, ReportsController
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
 from billing.subscriptions.routes import SubscriptionsController
@@ -68,6 +69,8 @@ def create_litestar(services: Services) -> Litestar:
             PortalSessionsController,
             UsageEventsController,
             UsageSummaryController,
+            ReportsController,
+            ExportsController,
         ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
     )
@@ -92,6 +95,7 @@ def create_app(services: Services) -> ASGIApp:
         cast(ASGIApp, create_litestar(services)),
         services,
         route_body_limits={("POST", "/v1/usage_events/batch"): BATCH_MAX_BODY_BYTES},
+        streaming_prefixes=("/v1/exports/",),
     )
 
 
