@@ -17,6 +17,7 @@ from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
 from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.config import Settings
+from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
@@ -80,6 +81,7 @@ def create_litestar(services: Services) -> Litestar:
             make_ready_handler(services),
             make_hosted_invoice_router(services),
             make_portal_router(services),
+            make_console_router(services),
             v1,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
