@@ -12,11 +12,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
+from litestar.params import PathParameter
 from litestar.response import Redirect, Stream
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +52,7 @@ from billing.settings.schemas import DunningSettingsUpdate, SettingsUpdate
 from billing.test_clocks.models import TestClock
 from webhooks.events import list_events
 
+PathText = Annotated[str, PathParameter(max_length=64)]
 COOKIE = "billing_console"
 LOGIN_COOKIE = "billing_console_login"
 PER_PAGE = 25
@@ -255,7 +257,13 @@ def make_console_router(services: Services) -> Router:
                     db,
                     merchant_id=outcome.user.merchant_id,
                     actor=actor,
-                    action="login.locked" if outcome.just_locked else "login.failed",
+                    action=(
+                        "login.locked"
+                        if outcome.just_locked
+                        else "login.refused_locked"
+                        if outcome.result == "locked"
+                        else "login.failed"
+                    ),
                     object_type="console_user",
                     object_id=outcome.user.id,
                     now=now,
@@ -588,7 +596,7 @@ def make_console_router(services: Services) -> Router:
         )
 
     @get("/invoices/{invoice_id:str}")
-    async def invoice_detail(request: Request[Any, Any, Any], invoice_id: str) -> Response[Any]:
+    async def invoice_detail(request: Request[Any, Any, Any], invoice_id: PathText) -> Response[Any]:
         async with services.sessions() as db:
             viewer = await viewer_of(db, request)
             if viewer is None:
@@ -622,7 +630,9 @@ def make_console_router(services: Services) -> Router:
             "post_payment_credit_notes_amount": inv.post_payment_credit_notes_amount,
         }
 
-    async def simple_action(db: AsyncSession, viewer: Viewer, invoice_id: str, action: str) -> Invoice:
+    async def simple_action(
+        db: AsyncSession, viewer: Viewer, invoice_id: PathText, action: PathText
+    ) -> Invoice:
         before = snapshot(await invoices.get_invoice(db, viewer.merchant_id, invoice_id))
         if action == "finalize":
             inv = await invoices.finalize_invoice(db, viewer.merchant_id, invoice_id)
@@ -658,7 +668,9 @@ def make_console_router(services: Services) -> Router:
             ) from None
 
     @post("/invoices/{invoice_id:str}/{action:str}", status_code=303)
-    async def invoice_action(request: Request[Any, Any, Any], invoice_id: str, action: str) -> Response[Any]:
+    async def invoice_action(
+        request: Request[Any, Any, Any], invoice_id: PathText, action: PathText
+    ) -> Response[Any]:
         form = await request.form()
         base = f"/console/invoices/{invoice_id}"
         task_id: str | None = None
@@ -862,7 +874,7 @@ def make_console_router(services: Services) -> Router:
             )
 
     @get("/exports/{name:str}")
-    async def export_file(request: Request[Any, Any, Any], name: str) -> Response[Any]:
+    async def export_file(request: Request[Any, Any, Any], name: PathText) -> Response[Any]:
         async with services.sessions() as db:
             viewer = await viewer_of(db, request)
             if viewer is None:
@@ -893,7 +905,7 @@ def make_console_router(services: Services) -> Router:
         return _redirect("/console/reports/mrr" + (f"?{request.url.query}" if request.url.query else ""))
 
     @get("/reports/{name:str}")
-    async def report_page(request: Request[Any, Any, Any], name: str) -> Response[Any]:
+    async def report_page(request: Request[Any, Any, Any], name: PathText) -> Response[Any]:
         params = {k: request.query_params.get(k) or "" for k in ("test_clock", "from", "to")}
         async with services.sessions() as db:
             viewer = await viewer_of(db, request)
@@ -992,7 +1004,9 @@ def make_console_router(services: Services) -> Router:
             return await keys_page(db, viewer)
 
     @post("/keys/{key_id:str}/{action:str}", status_code=200)
-    async def key_action(request: Request[Any, Any, Any], key_id: str, action: str) -> Response[Any]:
+    async def key_action(
+        request: Request[Any, Any, Any], key_id: PathText, action: PathText
+    ) -> Response[Any]:
         return await _key_change(request, key_id, action)
 
     @post("/keys", status_code=200)

@@ -1,0 +1,73 @@
+"""Helpers for console tests: a console user made with the use case the CLI calls, and a browser-like HTTP client
+that logs in through the form (cookies kept, CSRF tokens read from the pages)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from billing.clock import SYSTEM_CLOCK
+from billing.console.users import create_user
+from billing.db.engine import transaction
+from billing.services import Services
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
+
+
+async def console_user(services: Services, merchant_id: str, email: str, role: str = "finance") -> str:
+    """A console user of the merchant; returns the generated password."""
+    async with transaction(services.sessions) as session:
+        _, password = await create_user(session, merchant_id, email, role, SYSTEM_CLOCK.now())
+    return password
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match is not None, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def form_key_of(html: str) -> str:
+    match = _FORM_KEY.search(html)
+    assert match is not None
+    return match.group(1)
+
+
+def browser(app: Any, **headers: str) -> httpx.AsyncClient:
+    """A client that keeps cookies, over https (the console's cookies are Secure outside development)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+        base_url="https://billing.test",
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
+async def log_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    page = await client.get("/console/login")
+    assert page.status_code == 200, page.text
+    return await client.post(
+        "/console/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)}
+    )
+
+
+async def logged_in(app: Any, email: str, password: str) -> httpx.AsyncClient:
+    client = browser(app)
+    response = await log_in(client, email, password)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/console/invoices"
+    return client
+
+
+async def post_form(client: httpx.AsyncClient, page_path: str, action: str, **fields: str) -> httpx.Response:
+    """Post a form of the page at `page_path` as the browser would (with that page's CSRF token and form key)."""
+    page = await client.get(page_path)
+    assert page.status_code == 200, page.text
+    data = {"csrf_token": csrf_of(page.text), **fields}
+    key = _FORM_KEY.search(page.text)
+    if key is not None:
+        data.setdefault("form_key", key.group(1))
+    return await client.post(action, data=data)
