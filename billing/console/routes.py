@@ -41,6 +41,7 @@ from billing.invoices.models import Invoice
 from billing.invoices.search import InvoiceFilters, search_invoices
 from billing.merchants import keys
 from billing.merchants.service import merchant_name
+from billing.notifications.emails import card_words
 from billing.notifications.invoice_email import send_invoice_email
 from billing.payments.refunds import list_refunds
 from billing.payments.service import list_payments
@@ -525,7 +526,7 @@ def make_console_router(services: Services) -> Router:
         taxes = [
             {
                 "name": tax.tax_rate.display_name,
-                "percentage": tax.tax_rate.percentage,
+                "percentage": pages.format_number(tax.tax_rate.percentage, viewer.locale),
                 "inclusive": tax.tax_rate.inclusive,
                 "taxable": tax.taxable_amount,
                 "amount": tax.amount,
@@ -577,7 +578,7 @@ def make_console_router(services: Services) -> Router:
             customer=customer,
             lines=line_views,
             taxes=taxes,
-            payments=payments,
+            payments=[{"row": p, "card": card_words(p.card_brand, p.card_last4)} for p in payments],
             refunds=refunds,
             credit_notes=notes,
             events=events,
@@ -790,7 +791,9 @@ def make_console_router(services: Services) -> Router:
                         )
                 except (BillingError, _FormError) as exc:
                     await savepoint.rollback()
-                    db.expire_all()
+                    # What the savepoint touched is expired; the page reads everything again, the viewer too.
+                    await db.refresh(viewer.user)
+                    await db.refresh(viewer.row)
                     reason_text = exc.message if isinstance(exc, BillingError) else str(exc)
                     shown = (
                         reason_text

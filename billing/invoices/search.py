@@ -16,6 +16,7 @@ from typing import Any, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from billing.customers.models import Customer
 from billing.errors import InvalidRequest
@@ -177,9 +178,11 @@ def apply_filters(stmt: Select[*Ts], filters: InvoiceFilters) -> Select[*Ts]:
         conditions.append(and_(Invoice.status == states.OPEN, due_moment() < filters.overdue_at))
     if filters.text is not None:
         pattern = _like(filters.text)
-        matching_customers = select(Customer.id).where(
-            Customer.merchant_id == Invoice.merchant_id,
-            or_(Customer.email.ilike(pattern, escape="\\"), Customer.name.ilike(pattern, escape="\\")),
+        # An alias: the console's query joins customers itself, and must not correlate this one away.
+        matched = aliased(Customer)
+        matching_customers = select(matched.id).where(
+            matched.merchant_id == Invoice.merchant_id,
+            or_(matched.email.ilike(pattern, escape="\\"), matched.name.ilike(pattern, escape="\\")),
         )
         conditions.append(
             or_(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.models import Coupon, Plan
@@ -146,7 +146,12 @@ def _customer_in_scope(customer_id: Any, scope: Scope) -> ColumnElement[bool]:
 
 
 def _month_label(column: Any) -> Any:
-    return func.to_char(func.date_trunc("month", func.timezone("UTC", column)), "YYYY-MM")
+    """The UTC month of an instant as YYYY-MM. Constants are inlined, so the same expression in SELECT and
+    GROUP BY is the same SQL text (bound parameters would make PostgreSQL see two different expressions)."""
+    return func.to_char(
+        func.date_trunc(literal_column("'month'"), func.timezone(literal_column("'UTC'"), column)),
+        literal_column("'YYYY-MM'"),
+    )
 
 
 def _base(scope: Scope) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from billing.clock import SYSTEM_CLOCK
 from billing.console.models import AuditEntry, ConsoleSession, ConsoleUser
 from billing.console.users import LOCKOUT_DURATION, LOCKOUT_THRESHOLD, after_failed_login
-from billing.clock import SYSTEM_CLOCK
 from billing.merchants.service import NewMerchant
 from billing.services import Services
 from tests.billing.console_helpers import browser, console_user, csrf_of, log_in, logged_in, post_form
