@@ -16,7 +16,6 @@ from billing.clock import SYSTEM_CLOCK
 from billing.reporting import exports, reports, schemas
 
 ReportName = Literal["mrr", "churn", "ar_aging", "payment_success", "revenue", "dunning"]
-ExportName = Literal["invoices", "invoice_lines", "payments", "refunds", "credit_notes"]
 MonthFrom = Annotated[
     str | None,
     QueryParameter(
@@ -75,7 +74,7 @@ class ExportsController(Controller):
     tags = ["exports"]  # noqa: RUF012
 
     @get(
-        "/{name:str}.csv",
+        "/{filename:str}",
         media_type="text/csv",
         responses=ERROR_RESPONSES,
         summary="Export invoices, invoice_lines, payments, refunds or credit_notes as CSV (streamed)",
@@ -85,10 +84,17 @@ class ExportsController(Controller):
     async def export(
         self,
         ctx: NamedDependency[RequestContext],
-        name: Annotated[ExportName, PathParameter(description="Which export.")],
+        filename: Annotated[
+            str,
+            PathParameter(
+                description="invoices.csv, invoice_lines.csv, payments.csv, refunds.csv or credit_notes.csv.",
+                max_length=40,
+            ),
+        ],
         date_from: DateFrom = None,
         date_to: DateTo = None,
     ) -> Stream:
+        name = filename.removesuffix(".csv") if filename.endswith(".csv") else "?" + filename
         request = exports.export_request(name, date_from, date_to)
         return Stream(
             exports.stream_csv(ctx.services.engine, ctx.merchant_id, request),
