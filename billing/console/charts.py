@@ -70,12 +70,17 @@ def _open(title: str, description: str, width: int, height: int) -> list[str]:
     ]
 
 
+def text_width(text: str) -> int:
+    """About how wide `text` is at 12px: CJK characters are full-width, Latin ones about half."""
+    return sum(12 if ord(char) > 0x2E80 else 7 for char in text)
+
+
 def _legend(series: Sequence[tuple[str, str]], x: int, y: int) -> list[str]:
     parts, cursor = [], x
     for name, color in series:
         parts.append(f'<rect x="{cursor}" y="{y - 9}" width="10" height="10" rx="2" fill="{_esc(color)}"/>')
         parts.append(f'<text x="{cursor + 14}" y="{y}" fill="{_INK}">{_esc(name)}</text>')
-        cursor += 24 + 7 * len(name)
+        cursor += 28 + text_width(name)
     return parts
 
 
@@ -113,7 +118,7 @@ def line_chart(
     series: Sequence[Series],
     fmt: Callable[[int], str],
     *,
-    width: int = 760,
+    width: int = 900,
     height: int = 280,
 ) -> str:
     """One line per series over the labels (months), y from the smallest to the largest value (0 included)."""
@@ -148,7 +153,7 @@ def bar_chart(
     fmt: Callable[[int], str],
     *,
     stacked: bool = True,
-    width: int = 760,
+    width: int = 900,
     height: int = 280,
 ) -> str:
     """Bars per label: stacked (positive values up from 0, negative down) or side by side."""
@@ -204,7 +209,7 @@ def hbar_chart(
     fmt: Callable[[int], str],
     *,
     color: str = PALETTE[0],
-    width: int = 760,
+    width: int = 900,
 ) -> str:
     """One horizontal bar per (label, value), longest = the largest value."""
     row_h, left, right, top = 30, 160, 130, 12

@@ -458,6 +458,7 @@ def make_console_router(services: Services) -> Router:
                         "customer": inv.customer_id,
                         "customer_name": found.customer_name,
                         "customer_email": found.customer_email,
+                        "test_clock": found.test_clock_id,
                         "status": inv.status,
                         "total": inv.total,
                         "amount_remaining": inv.amount_remaining,
@@ -556,9 +557,11 @@ def make_console_router(services: Services) -> Router:
                 "period_start": line.period_start,
                 "period_end": line.period_end,
                 "quantity": pages.format_number(line.quantity, viewer.locale),
-                "unit_price": ""
-                if line.unit_amount_decimal is None
-                else pages.unit_price(line.unit_amount_decimal, inv.currency, viewer.locale),
+                "unit_price": pages.unit_price(line.unit_amount_decimal, inv.currency, viewer.locale)
+                if line.unit_amount_decimal is not None
+                else pages.money(line.amount, inv.currency, viewer.locale)
+                if line.quantity == 1
+                else "",
                 "discount_amount": line.discount_amount,
                 "tax_amount": line.tax_amount,
                 "amount": line.amount,

@@ -199,6 +199,7 @@ class FoundInvoice:
     invoice: Invoice
     customer_email: str | None
     customer_name: str | None
+    test_clock_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ async def search_invoices(
     tiebreak = Invoice.seq.desc() if descending else Invoice.seq.asc()
     stmt = (
         apply_filters(
-            select(Invoice, Customer.email, Customer.name)
+            select(Invoice, Customer.email, Customer.name, Customer.test_clock_id)
             .join(Customer, Customer.id == Invoice.customer_id)
             .where(Invoice.merchant_id == merchant_id),
             filters,
@@ -244,6 +245,7 @@ async def search_invoices(
         .offset((max(page, 1) - 1) * per_page)
     )
     rows = [
-        FoundInvoice(invoice, email, name) for invoice, email, name in (await session.execute(stmt)).all()
+        FoundInvoice(invoice, email, name, clock)
+        for invoice, email, name, clock in (await session.execute(stmt)).all()
     ]
     return SearchPage(rows=rows, total=int(total or 0), page=max(page, 1), per_page=per_page)

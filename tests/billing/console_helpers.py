@@ -3,15 +3,24 @@ that logs in through the form (cookies kept, CSRF tokens read from the pages).""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psutil
 
 from billing.clock import SYSTEM_CLOCK
+from billing.config import Settings
 from billing.console.users import create_user
 from billing.db.engine import transaction
 from billing.services import Services
+from tests.billing.payment_helpers import free_port
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
@@ -36,7 +45,7 @@ def form_key_of(html: str) -> str:
     return match.group(1)
 
 
-def browser(app: Any, **headers: str) -> httpx.AsyncClient:
+def web_client(app: Any, **headers: str) -> httpx.AsyncClient:
     """A client that keeps cookies, over https (the console's cookies are Secure outside development)."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
@@ -55,7 +64,7 @@ async def log_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.
 
 
 async def logged_in(app: Any, email: str, password: str) -> httpx.AsyncClient:
-    client = browser(app)
+    client = web_client(app)
     response = await log_in(client, email, password)
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/console/invoices"
@@ -71,3 +80,46 @@ async def post_form(client: httpx.AsyncClient, page_path: str, action: str, **fi
     if key is not None:
         data.setdefault("form_key", key.group(1))
     return await client.post(action, data=data)
+
+
+@contextmanager
+def billing_serve(settings: Settings, **env_overrides: str) -> Iterator[tuple[str, psutil.Process]]:
+    """A real `billing serve` on a free port against the test database; yields its URL and process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "BILLING_ENV": "test",
+        "BILLING_LOG_LEVEL": "WARNING",
+        "BILLING_DATA_DIR": str(settings.data_dir),
+        **env_overrides,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "billing", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"billing serve did not start: {process.stderr.read() if process.stderr else ''}"
+                )
+            time.sleep(0.1)
+        yield url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

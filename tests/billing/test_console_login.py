@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from billing.clock import SYSTEM_CLOCK
 from billing.console.models import AuditEntry, ConsoleSession, ConsoleUser
 from billing.console.users import LOCKOUT_DURATION, LOCKOUT_THRESHOLD, after_failed_login
+from billing.merchants.models import ApiKey
 from billing.merchants.service import NewMerchant
 from billing.services import Services
-from tests.billing.console_helpers import browser, console_user, csrf_of, log_in, logged_in, post_form
+from tests.billing.console_helpers import console_user, csrf_of, log_in, logged_in, post_form, web_client
 
 
 async def _audit(services: Services, merchant_id: str) -> list[AuditEntry]:
@@ -32,7 +33,7 @@ async def test_login_sets_a_hardened_session_cookie_stored_hashed(
     app: Any, services: Services, merchant: NewMerchant
 ) -> None:
     password = await console_user(services, merchant.id, "Ana@Example.com")
-    client = browser(app)
+    client = web_client(app)
     page = await client.get("/console/login")
     assert page.status_code == 200
     assert 'name="email"' in page.text and 'name="password"' in page.text
@@ -65,7 +66,7 @@ async def test_login_sets_a_hardened_session_cookie_stored_hashed(
 
 
 async def test_pages_need_a_session(app: Any) -> None:
-    client = browser(app)
+    client = web_client(app)
     for path in (
         "/console/invoices",
         "/console/reports/mrr",
@@ -76,7 +77,7 @@ async def test_pages_need_a_session(app: Any) -> None:
         response = await client.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/console/login")
-    forged = browser(app)
+    forged = web_client(app)
     forged.cookies.set("billing_console", "x" * 43, domain="billing.test", path="/console")
     assert (await forged.get("/console/invoices")).status_code == 303
 
@@ -85,7 +86,7 @@ async def test_wrong_passwords_lock_the_account_for_fifteen_minutes(
     app: Any, services: Services, merchant: NewMerchant
 ) -> None:
     password = await console_user(services, merchant.id, "bo@example.com")
-    client = browser(app)
+    client = web_client(app)
     for attempt in range(1, LOCKOUT_THRESHOLD):
         response = await log_in(client, "bo@example.com", f"wrong-{attempt}")
         assert response.status_code == 401
@@ -128,7 +129,7 @@ def test_the_lockout_rule() -> None:
 
 
 async def test_unknown_emails_and_forged_login_forms_are_refused(app: Any) -> None:
-    client = browser(app)
+    client = web_client(app)
     assert (await log_in(client, "nobody@example.com", "whatever")).status_code == 401
     await client.get("/console/login")
     no_token = await client.post("/console/login", data={"email": "a@example.com", "password": "x"})
@@ -174,7 +175,7 @@ async def test_logout_ends_the_session(app: Any, services: Services, merchant: N
     response = await post_form(client, "/console/invoices", "/console/logout")
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login?logged_out=1"
-    replay = browser(app)
+    replay = web_client(app)
     replay.cookies.set("billing_console", cookie or "", domain="billing.test", path="/console")
     assert (await replay.get("/console/invoices")).status_code == 303
     assert "logout" in [e.action for e in await _audit(services, merchant.id)]
@@ -199,8 +200,6 @@ async def test_finance_users_cannot_touch_keys_or_settings(
     )
     assert settings.status_code == 403
     async with services.sessions() as session:
-        from billing.merchants.models import ApiKey
-
         count = len((await session.scalars(select(ApiKey).where(ApiKey.merchant_id == merchant.id))).all())
     assert count == 2  # the merchant's two original keys, nothing created
 
@@ -232,7 +231,7 @@ async def test_the_language_follows_the_switcher_then_accept_language(
     app: Any, services: Services, merchant: NewMerchant
 ) -> None:
     password = await console_user(services, merchant.id, "zh@example.com")
-    client = browser(app, **{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    client = web_client(app, **{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
     page = await client.get("/console/login")
     assert "登录财务控制台" in page.text and 'lang="zh-CN"' in page.text
     await client.post(

@@ -6,18 +6,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from sqlalchemy import text
 
 from billing.config import Settings
@@ -25,7 +19,7 @@ from billing.db.engine import transaction
 from billing.merchants.service import NewMerchant
 from billing.reporting.exports import EXPORTS
 from billing.services import Services
-from tests.billing.payment_helpers import free_port
+from tests.billing.console_helpers import billing_serve
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console.md"
 
@@ -135,52 +129,11 @@ async def _insert_invoices(services: Services, merchant_id: str, count: int) -> 
         )
 
 
-@contextmanager
-def _billing_serve(settings: Settings) -> Iterator[tuple[str, psutil.Process]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "REDIS_URL": settings.redis_url or "",
-        "BILLING_ENV": "test",
-        "BILLING_LOG_LEVEL": "WARNING",
-        "BILLING_DATA_DIR": str(settings.data_dir),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "billing", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"billing serve did not start: {process.stderr.read() if process.stderr else ''}"
-                )
-            time.sleep(0.1)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def test_a_100000_row_export_streams_in_bounded_memory(
     settings: Settings, services: Services, merchant: NewMerchant
 ) -> None:
     await _insert_invoices(services, merchant.id, ROWS)
-    with _billing_serve(settings) as (url, server):
+    with billing_serve(settings) as (url, server):
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {merchant.secret_key}"}, timeout=120
         ) as client:

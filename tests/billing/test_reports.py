@@ -57,7 +57,9 @@ async def _plan(api: httpx.AsyncClient, code: str, amount: int, interval: str = 
     return str(response.json()["id"])
 
 
-async def test_mrr_movements_and_churn_over_three_months(api: httpx.AsyncClient, services: Services) -> None:
+async def three_months_of_subscriptions(api: httpx.AsyncClient, services: Services) -> Clock:
+    """A test clock whose customers subscribe, upgrade, downgrade, cancel, trial, pause and resume over
+    January to March 2027 (the figures each step makes are in the comments); the clock ends on March 20."""
     clock = Clock(api, services)
     await clock.start("2027-01-01T00:00:00Z")
     basic = await _plan(api, "basic", 1000)  # 10.00 a month
@@ -107,7 +109,11 @@ async def test_mrr_movements_and_churn_over_three_months(api: httpx.AsyncClient,
     await clock.advance("2027-03-15T00:00:00Z")
     await clock.post(f"/v1/subscriptions/{d}/resume", {})
     await clock.advance("2027-03-20T00:00:00Z")
+    return clock
 
+
+async def test_mrr_movements_and_churn_over_three_months(api: httpx.AsyncClient, services: Services) -> None:
+    clock = await three_months_of_subscriptions(api, services)
     mrr = await clock.report("mrr", **{"from": "2027-01", "to": "2027-03"})
     [usd] = mrr["currencies"]
     # Now (March 20): A 10.00 + C 20.00 + D 10.00 + E 30.00 + F 30.33 = 100.33; ARR = 12 × 100.33.
