@@ -4,14 +4,14 @@ one transaction with its audit entry (actor: the command line)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK
 from billing.config import ConfigError, Settings
-from billing.console import users
+from billing.console import key_actions, users
 from billing.console.audit import CLI_ACTOR, Actor, record_audit
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.merchants import keys
@@ -35,21 +35,29 @@ def _user_view(user: Any) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "role": user.role, "merchant": user.merchant_id}
 
 
+def _audited_user(
+    session: AsyncSession, user: Any, password: str, action: str, now: datetime, detail: str | None = None
+) -> dict[str, str]:
+    """Audit a user's creation or reset; the command's output (the password appears only there)."""
+    record_audit(
+        session,
+        merchant_id=user.merchant_id,
+        actor=CLI,
+        action=action,
+        object_type="console_user",
+        object_id=user.id,
+        after=_user_view(user),
+        now=now,
+        detail=detail,
+    )
+    return {"id": user.id, "email": user.email, "role": user.role, "password": password}
+
+
 async def create_user(settings: Settings, merchant_id: str, email: str, role: str) -> dict[str, str]:
     async def work(session: AsyncSession) -> dict[str, str]:
         now = SYSTEM_CLOCK.now()
         user, password = await users.create_user(session, merchant_id, email, role, now)
-        record_audit(
-            session,
-            merchant_id=merchant_id,
-            actor=CLI,
-            action="user.created",
-            object_type="console_user",
-            object_id=user.id,
-            after=_user_view(user),
-            now=now,
-        )
-        return {"id": user.id, "email": user.email, "role": user.role, "password": password}
+        return _audited_user(session, user, password, "user.created", now)
 
     return await _in_transaction(settings, work)
 
@@ -58,18 +66,8 @@ async def reset_password(settings: Settings, email: str, merchant_id: str | None
     async def work(session: AsyncSession) -> dict[str, str]:
         now = SYSTEM_CLOCK.now()
         user, password = await users.reset_password(session, email, now, merchant_id=merchant_id)
-        record_audit(
-            session,
-            merchant_id=user.merchant_id,
-            actor=CLI,
-            action="user.password_reset",
-            object_type="console_user",
-            object_id=user.id,
-            after=_user_view(user),
-            now=now,
-            detail="password reset; the account's sessions were ended and its lock lifted",
-        )
-        return {"id": user.id, "email": user.email, "role": user.role, "password": password}
+        detail = "password reset; the account's sessions were ended and its lock lifted"
+        return _audited_user(session, user, password, "user.password_reset", now, detail)
 
     return await _in_transaction(settings, work)
 
@@ -83,18 +81,7 @@ async def list_keys(settings: Settings, merchant_id: str) -> list[dict[str, obje
 
 async def create_key(settings: Settings, merchant_id: str, kind: str) -> dict[str, object]:
     async def work(session: AsyncSession) -> dict[str, object]:
-        now = SYSTEM_CLOCK.now()
-        issued = await keys.create_key(session, merchant_id, kind, now)
-        record_audit(
-            session,
-            merchant_id=merchant_id,
-            actor=CLI,
-            action="api_key.created",
-            object_type="api_key",
-            object_id=issued.key.id,
-            after=issued.key,
-            now=now,
-        )
+        issued = await key_actions.create_key(session, merchant_id, kind, CLI, SYSTEM_CLOCK.now())
         return {**issued.key.as_dict(), "key": issued.secret}
 
     return await _in_transaction(settings, work)
@@ -106,19 +93,7 @@ async def roll_key(
     grace: timedelta = keys.roll_grace(grace_hours)
 
     async def work(session: AsyncSession) -> dict[str, object]:
-        now = SYSTEM_CLOCK.now()
-        old, issued = await keys.roll_key(session, merchant_id, key_id, now, grace=grace)
-        record_audit(
-            session,
-            merchant_id=merchant_id,
-            actor=CLI,
-            action="api_key.rolled",
-            object_type="api_key",
-            object_id=old.id,
-            before={**old.as_dict(), "status": "active", "expires_at": None},
-            after={"old": old.as_dict(), "new": issued.key.as_dict()},
-            now=now,
-        )
+        old, issued = await key_actions.roll_key(session, merchant_id, key_id, grace, CLI, SYSTEM_CLOCK.now())
         return {**issued.key.as_dict(), "key": issued.secret, "old_key": old.as_dict()}
 
     return await _in_transaction(settings, work)
@@ -126,19 +101,7 @@ async def roll_key(
 
 async def revoke_key(settings: Settings, merchant_id: str, key_id: str) -> dict[str, object]:
     async def work(session: AsyncSession) -> dict[str, object]:
-        now = SYSTEM_CLOCK.now()
-        before, after = await keys.revoke_key(session, merchant_id, key_id, now)
-        record_audit(
-            session,
-            merchant_id=merchant_id,
-            actor=CLI,
-            action="api_key.revoked",
-            object_type="api_key",
-            object_id=key_id,
-            before=before,
-            after=after,
-            now=now,
-        )
+        after = await key_actions.revoke_key(session, merchant_id, key_id, CLI, SYSTEM_CLOCK.now())
         return after.as_dict()
 
     return await _in_transaction(settings, work)

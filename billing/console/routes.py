@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK
-from billing.console import pages, users
+from billing.console import key_actions, pages, users
 from billing.console.audit import Actor, list_audit, record_audit
 from billing.console.models import ConsoleSession, ConsoleUser
 from billing.console.report_views import REPORT_NAV, sections_for
@@ -147,6 +147,40 @@ def make_console_router(services: Services) -> Router:
         row, user = found
         return Viewer(
             row, user, pick_locale(row.locale, request.headers.get("accept-language")), _ip(request)
+        )
+
+    async def gate(
+        db: AsyncSession, request: Request[Any, Any, Any], *, admin: bool = False
+    ) -> Viewer | Response[Any]:
+        """The page's viewer, or the answer instead of the page: the login form (no live session) or the
+        "admins only" page."""
+        viewer = await viewer_of(db, request)
+        if viewer is None:
+            return to_login(request)
+        if admin and not viewer.is_admin:
+            return await message(
+                viewer, db, 403, text("forbidden", viewer.locale), text("forbidden_body", viewer.locale)
+            )
+        return viewer
+
+    def audit(
+        db: AsyncSession, viewer: Viewer, action: str, object_type: str, object_id: str | None, **change: Any
+    ) -> None:
+        """The audit entry of the viewer's action, in the action's transaction."""
+        record_audit(
+            db,
+            merchant_id=viewer.merchant_id,
+            actor=viewer.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            now=_now(),
+            **change,
+        )
+
+    async def not_found(viewer: Viewer, db: AsyncSession) -> Response[str]:
+        return await message(
+            viewer, db, 404, text("not_found", viewer.locale), text("not_found_body", viewer.locale)
         )
 
     async def page(
@@ -306,14 +340,12 @@ def make_console_router(services: Services) -> Router:
             viewer = await viewer_of(db, request)
             if viewer is not None and csrf_ok(viewer, form):
                 await users.end_session(db, viewer.row, _now())
-                record_audit(
+                audit(
                     db,
-                    merchant_id=viewer.merchant_id,
-                    actor=viewer.actor,
-                    action="logout",
-                    object_type="console_user",
-                    object_id=viewer.user.id,
-                    now=_now(),
+                    viewer,
+                    "logout",
+                    "console_user",
+                    viewer.user.id,
                 )
             elif viewer is not None:
                 return await message(
@@ -326,9 +358,9 @@ def make_console_router(services: Services) -> Router:
     async def switch_locale(request: Request[Any, Any, Any]) -> Response[Any]:
         form = await request.form()
         async with transaction(services.sessions) as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             if not csrf_ok(viewer, form):
                 return await message(
                     viewer, db, 403, text("forbidden", viewer.locale), text("form_expired", viewer.locale)
@@ -372,9 +404,9 @@ def make_console_router(services: Services) -> Router:
             )
         }
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             now = _now()
             error = None
             try:
@@ -500,9 +532,7 @@ def make_console_router(services: Services) -> Router:
         try:
             inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
         except BillingError:
-            return await message(
-                viewer, db, 404, text("not_found", viewer.locale), text("not_found_body", viewer.locale)
-            )
+            return await not_found(viewer, db)
         lines = await invoices.invoice_lines(db, inv.id)
         customer = await db.get(Customer, inv.customer_id)
         payments = (
@@ -602,9 +632,9 @@ def make_console_router(services: Services) -> Router:
     @get("/invoices/{invoice_id:str}")
     async def invoice_detail(request: Request[Any, Any, Any], invoice_id: PathText) -> Response[Any]:
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             done = request.query_params.get("done")
             notice = None
             if done in ("finalize", "void", "mark_uncollectible", "retry_paid", "retry_pending"):
@@ -644,16 +674,14 @@ def make_console_router(services: Services) -> Router:
             inv = await invoices.void_invoice(db, viewer.merchant_id, invoice_id)
         else:
             inv = await invoices.mark_uncollectible(db, viewer.merchant_id, invoice_id)
-        record_audit(
+        audit(
             db,
-            merchant_id=viewer.merchant_id,
-            actor=viewer.actor,
-            action=f"invoice.{action}",
-            object_type="invoice",
-            object_id=inv.id,
+            viewer,
+            f"invoice.{action}",
+            "invoice",
+            inv.id,
             before=before,
             after=snapshot(inv),
-            now=_now(),
         )
         return inv
 
@@ -680,9 +708,9 @@ def make_console_router(services: Services) -> Router:
         task_id: str | None = None
         try:
             async with transaction(services.sessions) as db:
-                viewer = await viewer_of(db, request)
-                if viewer is None:
-                    return to_login(request)
+                viewer = await gate(db, request)
+                if not isinstance(viewer, Viewer):
+                    return viewer
                 if not csrf_ok(viewer, form):
                     return await invoice_page(
                         db, viewer, invoice_id, status=403, error=text("form_expired", viewer.locale)
@@ -697,16 +725,14 @@ def make_console_router(services: Services) -> Router:
                         before = snapshot(await invoices.get_invoice(db, viewer.merchant_id, invoice_id))
                         inv = await collection.request_payment(db, viewer.merchant_id, invoice_id)
                         task_id = await collection.pending_collection(db, inv.id)
-                        record_audit(
+                        audit(
                             db,
-                            merchant_id=viewer.merchant_id,
-                            actor=viewer.actor,
-                            action="invoice.retry_payment",
-                            object_type="invoice",
-                            object_id=inv.id,
+                            viewer,
+                            "invoice.retry_payment",
+                            "invoice",
+                            inv.id,
                             before=before,
                             after={**snapshot(inv), "collection_task": task_id},
-                            now=_now(),
                         )
                         target = base
                     elif action == "send":
@@ -717,15 +743,13 @@ def make_console_router(services: Services) -> Router:
                             request_key=str(form.get("form_key") or "") or None,
                         )
                         customer = await db.get(Customer, inv.customer_id)
-                        record_audit(
+                        audit(
                             db,
-                            merchant_id=viewer.merchant_id,
-                            actor=viewer.actor,
-                            action="invoice.email_sent",
-                            object_type="invoice",
-                            object_id=inv.id,
+                            viewer,
+                            "invoice.email_sent",
+                            "invoice",
+                            inv.id,
                             after={"email": email_id, "to": customer.email if customer else None},
-                            now=_now(),
                         )
                         target = f"{base}?" + urlencode(
                             {"done": "email", "to": customer.email if customer else ""}
@@ -773,25 +797,21 @@ def make_console_router(services: Services) -> Router:
                             idempotency_key=f"console:{viewer.row.id}:{form.get('form_key')}",
                         )
                         inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
-                        record_audit(
+                        audit(
                             db,
-                            merchant_id=viewer.merchant_id,
-                            actor=viewer.actor,
-                            action="credit_note.created",
-                            object_type="invoice",
-                            object_id=inv.id,
+                            viewer,
+                            "credit_note.created",
+                            "invoice",
+                            inv.id,
                             before=before,
                             after={
                                 "invoice": snapshot(inv),
                                 "credit_note": await credit_notes.render_note(db, note),
                             },
-                            now=_now(),
                         )
                         target = f"{base}?" + urlencode({"done": "credit_note", "number": note.number})
                     else:
-                        return await message(
-                            viewer, db, 404, text("not_found", locale), text("not_found_body", locale)
-                        )
+                        return await not_found(viewer, db)
                 except (BillingError, _FormError) as exc:
                     await savepoint.rollback()
                     # What the savepoint touched is expired; the page reads everything again, the viewer too.
@@ -843,9 +863,9 @@ def make_console_router(services: Services) -> Router:
         raw_page = request.query_params.get("page") or "1"
         number = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             found = await list_audit(db, viewer.merchant_id, limit=50, offset=(number - 1) * 50)
             return await page(
                 viewer,
@@ -863,9 +883,9 @@ def make_console_router(services: Services) -> Router:
     @get("/exports")
     async def exports_page(request: Request[Any, Any, Any]) -> Response[Any]:
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             today = _now().date()
             return await page(
                 viewer,
@@ -882,13 +902,11 @@ def make_console_router(services: Services) -> Router:
     @get("/exports/{name:str}")
     async def export_file(request: Request[Any, Any, Any], name: PathText) -> Response[Any]:
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             if not name.endswith(".csv"):
-                return await message(
-                    viewer, db, 404, text("not_found", viewer.locale), text("not_found_body", viewer.locale)
-                )
+                return await not_found(viewer, db)
             try:
                 wanted = exports.export_request(
                     name[: -len(".csv")], request.query_params.get("from"), request.query_params.get("to")
@@ -914,13 +932,11 @@ def make_console_router(services: Services) -> Router:
     async def report_page(request: Request[Any, Any, Any], name: PathText) -> Response[Any]:
         params = {k: request.query_params.get(k) or "" for k in ("test_clock", "from", "to")}
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
             if name not in reports.NAMES:
-                return await message(
-                    viewer, db, 404, text("not_found", viewer.locale), text("not_found_body", viewer.locale)
-                )
+                return await not_found(viewer, db)
             error = None
             try:
                 scope = await reports.resolve_scope(
@@ -994,19 +1010,12 @@ def make_console_router(services: Services) -> Router:
             error=error,
         )
 
-    async def forbidden(viewer: Viewer, db: AsyncSession) -> Response[str]:
-        return await message(
-            viewer, db, 403, text("forbidden", viewer.locale), text("forbidden_body", viewer.locale)
-        )
-
     @get("/keys")
     async def keys_list(request: Request[Any, Any, Any]) -> Response[Any]:
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
-            if not viewer.is_admin:
-                return await forbidden(viewer, db)
+            viewer = await gate(db, request, admin=True)
+            if not isinstance(viewer, Viewer):
+                return viewer
             return await keys_page(db, viewer)
 
     @post("/keys/{key_id:str}/{action:str}", status_code=200)
@@ -1022,11 +1031,9 @@ def make_console_router(services: Services) -> Router:
     async def _key_change(request: Request[Any, Any, Any], key_id: str | None, action: str) -> Response[Any]:
         form = await request.form()
         async with transaction(services.sessions) as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
-            if not viewer.is_admin:
-                return await forbidden(viewer, db)
+            viewer = await gate(db, request, admin=True)
+            if not isinstance(viewer, Viewer):
+                return viewer
             locale = viewer.locale
             if not csrf_ok(viewer, form):
                 return await keys_page(db, viewer, status=403, error=text("form_expired", locale))
@@ -1034,18 +1041,8 @@ def make_console_router(services: Services) -> Router:
             savepoint = await db.begin_nested()
             try:
                 if action == "create":
-                    issued = await keys.create_key(
-                        db, viewer.merchant_id, str(form.get("kind") or "secret"), now
-                    )
-                    record_audit(
-                        db,
-                        merchant_id=viewer.merchant_id,
-                        actor=viewer.actor,
-                        action="api_key.created",
-                        object_type="api_key",
-                        object_id=issued.key.id,
-                        after=issued.key,
-                        now=now,
+                    issued = await key_actions.create_key(
+                        db, viewer.merchant_id, str(form.get("kind") or "secret"), viewer.actor, now
                     )
                     await savepoint.commit()
                     return await keys_page(
@@ -1057,19 +1054,8 @@ def make_console_router(services: Services) -> Router:
                 if action == "roll" and key_id is not None:
                     raw = str(form.get("expires_in_hours") or "").strip()
                     hours = int(raw) if raw.lstrip("-").isdigit() else None
-                    old, issued = await keys.roll_key(
-                        db, viewer.merchant_id, key_id, now, grace=keys.roll_grace(hours)
-                    )
-                    record_audit(
-                        db,
-                        merchant_id=viewer.merchant_id,
-                        actor=viewer.actor,
-                        action="api_key.rolled",
-                        object_type="api_key",
-                        object_id=old.id,
-                        before={**old.as_dict(), "status": "active", "expires_at": None},
-                        after={"old": old.as_dict(), "new": issued.key.as_dict()},
-                        now=now,
+                    old, issued = await key_actions.roll_key(
+                        db, viewer.merchant_id, key_id, keys.roll_grace(hours), viewer.actor, now
                     )
                     await savepoint.commit()
                     until = pages.when(old.expires_at, locale) + " UTC"
@@ -1080,23 +1066,10 @@ def make_console_router(services: Services) -> Router:
                         notice=text("key_rolled", locale, old=old.id, until=until, id=issued.key.id),
                     )
                 if action == "revoke" and key_id is not None:
-                    before, after = await keys.revoke_key(db, viewer.merchant_id, key_id, now)
-                    record_audit(
-                        db,
-                        merchant_id=viewer.merchant_id,
-                        actor=viewer.actor,
-                        action="api_key.revoked",
-                        object_type="api_key",
-                        object_id=key_id,
-                        before=before,
-                        after=after,
-                        now=now,
-                    )
+                    await key_actions.revoke_key(db, viewer.merchant_id, key_id, viewer.actor, now)
                     await savepoint.commit()
                     return await keys_page(db, viewer, notice=text("key_revoked_done", locale, id=key_id))
-                return await message(
-                    viewer, db, 404, text("not_found", locale), text("not_found_body", locale)
-                )
+                return await not_found(viewer, db)
             except BillingError as exc:
                 await savepoint.rollback()
                 status = 404 if isinstance(exc, NotFound) else exc.status
@@ -1134,11 +1107,9 @@ def make_console_router(services: Services) -> Router:
     @get("/settings")
     async def settings_form(request: Request[Any, Any, Any]) -> Response[Any]:
         async with services.sessions() as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
-            if not viewer.is_admin:
-                return await forbidden(viewer, db)
+            viewer = await gate(db, request, admin=True)
+            if not isinstance(viewer, Viewer):
+                return viewer
             return await settings_page(
                 db,
                 viewer,
@@ -1149,11 +1120,9 @@ def make_console_router(services: Services) -> Router:
     async def settings_save(request: Request[Any, Any, Any]) -> Response[Any]:
         form = await request.form()
         async with transaction(services.sessions) as db:
-            viewer = await viewer_of(db, request)
-            if viewer is None:
-                return to_login(request)
-            if not viewer.is_admin:
-                return await forbidden(viewer, db)
+            viewer = await gate(db, request, admin=True)
+            if not isinstance(viewer, Viewer):
+                return viewer
             if not csrf_ok(viewer, form):
                 return await settings_page(db, viewer, status=403, error=text("form_expired", viewer.locale))
             raw_days = [
@@ -1184,16 +1153,14 @@ def make_console_router(services: Services) -> Router:
                 merchant = await merchant_settings.update_settings(
                     db, viewer.merchant_id, update, production=services.settings.is_production
                 )
-                record_audit(
+                audit(
                     db,
-                    merchant_id=viewer.merchant_id,
-                    actor=viewer.actor,
-                    action="settings.updated",
-                    object_type="settings",
-                    object_id=viewer.merchant_id,
+                    viewer,
+                    "settings.updated",
+                    "settings",
+                    viewer.merchant_id,
                     before=before,
                     after=merchant_settings.render_settings(merchant),
-                    now=_now(),
                 )
             except BillingError as exc:
                 await savepoint.rollback()

@@ -494,63 +494,62 @@ async def revenue_report(session: AsyncSession, scope: Scope) -> schemas.Revenue
         figures[currency][month]["invoiced"] += int(total or 0)
         figures[currency][month]["outstanding"] += int(outstanding or 0)
     paid_at = func.coalesce(Payment.settled_at, Payment.created_at)
-    paid = await session.execute(
-        select(Payment.currency, _month_label(paid_at), func.sum(Payment.amount))
-        .where(
-            Payment.merchant_id == scope.merchant_id,
-            Payment.status == "succeeded",
-            _in_scope(Payment.test_clock_id, scope),
-            paid_at >= scope.start,
-            paid_at < scope.end,
-        )
-        .group_by(Payment.currency, _month_label(paid_at))
-    )
-    for currency, month, amount in paid:
-        figures[currency][month]["paid"] += int(amount or 0)
-    out_of_band = await session.execute(
-        select(
-            Invoice.currency,
-            _month_label(Invoice.paid_at),
-            func.sum(Invoice.amount_paid - Invoice.pre_payment_credit_notes_amount),
-        )
-        .where(
-            Invoice.merchant_id == scope.merchant_id,
-            Invoice.paid_out_of_band.is_(True),
-            Invoice.paid_at >= scope.start,
-            Invoice.paid_at < scope.end,
-            _customer_in_scope(Invoice.customer_id, scope),
-        )
-        .group_by(Invoice.currency, _month_label(Invoice.paid_at))
-    )
-    for currency, month, amount in out_of_band:
-        figures[currency][month]["paid"] += int(amount or 0)
-    credited = await session.execute(
-        select(CreditNote.currency, _month_label(CreditNote.created_at), func.sum(CreditNote.amount))
-        .where(
-            CreditNote.merchant_id == scope.merchant_id,
-            CreditNote.status == "issued",
-            CreditNote.created_at >= scope.start,
-            CreditNote.created_at < scope.end,
-            _customer_in_scope(CreditNote.customer_id, scope),
-        )
-        .group_by(CreditNote.currency, _month_label(CreditNote.created_at))
-    )
-    for currency, month, amount in credited:
-        figures[currency][month]["credited"] += int(amount or 0)
     refunded_at = func.coalesce(Refund.settled_at, Refund.created_at)
-    refunded = await session.execute(
-        select(Refund.currency, _month_label(refunded_at), func.sum(Refund.amount))
-        .where(
-            Refund.merchant_id == scope.merchant_id,
-            Refund.status == "succeeded",
-            _in_scope(Refund.test_clock_id, scope),
-            refunded_at >= scope.start,
-            refunded_at < scope.end,
-        )
-        .group_by(Refund.currency, _month_label(refunded_at))
+    sums = (
+        (
+            "paid",
+            Payment.currency,
+            paid_at,
+            Payment.amount,
+            (
+                Payment.merchant_id == scope.merchant_id,
+                Payment.status == "succeeded",
+                _in_scope(Payment.test_clock_id, scope),
+            ),
+        ),
+        (
+            "paid",
+            Invoice.currency,
+            Invoice.paid_at,
+            Invoice.amount_paid - Invoice.pre_payment_credit_notes_amount,
+            (
+                Invoice.merchant_id == scope.merchant_id,
+                Invoice.paid_out_of_band.is_(True),
+                _customer_in_scope(Invoice.customer_id, scope),
+            ),
+        ),
+        (
+            "credited",
+            CreditNote.currency,
+            CreditNote.created_at,
+            CreditNote.amount,
+            (
+                CreditNote.merchant_id == scope.merchant_id,
+                CreditNote.status == "issued",
+                _customer_in_scope(CreditNote.customer_id, scope),
+            ),
+        ),
+        (
+            "refunded",
+            Refund.currency,
+            refunded_at,
+            Refund.amount,
+            (
+                Refund.merchant_id == scope.merchant_id,
+                Refund.status == "succeeded",
+                _in_scope(Refund.test_clock_id, scope),
+            ),
+        ),
     )
-    for currency, month, amount in refunded:
-        figures[currency][month]["refunded"] += int(amount or 0)
+    for figure, currency_column, moment, amount, where in sums:
+        month = _month_label(moment)
+        rows = await session.execute(
+            select(currency_column, month, func.sum(amount))
+            .where(*where, moment >= scope.start, moment < scope.end)
+            .group_by(currency_column, month)
+        )
+        for currency, label, total in rows:
+            figures[currency][label][figure] += int(total or 0)
     return schemas.RevenueReport(
         currencies=[
             schemas.RevenueCurrency(

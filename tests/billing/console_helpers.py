@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import psutil
+from sqlalchemy import select
 
 from billing.clock import SYSTEM_CLOCK
 from billing.config import Settings
+from billing.console.models import AuditEntry
 from billing.console.users import create_user
 from billing.db.engine import transaction
 from billing.services import Services
-from tests.billing.payment_helpers import free_port
+from tests.billing.payment_helpers import free_port, serving
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
@@ -95,31 +94,38 @@ def billing_serve(settings: Settings, **env_overrides: str) -> Iterator[tuple[st
         "BILLING_DATA_DIR": str(settings.data_dir),
         **env_overrides,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "billing", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"billing serve did not start: {process.stderr.read() if process.stderr else ''}"
-                )
-            time.sleep(0.1)
+    with serving(["serve", "--port", str(port)], url, "/health", env, "billing serve") as process:
         yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+
+async def audit_entries(
+    services: Services, merchant_id: str, object_id: str | None = None
+) -> list[AuditEntry]:
+    """The merchant's audit entries in the order they were written (optionally about one object)."""
+    stmt = select(AuditEntry).where(AuditEntry.merchant_id == merchant_id).order_by(AuditEntry.seq)
+    if object_id is not None:
+        stmt = stmt.where(AuditEntry.object_id == object_id)
+    async with services.sessions() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+async def api_customer(api: httpx.AsyncClient, currency: str = "USD", **fields: Any) -> str:
+    response = await api.post("/v1/customers", json={"currency": currency, **fields})
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def api_invoice(
+    api: httpx.AsyncClient, customer: str, *amounts: int, finalize: bool = True, **fields: Any
+) -> dict[str, Any]:
+    """An invoice with one line per amount, finalized unless told not to."""
+    lines = [{"description": f"Service {i}", "amount": a} for i, a in enumerate(amounts)]
+    response = await api.post("/v1/invoices", json={"customer": customer, "lines": lines, **fields})
+    assert response.status_code == 200, response.text
+    invoice: dict[str, Any] = response.json()
+    if finalize:
+        response = await api.post(f"/v1/invoices/{invoice['id']}/finalize")
+        assert response.status_code == 200, response.text
+        invoice = response.json()
+    return invoice

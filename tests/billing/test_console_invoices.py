@@ -15,30 +15,17 @@ from billing.merchants.service import NewMerchant
 from billing.notifications.models import EmailMessage
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
-from tests.billing.console_helpers import console_user, logged_in, post_form
+from tests.billing.console_helpers import (
+    api_customer,
+    api_invoice,
+    audit_entries,
+    console_user,
+    logged_in,
+    post_form,
+)
 from tests.billing.payment_helpers import configure_gateways, customer_with_card
 
 _ROW = re.compile(r'data-invoice="(in_[0-9A-Za-z]+)"')
-
-
-async def _customer(api: httpx.AsyncClient, **fields: Any) -> str:
-    response = await api.post("/v1/customers", json={"currency": "USD", **fields})
-    assert response.status_code == 200, response.text
-    return str(response.json()["id"])
-
-
-async def _invoice(
-    api: httpx.AsyncClient, customer: str, *amounts: int, finalize: bool = True, **fields: Any
-) -> dict[str, Any]:
-    lines = [{"description": f"Service {i}", "amount": a} for i, a in enumerate(amounts)]
-    response = await api.post("/v1/invoices", json={"customer": customer, "lines": lines, **fields})
-    assert response.status_code == 200, response.text
-    invoice: dict[str, Any] = response.json()
-    if finalize:
-        response = await api.post(f"/v1/invoices/{invoice['id']}/finalize")
-        assert response.status_code == 200, response.text
-        invoice = response.json()
-    return invoice
 
 
 async def _rows(client: httpx.AsyncClient, **params: Any) -> list[str]:
@@ -49,13 +36,10 @@ async def _rows(client: httpx.AsyncClient, **params: Any) -> list[str]:
 
 async def _audit(services: Services, object_id: str) -> list[AuditEntry]:
     async with services.sessions() as session:
-        return list(
-            (
-                await session.scalars(
-                    select(AuditEntry).where(AuditEntry.object_id == object_id).order_by(AuditEntry.seq)
-                )
-            ).all()
+        merchant_id = await session.scalar(
+            select(AuditEntry.merchant_id).where(AuditEntry.object_id == object_id)
         )
+    return await audit_entries(services, merchant_id, object_id) if merchant_id else []
 
 
 async def _finance(
@@ -67,14 +51,14 @@ async def _finance(
 async def test_filters_search_sort_and_pages(
     app: Any, services: Services, merchant: NewMerchant, api: httpx.AsyncClient
 ) -> None:
-    li = await _customer(api, email="li.lei@example.com", name="李雷")
-    han = await _customer(api, email="han.meimei@example.com", name="Han Meimei")
-    euro = await _customer(api, currency="EUR", email="eu@example.com", name="Euro GmbH")
-    small = await _invoice(api, li, 1_000)
-    large = await _invoice(api, li, 90_000)
-    hers = await _invoice(api, han, 5_000, collection_method="send_invoice", days_until_due=30)
-    draft = await _invoice(api, han, 700, finalize=False)
-    eur = await _invoice(api, euro, 3_000)
+    li = await api_customer(api, email="li.lei@example.com", name="李雷")
+    han = await api_customer(api, email="han.meimei@example.com", name="Han Meimei")
+    euro = await api_customer(api, "EUR", email="eu@example.com", name="Euro GmbH")
+    small = await api_invoice(api, li, 1_000)
+    large = await api_invoice(api, li, 90_000)
+    hers = await api_invoice(api, han, 5_000, collection_method="send_invoice", days_until_due=30)
+    draft = await api_invoice(api, han, 700, finalize=False)
+    eur = await api_invoice(api, euro, 3_000)
     client = await _finance(app, services, merchant)
 
     everything = await _rows(client)
@@ -100,7 +84,7 @@ async def test_filters_search_sort_and_pages(
     bad = await client.get("/console/invoices", params={"total_min": "12.345", "currency": "USD"})
     assert bad.status_code == 200 and "enter an amount" in bad.text
     for _ in range(26):
-        await _invoice(api, han, 100)
+        await api_invoice(api, han, 100)
     first = await client.get("/console/invoices", params={"customer": han})
     assert "Page 1 of 2 · 28 results" in first.text
     second = await _rows(client, customer=han, page=2)
@@ -142,8 +126,8 @@ async def test_the_detail_page_shows_lines_taxes_payments_credit_notes_and_event
 async def test_void_through_the_console_is_the_apis_void_with_an_audit_entry(
     app: Any, services: Services, merchant: NewMerchant, api: httpx.AsyncClient
 ) -> None:
-    invoice = await _invoice(
-        api, await _customer(api), 4_200, collection_method="send_invoice", days_until_due=7
+    invoice = await api_invoice(
+        api, await api_customer(api), 4_200, collection_method="send_invoice", days_until_due=7
     )
     client = await _finance(app, services, merchant)
     response = await post_form(
@@ -173,8 +157,13 @@ async def test_void_through_the_console_is_the_apis_void_with_an_audit_entry(
 async def test_finalize_and_mark_uncollectible(
     app: Any, services: Services, merchant: NewMerchant, api: httpx.AsyncClient
 ) -> None:
-    draft = await _invoice(
-        api, await _customer(api), 2_500, finalize=False, collection_method="send_invoice", days_until_due=3
+    draft = await api_invoice(
+        api,
+        await api_customer(api),
+        2_500,
+        finalize=False,
+        collection_method="send_invoice",
+        days_until_due=3,
     )
     client = await _finance(app, services, merchant)
     assert (
@@ -200,8 +189,8 @@ async def test_credit_notes_before_and_after_payment(
     app: Any, services: Services, merchant: NewMerchant, api: httpx.AsyncClient
 ) -> None:
     client = await _finance(app, services, merchant)
-    open_invoice = await _invoice(
-        api, await _customer(api), 10_000, collection_method="send_invoice", days_until_due=7
+    open_invoice = await api_invoice(
+        api, await api_customer(api), 10_000, collection_method="send_invoice", days_until_due=7
     )
     path = f"/console/invoices/{open_invoice['id']}"
     response = await post_form(
@@ -221,7 +210,7 @@ async def test_credit_notes_before_and_after_payment(
 
     await configure_gateways(api, dict(SANDBOX_CONNECTION))
     customer, _ = await customer_with_card(api, "4242424242424242")
-    paid = await _invoice(api, customer["id"], 6_000, currency="USD")
+    paid = await api_invoice(api, customer["id"], 6_000, currency="USD")
     paid = (await api.post(f"/v1/invoices/{paid['id']}/pay", json={})).json()
     assert paid["status"] == "paid"
     path = f"/console/invoices/{paid['id']}"
@@ -260,7 +249,7 @@ async def test_retry_payment_charges_the_card_now(
 ) -> None:
     await configure_gateways(api, dict(SANDBOX_CONNECTION))
     customer, _ = await customer_with_card(api, "4000000000000002")  # every charge declined (soft)
-    invoice = await _invoice(
+    invoice = await api_invoice(
         api, customer["id"], 3_300, currency="USD", collection_method="send_invoice", days_until_due=5
     )
     client = await _finance(app, services, merchant)
@@ -292,9 +281,9 @@ async def test_retry_payment_charges_the_card_now(
 async def test_resend_the_invoice_email(
     app: Any, services: Services, merchant: NewMerchant, api: httpx.AsyncClient
 ) -> None:
-    invoice = await _invoice(
+    invoice = await api_invoice(
         api,
-        await _customer(api, email="billing@client.example", locale="zh-CN"),
+        await api_customer(api, email="billing@client.example", locale="zh-CN"),
         8_800,
         collection_method="send_invoice",
         days_until_due=14,
@@ -317,7 +306,7 @@ async def test_resend_the_invoice_email(
     assert "US$88.00" in emails[0].text_body and "/i/" in emails[0].text_body
     over_api = await api.post(f"/v1/invoices/{invoice['id']}/send")
     assert over_api.status_code == 200
-    draft = await _invoice(api, await _customer(api, email="x@example.com"), 100, finalize=False)
+    draft = await api_invoice(api, await api_customer(api, email="x@example.com"), 100, finalize=False)
     refused = await api.post(f"/v1/invoices/{draft['id']}/send")
     assert refused.status_code == 409 and "finalize it first" in refused.json()["error"]["message"]
 
@@ -330,10 +319,10 @@ async def test_merchant_a_never_sees_merchant_b(
     other_merchant: NewMerchant,
     other_api: httpx.AsyncClient,
 ) -> None:
-    theirs = await _invoice(
-        other_api, await _customer(other_api, email="secret@b.example", name="B Corp"), 7_777
+    theirs = await api_invoice(
+        other_api, await api_customer(other_api, email="secret@b.example", name="B Corp"), 7_777
     )
-    mine = await _invoice(api, await _customer(api), 1_111)
+    mine = await api_invoice(api, await api_customer(api), 1_111)
     client = await _finance(app, services, merchant, "a-user@example.com")
     assert theirs["id"] not in await _rows(client)
     assert await _rows(client, q="secret@b.example") == []

@@ -15,18 +15,19 @@ from billing.console.users import LOCKOUT_DURATION, LOCKOUT_THRESHOLD, after_fai
 from billing.merchants.models import ApiKey
 from billing.merchants.service import NewMerchant
 from billing.services import Services
-from tests.billing.console_helpers import console_user, csrf_of, log_in, logged_in, post_form, web_client
+from tests.billing.console_helpers import (
+    audit_entries,
+    console_user,
+    csrf_of,
+    log_in,
+    logged_in,
+    post_form,
+    web_client,
+)
 
 
 async def _audit(services: Services, merchant_id: str) -> list[AuditEntry]:
-    async with services.sessions() as session:
-        return list(
-            (
-                await session.scalars(
-                    select(AuditEntry).where(AuditEntry.merchant_id == merchant_id).order_by(AuditEntry.seq)
-                )
-            ).all()
-        )
+    return await audit_entries(services, merchant_id)
 
 
 async def test_login_sets_a_hardened_session_cookie_stored_hashed(

@@ -7,29 +7,8 @@ import httpx
 import pytest
 
 from billing.services import Services
+from tests.billing.console_helpers import api_customer, api_invoice
 from tests.billing.world import run_worker
-
-
-async def _customer(api: httpx.AsyncClient, currency: str = "USD", **fields: object) -> str:
-    response = await api.post("/v1/customers", json={"currency": currency, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()["id"]
-
-
-async def _invoice(
-    api: httpx.AsyncClient, customer: str, amount: int, *, finalize: bool = True, **fields: object
-) -> dict:
-    response = await api.post(
-        "/v1/invoices",
-        json={"customer": customer, "lines": [{"description": "Work", "amount": amount}], **fields},
-    )
-    assert response.status_code == 200, response.text
-    invoice = response.json()
-    if finalize:
-        response = await api.post(f"/v1/invoices/{invoice['id']}/finalize")
-        assert response.status_code == 200, response.text
-        invoice = response.json()
-    return invoice
 
 
 async def _ids(api: httpx.AsyncClient, **params: object) -> set[str]:
@@ -39,11 +18,11 @@ async def _ids(api: httpx.AsyncClient, **params: object) -> set[str]:
 
 
 async def test_total_currency_and_number_filters(api: httpx.AsyncClient) -> None:
-    usd = await _customer(api)
-    eur = await _customer(api, "EUR")
-    small = await _invoice(api, usd, 500)
-    large = await _invoice(api, usd, 50_000)
-    euro = await _invoice(api, eur, 7_000)
+    usd = await api_customer(api)
+    eur = await api_customer(api, "EUR")
+    small = await api_invoice(api, usd, 500)
+    large = await api_invoice(api, usd, 50_000)
+    euro = await api_invoice(api, eur, 7_000)
     assert await _ids(api, customer=usd, **{"total[gte]": 1000}) == {large["id"]}
     assert await _ids(api, customer=usd, **{"total[lte]": 1000}) == {small["id"]}
     assert await _ids(api, customer=usd, **{"total[gte]": 500, "total[lte]": 50_000}) == {
@@ -57,14 +36,14 @@ async def test_total_currency_and_number_filters(api: httpx.AsyncClient) -> None
 
 async def test_date_filters_take_instants_and_whole_days(api: httpx.AsyncClient, services: Services) -> None:
     clock = (await api.post("/v1/test_clocks", json={"frozen_time": "2027-03-10T12:00:00Z"})).json()["id"]
-    cus = await _customer(api, test_clock=clock)
-    march = await _invoice(api, cus, 1000, collection_method="send_invoice", days_until_due=10)
+    cus = await api_customer(api, test_clock=clock)
+    march = await api_invoice(api, cus, 1000, collection_method="send_invoice", days_until_due=10)
     advanced = await api.post(
         f"/v1/test_clocks/{clock}/advance", json={"frozen_time": "2027-04-02T08:00:00Z"}
     )
     assert advanced.status_code == 200
     await run_worker(services)
-    april = await _invoice(api, cus, 2000, collection_method="send_invoice", days_until_due=30)
+    april = await api_invoice(api, cus, 2000, collection_method="send_invoice", days_until_due=30)
     assert april["created_at"].startswith("2027-04-02")
     assert await _ids(api, customer=cus, **{"created[gte]": "2027-04-01"}) == {april["id"]}
     assert await _ids(api, customer=cus, **{"created[lte]": "2027-03-10"}) == {march["id"]}  # the whole day
@@ -105,6 +84,6 @@ async def test_crossed_bounds_are_refused(api: httpx.AsyncClient) -> None:
 async def test_filters_never_reach_another_merchants_invoices(
     api: httpx.AsyncClient, other_api: httpx.AsyncClient
 ) -> None:
-    theirs = await _invoice(other_api, await _customer(other_api), 4242)
+    theirs = await api_invoice(other_api, await api_customer(other_api), 4242)
     assert await _ids(api, number=theirs["number"]) == set()
     assert theirs["id"] not in await _ids(api, **{"total[gte]": 4242, "total[lte]": 4242})
