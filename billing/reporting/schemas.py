@@ -84,22 +84,26 @@ class ArAgingReport(_Report, kw_only=True):
     currencies: list[AgingCurrency]
 
 
-class SuccessRow(msgspec.Struct, kw_only=True):
+class SuccessCounts(msgspec.Struct, kw_only=True):
+    """Charge attempts that ended (pending ones are left out) and the share that succeeded."""
+
+    attempts: int
+    succeeded: int
+    failed: int
+    success_rate: str | None
+
+
+class SuccessRow(SuccessCounts, kw_only=True):
     key: str
-    attempts: int
-    succeeded: int
-    failed: int
-    success_rate: str | None
 
 
-class SuccessMonth(msgspec.Struct, kw_only=True):
-    month: str
-    attempts: int
-    succeeded: int
-    failed: int
-    success_rate: str | None
+class SuccessBreakdown(SuccessCounts, kw_only=True):
     by_gateway: list[SuccessRow]
     by_decline_reason: list[SuccessRow]
+
+
+class SuccessMonth(SuccessBreakdown, kw_only=True):
+    month: str
 
 
 class PaymentSuccessReport(_Report, kw_only=True):
