@@ -409,13 +409,20 @@ def make_console_router(services: Services) -> Router:
                 return viewer
             now = _now()
             error = None
+            currency = query["currency"] or None
             try:
-                currency = query["currency"] or None
-                try:
-                    total_gte = pages.parse_major(query["total_min"], currency)
-                    total_lte = pages.parse_major(query["total_max"], currency)
-                except ValueError as exc:
-                    raise NotFound("") from exc  # reported below as a bad amount
+                total_gte = pages.parse_major(query["total_min"], currency)
+                total_lte = pages.parse_major(query["total_max"], currency)
+            except ValueError:
+                total_gte = total_lte = None
+                error = text(
+                    "amount_invalid",
+                    viewer.locale,
+                    field=text("total", viewer.locale),
+                    currency=currency or "",
+                    digits=pages.decimals(currency) if currency else 2,
+                )
+            try:
                 filters = InvoiceFilters.from_query(
                     {
                         **{
@@ -427,15 +434,6 @@ def make_console_router(services: Services) -> Router:
                         "total[lte]": None if total_lte is None else str(total_lte),
                     },
                     overdue_at=now if query["overdue"] else None,
-                )
-            except NotFound:
-                filters = InvoiceFilters()
-                error = text(
-                    "amount_invalid",
-                    viewer.locale,
-                    field=text("total", viewer.locale),
-                    currency=query["currency"] or "",
-                    digits=2,
                 )
             except BillingError as exc:
                 filters = InvoiceFilters()
@@ -706,134 +704,127 @@ def make_console_router(services: Services) -> Router:
         form = await request.form()
         base = f"/console/invoices/{invoice_id}"
         task_id: str | None = None
-        try:
-            async with transaction(services.sessions) as db:
-                viewer = await gate(db, request)
-                if not isinstance(viewer, Viewer):
-                    return viewer
-                if not csrf_ok(viewer, form):
-                    return await invoice_page(
-                        db, viewer, invoice_id, status=403, error=text("form_expired", viewer.locale)
+        async with transaction(services.sessions) as db:
+            viewer = await gate(db, request)
+            if not isinstance(viewer, Viewer):
+                return viewer
+            if not csrf_ok(viewer, form):
+                return await invoice_page(
+                    db, viewer, invoice_id, status=403, error=text("form_expired", viewer.locale)
+                )
+            locale = viewer.locale
+            savepoint = await db.begin_nested()
+            try:
+                if action in ("finalize", "void", "mark_uncollectible"):
+                    await simple_action(db, viewer, invoice_id, action)
+                    target = f"{base}?done={action}"
+                elif action == "retry":
+                    before = snapshot(await invoices.get_invoice(db, viewer.merchant_id, invoice_id))
+                    inv = await collection.request_payment(db, viewer.merchant_id, invoice_id)
+                    task_id = await collection.pending_collection(db, inv.id)
+                    audit(
+                        db,
+                        viewer,
+                        "invoice.retry_payment",
+                        "invoice",
+                        inv.id,
+                        before=before,
+                        after={**snapshot(inv), "collection_task": task_id},
                     )
-                locale = viewer.locale
-                savepoint = await db.begin_nested()
-                try:
-                    if action in ("finalize", "void", "mark_uncollectible"):
-                        await simple_action(db, viewer, invoice_id, action)
-                        target = f"{base}?done={action}"
-                    elif action == "retry":
-                        before = snapshot(await invoices.get_invoice(db, viewer.merchant_id, invoice_id))
-                        inv = await collection.request_payment(db, viewer.merchant_id, invoice_id)
-                        task_id = await collection.pending_collection(db, inv.id)
-                        audit(
-                            db,
-                            viewer,
-                            "invoice.retry_payment",
-                            "invoice",
-                            inv.id,
-                            before=before,
-                            after={**snapshot(inv), "collection_task": task_id},
-                        )
-                        target = base
-                    elif action == "send":
-                        inv, email_id = await send_invoice_email(
-                            db,
-                            viewer.merchant_id,
-                            invoice_id,
-                            request_key=str(form.get("form_key") or "") or None,
-                        )
-                        customer = await db.get(Customer, inv.customer_id)
-                        audit(
-                            db,
-                            viewer,
-                            "invoice.email_sent",
-                            "invoice",
-                            inv.id,
-                            after={"email": email_id, "to": customer.email if customer else None},
-                        )
-                        target = f"{base}?" + urlencode(
-                            {"done": "email", "to": customer.email if customer else ""}
-                        )
-                    elif action == "credit_note":
-                        inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
-                        before = snapshot(inv)
-                        amount = amount_field(form, "amount", "cn_amount", inv, locale)
-                        reason = str(form.get("reason") or "") or None
-                        memo = str(form.get("memo") or "").strip() or None
-                        params = CreditNoteCreate(
-                            invoice=inv.id,
-                            amount=amount,
-                            reason=reason,  # type: ignore[arg-type]
-                            memo=memo,
-                            refund_amount=amount_field(form, "refund_amount", "cn_refund", inv, locale),
-                            credit_amount=amount_field(form, "credit_amount", "cn_credit", inv, locale),
-                            out_of_band_amount=amount_field(
-                                form, "out_of_band_amount", "cn_out_of_band", inv, locale
-                            ),
-                        )
-                        if reason not in (
-                            None,
-                            "duplicate",
-                            "fraudulent",
-                            "order_change",
-                            "product_unsatisfactory",
-                        ):
-                            raise _FormError(text("action_failed", locale, reason=f"reason {reason!r}"))
-                        if amount is None or amount <= 0:
-                            raise _FormError(
-                                text(
-                                    "amount_invalid",
-                                    locale,
-                                    field=text("cn_amount", locale),
-                                    currency=inv.currency,
-                                    digits=pages.decimals(inv.currency),
-                                )
+                    target = base
+                elif action == "send":
+                    inv, email_id = await send_invoice_email(
+                        db,
+                        viewer.merchant_id,
+                        invoice_id,
+                        request_key=str(form.get("form_key") or "") or None,
+                    )
+                    customer = await db.get(Customer, inv.customer_id)
+                    audit(
+                        db,
+                        viewer,
+                        "invoice.email_sent",
+                        "invoice",
+                        inv.id,
+                        after={"email": email_id, "to": customer.email if customer else None},
+                    )
+                    target = f"{base}?" + urlencode(
+                        {"done": "email", "to": customer.email if customer else ""}
+                    )
+                elif action == "credit_note":
+                    inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
+                    before = snapshot(inv)
+                    amount = amount_field(form, "amount", "cn_amount", inv, locale)
+                    reason = str(form.get("reason") or "") or None
+                    memo = str(form.get("memo") or "").strip() or None
+                    params = CreditNoteCreate(
+                        invoice=inv.id,
+                        amount=amount,
+                        reason=reason,  # type: ignore[arg-type]
+                        memo=memo,
+                        refund_amount=amount_field(form, "refund_amount", "cn_refund", inv, locale),
+                        credit_amount=amount_field(form, "credit_amount", "cn_credit", inv, locale),
+                        out_of_band_amount=amount_field(
+                            form, "out_of_band_amount", "cn_out_of_band", inv, locale
+                        ),
+                    )
+                    if reason not in (
+                        None,
+                        "duplicate",
+                        "fraudulent",
+                        "order_change",
+                        "product_unsatisfactory",
+                    ):
+                        raise _FormError(text("action_failed", locale, reason=f"reason {reason!r}"))
+                    if amount is None or amount <= 0:
+                        raise _FormError(
+                            text(
+                                "amount_invalid",
+                                locale,
+                                field=text("cn_amount", locale),
+                                currency=inv.currency,
+                                digits=pages.decimals(inv.currency),
                             )
-                        note = await credit_notes.create_credit_note(
-                            db,
-                            services,
-                            viewer.merchant_id,
-                            params,
-                            idempotency_key=f"console:{viewer.row.id}:{form.get('form_key')}",
                         )
-                        inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
-                        audit(
-                            db,
-                            viewer,
-                            "credit_note.created",
-                            "invoice",
-                            inv.id,
-                            before=before,
-                            after={
-                                "invoice": snapshot(inv),
-                                "credit_note": await credit_notes.render_note(db, note),
-                            },
-                        )
-                        target = f"{base}?" + urlencode({"done": "credit_note", "number": note.number})
-                    else:
-                        return await not_found(viewer, db)
-                except (BillingError, _FormError) as exc:
-                    await savepoint.rollback()
-                    # What the savepoint touched is expired; the page reads everything again, the viewer too.
-                    await db.refresh(viewer.user)
-                    await db.refresh(viewer.row)
-                    reason_text = exc.message if isinstance(exc, BillingError) else str(exc)
-                    shown = (
-                        reason_text
-                        if isinstance(exc, _FormError)
-                        else text("action_failed", locale, reason=reason_text)
+                    note = await credit_notes.create_credit_note(
+                        db,
+                        services,
+                        viewer.merchant_id,
+                        params,
+                        idempotency_key=f"console:{viewer.row.id}:{form.get('form_key')}",
                     )
-                    status = (
-                        404
-                        if isinstance(exc, NotFound)
-                        else 409
-                        if getattr(exc, "status", 400) == 409
-                        else 400
+                    inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
+                    audit(
+                        db,
+                        viewer,
+                        "credit_note.created",
+                        "invoice",
+                        inv.id,
+                        before=before,
+                        after={
+                            "invoice": snapshot(inv),
+                            "credit_note": await credit_notes.render_note(db, note),
+                        },
                     )
-                    return await invoice_page(db, viewer, invoice_id, status=status, error=shown)
-                await savepoint.commit()
-        except BillingError:
-            raise
+                    target = f"{base}?" + urlencode({"done": "credit_note", "number": note.number})
+                else:
+                    return await not_found(viewer, db)
+            except (BillingError, _FormError) as exc:
+                await savepoint.rollback()
+                # What the savepoint touched is expired; the page reads everything again, the viewer too.
+                await db.refresh(viewer.user)
+                await db.refresh(viewer.row)
+                reason_text = exc.message if isinstance(exc, BillingError) else str(exc)
+                shown = (
+                    reason_text
+                    if isinstance(exc, _FormError)
+                    else text("action_failed", locale, reason=reason_text)
+                )
+                status = (
+                    404 if isinstance(exc, NotFound) else 409 if getattr(exc, "status", 400) == 409 else 400
+                )
+                return await invoice_page(db, viewer, invoice_id, status=status, error=shown)
+            await savepoint.commit()
         if task_id is not None:
             # Committed first (the task and its audit entry), then charged at once, as the API's pay does.
             async with services.collection_slots:
