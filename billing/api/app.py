@@ -19,6 +19,7 @@ from billing.api.openapi import openapi_config
 from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
+from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
@@ -26,9 +27,11 @@ from billing.events.routes import EventsController
 from billing.gateways.asgi import ASGIApp as RawApp
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
+from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
+from billing.reporting.routes import ExportsController, ReportsController
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
 from billing.subscriptions.routes import SubscriptionsController
@@ -74,6 +77,7 @@ def create_litestar(services: Services) -> Litestar:
             CreditNotesController,
             EventsController,
             InvoicesController,
+            InvoiceEmailController,
             SubscriptionsController,
             TestClocksController,
             WebhookEndpointsController,
@@ -89,6 +93,8 @@ def create_litestar(services: Services) -> Litestar:
             PortalSessionsController,
             UsageEventsController,
             UsageSummaryController,
+            ReportsController,
+            ExportsController,
         ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
     )
@@ -99,6 +105,7 @@ def create_litestar(services: Services) -> Litestar:
             make_hosted_invoice_router(services),
             make_portal_router(services),
             *channel_routes(services),
+            make_console_router(services),
             v1,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -114,6 +121,7 @@ def create_app(services: Services) -> ASGIApp:
         cast(ASGIApp, create_litestar(services)),
         services,
         route_body_limits={("POST", "/v1/usage_events/batch"): BATCH_MAX_BODY_BYTES},
+        streaming_prefixes=("/v1/exports/",),
     )
 
 
