@@ -3,7 +3,7 @@ the payment method type on payments, and the log of channel notifications (their
 notification change nothing)
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0021
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0019"
-down_revision = "0014"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
