@@ -16,9 +16,17 @@ from billing.db.engine import transaction
 from billing.merchants.models import Merchant
 from billing.merchants.service import NewMerchant
 from billing.services import Services
-from tests.billing.channel_helpers import CHANNELS, configure_channels, sign_agreement, start_agreement
+from tests.billing.channel_helpers import (
+    CHANNELS,
+    answer_page,
+    approval_page,
+    configure_channels,
+    sign_agreement,
+    start_agreement,
+)
 from tests.billing.payment_helpers import sandbox_admin as standalone_admin
 from tests.billing.payment_helpers import standalone_sandbox
+from tests.billing.portal_helpers import form, portal_link, sign_in, visible_text, visitor
 
 SECRETS = {"alipay": ("app_private_key",), "wechat_pay": ("merchant_private_key", "apiv3_key")}
 
@@ -178,3 +186,33 @@ async def test_starting_an_agreement_fails_over_to_the_next_account_when_one_is_
     pm = await start_agreement(api, customer, "wechat_pay")
     assert pm["wechat_pay"]["connection"] == "wx_primary"
     assert pm["next_action"]["url"].startswith(wechat_sandbox_url + "/authorize/")
+
+
+async def test_the_portal_offers_agreements_of_the_channels_configured_and_removes_them_by_unsigning(
+    api: httpx.AsyncClient, app: Any
+) -> None:
+    customer = await _customer(api)
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        page = await browser.get("/portal/payment_methods")
+        assert "/portal/payment_methods/agreements/" not in page.text  # no channel connection yet
+    await configure_channels(api, {"id": "alipay", "type": "alipay", "url": None})
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer, locale="zh-CN"))["url"])
+        page = await browser.get("/portal/payment_methods")
+        action = "/portal/payment_methods/agreements/alipay"
+        assert "/portal/payment_methods/agreements/wechat_pay" not in page.text
+        started = await browser.post(action, data=form(page.text, action))
+        assert started.status_code == 303, started.text
+        shown = await browser.get(started.headers["location"])
+        [pending] = (await api.get("/v1/payment_methods", params={"customer": customer})).json()["data"]
+        assert (pending["type"], pending["status"]) == ("alipay", "pending")
+        assert "支付宝" in visible_text(shown.text) and "data:image/svg+xml" in shown.text
+        # Approved in the channel, the agreement is then removed from the portal: unsigned in Alipay first.
+        await answer_page(api, await approval_page(api, pending))
+        page = await browser.get("/portal/payment_methods")
+        remove = f"/portal/payment_methods/{pending['id']}/remove"
+        removed = await browser.post(remove, data=form(page.text, remove))
+        assert removed.status_code == 303, removed.text
+    detached = (await api.get(f"/v1/payment_methods/{pending['id']}")).json()
+    assert detached["customer"] is None and detached["alipay"]["end_reason"] == "unsigned_by_merchant"
