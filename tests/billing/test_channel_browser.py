@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from billing.config import Settings
-from tests.billing.payment_helpers import free_port
+from tests.billing.payment_helpers import free_port, serving
 from tests.browser import screenshot
 
 
@@ -45,25 +45,8 @@ def served(settings: Settings) -> Iterator[dict[str, str]]:
         check=True,
         timeout=60,
     )
-    server = subprocess.Popen([sys.executable, "-m", "billing", "serve", "--port", str(port)], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "billing serve did not become ready"
-            time.sleep(0.2)
+    with serving(["serve", "--port", str(port)], url, "/ready", env, "billing serve"):
         yield {"url": url, "key": json.loads(created.stdout)["secret_key"]}
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.mark.browser
