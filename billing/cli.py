@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from billing.config import ConfigError, Settings, load_settings
+from billing.config import DEFAULT_PUBLIC_URL, ConfigError, Settings, load_settings
 
 
 def _configure_logging() -> None:
@@ -23,17 +23,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from billing.api.app import create_app_from_env
+    from billing.runtime.listen import bind_socket, default_public_url, listening_url
 
     settings.require_urls()
-    uvicorn.run(
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}): pass another --port."
+        ) from None
+    # Links in hosted pages, PDFs, portal sessions and emails: the address really bound, unless configured.
+    default_public_url(listening_url(args.host, sock.getsockname()[1]))
+    config = uvicorn.Config(
         create_app_from_env(settings),
         host=args.host,
-        port=args.port,
+        port=sock.getsockname()[1],
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -41,6 +51,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from billing.worker.settings import run_worker
 
     settings.require_urls()
+    if not settings.public_url:
+        logging.getLogger("billing").warning(
+            "BILLING_PUBLIC_URL is not set: links in the emails this worker writes point at %s. Set it to the "
+            "address people reach `billing serve` at (`billing up` sets it for its worker).",
+            DEFAULT_PUBLIC_URL,
+        )
     asyncio.run(run_worker(settings))
     return 0
 

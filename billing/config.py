@@ -9,6 +9,8 @@ from typing import Literal
 
 Environment = Literal["development", "test", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+# The base of hosted, portal and email links when BILLING_PUBLIC_URL is unset and no server says where it listens.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class ConfigError(ValueError):
