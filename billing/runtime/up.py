@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -80,8 +81,9 @@ async def _demo_merchant(database_url: str, data_dir: Path) -> NewMerchant:
         await engine.dispose()
 
 
-def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
+def wait_ready(url: str, processes: Sequence[subprocess.Popen[Any]], timeout: float = READY_TIMEOUT) -> None:
+    """Return once `url`/ready answers 200; a ConfigError if one of `processes` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
@@ -95,7 +97,7 @@ def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise ConfigError(f"the API did not become ready at {url}/ready within {READY_TIMEOUT:.0f} s.")
+    raise ConfigError(f"the API did not become ready at {url}/ready within {timeout:.0f} s.")
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -155,7 +157,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         # Each child in its own session: Ctrl-C reaches only us, and we stop them in order.
         for arguments in (["serve", "--host", host, "--port", str(port)], ["worker"]):
             children.append(subprocess.Popen([*command, *arguments], env=env, start_new_session=True))  # noqa: S603
-        _wait_ready(api_url, children)
+        wait_ready(api_url, children)
         elapsed = time.monotonic() - started_at
         print(
             f"\nBilling engine ready in {elapsed:.1f} s ({settings.env}; data in {data_dir})\n"

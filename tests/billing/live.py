@@ -6,7 +6,6 @@ when the `with` block ends, whatever happened inside it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -21,10 +20,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-import httpx
-
-from billing.db.engine import asyncpg_url
+from billing.config import Settings
+from billing.runtime.up import wait_ready
+from tests.conftest import run_admin_sql, with_database
 
 READY_DEADLINE = 180.0
 
@@ -41,6 +39,18 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in removed}
     env.update({"BILLING_LOG_LEVEL": "WARNING", **overrides})
     return env
+
+
+def suite_env(settings: Settings, redis_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a process that shares the suite's database and Redis prefix (a server, no worker)."""
+    assert settings.database_url is not None
+    return base_env(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=redis_url,
+        BILLING_REDIS_PREFIX=settings.redis_prefix,
+        BILLING_ENV="test",
+        **overrides,
+    )
 
 
 def create_merchant(env: dict[str, str], name: str) -> dict[str, str]:
@@ -69,20 +79,6 @@ def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
     return int(process.returncode)
 
 
-def wait_ready(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + READY_DEADLINE
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{process.args} exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url}/ready did not answer 200 within {READY_DEADLINE:.0f} s")
-
-
 @contextmanager
 def serve(env: dict[str, str], *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """`billing serve --host H --port P` (a free port unless given); yields the URL it answers on."""
@@ -95,7 +91,7 @@ def serve(env: dict[str, str], *, host: str = "127.0.0.1", port: int | None = No
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process)
+        wait_ready(url, [process], timeout=READY_DEADLINE)
         yield url
     finally:
         _stop(process)
@@ -122,35 +118,16 @@ class Up:
         raise AssertionError(f"billing up printed no {label!r} line: {self.printed}")
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
-
-
 @contextmanager
 def own_database(admin_url: str) -> Iterator[str]:
     """A new, empty database on the server of `admin_url`, dropped afterwards: for processes that run a worker,
     which must not take the scheduled work of the suite's shared database."""
     name = f"billing_live_{secrets.token_hex(4)}"
-    admin = _asyncpg_dsn(_with_database(admin_url, "postgres"))
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    run_admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     try:
-        yield _with_database(admin_url, name)
+        yield with_database(admin_url, name)
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

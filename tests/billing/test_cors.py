@@ -17,7 +17,7 @@ from billing.api.app import create_app
 from billing.config import ConfigError, Settings, load_settings
 from billing.merchants.service import NewMerchant
 from billing.services import Services
-from tests.billing.live import base_env, create_merchant, free_port, serve
+from tests.billing.live import create_merchant, free_port, serve, suite_env
 from tests.browser import screenshot
 from tests.conftest import Servers
 
@@ -156,16 +156,9 @@ def _page_server() -> Iterator[int]:
 async def test_a_page_of_an_allowed_origin_tokenizes_in_a_real_browser_and_others_cannot(
     browser: Any, settings: Settings, servers: Servers
 ) -> None:
-    assert settings.database_url is not None
     with _page_server() as page_port:
         allowed_origin = f"http://127.0.0.1:{page_port}"
-        env = base_env(
-            DATABASE_URL=settings.database_url,
-            REDIS_URL=servers.redis_url,
-            BILLING_REDIS_PREFIX=settings.redis_prefix,
-            BILLING_ENV="test",
-            BILLING_CORS_ORIGINS=allowed_origin,
-        )
+        env = suite_env(settings, servers.redis_url, BILLING_CORS_ORIGINS=allowed_origin)
         merchant = create_merchant(env, "CORS")
         with serve(env) as api:
             context = await browser.new_context()

@@ -13,11 +13,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from billing.config import Settings
 from billing.db.engine import asyncpg_url
 from billing.runtime.listen import bind_socket, listening_url
-from tests.billing.live import base_env, billing_up, create_merchant, free_port, serve
+from tests.billing.live import billing_up, create_merchant, free_port, serve, suite_env
 from tests.conftest import Servers
 
 GOOD = "4242424242424242"
@@ -44,17 +45,17 @@ def _customer_with_card(api: httpx.Client, number: str, **fields: Any) -> str:
     return str(customer["id"])
 
 
+@pytest.fixture
+def live(settings: Settings, servers: Servers) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a `billing serve` on the suite's database, and a merchant made with the CLI."""
+    env = suite_env(settings, servers.redis_url)
+    return env, create_merchant(env, "Links")
+
+
 def test_serve_links_hosted_pdf_portal_and_email_to_the_port_it_listens_on(
-    settings: Settings, servers: Servers
+    settings: Settings, live: tuple[dict[str, str], dict[str, str]]
 ) -> None:
-    assert settings.database_url is not None
-    env = base_env(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=servers.redis_url,
-        BILLING_REDIS_PREFIX=settings.redis_prefix,
-        BILLING_ENV="test",
-    )
-    merchant = create_merchant(env, "Links")
+    env, merchant = live
     port = free_port()
     assert port != 8000
     with serve(env, port=port) as url:
@@ -152,16 +153,9 @@ def test_up_links_emails_the_worker_writes_to_the_port_it_listens_on(
 
 
 def test_a_wildcard_address_links_to_loopback_and_a_configured_url_wins(
-    settings: Settings, servers: Servers
+    live: tuple[dict[str, str], dict[str, str]],
 ) -> None:
-    assert settings.database_url is not None
-    env = base_env(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=servers.redis_url,
-        BILLING_REDIS_PREFIX=settings.redis_prefix,
-        BILLING_ENV="test",
-    )
-    merchant = create_merchant(env, "Links elsewhere")
+    env, merchant = live
     port = free_port()
     with serve(env, host="0.0.0.0", port=port) as url:
         api = _client(url, merchant["secret_key"])

@@ -18,7 +18,7 @@ import pytest
 
 from billing.api.schema_viewer import REDOC
 from billing.config import Settings
-from tests.billing.live import base_env, serve
+from tests.billing.live import serve, suite_env
 from tests.browser import ARTIFACTS
 from tests.conftest import Servers
 
@@ -108,13 +108,7 @@ def test_an_installed_wheel_carries_the_viewer(tmp_path: Path) -> None:
 async def test_the_reference_renders_in_a_browser_that_can_reach_nothing_else(
     browser: Any, settings: Settings, servers: Servers
 ) -> None:
-    assert settings.database_url is not None
-    env = base_env(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=servers.redis_url,
-        BILLING_REDIS_PREFIX=settings.redis_prefix,
-        BILLING_ENV="test",
-    )
+    env = suite_env(settings, servers.redis_url)
     with serve(env) as api:
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         try:

@@ -82,22 +82,16 @@ async def test_every_route_refuses_an_undeclared_query_parameter_and_lists_its_d
             assert "takes no query parameters" in error["message"], (method, path)
 
 
+PRO = {"code": "strict-pro", "name": "Pro", "currency": "USD", "interval": "month", "amount": 2900}
+
+
 async def _pro_plan(api: httpx.AsyncClient) -> str:
     meter = await api.post(
         "/v1/meters", json={"code": "api_calls", "name": "API calls", "aggregation": "sum"}
     )
     assert meter.status_code in (200, 409), meter.text
-    plan = await api.post(
-        "/v1/plans",
-        json={
-            "code": "strict-pro",
-            "name": "Pro",
-            "currency": "USD",
-            "interval": "month",
-            "amount": 2900,
-            "charges": [{"meter": "api_calls", "model": "per_unit", "unit_amount": 2}],
-        },
-    )
+    charges = [{"meter": "api_calls", "model": "per_unit", "unit_amount": 2}]
+    plan = await api.post("/v1/plans", json={**PRO, "charges": charges})
     assert plan.status_code == 200, plan.text
     return str(plan.json()["id"])
 
