@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -81,6 +82,13 @@ def test_the_vendored_bundle_is_the_published_one() -> None:
 
 
 def test_an_installed_wheel_carries_the_viewer(tmp_path: Path) -> None:
+    # Built from a copy, so the build leaves nothing in the working tree.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("billing", "plans", "dunning", "webhooks", "migrations"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [
             sys.executable,
@@ -92,7 +100,7 @@ def test_an_installed_wheel_carries_the_viewer(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
