@@ -16,8 +16,10 @@ How the README is read (the convention for everyone who adds a section; README.m
 4. A placeholder id `<prefix>_...` (`cus_...`, `plan_...`, `sub_...`, `in_...`, `pm_...`, `pay_...`, `tok_...`,
    `we_...`, `evt_...`, `clk_...`, `cpn_...`, `txr_...`, any `<letters>_...`) stands for the id of that prefix
    that the most recent earlier command returned: the answer's own `id`, or for a list the `id` of its first
-   (newest) element. `sk_...` and `pk_...` are the demo merchant's printed keys. So a section that uses an id
-   must first create (or list) the object it means.
+   (newest) element. `sk_...` and `pk_...` are the demo merchant's printed keys, and `mer_...` is the printed
+   demo merchant until a command returns another. So a section that uses an id must first create (or list) the
+   object it means. `billing ...` commands run with the `billing` of this virtualenv, on the database of the
+   `billing up` under test (they must exit 0; JSON they print counts as their answer).
 5. Every command must answer 2xx, unless its last line ends with a comment `# → NNN ...` naming the status it
    documents (e.g. `# → 409`).
 6. A comment line right after a command that starts with `# → {` documents part of its JSON answer: every key
@@ -32,6 +34,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from tests.billing.live import Up, billing_up
+from tests.billing.live import Up, base_env, billing_up
 from tests.conftest import Servers
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -119,6 +122,8 @@ class Walk:
                 return self.up.value("secret key:")
             if prefix == "pk":
                 return self.up.value("publishable key:")
+            if prefix == "mer" and prefix not in self.ids:
+                return self.up.value("Demo merchant")
             assert prefix in self.ids, (
                 f"README line {command.line}: {prefix}_... is used before any command returned a {prefix}_ id; "
                 "create (or list) one first"
@@ -138,13 +143,22 @@ class Walk:
 
     def run(self, command: Command) -> tuple[int, Any]:
         text = self.substitute(command)
-        env = {**os.environ, "KEY": self.up.value("secret key:"), "API": self.up.api}
+        database = {"DATABASE_URL": self.up.database_url} if self.up.database_url else {}
+        env = {
+            **base_env(BILLING_DATA_DIR=str(self.up.data_dir), **database),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KEY": self.up.value("secret key:"),
+            "API": self.up.api,
+        }
         # curl prints the status code after the body, on a line of its own.
         script = "curl() { command curl --write-out '\\n%{http_code}' \"$@\"; }\n" + text
         result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"README line {command.line}: {text}\n{result.stderr}"
         if "curl " not in text:
-            return 0, result.stdout
+            try:
+                return 200, json.loads(result.stdout)
+            except json.JSONDecodeError:
+                return 200, result.stdout
         body, _, code = result.stdout.rpartition("\n")
         try:
             answer = json.loads(body) if body.strip() else None

@@ -25,12 +25,13 @@ from billing.errors import ApiError, Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.invoices.search import InvoiceFilters, apply_filters
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
-from plans.totals import compute_invoice_totals
+from plans.totals import TaxAmount, compute_invoice_totals
 from webhooks.outbox import record_event
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -446,6 +447,19 @@ async def _discount_and_taxes(
     return coupon, rates
 
 
+async def tax_by_rate(session: AsyncSession, invoice: Invoice) -> list[TaxAmount]:
+    """The invoice's tax at each of its rates (taxable amount and tax), as its totals were computed: the same
+    lines, coupon and rates through `compute_invoice_totals` (the balance plays no part in tax)."""
+    if not invoice.tax_rate_ids:
+        return []
+    lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
+    )
+    return list(totals.tax_amounts)
+
+
 @dataclass(frozen=True)
 class NewLine:
     """A line a feature puts on an invoice (a subscription fee, usage, a proration)."""
@@ -683,19 +697,11 @@ async def list_invoices(
     *,
     limit: int,
     starting_after: str | None,
-    customer: str | None = None,
-    subscription: str | None = None,
-    status: str | None = None,
+    filters: InvoiceFilters | None = None,
 ) -> Page[Invoice]:
-    stmt = select(Invoice).where(Invoice.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Invoice.customer_id == customer)
-    if subscription is not None:
-        stmt = stmt.where(Invoice.subscription_id == subscription)
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Invoice.status == status)
+    stmt = apply_filters(
+        select(Invoice).where(Invoice.merchant_id == merchant_id), filters or InvoiceFilters()
+    )
     return await paginate(
         session,
         stmt,

@@ -226,3 +226,42 @@ def trial_ending(
             action=(text("trial_ending_manage", locale), portal_url),
         )
     )
+
+
+def invoice_issued(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    number: str,
+    status: str,
+    amount: str,
+    due_date: str | None,
+    automatic: bool,
+    invoice_url: str,
+    pdf_url: str | None,
+) -> RenderedEmail:
+    """The invoice itself: what it asks (or that it is paid), when it is due, and the link to its page."""
+    values = {"merchant": merchant, "number": number, "amount": amount}
+    if status == "paid":
+        first = text("invoice_body_paid", locale, **values)
+    elif status == "uncollectible":
+        first = text("invoice_body_uncollectible", locale, **values)
+    elif due_date is not None:
+        first = text("invoice_body_open", locale, due_date=due_date, **values)
+    else:
+        first = text("invoice_body_open_no_due", locale, **values)
+    paragraphs = (first, text("invoice_automatic", locale)) if automatic and status == "open" else (first,)
+    button = "invoice_view_paid_button" if status == "paid" else "invoice_view_button"
+    return render(
+        Letter(
+            locale=locale,
+            merchant=merchant,
+            customer_name=customer_name,
+            subject=text("invoice_subject", locale, number=number, merchant=merchant),
+            paragraphs=paragraphs,
+            details=((label("number", locale), number), (label("amount_due", locale), amount)),
+            action=(text(button, locale), invoice_url),
+            after=(f"{label('download_pdf', locale)}: {pdf_url}",) if pdf_url else (),
+        )
+    )

@@ -105,6 +105,8 @@ class Up:
     port: int
     data_dir: Path
     printed: list[str]
+    # The database it runs on when it is not the embedded one of data_dir.
+    database_url: str | None = None
 
     @property
     def api(self) -> str:
@@ -170,7 +172,9 @@ def billing_up(
                 raise AssertionError(f"billing up was not ready in time; it printed: {printed}")
             # Keep reading what it prints, so a full pipe never blocks it.
             threading.Thread(target=_drain, args=(process, printed), daemon=True).start()
-            yield Up(process=process, port=port, data_dir=data_dir, printed=printed)
+            yield Up(
+                process=process, port=port, data_dir=data_dir, printed=printed, database_url=database_url
+            )
         except BaseException:
             _stop(process, signal.SIGINT)
             raise
