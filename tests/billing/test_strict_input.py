@@ -77,7 +77,8 @@ async def test_every_route_refuses_an_undeclared_query_parameter_and_lists_its_d
         if declared:
             listed = error["message"].split("This route accepts: ", 1)[1].rstrip(".")
             names = sorted(name.strip() for name in listed.split(","))
-            assert [n for n in names if not n.endswith("]")] == declared, (method, path)
+            # Families a handler reads itself are shown as name[<what>]; every other name is declared in OpenAPI.
+            assert [n for n in names if "<" not in n] == declared, (method, path)
         else:
             assert "takes no query parameters" in error["message"], (method, path)
 
