@@ -93,7 +93,14 @@ async def _execute(
 
 
 async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskRegistry = TASKS) -> int:
-    """Run up to `limit` real-time tasks that are due now, each in its own transaction; returns how many ran."""
+    """Run up to `limit` tasks that are due now, each in its own transaction; returns how many ran. Due now:
+    real-time tasks due by the wall clock, and the tasks of every ready test clock due by its frozen time (as
+    they would run in real time, without waiting for the next advance)."""
+    ran = await _run_due_real_time_tasks(services, limit=limit, registry=registry)
+    return ran + await _run_due_test_clock_tasks(services, limit=limit - ran, registry=registry)
+
+
+async def _run_due_real_time_tasks(services: Services, *, limit: int, registry: TaskRegistry) -> int:
     ran = 0
     while ran < limit:
         async with transaction(services.sessions) as session:
@@ -113,6 +120,59 @@ async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskR
             if task is None:
                 break
             await _execute(session, task, SYSTEM_CLOCK, registry, services)
+            ran += 1
+    return ran
+
+
+async def _run_due_test_clock_tasks(services: Services, *, limit: int, registry: TaskRegistry) -> int:
+    """The work of ready test clocks that is due at or before their frozen time. Each step locks the clock row
+    (an advance, or another worker, waits or skips it) and runs the clock's earliest due task, so a clock's work
+    still runs in due order and exactly once; a failure stops the clock as it would stop an advance."""
+    ran = 0
+    busy: list[str] = []
+    while ran < limit:
+        async with transaction(services.sessions) as session:
+            due = (
+                select(ScheduledTask.id)
+                .where(
+                    ScheduledTask.test_clock_id == TestClock.id,
+                    ScheduledTask.status == "pending",
+                    ScheduledTask.due_at <= TestClock.frozen_time,
+                )
+                .exists()
+            )
+            clock = await session.scalar(
+                select(TestClock)
+                .where(
+                    TestClock.status == "ready",
+                    TestClock.deleted_at.is_(None),
+                    TestClock.id.not_in(busy),
+                    due,
+                )
+                .order_by(TestClock.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if clock is None:
+                break
+            earliest = await session.scalar(
+                select(ScheduledTask.id)
+                .where(
+                    ScheduledTask.test_clock_id == clock.id,
+                    ScheduledTask.status == "pending",
+                    ScheduledTask.due_at <= clock.frozen_time,
+                )
+                .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+                .limit(1)
+            )
+            task = await session.scalar(
+                select(ScheduledTask).where(ScheduledTask.id == earliest).with_for_update(skip_locked=True)
+            )
+            if task is None:
+                # A request is running this very task (run_task_now): the clock's later work waits for it.
+                busy.append(clock.id)
+                continue
+            await _run_clock_task(session, clock, task, services, registry)
             ran += 1
     return ran
 
@@ -195,27 +255,34 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
             return "ready"
         clock.frozen_time = max(clock.frozen_time, task.due_at)
         await session.flush()
-        succeeded = await _execute(
-            session, task, FrozenClock(clock.frozen_time, clock.id), registry, services
-        )
-        if not succeeded:
-            # A test clock must not skip or reorder work: stop, and say which task failed.
-            task.status = "failed"
-            clock.status = "internal_failure"
-            clock.failure_message = (
-                f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: "
-                f"{task.last_error}"[:2000]
-            )
-            await session.flush()
-            record_event(
-                session,
-                merchant_id=clock.merchant_id,
-                event_type="test_clock.internal_failure",
-                obj=render_test_clock(clock),
-                clock=FrozenClock(clock.frozen_time, clock.id),
-            )
+        if not await _run_clock_task(session, clock, task, services, registry):
             return "internal_failure"
         return "stepped"
+
+
+async def _run_clock_task(
+    session: AsyncSession, clock: TestClock, task: ScheduledTask, services: Services, registry: TaskRegistry
+) -> bool:
+    """Run one task of a locked test clock at the clock's time; False when it failed, which stops the clock."""
+    succeeded = await _execute(session, task, FrozenClock(clock.frozen_time, clock.id), registry, services)
+    if not succeeded:
+        # A test clock must not skip or reorder work: stop, and say which task failed.
+        task.status = "failed"
+        clock.status = "internal_failure"
+        clock.failure_message = (
+            f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: {task.last_error}"[
+                :2000
+            ]
+        )
+        await session.flush()
+        record_event(
+            session,
+            merchant_id=clock.merchant_id,
+            event_type="test_clock.internal_failure",
+            obj=render_test_clock(clock),
+            clock=FrozenClock(clock.frozen_time, clock.id),
+        )
+    return succeeded
 
 
 async def stale_advancing_clocks(session: AsyncSession, older_than: timedelta) -> list[tuple[str, datetime]]:
