@@ -190,6 +190,8 @@ def trial_ending(
     portal_url: str,
     portal_expires: str,
 ) -> RenderedEmail:
+    """The trial ends: on which date, what the first invoice will charge (`amount` for `period`), the card that
+    will pay it (or that one is needed) and the link to manage it."""
     card_paragraph = (
         text("trial_ending_card", locale, card=card) if card else text("trial_ending_no_card", locale)
     )
@@ -205,5 +207,37 @@ def trial_ending(
                 text("update_card", locale, expires=portal_expires),
             ),
             action=(text("trial_ending_manage", locale), portal_url),
+        )
+    )
+
+
+def trial_ending_invoiced(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    plan: str,
+    date: str,
+    amount: str,
+    period: str,
+    due_in: str | None,
+) -> RenderedEmail:
+    """The trial of a subscription paid by invoice (send_invoice) ends: the first invoice will be sent, and by
+    when it is due. No card is asked for: this customer pays the invoices it is sent."""
+    when_due = (
+        text("trial_ending_invoice_due", locale, days=due_in)
+        if due_in
+        else text("trial_ending_invoice_now", locale)
+    )
+    return render(
+        Letter(
+            locale=locale,
+            merchant=merchant,
+            customer_name=customer_name,
+            subject=text("trial_ending_subject", locale, plan=plan, date=date),
+            paragraphs=(
+                text("trial_ending_body", locale, plan=plan, date=date, amount=amount, period=period),
+                when_due,
+            ),
         )
     )
