@@ -3,7 +3,8 @@
 A case opens at the first failed automatic charge of a `charge_automatically` invoice (renewals, trial
 conversions, plan changes invoiced at once, one-off invoices). A subscription's FIRST invoice gets no case: the
 customer is in the request that creates the subscription and gets the decline as its answer; the subscription is
-`incomplete` and expires after 23 hours (SPEC §6 / billing.md), as Stripe does.
+`incomplete` and expires after 23 hours (SPEC §6 / billing.md), as Stripe does, unless a card added or chosen
+meanwhile pays that invoice (`retry_after_payment_method_change`).
 
 After each failed attempt invoice collection calls `decide_after_failure` BEFORE it records
 `invoice.payment_failed` (so the event carries `next_payment_attempt`), then `carry_out` after the subscription

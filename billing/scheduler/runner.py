@@ -4,6 +4,11 @@ A task is claimed with `FOR UPDATE SKIP LOCKED` and its handler runs in the same
 so any number of workers can run the tick at once: each task runs in exactly one of them, and a crash rolls back
 both the work and the claim, leaving the task due for the next tick. A handler that raises is rolled back to a
 savepoint and the task is retried later with backoff; after MAX_ATTEMPTS it is marked failed.
+
+Test-clock tasks run in the clock's time: all those due up to its target when it advances (`advance_test_clock`),
+and, on every tick, those of a ready clock already due at its frozen time (as real-time work due now runs at
+once). Either way a clock's tasks run one at a time under its row lock, in due order, and a failure stops the
+clock (`internal_failure`) rather than skip or reorder its work.
 """
 
 from __future__ import annotations
