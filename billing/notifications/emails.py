@@ -223,32 +223,23 @@ async def queue_trial_ending_email(
         return
     locale = customer.locale
     zone = customer_zone(customer.timezone)
-    merchant = await merchant_name(session, sub.merchant_id)
-    date = format_local_date(sub.trial_end, zone, locale)
-    amount = format_amount(first_invoice.amount_due, first_invoice.currency, locale)
-    period = format_period(first_invoice.period_start, first_invoice.period_end, zone, locale)
+    trial = templates.TrialEnd(
+        locale=locale,
+        merchant=await merchant_name(session, sub.merchant_id),
+        customer_name=customer.name,
+        plan=plan.name,
+        date=format_local_date(sub.trial_end, zone, locale),
+        amount=format_amount(first_invoice.amount_due, first_invoice.currency, locale),
+        period=format_period(first_invoice.period_start, first_invoice.period_end, zone, locale),
+    )
     if sub.collection_method == "send_invoice":
-        rendered = templates.trial_ending_invoiced(
-            locale=locale,
-            merchant=merchant,
-            customer_name=customer.name,
-            plan=plan.name,
-            date=date,
-            amount=amount,
-            period=period,
-            due_in=day_words(sub.days_until_due, locale) if sub.days_until_due else None,
-        )
+        due_in = day_words(sub.days_until_due, locale) if sub.days_until_due else None
+        rendered = templates.trial_ending_invoiced(trial, due_in=due_in)
     else:
         pm = await paying_card(session, customer, sub)
         opened, expires = await _email_portal(session, customer, clock, TRIAL_ENDING)
         rendered = templates.trial_ending(
-            locale=locale,
-            merchant=merchant,
-            customer_name=customer.name,
-            plan=plan.name,
-            date=date,
-            amount=amount,
-            period=period,
+            trial,
             card=card_words(pm.card_brand, pm.card_last4) if pm else None,
             portal_url=opened.url,
             portal_expires=expires,

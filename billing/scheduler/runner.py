@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -161,14 +161,7 @@ async def _run_due_test_clock_tasks(services: Services, *, limit: int, registry:
             if clock is None:
                 break
             earliest = await session.scalar(
-                select(ScheduledTask.id)
-                .where(
-                    ScheduledTask.test_clock_id == clock.id,
-                    ScheduledTask.status == "pending",
-                    ScheduledTask.due_at <= clock.frozen_time,
-                )
-                .order_by(ScheduledTask.due_at, ScheduledTask.seq)
-                .limit(1)
+                _first_due(clock.id, clock.frozen_time).with_only_columns(ScheduledTask.id)
             )
             task = await session.scalar(
                 select(ScheduledTask).where(ScheduledTask.id == earliest).with_for_update(skip_locked=True)
@@ -234,17 +227,7 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
             or clock.target_time is None
         ):
             return clock.status if clock is not None else "missing"
-        task = await session.scalar(
-            select(ScheduledTask)
-            .where(
-                ScheduledTask.test_clock_id == clock.id,
-                ScheduledTask.status == "pending",
-                ScheduledTask.due_at <= clock.target_time,
-            )
-            .order_by(ScheduledTask.due_at, ScheduledTask.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
+        task = await session.scalar(_first_due(clock.id, clock.target_time).with_for_update(skip_locked=True))
         if task is None:
             clock.frozen_time = clock.target_time
             clock.target_time = None
@@ -263,6 +246,20 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
         if not await _run_clock_task(session, clock, task, services, registry):
             return "internal_failure"
         return "stepped"
+
+
+def _first_due(test_clock_id: str, until: datetime) -> Select[ScheduledTask]:
+    """The earliest pending task of a test clock due by `until` (clock time), in the order work must run."""
+    return (
+        select(ScheduledTask)
+        .where(
+            ScheduledTask.test_clock_id == test_clock_id,
+            ScheduledTask.status == "pending",
+            ScheduledTask.due_at <= until,
+        )
+        .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+        .limit(1)
+    )
 
 
 async def _run_clock_task(

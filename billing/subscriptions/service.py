@@ -816,23 +816,9 @@ async def _resume_after_the_paid_period(
             )
             for charge in charges
         ]
-    lines += await _take_pending_items(session, sub)
-    if lines or usage.lines:
-        await _invoice_and_collect(
-            session,
-            sub,
-            customer,
-            plan,
-            clock,
-            lines,
-            reason="subscription_cycle",
-            period=Period(now, bounds.end),
-            period_index=index,
-            coupon_id=await _coupon_applies(session, sub, index),
-            usage=usage,
-            hold_for_late_usage=False,
-        )
-    await _schedule_renewal(session, sub, clock)
+    await _bill_period_from_now(
+        session, sub, customer, plan, clock, lines, usage, reason="subscription_cycle"
+    )
 
 
 async def change_subscription(
@@ -1000,21 +986,39 @@ async def _restart_cycle(
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.updated_at = now
     await session.flush()
-    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end), *await _take_pending_items(session, sub)]
-    await _invoice_and_collect(
-        session,
-        sub,
-        customer,
-        plan,
-        clock,
-        lines,
-        reason=reason,
-        period=Period(now, bounds.end),
-        period_index=sub.period_index,
-        coupon_id=await _coupon_applies(session, sub, sub.period_index),
-        usage=usage,
-        hold_for_late_usage=False,
-    )
+    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end)]
+    await _bill_period_from_now(session, sub, customer, plan, clock, lines, usage, reason=reason)
+
+
+async def _bill_period_from_now(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    plan: Plan,
+    clock: Clock,
+    lines: list[NewLine],
+    usage: usage_billing.UsageBill,
+    *,
+    reason: str,
+) -> None:
+    """The current period starts now (a new cycle, a resume): `lines`, the pending items and `usage` on one
+    invoice charged at once, if there is anything to bill; then the period's renewal is scheduled."""
+    lines = [*lines, *await _take_pending_items(session, sub)]
+    if lines or usage.lines:
+        await _invoice_and_collect(
+            session,
+            sub,
+            customer,
+            plan,
+            clock,
+            lines,
+            reason=reason,
+            period=Period(sub.current_period_start, sub.current_period_end),
+            period_index=sub.period_index,
+            coupon_id=await _coupon_applies(session, sub, sub.period_index),
+            usage=usage,
+            hold_for_late_usage=False,
+        )
     await _schedule_renewal(session, sub, clock)
 
 

@@ -7,11 +7,11 @@ with or without a prorated credit, and advances of the test clock by up to 45 da
 HTTP API on a test clock, the worker running each advance. Then every invoice line that bills time (fees and
 prorations, each with its period) is spread evenly over its period, and at every instant the sum of what the
 lines bill per second must not exceed one period's price per second: the fee (plan amount × quantity) of a
-plan the subscription was on around then, over the shortest month (28 days), plus half a minor unit of rounding
-per line. Billing a stretch twice at one price (a second fee on paid time, a charge without its credit) doubles
-the rate there (at least 2/31 of the fee a day, against 1/28) and breaks the bound, wherever no price 1.8 times
-higher was in force around that instant: everywhere but near a change of quantity, as the plans' prices are
-within that factor of each other.
+plan the subscription was on around then, over the shortest period billed in full (27 days: February, less a
+partial first day), plus half a minor unit of rounding per line. Billing a stretch twice at one price (a second
+fee on paid time, a charge without its credit) doubles the rate there (at least 2/31 of the fee a day, against
+1/27) and breaks the bound, wherever no price 1.7 times higher was in force around that instant: everywhere but
+near a change of quantity, as the plans' prices are within that factor of each other.
 
 A sequence is a list of drawn operations (not a RuleBasedStateMachine): the rules would have to await the
 HTTP API on the test session's event loop, which hypothesis's stateful runner cannot do; lists shrink as well.
@@ -34,10 +34,13 @@ from tests.billing.world import Billing, at
 
 START = datetime(2027, 1, 15, 10, tzinfo=UTC)
 FOREVER = datetime.max.replace(tzinfo=UTC)
-# Monthly prices within a factor 1.8 of each other (3000 × 1 .. 4000 × 1; quantities double them, so a quantity
+# Monthly prices within a factor 1.7 of each other (3000 × 1 .. 4000 × 1; quantities double them, so a quantity
 # change is checked against both fees).
 PRICES = {"basic": 3000, "pro": 4000}
-SHORTEST_PERIOD = timedelta(days=28)
+# The shortest period billed as a whole month: February (28 days), less the part of its first day before the
+# instant a subscription or a new cycle starts (the calendar starts at that day's midnight; the first period is
+# billed in full, docs/billing.md "Periods").
+SHORTEST_PERIOD = timedelta(days=27)
 # How long a price stays billable after the subscription left it: the rest of a period paid in advance at it.
 PAID_AHEAD = timedelta(days=62)
 BEHAVIOURS = ("create_prorations", "always_invoice", "none")
