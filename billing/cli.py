@@ -1,4 +1,4 @@
-"""The `billing` command: up, serve, worker, migrate, merchants create (SPEC §2)."""
+"""The `billing` command: up, serve, worker, migrate, merchants create (SPEC §2), users and keys (SPEC §10)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,55 @@ def cmd_merchants_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_console_admin(work: Any) -> int:
+    """Run a `billing users|keys` command; print its JSON result, or its error on stderr (exit 1)."""
+    from billing.errors import BillingError
+
+    try:
+        result = asyncio.run(work)
+    except BillingError as exc:
+        print(f"billing: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.create_user(settings, args.merchant, args.email, args.role))
+
+
+def cmd_users_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.reset_password(settings, args.email, args.merchant))
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.list_keys(settings, args.merchant))
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.create_key(settings, args.merchant, args.kind))
+
+
+def cmd_keys_roll(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.roll_key(settings, args.merchant, args.key, args.expires_in_hours))
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.revoke_key(settings, args.merchant, args.key))
+
+
 def cmd_vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from billing.vault.rotation import rotate_with_settings
 
@@ -139,6 +188,49 @@ def build_parser() -> argparse.ArgumentParser:
     create = merchant_commands.add_parser("create", help="create a merchant; prints id and keys as JSON")
     create.add_argument("name")
     create.set_defaults(handler=cmd_merchants_create)
+
+    users = commands.add_parser("users", help="manage finance console users (SPEC §10)")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    user_create = user_commands.add_parser(
+        "create", help="create a console user; prints id, email, role and the generated password (shown once)"
+    )
+    user_create.add_argument("--merchant", required=True, help="the merchant id (mer_...)")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--role", required=True, choices=["finance", "admin"])
+    user_create.set_defaults(handler=cmd_users_create)
+    user_reset = user_commands.add_parser(
+        "reset-password",
+        help="give a console user a new generated password (printed once); ends its sessions",
+    )
+    user_reset.add_argument("--email", required=True)
+    user_reset.add_argument("--merchant", default=None, help="needed when the email has several merchants")
+    user_reset.set_defaults(handler=cmd_users_reset_password)
+
+    api_keys = commands.add_parser("keys", help="manage a merchant's API keys")
+    key_commands = api_keys.add_subparsers(dest="keys_command", required=True)
+    keys_list = key_commands.add_parser("list", help="list the merchant's keys (redacted) as JSON")
+    keys_list.add_argument("--merchant", required=True)
+    keys_list.set_defaults(handler=cmd_keys_list)
+    keys_create = key_commands.add_parser("create", help="create a key; prints it once")
+    keys_create.add_argument("--merchant", required=True)
+    keys_create.add_argument("--kind", choices=["secret", "publishable"], default="secret")
+    keys_create.set_defaults(handler=cmd_keys_create)
+    keys_roll = key_commands.add_parser(
+        "roll", help="replace a key: the new one works at once, the old one until its grace period ends"
+    )
+    keys_roll.add_argument("--merchant", required=True)
+    keys_roll.add_argument("--key", required=True, help="the key id (key_...)")
+    keys_roll.add_argument(
+        "--expires-in-hours",
+        type=int,
+        default=None,
+        help="grace period of the old key (default 24, 0 to 720)",
+    )
+    keys_roll.set_defaults(handler=cmd_keys_roll)
+    keys_revoke = key_commands.add_parser("revoke", help="stop a key at once")
+    keys_revoke.add_argument("--merchant", required=True)
+    keys_revoke.add_argument("--key", required=True, help="the key id (key_...)")
+    keys_revoke.set_defaults(handler=cmd_keys_revoke)
 
     vault = commands.add_parser("vault", help="manage the card vault's keys")
     vault_commands = vault.add_subparsers(dest="vault_command", required=True)

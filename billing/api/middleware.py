@@ -143,12 +143,19 @@ class _UnitOfWork:
 
 class ApiMiddleware:
     def __init__(
-        self, app: ASGIApp, services: Services, route_body_limits: Mapping[tuple[str, str], int] | None = None
+        self,
+        app: ASGIApp,
+        services: Services,
+        route_body_limits: Mapping[tuple[str, str], int] | None = None,
+        streaming_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.services = services
         # (method, path) → a larger body limit than BILLING_MAX_BODY_BYTES, for bulk routes (usage batches).
         self.route_body_limits = dict(route_body_limits or {})
+        # GET routes whose answer is streamed (CSV exports): authenticated here, then passed straight through,
+        # never held in memory; they only read, so they need no transaction of ours nor idempotency.
+        self.streaming_prefixes = streaming_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -156,6 +163,14 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + random_token(20)
+        if scope["method"] == "GET" and path.startswith(self.streaming_prefixes):
+            try:
+                await self._stream(scope, receive, send, request_id)
+                return
+            except BillingError as error:
+                body = error_json(error)
+                await _send(send, error.status, body, _json_headers(request_id, body))
+                return
         try:
             status, body, headers = await self._handle(scope, receive, request_id)
         except BillingError as error:
@@ -164,6 +179,34 @@ class ApiMiddleware:
             if error.status == 401:
                 headers.append((b"www-authenticate", b'Bearer realm="billing"'))
         await _send(send, status, body, headers)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """Authenticate, give the connection back, then let the route stream its answer as it goes."""
+        _refuse_nul_characters(scope, b"")
+        raw_key = _bearer_key(_header(scope, b"authorization"))
+        async with self.services.sessions() as session:
+            principal = await authenticate(session, raw_key)
+            await session.rollback()
+            if principal.key_kind == "publishable":
+                raise PermissionDenied(
+                    "This is a publishable key (pk_...): exports need your secret key (sk_...), from your server."
+                )
+            scope[SCOPE_KEY] = RequestContext(
+                session=session,
+                merchant_id=principal.merchant_id,
+                key_kind=principal.key_kind,
+                services=self.services,
+            )
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {
+                        **message,
+                        "headers": _with_request_id(list(message.get("headers", [])), request_id),
+                    }
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
 
     async def _handle(
         self, scope: Scope, receive: Receive, request_id: str

@@ -25,13 +25,14 @@ from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
-from billing.invoices.service import delete_draft, mark_paid, mark_uncollectible, render
+from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
 from billing.payments.models import Payment
 from billing.payments.service import collect_payment
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.services import Services
+from billing.test_clocks.service import customer_clock
 from webhooks.outbox import record_event
 
 COLLECT = "invoice.collect"
@@ -71,6 +72,20 @@ async def request_collection(
         },
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
+
+
+async def request_payment(
+    session: AsyncSession, merchant_id: str, invoice_id: str, *, payment_method: str | None = None
+) -> Invoice:
+    """Someone (the merchant, over the API or in the console) asks to charge an open or uncollectible invoice
+    now, whatever its collection method: its collection task is scheduled in the caller's transaction, unless one
+    is already waiting. The caller commits, then runs the task (`run_task_now`) to answer with the outcome."""
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    states.transition(invoice.id, invoice.status, "pay")
+    if await pending_collection(session, invoice.id) is None:
+        clock = await customer_clock(session, merchant_id, invoice.customer_id)
+        await request_collection(session, invoice, clock, payment_method=payment_method, on_request=True)
+    return invoice
 
 
 def next_attempt_number(invoice: Invoice) -> int:

@@ -84,11 +84,16 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "自动扣款未成功，在添加新的支付方式之前不会再次尝试。请联系 {merchant} 更新您的支付方式。",
     ),
     "pay_by_transfer": (
-        "How to pay: send {amount} to {merchant} by the means agreed with them (a bank transfer, for example), "
-        "quoting invoice number {number} as the reference. {merchant} marks this invoice paid when the payment "
-        "arrives.",
-        "付款方式：请通过与 {merchant} 约定的方式（例如银行转账）支付 {amount}，并在付款备注中注明发票编号 {number}。"
-        "{merchant} 收到款项后，会将此发票标记为已支付。",
+        "How to pay: online with a card on this invoice's page, or send {amount} to {merchant} by the means "
+        "agreed with them (a bank transfer, for example), quoting invoice number {number} as the reference. "
+        "{merchant} marks this invoice paid when the payment arrives.",
+        "付款方式：在此发票页面使用银行卡在线支付；或通过与 {merchant} 约定的方式（例如银行转账）支付 {amount}，"
+        "并在付款备注中注明发票编号 {number}。{merchant} 收到款项后，会将此发票标记为已支付。",
+    ),
+    "pay_online": ("Pay this invoice online", "在线支付此发票"),
+    "questions": (
+        "Questions about this invoice? Write to {email}.",
+        "对此发票有疑问？请发送邮件至 {email}。",
     ),
     "paid_on": ("Paid on {date}. Thank you.", "已于 {date} 支付，谢谢。"),
     "paid": ("Paid. Thank you.", "已支付，谢谢。"),

@@ -45,6 +45,14 @@ class Invoice(Base):
         ),
         UniqueConstraint("merchant_id", "number", name="uq_invoices_merchant_number"),
         Index("ix_invoices_merchant_seq", "merchant_id", "seq"),
+        # The console's invoice list filters and sorts by these (migration 0018).
+        Index("ix_invoices_merchant_created", "merchant_id", "created_at"),
+        Index(
+            "ix_invoices_merchant_open_due",
+            "merchant_id",
+            "due_date",
+            postgresql_where=text("status = 'open'"),
+        ),
         Index("ix_invoices_customer", "merchant_id", "customer_id", "seq"),
         Index(
             "uq_invoices_subscription_period",
@@ -100,6 +108,9 @@ class Invoice(Base):
     # The secret of the hosted invoice link (/i/<token>), set at finalization; drafts have none. Found by an
     # exact lookup on this unique index (billing.invoices.hosted).
     hosted_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # The customer's billing details as they were at finalization ({name, email, address, tax_ids}): an issued
+    # invoice keeps the address and tax ids it was issued to.
+    customer_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     finalized_at: Mapped[datetime | None]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +25,13 @@ from billing.errors import ApiError, Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.invoices.search import InvoiceFilters, apply_filters
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
-from plans.totals import compute_invoice_totals
+from plans.totals import TaxAmount, compute_invoice_totals
 from webhooks.outbox import record_event
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -72,6 +74,11 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
         marked_uncollectible_at=invoice.marked_uncollectible_at,
+        customer_details=(
+            msgspec.convert(invoice.customer_details, schemas.InvoiceCustomerDetails)
+            if invoice.customer_details
+            else None
+        ),
         hosted_invoice_url=hosted.hosted_invoice_url(invoice.hosted_token),
         invoice_pdf=hosted.hosted_invoice_pdf_url(invoice.hosted_token),
         metadata=invoice.metadata_,
@@ -390,6 +397,12 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     invoice.amount_paid = 0
     invoice.finalized_at = now
     invoice.hosted_token = hosted.new_hosted_token()
+    invoice.customer_details = {
+        "name": customer.name,
+        "email": customer.email,
+        "address": customer.address,
+        "tax_ids": list(customer.tax_ids or []),
+    }
     if invoice.collection_method == "send_invoice":
         invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
     if totals.balance_applied:
@@ -433,6 +446,19 @@ async def discount_and_taxes(
         for rate_id in invoice.tax_rate_ids
     ]
     return coupon, rates
+
+
+async def tax_by_rate(session: AsyncSession, invoice: Invoice) -> list[TaxAmount]:
+    """The invoice's tax at each of its rates (taxable amount and tax), as its totals were computed: the same
+    lines, coupon and rates through `compute_invoice_totals` (the balance plays no part in tax)."""
+    if not invoice.tax_rate_ids:
+        return []
+    lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
+    )
+    return list(totals.tax_amounts)
 
 
 @dataclass(frozen=True)
@@ -672,19 +698,11 @@ async def list_invoices(
     *,
     limit: int,
     starting_after: str | None,
-    customer: str | None = None,
-    subscription: str | None = None,
-    status: str | None = None,
+    filters: InvoiceFilters | None = None,
 ) -> Page[Invoice]:
-    stmt = select(Invoice).where(Invoice.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Invoice.customer_id == customer)
-    if subscription is not None:
-        stmt = stmt.where(Invoice.subscription_id == subscription)
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Invoice.status == status)
+    stmt = apply_filters(
+        select(Invoice).where(Invoice.merchant_id == merchant_id), filters or InvoiceFilters()
+    )
     return await paginate(
         session,
         stmt,

@@ -14,6 +14,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "greeting": ("Hello {name},", "{name}，您好："),
     "greeting_anonymous": ("Hello,", "您好："),
     "signature": ("— {merchant}", "—— {merchant}"),
+    "support": ("Questions? Write to {email}.", "如有疑问，请发送邮件至 {email}。"),
     "footer": (
         "You receive this email because you have a subscription with {merchant}.",
         "您收到此邮件，是因为您在 {merchant} 有一项订阅。",
@@ -54,6 +55,30 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
         "这是我们最后一次自动扣款尝试，此后不会再自动收取此发票。请立即更新银行卡，以免订阅中断。",
     ),
     "view_invoice": ("View the invoice: {url}", "查看发票：{url}"),
+    # The invoice itself (sent, or sent again, by the merchant)
+    "invoice_subject": ("Invoice {number} from {merchant}", "{merchant} 的发票 {number}"),
+    "invoice_body_open": (
+        "{merchant} sent you invoice {number} for {amount}, due on {due_date}.",
+        "{merchant} 向您发送了发票 {number}，金额 {amount}，到期日 {due_date}。",
+    ),
+    "invoice_body_open_no_due": (
+        "{merchant} sent you invoice {number} for {amount}.",
+        "{merchant} 向您发送了发票 {number}，金额 {amount}。",
+    ),
+    "invoice_body_paid": (
+        "Here is invoice {number} from {merchant} for {amount}. It is paid: thank you.",
+        "这是 {merchant} 的发票 {number}，金额 {amount}，已付清，谢谢。",
+    ),
+    "invoice_body_uncollectible": (
+        "Invoice {number} from {merchant} still has {amount} to pay.",
+        "{merchant} 的发票 {number} 仍有 {amount} 待支付。",
+    ),
+    "invoice_automatic": (
+        "It will be charged to your payment method on file; nothing to do.",
+        "该款项将从您登记的支付方式中自动扣除，您无需进行任何操作。",
+    ),
+    "invoice_view_button": ("View and pay the invoice", "查看并支付发票"),
+    "invoice_view_paid_button": ("View the invoice", "查看发票"),
     # Card expiring
     "card_expiring_subject": (
         "Your card ending in {last4} expires soon",

@@ -156,6 +156,8 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             f"  API:      {api_url}/v1\n"
             f"  OpenAPI:  {api_url}/schema/openapi.json   (browse it at {api_url}/schema)\n"
             f"  Health:   {api_url}/ready\n"
+            f"  Console:  {api_url}/console   (a user: billing users create --merchant {merchant.id} "
+            "--email you@example.com --role admin)\n"
             f"  Emails:   {_mail_destination(settings)}\n"
             f"  Demo merchant {merchant.id}\n"
             f"    secret key:      {merchant.secret_key}\n"

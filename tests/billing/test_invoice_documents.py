@@ -238,9 +238,9 @@ async def test_dates_are_the_customers_local_dates(api: httpx.AsyncClient, servi
     assert en.lines[0].period == "Feb 1\u2009–\u2009Mar 1, 2027"
     assert en.payment_notes == (
         "$50.00 remains to be paid, due by Mar 3, 2027.",
-        f"How to pay: send $50.00 to Merchant A by the means agreed with them (a bank transfer, for example), "
-        f"quoting invoice number {en.number} as the reference. Merchant A marks this invoice paid when "
-        "the payment arrives.",
+        f"How to pay: online with a card on this invoice's page, or send $50.00 to Merchant A by the means "
+        f"agreed with them (a bank transfer, for example), quoting invoice number {en.number} as the reference. "
+        "Merchant A marks this invoice paid when the payment arrives.",
     )
 
     # The same instant is still Jan 31 for a customer in Los Angeles.
@@ -484,9 +484,9 @@ async def test_an_open_send_invoice_page_says_how_to_pay(
     page = html.unescape(await hosted_page(client, invoice))
     assert "$49.00 remains to be paid, due by Feb 14, 2027." in page
     assert (
-        f"How to pay: send $49.00 to Merchant A by the means agreed with them (a bank transfer, for example), "
-        f"quoting invoice number {invoice['number']} as the reference. Merchant A marks this invoice paid when "
-        "the payment arrives." in page
+        f"How to pay: online with a card on this invoice's page, or send $49.00 to Merchant A by the means "
+        f"agreed with them (a bank transfer, for example), quoting invoice number {invoice['number']} as the "
+        "reference. Merchant A marks this invoice paid when the payment arrives." in page
     )
     chinese = html.unescape(await hosted_page(client, invoice, "zh-CN"))
     assert f"并在付款备注中注明发票编号 {invoice['number']}" in chinese
