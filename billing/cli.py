@@ -7,10 +7,12 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
-from billing.config import ConfigError, Settings, load_settings
+from billing.config import DEFAULT_PUBLIC_URL, ConfigError, Settings, load_settings
 
 
 def _configure_logging() -> None:
@@ -23,17 +25,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from billing.api.app import create_app_from_env
+    from billing.runtime.listen import bind_socket, default_public_url, listening_url
 
     settings.require_urls()
-    uvicorn.run(
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}): pass another --port."
+        ) from None
+    # Links in hosted pages, PDFs, portal sessions and emails: the address really bound, unless configured.
+    default_public_url(listening_url(args.host, sock.getsockname()[1]))
+    config = uvicorn.Config(
         create_app_from_env(settings),
         host=args.host,
-        port=args.port,
+        port=sock.getsockname()[1],
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -41,6 +53,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from billing.worker.settings import run_worker
 
     settings.require_urls()
+    if not settings.public_url:
+        logging.getLogger("billing").warning(
+            "BILLING_PUBLIC_URL is not set: links in the emails this worker writes point at %s. Set it to the "
+            "address people reach `billing serve` at (`billing up` sets it for its worker).",
+            DEFAULT_PUBLIC_URL,
+        )
     asyncio.run(run_worker(settings))
     return 0
 
@@ -263,13 +281,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that need only PostgreSQL: without DATABASE_URL they use the embedded database of BILLING_DATA_DIR
+# (the one `billing up` runs), so `billing users create ...` works beside `./scripts/up` as printed.
+DATABASE_COMMANDS = frozenset(
+    {
+        cmd_migrate,
+        cmd_merchants_create,
+        cmd_users_create,
+        cmd_users_reset_password,
+        cmd_keys_list,
+        cmd_keys_create,
+        cmd_keys_roll,
+        cmd_keys_revoke,
+        cmd_vault_rotate,
+    }
+)
+
+
+@contextmanager
+def _embedded_database_if_unset(settings: Settings, needed: bool) -> Iterator[Settings]:
+    """The settings, with the embedded PostgreSQL of the data dir when DATABASE_URL is unset and `billing up`
+    made one there (attached to while `billing up` runs, else started for this command and stopped after)."""
+    if (
+        not needed
+        or settings.database_url
+        or not (settings.data_dir / "postgres" / "data" / "PG_VERSION").is_file()
+    ):
+        yield settings
+        return
+    from billing.runtime.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres.start(settings.data_dir)
+    try:
+        yield replace(settings, database_url=server.url)
+    finally:
+        server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
     try:
-        settings = load_settings()
         handler: Any = args.handler
-        return int(handler(settings, args))
+        with _embedded_database_if_unset(load_settings(), handler in DATABASE_COMMANDS) as settings:
+            return int(handler(settings, args))
     except ConfigError as exc:
         print(f"billing: {exc}", file=sys.stderr)
         return 2

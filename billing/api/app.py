@@ -16,6 +16,7 @@ from billing.api.errors import EXCEPTION_HANDLERS
 from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
+from billing.api.strict_input import strict_input_middleware
 from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
@@ -97,6 +98,7 @@ def create_litestar(services: Services) -> Litestar:
             ExportsController,
         ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
+        middleware=[strict_input_middleware],
     )
     return Litestar(
         route_handlers=[

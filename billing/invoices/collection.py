@@ -15,17 +15,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
+from billing.customers.models import Customer
 from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
-from billing.invoices.service import get_invoice, mark_paid, render
+from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
 from billing.payments.models import Payment
 from billing.payments.service import collect_payment
+from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.services import Services
@@ -252,8 +255,6 @@ async def record_failure(
 
 async def pending_collection(session: AsyncSession, invoice_id: str) -> str | None:
     """The id of the invoice's collection task still waiting to run, if any."""
-    from billing.scheduler.models import ScheduledTask
-
     return await session.scalar(
         select(ScheduledTask.id)
         .where(
@@ -272,3 +273,38 @@ async def latest_payment(session: AsyncSession, invoice_id: str) -> Payment | No
     return await session.scalar(
         select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.created_at.desc()).limit(1)
     )
+
+
+async def _stop_collecting_from_a_deleted_customer(
+    session: AsyncSession, customer: Customer, clock: Clock
+) -> None:
+    """Nothing can be billed to or charged from a deleted customer: its drafts are deleted (they could never be
+    finalized), its open invoices written off as uncollectible (still payable out of band, or voidable; their
+    dunning cases close), and their pending collection dropped."""
+    unsettled = (
+        await session.scalars(
+            select(Invoice)
+            .where(Invoice.customer_id == customer.id, Invoice.status.in_((states.DRAFT, states.OPEN)))
+            .order_by(Invoice.seq)
+        )
+    ).all()
+    for invoice in unsettled:
+        if invoice.status == states.DRAFT:
+            await delete_draft(session, invoice.merchant_id, invoice.id)
+        else:
+            await mark_uncollectible(session, invoice.merchant_id, invoice.id)
+    await session.execute(
+        update(ScheduledTask)
+        .where(
+            ScheduledTask.status == "pending",
+            ScheduledTask.kind == COLLECT,
+            ScheduledTask.payload["invoice"].astext.in_(
+                select(Invoice.id).where(Invoice.customer_id == customer.id)
+            ),
+        )
+        .values(status="canceled")
+        .execution_options(synchronize_session=False)
+    )
+
+
+customer_hooks.ON_DELETED.append(_stop_collecting_from_a_deleted_customer)

@@ -181,7 +181,7 @@ async def _recompute_draft(
     """A draft shows its totals before the customer balance, which is applied only at finalization."""
     if lines is None:
         lines = await invoice_lines(session, invoice.id)
-    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
     )
@@ -373,7 +373,7 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     customer = await get_customer(session, merchant_id, invoice.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     lines = await invoice_lines(session, invoice.id)
-    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, customer.balance, currency=invoice.currency
     )
@@ -433,9 +433,10 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     return invoice
 
 
-async def _discount_and_taxes(
+async def discount_and_taxes(
     session: AsyncSession, invoice: Invoice
 ) -> tuple[discounts.Coupon | None, list[taxes.TaxRate]]:
+    """The coupon and tax rates an invoice is totalled with (`plans.totals`)."""
     coupon = None
     if invoice.coupon_id is not None:
         row = await get_coupon(session, invoice.merchant_id, invoice.coupon_id)
@@ -453,7 +454,7 @@ async def tax_by_rate(session: AsyncSession, invoice: Invoice) -> list[TaxAmount
     if not invoice.tax_rate_ids:
         return []
     lines = await invoice_lines(session, invoice.id)
-    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
     )

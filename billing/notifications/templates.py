@@ -194,38 +194,72 @@ def card_expiring(
     )
 
 
-def trial_ending(
-    *,
-    branding: Branding | None = None,
-    locale: str,
-    merchant: str,
-    customer_name: str | None,
-    plan: str,
-    date: str,
-    amount: str,
-    period: str,
-    card: str | None,
-    portal_url: str,
-    portal_expires: str,
+@dataclass(frozen=True)
+class TrialEnd:
+    """What every trial-ending email says, already formatted for `locale`: the trial ends on `date`; the first
+    invoice, for `period`, will be `amount`."""
+
+    locale: str
+    merchant: str
+    customer_name: str | None
+    plan: str
+    date: str
+    amount: str
+    period: str
+    branding: Branding | None = None
+
+
+def _trial_ending_letter(
+    trial: TrialEnd, then: tuple[str, ...], action: tuple[str, str] | None = None
 ) -> RenderedEmail:
+    locale = trial.locale
+    return render(
+        Letter(
+            brand=trial.branding,
+            locale=locale,
+            merchant=trial.merchant,
+            customer_name=trial.customer_name,
+            subject=text("trial_ending_subject", locale, plan=trial.plan, date=trial.date),
+            paragraphs=(
+                text(
+                    "trial_ending_body",
+                    locale,
+                    plan=trial.plan,
+                    date=trial.date,
+                    amount=trial.amount,
+                    period=trial.period,
+                ),
+                *then,
+            ),
+            action=action,
+        )
+    )
+
+
+def trial_ending(trial: TrialEnd, *, card: str | None, portal_url: str, portal_expires: str) -> RenderedEmail:
+    """The trial of a subscription charged automatically ends: the card that will pay the first invoice (or that
+    one is needed) and the link to manage it."""
+    locale = trial.locale
     card_paragraph = (
         text("trial_ending_card", locale, card=card) if card else text("trial_ending_no_card", locale)
     )
-    return render(
-        Letter(
-            brand=branding,
-            locale=locale,
-            merchant=merchant,
-            customer_name=customer_name,
-            subject=text("trial_ending_subject", locale, plan=plan, date=date),
-            paragraphs=(
-                text("trial_ending_body", locale, plan=plan, date=date, amount=amount, period=period),
-                card_paragraph,
-                text("update_card", locale, expires=portal_expires),
-            ),
-            action=(text("trial_ending_manage", locale), portal_url),
-        )
+    return _trial_ending_letter(
+        trial,
+        (card_paragraph, text("update_card", locale, expires=portal_expires)),
+        action=(text("trial_ending_manage", locale), portal_url),
     )
+
+
+def trial_ending_invoiced(trial: TrialEnd, *, due_in: str | None) -> RenderedEmail:
+    """The trial of a subscription paid by invoice (send_invoice) ends: the first invoice will be sent, and by
+    when it is due. No card is asked for: this customer pays the invoices it is sent."""
+    locale = trial.locale
+    when_due = (
+        text("trial_ending_invoice_due", locale, days=due_in)
+        if due_in
+        else text("trial_ending_invoice_now", locale)
+    )
+    return _trial_ending_letter(trial, (when_due,))
 
 
 def invoice_issued(

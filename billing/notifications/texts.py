@@ -92,8 +92,8 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     # Trial ending
     "trial_ending_subject": ("Your {plan} trial ends on {date}", "您的 {plan} 试用将于 {date} 结束"),
     "trial_ending_body": (
-        "Your free trial of {plan} ends on {date}. From then on your subscription costs {amount} per {period}.",
-        "您的 {plan} 免费试用将于 {date} 结束。此后订阅费用为每{period} {amount}。",
+        "Your free trial of {plan} ends on {date}. Your first invoice, for {period}, will be {amount}.",
+        "您的 {plan} 免费试用将于 {date} 结束。首张发票（{period}）金额为 {amount}。",
     ),
     "trial_ending_card": (
         "We will charge your card {card} on that date. Nothing to do if this card is still right.",
@@ -102,6 +102,14 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "trial_ending_no_card": (
         "Add a card before then to keep your subscription.",
         "请在此之前添加银行卡，以保留您的订阅。",
+    ),
+    "trial_ending_invoice_due": (
+        "We will send you the invoice on that date; it is due within {days}.",
+        "届时我们将向您发送发票，请在 {days}内付款。",
+    ),
+    "trial_ending_invoice_now": (
+        "We will send you the invoice on that date, payable on receipt.",
+        "届时我们将向您发送发票，请在收到后付款。",
     ),
     "trial_ending_manage": ("Manage your card:", "管理您的银行卡："),
     # Portal
@@ -165,6 +173,13 @@ def interval_words(interval: str, count: int, locale: str) -> str:
     if locale == "zh-CN":
         return one_zh if count == 1 else many_zh.format(n=count)
     return one_en if count == 1 else many_en.format(n=count)
+
+
+def day_words(days: int, locale: str) -> str:
+    """A number of days as a sentence says it: "1 day", "10 days", "10 天"."""
+    if locale == "zh-CN":
+        return f"{days} 天"
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def all_keys() -> frozenset[str]:
