@@ -163,11 +163,16 @@ def cmd_vault_generate_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_gateway(settings: Settings, args: argparse.Namespace) -> int:
-    from billing.gateways.sandbox import run_standalone
-
     if settings.is_production:
         raise ConfigError("the sandbox gateway is not available when BILLING_ENV=production.")
-    run_standalone(args.host, args.port)
+    if args.channel == "card":
+        from billing.gateways.sandbox import run_standalone
+
+        run_standalone(args.host, args.port)
+    else:
+        from billing.channels.standalone import run_standalone_channel
+
+        run_standalone_channel(args.channel, args.host, args.port)
     return 0
 
 
@@ -265,8 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=cmd_vault_generate_key)
 
     sandbox = commands.add_parser(
-        "sandbox-gateway", help="run the sandbox card processor over HTTP (not in production)"
+        "sandbox-gateway",
+        help="run the sandbox card processor, or a channel's sandbox (--channel alipay|wechat_pay), over HTTP "
+        "(not in production)",
     )
+    sandbox.add_argument("--channel", choices=("card", "alipay", "wechat_pay"), default="card")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=9100)
     sandbox.set_defaults(handler=cmd_sandbox_gateway)

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import billing.channels.types  # noqa: F401  registers the channels' gateway types (alipay, wechat_pay)
 from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.gateways.registry import GatewayPool
 from billing.gateways.sandbox import in_process_sandbox
+from billing.gateways.sandbox_store import RedisStore
+from billing.invoices.hosted import public_base_url
 from billing.portal.links import install_link_key
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
@@ -40,9 +43,14 @@ class Services:
 
     def __post_init__(self) -> None:
         self.vault = Vault(load_keyring(self.settings), self.sessions)
+        prefix = self.settings.redis_prefix
         self.gateways = GatewayPool(
             production=self.settings.is_production,
-            in_process_app=in_process_sandbox(self.redis, self.settings.redis_prefix),
+            in_process_app=in_process_sandbox(self.redis, prefix),
+            secrets=self.vault,
+            # In-process channel sandboxes keep their ledgers in this engine's Redis, shared by its processes.
+            sandbox_store=lambda channel: RedisStore(self.redis, f"{prefix}:sandbox:{channel}"),
+            public_url=public_base_url,
         )
         self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
         self.collection_slots = asyncio.Semaphore(COLLECTIONS_PER_PROCESS)

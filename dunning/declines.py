@@ -30,6 +30,11 @@ HARD_DECLINE_CODES: Final[frozenset[str]] = frozenset(
         "highest_risk_level",
         "transaction_not_allowed",
         "fraudulent",
+        # Debit agreements (SPEC §8): the channel account cannot pay at all (frozen), the debit is beyond what
+        # the customer agreed to, or the channel cannot take the currency. Only the customer can change that.
+        "account_frozen",
+        "agreement_limit_exceeded",
+        "currency_not_supported",
     }
 )
 

@@ -1,7 +1,8 @@
 """Failure messages for people (SPEC §6): why a payment failed and what to do next, in English and Simplified
 Chinese, chosen by the customer's locale.
 
-A pure table. Codes that point at fraud (stolen_card, lost_card, pickup_card, fraudulent, highest_risk_level)
+A pure table, by payment method: cards, and the debit agreements of the channels (SPEC §8), whose messages name
+the channel ("Your Alipay balance is too low"). Codes that point at fraud (stolen_card, lost_card, pickup_card, fraudulent, highest_risk_level)
 get the same words as a generic decline on purpose: the person reading may be the fraudster, and telling them
 the card was reported stolen helps them, not the card holder (the precise code stays in `failure_code` for the
 merchant).
@@ -105,15 +106,73 @@ _BY_CLASS: Final[dict[str, FailureText]] = {
     "technical": _BY_CODE["processing_error"],
 }
 
+# The channels of SPEC §8, as their customers name them.
+CHANNELS: Final[dict[str, tuple[str, str]]] = {
+    "alipay": ("Alipay", "支付宝"),
+    "wechat_pay": ("WeChat Pay", "微信支付"),
+    "unionpay": ("UnionPay", "银联"),
+    "ecny": ("e-CNY", "数字人民币"),
+}
+
+# {channel} / {channel_zh} are filled with the channel's name.
+_AGREEMENT_BY_CODE: Final[dict[str, FailureText]] = {
+    "insufficient_funds": FailureText(
+        "Your {channel} balance is too low for this payment. Top it up, or sign an agreement with another "
+        "account; we will try again.",
+        "您的{channel_zh}余额不足，无法完成本次扣款。请充值，或使用其他账户重新签约，我们会再次尝试扣款。",
+    ),
+    "account_frozen": FailureText(
+        "Your {channel} account is frozen and cannot pay. Contact {channel}, or sign an agreement with another "
+        "account or add a card to keep your subscription.",
+        "您的{channel_zh}账户已被冻结，无法付款。请联系{channel_zh}，或使用其他账户签约、添加银行卡，以免订阅中断。",
+    ),
+    "revocation_of_authorization": FailureText(
+        "The {channel} automatic payment agreement with this merchant has ended. Sign a new agreement, or add "
+        "another payment method, to keep your subscription.",
+        "您与该商户的{channel_zh}自动扣款协议已解除。请重新签约或添加其他付款方式，以免订阅中断。",
+    ),
+    "agreement_limit_exceeded": FailureText(
+        "This payment is above the limit of your {channel} agreement. Sign a new agreement with a higher limit, "
+        "or pay another way.",
+        "本次扣款超出您{channel_zh}扣款协议的限额。请以更高限额重新签约，或使用其他方式付款。",
+    ),
+    "currency_not_supported": FailureText(
+        "{channel} pays in Chinese yuan (CNY) only. Add a card to pay in this currency.",
+        "{channel_zh}仅支持人民币（CNY）付款。请添加银行卡以使用该币种付款。",
+    ),
+}
+_AGREEMENT_BY_CLASS: Final[dict[str, FailureText]] = {
+    "hard": FailureText(
+        "{channel} declined this payment and your agreement cannot be used for it. Sign a new agreement or add "
+        "another payment method.",
+        "{channel_zh}拒绝了本次扣款，当前协议无法用于此付款。请重新签约或添加其他付款方式。",
+    ),
+    "expired": FailureText(
+        "Your {channel} agreement has expired. Sign a new agreement to keep your subscription.",
+        "您的{channel_zh}扣款协议已失效。请重新签约，以免订阅中断。",
+    ),
+    "soft": FailureText(
+        "{channel} declined this payment. Check your {channel} account, or use another payment method; we will "
+        "try again.",
+        "{channel_zh}拒绝了本次扣款。请检查您的{channel_zh}账户，或使用其他付款方式，我们会再次尝试扣款。",
+    ),
+}
+
 _PENDING = FailureText(
     "The payment's result is being confirmed with the payment service. You do not need to pay again.",
     "正在与支付服务确认付款结果。请勿重复付款。",
 )
 
 
-def failure_message(code: str, locale: str) -> str:
-    """The sentence a customer reads about a failure with `code`, in `locale` ("en" or "zh-CN")."""
-    text = _BY_CODE.get(code) or _BY_CLASS[classify_decline(code)]
+def failure_message(code: str, locale: str, method: str = "card") -> str:
+    """The sentence a customer reads about a failure with `code`, in `locale` ("en" or "zh-CN"), for a payment
+    by `method` (a card, or a channel's agreement: "alipay", "wechat_pay", ...)."""
+    channel = CHANNELS.get(method)
+    kind = classify_decline(code)
+    if channel is not None and kind != "technical":
+        text = _AGREEMENT_BY_CODE.get(code) or _AGREEMENT_BY_CLASS[kind]
+        return text.in_locale(locale).format(channel=channel[0], channel_zh=channel[1])
+    text = _BY_CODE.get(code) or _BY_CLASS[kind]
     return text.in_locale(locale)
 
 

@@ -357,12 +357,41 @@ def _tax_rate(event_type: str) -> Example:
 
 def _payment_method(event_type: str) -> Example:
     from billing.payment_methods.models import PaymentMethod
-    from billing.payment_methods.service import render_payment_method
+    from billing.payment_methods.rendering import render_payment_method
 
+    if event_type in ("payment_method.activated", "payment_method.revoked"):
+        revoked = event_type == "payment_method.revoked"
+        agreement = PaymentMethod(
+            id=example_id("payment_method"),
+            customer_id=example_id("customer"),
+            type="alipay",
+            status="revoked" if revoked else "active",
+            connection_id="alipay",
+            external_agreement_no="pm" + example_id("payment_method")[3:],
+            agreement_no="20275931000000001234",
+            agreement={
+                "single_amount_limit": 100000,
+                "period": {"interval": "month", "interval_count": 1},
+                "period_amount_limit": None,
+                "buyer": "138****0001",
+                "signed_at": EXAMPLE_TIME.isoformat(),
+                **(
+                    {"ended_at": EXAMPLE_TIME.isoformat(), "end_reason": "revoked_by_customer"}
+                    if revoked
+                    else {}
+                ),
+            },
+            metadata_={},
+            created_at=EXAMPLE_TIME,
+            updated_at=EXAMPLE_TIME,
+            detached_at=None,
+        )
+        return Example(render_payment_method(agreement))
     pm = PaymentMethod(
         id=example_id("payment_method"),
         customer_id=example_id("customer"),
         type="card",
+        status="active",
         card_brand="visa",
         card_last4="4242",
         card_exp_month=12,
@@ -397,6 +426,7 @@ def _payment(event_type: str) -> Example:
         description="Invoice INV-000042",
         card_brand="visa",
         card_last4="4242",
+        payment_method_type="card",
         gateway=None if status == "pending" else "sandbox",
         failure_code="insufficient_funds" if failed else None,
         decline_type="soft" if failed else None,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import cast
+from typing import Any, cast
 
-from litestar import Litestar, Router
+from litestar import Litestar, Router, asgi
 from litestar.di import Provide
+from litestar.handlers import ASGIRouteHandler
 
 from billing.api.context import provide_context
 from billing.api.errors import EXCEPTION_HANDLERS
@@ -17,12 +18,14 @@ from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
 from billing.api.strict_input import strict_input_middleware
 from billing.catalog.routes import CATALOG_CONTROLLERS
+from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
 from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
 from billing.events.routes import EventsController
+from billing.gateways.asgi import ASGIApp as RawApp
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
 from billing.notifications.routes import InvoiceEmailController
@@ -44,6 +47,26 @@ def _version() -> str:
         return version("billing-engine")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _mount(path: str, app: RawApp) -> ASGIRouteHandler:
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return asgi(path, is_mount=True, include_in_schema=False, copy_scope=True)(mounted)
+
+
+def channel_routes(services: Services) -> list[ASGIRouteHandler]:
+    """The channels' notification endpoint, wired to the gateway pool (in-process sandboxes deliver through the
+    same object), and outside production the in-process channel sandboxes' pages and APIs at /sandbox/<type>."""
+    notify = ChannelNotifyApp(services.sessions, services.gateways)
+    services.gateways.notify_app = notify
+    routes = [_mount("/channels", notify)]
+    if not services.settings.is_production:
+        routes += [
+            _mount(f"/sandbox/{name}", app) for name, app in services.gateways.channel_sandboxes().items()
+        ]
+    return routes
 
 
 def create_litestar(services: Services) -> Litestar:
@@ -83,6 +106,7 @@ def create_litestar(services: Services) -> Litestar:
             make_ready_handler(services),
             make_hosted_invoice_router(services),
             make_portal_router(services),
+            *channel_routes(services),
             make_console_router(services),
             v1,
         ],

@@ -218,20 +218,28 @@ async def ensure_payment_method_attached(
     customer: not another merchant's, not another customer's, not detached, not made up. Else 400 with `param`."""
     from billing.payment_methods.models import PaymentMethod
 
-    attached = await session.scalar(
-        select(PaymentMethod.id).where(
+    status = await session.scalar(
+        select(PaymentMethod.status).where(
             PaymentMethod.id == payment_method_id,
             PaymentMethod.merchant_id == customer.merchant_id,
             PaymentMethod.customer_id == customer.id,
             PaymentMethod.detached_at.is_(None),
         )
     )
-    if attached is None:
+    if status is None:
         raise InvalidRequest(
             f"{payment_method_id[:64]!r} is not a payment method attached to customer {customer.id}. Attach it "
             "first with POST /v1/payment_methods.",
             code="payment_method_not_attached",
             param=param,
+        )
+    if status in ("pending", "expired"):
+        # A debit agreement the customer has not approved cannot pay anything yet (SPEC §8).
+        raise InvalidRequest(
+            f"Payment method {payment_method_id} is an agreement the customer has not approved ({status}). Make it "
+            "the default once it is active (event payment_method.activated).",
+            code=f"payment_method_{status}",
+            param="default_payment_method",
         )
 
 

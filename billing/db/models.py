@@ -2,6 +2,7 @@
 
 from billing.api.idempotency import IdempotencyRecord
 from billing.catalog.models import Coupon, Meter, Plan, TaxRate
+from billing.channels.models import ChannelNotification
 from billing.console.models import AuditEntry, ConsoleSession, ConsoleUser
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "CardToken",
+    "ChannelNotification",
     "ConsoleSession",
     "ConsoleUser",
     "Coupon",

@@ -8,12 +8,14 @@ The outcome classes carry the rule that keeps money safe:
 - `Unknown`: the request may or may not have been processed (a timeout after sending, a dropped connection).
   Never retried elsewhere; the payment stays pending until `retrieve` with the same key says what happened.
 
-Cards today; local methods (Alipay, WeChat Pay agreements) add their own `Instrument` type and adapter type, and
-register it in `billing.gateways.registry`.
+Cards go through the vault (`CardInstrument`); the channels of SPEC §8 debit a signed agreement
+(`AgreementInstrument`): each channel is an adapter type registered in `billing.gateways.registry`
+(billing.channels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -31,6 +33,10 @@ class ConnectionConfig:
     weight: int = 1
     priority: int = 0
     timeout_ms: int = 10_000
+    # Type-specific settings (a channel's app id, keys...). Secret fields stay sealed here (billing.vault); the
+    # adapter opens them when it signs, bound to `merchant_id` and the connection id.
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    merchant_id: str = ""
 
 
 @dataclass(frozen=True, repr=False)
@@ -46,7 +52,16 @@ class CardInstrument:
         return f"CardInstrument({self.brand} ****{self.pan.last4} {self.exp_month:02d}/{self.exp_year})"
 
 
-Instrument = CardInstrument
+@dataclass(frozen=True)
+class AgreementInstrument:
+    """A debit agreement signed in a channel (SPEC §8): the channel's number for it, and ours."""
+
+    channel: str
+    agreement_no: str
+    external_agreement_no: str
+
+
+Instrument = CardInstrument | AgreementInstrument
 
 
 @dataclass(frozen=True)
@@ -153,4 +168,7 @@ class Gateway(Protocol):
 
     async def refund(self, request: RefundRequest) -> RefundOutcome: ...
 
-    async def retrieve_refund(self, idempotency_key: str) -> RetrieveRefundOutcome: ...
+    async def retrieve_refund(self, idempotency_key: str, charge_key: str) -> RetrieveRefundOutcome:
+        """The refund sent with `idempotency_key`, on the charge made with `charge_key` (some channels, Alipay
+        among them, find a refund only through its charge)."""
+        ...

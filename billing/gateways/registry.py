@@ -1,13 +1,17 @@
 """Gateway types (the adapters that exist) and the process's pool of HTTP clients to reach them.
 
-A new payment method type plugs in by registering a `GatewayType`: how to validate a connection's settings and
-how to build its adapter. Routing, the janitor and the stats never name a concrete gateway.
+A new payment method type plugs in by registering a `GatewayType`: how to validate a connection's settings, how to
+build its adapter, which payment method types it debits, which of its credentials are secret (sealed at rest),
+how to get sandbox credentials, its in-process sandbox, and how to answer its notifications. Routing, the
+janitor and the stats never name a concrete gateway. The channels of SPEC §8 register theirs in
+billing.channels.types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,8 +30,14 @@ from billing.gateways.base import (
 )
 from billing.gateways.sandbox import SandboxApp
 from billing.gateways.sandbox_client import SandboxGateway
+from billing.gateways.sandbox_store import MemoryStore, SandboxStore
+from webhooks.secret_box import SecretBox
 
 IN_PROCESS_BASE_URL = "http://sandbox.in-process"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+# (status, content type, body): the answer a channel expects to one of its notifications.
+NotifyAnswer = tuple[int, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -37,17 +47,80 @@ class GatewayType:
     build: Callable[[ConnectionConfig, GatewayPool], Gateway]
     # Raises InvalidRequest (with `param`) when a connection of this type cannot be used in this environment.
     validate: Callable[[ConnectionConfig, bool, str], None]
+    # The payment method types its connections debit (routing picks connections by it).
+    payment_method_types: frozenset[str] = frozenset({"card"})
+    # `credentials` fields it accepts, and which of them are secret (sealed at rest, never shown).
+    credential_fields: frozenset[str] = frozenset()
+    secret_fields: frozenset[str] = frozenset()
+    # (the credentials given in plaintext, the secret fields kept sealed from before, production, param):
+    # raises InvalidRequest naming the field.
+    check_credentials: Callable[[Mapping[str, str], frozenset[str], bool, str], None] | None = None
+    # Outside production, a connection saved without credentials gets a sandbox account from its sandbox.
+    provision: Callable[[ConnectionConfig, GatewayPool], Awaitable[dict[str, str]]] | None = None
+    # The in-process sandbox of connections with `url: null` (one per type and process).
+    in_process_sandbox: Callable[[GatewayPool], ASGIApp] | None = None
+    # How to answer a notification: (accepted, why) → NotifyAnswer.
+    notification_reply: Callable[[bool, str], NotifyAnswer] | None = None
 
 
 class GatewayPool:
     """One per process: an httpx client per base URL (connection reuse), and the adapters built on them."""
 
-    def __init__(self, *, production: bool = False, in_process_app: SandboxApp | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        production: bool = False,
+        in_process_app: SandboxApp | None = None,
+        secrets: SecretBox | None = None,
+        sandbox_store: Callable[[str], SandboxStore] | None = None,
+        public_url: Callable[[], str] | None = None,
+    ) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
         # Without one (a pool that only calls gateways by URL), a connection with `url: null` gets a sandbox
         # of its own in memory.
         self.in_process_app = in_process_app or SandboxApp()
         self.production = production
+        # Opens the sealed secret credentials of connections (billing.gateways.credentials).
+        self.secrets = secrets
+        self._sandbox_store = sandbox_store or (lambda namespace: MemoryStore())
+        # Where people (and channels) reach this engine: links to in-process sandbox pages, notify URLs.
+        self.public_url = public_url or (lambda: DEFAULT_PUBLIC_URL)
+        # The engine's app that receives channel notifications; in-process sandboxes deliver through it. Wired by
+        # the composition roots (billing.api.app, billing.worker.settings).
+        self.notify_app: ASGIApp | None = None
+        self._channel_sandboxes: dict[str, ASGIApp] = {}
+
+    def sandbox_store(self, namespace: str) -> SandboxStore:
+        return self._sandbox_store(namespace)
+
+    def channel_sandbox(self, type_name: str) -> ASGIApp:
+        """The in-process sandbox of a channel type, made on first use (the same one the engine mounts)."""
+        app = self._channel_sandboxes.get(type_name)
+        if app is None:
+            factory = gateway_type(type_name).in_process_sandbox
+            if factory is None:
+                raise LookupError(f"gateway type {type_name!r} has no in-process sandbox")
+            app = self._channel_sandboxes[type_name] = factory(self)
+        return app
+
+    def channel_sandboxes(self) -> dict[str, ASGIApp]:
+        """Every registered type's in-process sandbox (for the engine to mount outside production)."""
+        return {
+            name: self.channel_sandbox(name)
+            for name, kind in GATEWAY_TYPES.items()
+            if kind.in_process_sandbox
+        }
+
+    def in_process_client(self, type_name: str) -> httpx.AsyncClient:
+        """A client bound to a channel's in-process sandbox (no network)."""
+        key = f"in-process:{type_name}"
+        client = self._clients.get(key)
+        if client is None:
+            transport = httpx.ASGITransport(app=self.channel_sandbox(type_name))
+            client = self._clients[key] = httpx.AsyncClient(
+                transport=transport, base_url=f"http://{type_name}.in-process"
+            )
+        return client
 
     def client(self, base_url: str | None) -> httpx.AsyncClient:
         key = base_url or IN_PROCESS_BASE_URL
@@ -98,8 +171,14 @@ class RefusedGateway:
     async def refund(self, request: RefundRequest) -> RefundOutcome:
         return self._refusal
 
-    async def retrieve_refund(self, idempotency_key: str) -> RetrieveRefundOutcome:
+    async def retrieve_refund(self, idempotency_key: str, charge_key: str) -> RetrieveRefundOutcome:
         return self._refusal
+
+
+def serves(connection: ConnectionConfig, payment_method_type: str) -> bool:
+    """Whether a connection's gateway type debits payment methods of `payment_method_type`."""
+    kind = GATEWAY_TYPES.get(connection.type)
+    return kind is not None and payment_method_type in kind.payment_method_types
 
 
 def _validate_sandbox(connection: ConnectionConfig, production: bool, param: str) -> None:

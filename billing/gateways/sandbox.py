@@ -26,20 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
+from billing.gateways.asgi import HttpRequest, HttpResponse, MiniApp, serve
 from billing.ids import random_token
 from billing.vault.cards import detect_brand, luhn_valid
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 HANG_CARD = "4000002760003184"
 PROCESSING_ERROR_CARD = "4000000000000119"
@@ -242,39 +237,17 @@ class _ModeBody(msgspec.Struct, forbid_unknown_fields=True):
 _encoder = msgspec.json.Encoder()
 
 
-class SandboxApp:
+class SandboxApp(MiniApp):
     """The ASGI application; one instance is one processor with its own memory."""
 
     def __init__(self, state: SandboxState | None = None) -> None:
         self.state = state or SandboxState()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = await _read(receive)
-        status, payload = await self.handle(scope["method"], scope["path"], body)
-        data = _encoder.encode(payload)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        status, payload = await self.dispatch(request.method, request.path, request.body)
+        return HttpResponse(status, _encoder.encode(payload), [("content-type", "application/json")])
 
-    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    async def dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         state = self.state
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["admin"]:
@@ -413,15 +386,6 @@ def _error(code: str, message: str = "") -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-async def _read(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 def in_process_sandbox(redis: Redis, prefix: str) -> SandboxApp:
     """The in-process sandbox of connections with `url: null`: its ledger in the engine's Redis, shared by every
     process of that engine."""
@@ -430,14 +394,4 @@ def in_process_sandbox(redis: Redis, prefix: str) -> SandboxApp:
 
 def run_standalone(host: str, port: int) -> None:
     """`billing sandbox-gateway`: serve a fresh sandbox over HTTP until interrupted."""
-    import uvicorn
-
-    uvicorn.run(
-        SandboxApp(),
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    serve(SandboxApp(), host, port)

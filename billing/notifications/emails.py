@@ -152,10 +152,12 @@ async def queue_payment_failed_email(
         return
     code = error.get("code") or _CLASS_CODES.get(decline_class, "generic_decline")
     card: str | None = None
+    method = "card"
     if payment_id:
         payment = await session.get(Payment, payment_id)
         if payment is not None:
             card = card_words(payment.card_brand, payment.card_last4)
+            method = payment.payment_method_type
     locale = customer.locale
     zone = customer_zone(customer.timezone)
     opened, expires = await _email_portal(session, customer, clock, PAYMENT_FAILED)
@@ -167,7 +169,7 @@ async def queue_payment_failed_email(
         number=invoice.number or invoice.id,
         amount=format_amount(invoice.amount_remaining, invoice.currency, locale),
         card=card,
-        why=failure_message(code, locale),
+        why=failure_message(code, locale, method),
         portal_url=opened.url,
         portal_expires=expires,
         next_attempt=format_local_date(next_attempt, zone, locale) if next_attempt else None,
@@ -264,6 +266,8 @@ async def queue_card_expiring_email(
     expiry month."""
     if not customer.email or customer.deleted_at is not None:
         return None
+    if pm.card_exp_year is None or pm.card_exp_month is None or pm.card_last4 is None:
+        return None  # not a card: agreements have no expiry date
     dedupe_key = card_expiry_dedupe_key(pm)
     if await _already_queued(session, dedupe_key):
         return None
@@ -279,7 +283,7 @@ async def queue_card_expiring_email(
         merchant=await merchant_name(session, customer.merchant_id),
         branding=await get_branding(session, customer.merchant_id),
         customer_name=customer.name,
-        brand=brand_label_or_title(pm.card_brand),
+        brand=brand_label_or_title(pm.card_brand or ""),
         last4=pm.card_last4,
         month=month,
         portal_url=opened.url,

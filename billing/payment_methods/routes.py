@@ -12,7 +12,9 @@ from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
 from billing.errors import PermissionDenied
-from billing.payment_methods import service
+from billing.payment_methods import agreements, service
+from billing.payment_methods.models import CARD
+from billing.payment_methods.rendering import render_payment_method, render_token
 from billing.payment_methods.schemas import (
     PaymentMethod,
     PaymentMethodCreate,
@@ -45,18 +47,26 @@ class PaymentMethodsController(Controller):
         "/",
         status_code=200,
         responses=ERROR_RESPONSES,
-        summary="Attach a card to a customer (card details or a tok_ token)",
-        description="The card number is checked (Luhn, brand, expiry, CVC length), encrypted in the vault and "
-        "never returned. Errors about the card are `card_error` (402) naming the field.",
+        summary="Attach a card (card details or a tok_ token), or start a debit agreement (alipay, wechat_pay)",
+        description="A card's number is checked (Luhn, brand, expiry, CVC length), encrypted in the vault and "
+        "never returned; errors about the card are `card_error` (402) naming the field. An agreement (type alipay "
+        "or wechat_pay, CNY customers) is created `pending` with a `next_action` (a URL, and the same URL as an "
+        "SVG QR code) for the customer to approve in the channel; the channel's notification makes it `active` "
+        "(event payment_method.activated). See docs/channels.md.",
     )
     async def create(
         self, ctx: NamedDependency[RequestContext], data: JSONBody[PaymentMethodCreate]
     ) -> PaymentMethod:
+        if data.type != CARD:
+            pm = await agreements.create_agreement(
+                ctx.session, ctx.merchant_id, data, ctx.services.gateways, outside_transaction=ctx.committed
+            )
+            return render_payment_method(pm)
         pm, entered = await service.create_payment_method(
             ctx.session, ctx.merchant_id, data, ctx.services.vault
         )
         _hold_cvc_after_commit(ctx, entered)
-        return service.render_payment_method(pm)
+        return render_payment_method(pm)
 
     @get("/", responses=ERROR_RESPONSES, summary="List attached payment methods, newest first")
     async def list_(
@@ -73,7 +83,7 @@ class PaymentMethodsController(Controller):
         )
         return page(
             PaymentMethodList,
-            [service.render_payment_method(pm) for pm in result.rows],
+            [render_payment_method(pm) for pm in result.rows],
             has_more=result.has_more,
             url="/v1/payment_methods",
         )
@@ -82,7 +92,7 @@ class PaymentMethodsController(Controller):
     async def retrieve(
         self, ctx: NamedDependency[RequestContext], payment_method_id: PaymentMethodId
     ) -> PaymentMethod:
-        return service.render_payment_method(
+        return render_payment_method(
             await service.get_payment_method(ctx.session, ctx.merchant_id, payment_method_id)
         )
 
@@ -98,17 +108,28 @@ class PaymentMethodsController(Controller):
         data: JSONBody[PaymentMethodUpdate],
     ) -> PaymentMethod:
         pm = await service.update_payment_method(ctx.session, ctx.merchant_id, payment_method_id, data)
-        return service.render_payment_method(pm)
+        return render_payment_method(pm)
 
     @post(
         "/{payment_method_id:str}/detach",
         status_code=200,
         responses=ERROR_RESPONSES,
-        summary="Detach a payment method from its customer (for good: the card number is destroyed)",
+        summary="Detach a payment method from its customer (for good: a card's number is destroyed, an agreement is "
+        "unsigned in its channel first)",
     )
     async def detach(
         self, ctx: NamedDependency[RequestContext], payment_method_id: PaymentMethodId
     ) -> PaymentMethod:
+        held = await service.get_payment_method(ctx.session, ctx.merchant_id, payment_method_id)
+        if held.type != CARD:
+            pm = await agreements.detach_agreement(
+                ctx.session,
+                ctx.merchant_id,
+                payment_method_id,
+                ctx.services.gateways,
+                outside_transaction=ctx.committed,
+            )
+            return render_payment_method(pm)
         pm, entry_id = await service.detach_payment_method(ctx.session, ctx.merchant_id, payment_method_id)
         if entry_id is not None:
             destroyed = entry_id
@@ -117,7 +138,7 @@ class PaymentMethodsController(Controller):
                 await ctx.services.cvc.discard(destroyed)
 
             ctx.after_commit.append(discard)
-        return service.render_payment_method(pm)
+        return render_payment_method(pm)
 
 
 class TokensController(Controller):
@@ -142,4 +163,4 @@ class TokensController(Controller):
             )
         token, entered = await service.create_token(ctx.session, ctx.merchant_id, data, ctx.services.vault)
         _hold_cvc_after_commit(ctx, entered)
-        return service.render_token(token)
+        return render_token(token)

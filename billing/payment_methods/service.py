@@ -22,8 +22,8 @@ from billing.db.pagination import Page, paginate
 from billing.errors import InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
-from billing.payment_methods import schemas
-from billing.payment_methods.models import CardToken, PaymentMethod
+from billing.payment_methods.models import CARD, EXPIRED, PENDING, CardToken, PaymentMethod
+from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate, TokenCreate
 from billing.test_clocks.service import clock_for
 from billing.vault.cards import SecretPan, check_card, check_expiry
@@ -40,37 +40,6 @@ class EnteredCard:
 
     entry: VaultEntry
     cvc: str | None
-
-
-def render_payment_method(pm: PaymentMethod) -> schemas.PaymentMethod:
-    return schemas.PaymentMethod(
-        id=pm.id,
-        created_at=pm.created_at,
-        customer=pm.customer_id if pm.detached_at is None else None,
-        card=schemas.Card(
-            brand=pm.card_brand,
-            last4=pm.card_last4,
-            exp_month=pm.card_exp_month,
-            exp_year=pm.card_exp_year,
-            fingerprint=pm.card_fingerprint,
-        ),
-        metadata=pm.metadata_,
-    )
-
-
-def render_token(token: CardToken) -> schemas.Token:
-    return schemas.Token(
-        id=token.id,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        used=token.used_at is not None,
-        card=schemas.TokenCard(
-            brand=token.card_brand,
-            last4=token.card_last4,
-            exp_month=token.card_exp_month,
-            exp_year=token.card_exp_year,
-        ),
-    )
 
 
 async def create_token(
@@ -132,7 +101,16 @@ async def _consume_token(
 async def create_payment_method(
     session: AsyncSession, merchant_id: str, params: PaymentMethodCreate, vault: Vault
 ) -> tuple[PaymentMethod, EnteredCard]:
-    """Attach a card to a customer, from card details or from a token."""
+    """Attach a card to a customer, from card details or from a token (agreements: billing.payment_methods.
+    agreements.create_agreement)."""
+    if params.type != CARD:
+        raise InvalidRequest(f"{params.type} payment methods are agreements, not cards.", param="type")
+    if params.agreement is not None:
+        raise InvalidRequest(
+            "agreement is for agreement payment methods (type alipay or wechat_pay); a card takes card or token.",
+            code="parameters_exclusive",
+            param="agreement",
+        )
     if (params.card is None) == (params.token is None):
         raise InvalidRequest(
             "Give exactly one of card (the card details) or token (a tok_ from POST /v1/tokens).",
@@ -227,6 +205,11 @@ async def update_payment_method(
     _, clock = await _customer_clock(session, pm)
     before = msgspec.to_builtins(render_payment_method(pm))
     if params.card is not msgspec.UNSET:
+        if pm.type != CARD or pm.card_exp_month is None or pm.card_exp_year is None:
+            raise InvalidRequest(
+                f"Payment method {pm.id} is a {pm.type} agreement: only cards have an expiry date to update.",
+                param="card",
+            )
         month = pm.card_exp_month if params.card.exp_month is msgspec.UNSET else params.card.exp_month
         year = pm.card_exp_year if params.card.exp_year is msgspec.UNSET else params.card.exp_year
         pm.card_exp_month, pm.card_exp_year = check_expiry(month, year, clock.now())
@@ -312,25 +295,37 @@ async def list_payment_methods(
 
 async def chargeable_payment_method(
     session: AsyncSession, merchant_id: str, customer: Customer, payment_method_id: str | None
-) -> tuple[PaymentMethod, VaultEntry]:
-    """The card to charge: the one named, or the customer's default; attached to this customer, number present."""
+) -> tuple[PaymentMethod, VaultEntry | None]:
+    """The payment method to charge: the one named, or the customer's default, attached to this customer. A card
+    comes with its vault entry (its number must still be there); an agreement must have been approved (a revoked
+    one is returned: its debits are declined before they reach the channel)."""
     chosen = payment_method_id or customer.default_payment_method
     if chosen is None:
         raise InvalidRequest(
-            f"Customer {customer.id} has no default payment method. Attach a card (POST /v1/payment_methods) and "
-            "set it as default_payment_method, or name a payment method.",
+            f"Customer {customer.id} has no default payment method. Attach a card or sign an agreement "
+            "(POST /v1/payment_methods) and set it as default_payment_method, or name a payment method.",
             code="payment_method_missing",
             param="payment_method",
         )
     pm = await get_payment_method(session, merchant_id, chosen, param="payment_method")
-    if pm.customer_id != customer.id or pm.detached_at is not None or pm.vault_entry_id is None:
+    if pm.customer_id != customer.id or pm.detached_at is not None:
         raise InvalidRequest(
-            f"Payment method {pm.id} is not attached to customer {customer.id}. Attach a card to this customer "
-            "first.",
+            f"Payment method {pm.id} is not attached to customer {customer.id}. Attach a payment method to this "
+            "customer first.",
             code="payment_method_not_attached",
             param="payment_method",
         )
-    entry = await get_entry(session, pm.vault_entry_id)
+    if pm.type != CARD:
+        if pm.status in (PENDING, EXPIRED):
+            raise InvalidRequest(
+                f"Payment method {pm.id} is a {pm.type} agreement the customer has not approved"
+                f"{' in time' if pm.status == EXPIRED else ' yet'}: it can debit once it is active (event "
+                "payment_method.activated). Show the customer its next_action, or create a new one.",
+                code=f"payment_method_{pm.status}",
+                param="payment_method",
+            )
+        return pm, None
+    entry = await get_entry(session, pm.vault_entry_id) if pm.vault_entry_id is not None else None
     if entry is None:
         raise InvalidRequest(
             f"Payment method {pm.id} has no card number any more. Attach a new card.",

@@ -126,7 +126,7 @@ async def _settle_one_refund(services: Services, now: datetime) -> bool | None:
         if connection is not None:
             gateway = services.gateways.gateway(connection)
             outcome, call = await timed_call(
-                connection, "retrieve_refund", gateway.retrieve_refund(refund.id)
+                connection, "retrieve_refund", gateway.retrieve_refund(refund.id, refund.payment_id)
             )
             calls = [call]
             if isinstance(outcome, NotFound):

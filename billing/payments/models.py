@@ -59,6 +59,8 @@ class Payment(Base):
     description: Mapped[str | None] = mapped_column(String(500), default=None)
     card_brand: Mapped[str | None] = mapped_column(String(16), default=None)
     card_last4: Mapped[str | None] = mapped_column(String(4), default=None)
+    # card, or the channel of the agreement debited (billing.payment_methods.models.AGREEMENT_TYPES).
+    payment_method_type: Mapped[str] = mapped_column(String(16), default="card", server_default="card")
     # The connection ids in the order this payment may try them, fixed before the first call, so the janitor
     # knows every gateway that could have received the charge.
     route: Mapped[list[str]] = mapped_column(JSONB, default=list)

@@ -21,8 +21,10 @@ class PaymentCard(msgspec.Struct, kw_only=True):
 
 
 class PaymentMethodDetails(msgspec.Struct, kw_only=True):
-    type: Literal["card"] = "card"
-    card: PaymentCard
+    """What was debited: a card (brand and last four), or a debit agreement of a channel (`card` is null)."""
+
+    type: Literal["card", "alipay", "wechat_pay"]
+    card: PaymentCard | None
 
 
 class Payment(msgspec.Struct, kw_only=True):

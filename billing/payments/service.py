@@ -44,13 +44,16 @@ from billing.gateways.base import (
     ChargeRequest,
     ConnectionConfig,
     Declined,
+    Instrument,
     NotFound,
     RetrieveOutcome,
     Succeeded,
     TechnicalError,
 )
+from billing.gateways.registry import serves
 from billing.gateways.routing import (
     GatewayCall,
+    RouteResult,
     charge_with_failover,
     circuit_state,
     connection_stats,
@@ -61,12 +64,15 @@ from billing.gateways.routing import (
 )
 from billing.ids import new_id
 from billing.metadata import validate_metadata
+from billing.payment_methods import debits
+from billing.payment_methods.models import CARD, PaymentMethod
 from billing.payment_methods.service import chargeable_payment_method
 from billing.payments import schemas
 from billing.payments.models import Payment
 from billing.services import Services
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
+from billing.vault.models import VaultEntry
 from dunning.declines import decline_type as decline_type_of
 from dunning.messages import failure_message, next_action
 from plans.money import validate_currency
@@ -89,7 +95,10 @@ def render_payment(payment: Payment) -> schemas.Payment:
         customer=payment.customer_id,
         payment_method=payment.payment_method_id,
         payment_method_details=schemas.PaymentMethodDetails(
+            type=payment.payment_method_type,  # type: ignore[arg-type]
             card=schemas.PaymentCard(brand=payment.card_brand, last4=payment.card_last4)
+            if payment.payment_method_type == CARD
+            else None,
         ),
         invoice=payment.invoice_id,
         purpose=payment.purpose,
@@ -178,15 +187,7 @@ async def collect_payment(
         if clock is None or clock.test_clock_id != customer.test_clock_id:
             clock = await clock_for(session, merchant_id, customer.test_clock_id)
         pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
-        connections = await gateway_connections(session, merchant_id)
-        opened = await open_circuits(session, merchant_id, [c.id for c in connections])
-        route = order_connections(connections, opened)
-        if not route:
-            raise Unprocessable(
-                "No gateway connection can take charges: add one with PATCH /v1/settings (gateways), or give one "
-                "a weight above 0.",
-                code="gateway_not_configured",
-            )
+        route, refusal = await _route(session, merchant_id, pm, amount, currency, clock)
         payment_id = new_id("pay")
         savepoint = await session.begin_nested()
         try:
@@ -207,6 +208,7 @@ async def collect_payment(
                     description=description,
                     card_brand=pm.card_brand,
                     card_last4=pm.card_last4,
+                    payment_method_type=pm.type,
                     route=[c.id for c in route],
                     next_action="wait",
                     amount_refunded=0,
@@ -246,24 +248,22 @@ async def collect_payment(
             obj=render_payment(payment),
             clock=clock,
         )
-        pan = services.vault.reveal(entry)
         locale = customer.locale
 
-    # 2. The charge, with no transaction open.
-    cvc = await services.cvc.take(entry)
-    request = ChargeRequest(
-        idempotency_key=payment_id,
-        amount=amount,
-        currency=currency,
-        instrument=CardInstrument(
-            pan=pan, brand=pm.card_brand, exp_month=pm.card_exp_month, exp_year=pm.card_exp_year, cvc=cvc
-        ),
-        description=description,
-        metadata=dict(metadata or {}),
-    )
-    del pan, cvc
-    result = await charge_with_failover(services.gateways, route, request)
-    del request
+    # 2. The charge, with no transaction open (an agreement beyond its limits never reaches the channel).
+    if refusal is not None:
+        result = RouteResult(outcome=Declined(code=refusal, decline_type="hard"), connection=route[0])
+    else:
+        request = ChargeRequest(
+            idempotency_key=payment_id,
+            amount=amount,
+            currency=currency,
+            instrument=await _instrument(services, pm, entry),
+            description=description,
+            metadata=dict(metadata or {}),
+        )
+        result = await charge_with_failover(services.gateways, route, request)
+        del request
 
     # 3. The outcome.
     async with transaction(services.sessions) as session:
@@ -274,6 +274,50 @@ async def collect_payment(
             session, payment, result.outcome, result.connection, locale, clock, result.calls
         )
     return payment
+
+
+async def _route(
+    session: AsyncSession, merchant_id: str, pm: PaymentMethod, amount: int, currency: str, clock: Clock
+) -> tuple[list[ConnectionConfig], str | None]:
+    """The connections a charge of `pm` may try, in order, and the reason an agreement's debit must not reach the
+    channel at all (a hard decline code), if any."""
+    connections = await gateway_connections(session, merchant_id)
+    if pm.type != CARD:
+        # An agreement belongs to the account that signed it: that connection only, drained or not (SPEC §8).
+        route = [c for c in connections if c.id == pm.connection_id]
+        if not route:
+            raise Unprocessable(
+                f"Agreement {pm.id} was signed with connection {pm.connection_id!r}, which is no longer in "
+                "settings.gateways. Add it back (weight 0 keeps it out of new agreements) to debit it.",
+                code="gateway_not_configured",
+            )
+        taken = await debits.debited_in_period(session, pm, clock.now())
+        return route, debits.debit_refusal(pm, amount, currency, taken)
+    cards = [c for c in connections if serves(c, CARD)]
+    opened = await open_circuits(session, merchant_id, [c.id for c in cards])
+    route = order_connections(cards, opened)
+    if not route:
+        raise Unprocessable(
+            "No gateway connection can take card charges: add one with PATCH /v1/settings (gateways), or give "
+            "one a weight above 0.",
+            code="gateway_not_configured",
+        )
+    return route, None
+
+
+async def _instrument(services: Services, pm: PaymentMethod, entry: VaultEntry | None) -> Instrument:
+    """What the gateway debits: the card from the vault (with its CVC on a first charge), or the agreement."""
+    if pm.type != CARD:
+        return debits.instrument(pm)
+    assert entry is not None and pm.card_brand is not None
+    assert pm.card_exp_month is not None and pm.card_exp_year is not None
+    return CardInstrument(
+        pan=services.vault.reveal(entry),
+        brand=pm.card_brand,
+        exp_month=pm.card_exp_month,
+        exp_year=pm.card_exp_year,
+        cvc=await services.cvc.take(entry),
+    )
 
 
 async def apply_charge_outcome(
@@ -311,7 +355,7 @@ async def apply_charge_outcome(
         payment.gateway_reference = outcome.reference
         payment.failure_code = outcome.code
         payment.decline_type = outcome.decline_type
-        payment.failure_message = failure_message(outcome.code, locale)
+        payment.failure_message = failure_message(outcome.code, locale, payment.payment_method_type)
         payment.next_action = next_action(outcome.code)
         payment.pending_reason = None
         payment.settled_at = clock.now()
@@ -350,7 +394,7 @@ async def settle_not_processed(session: AsyncSession, payment: Payment, locale: 
     payment.status = "failed"
     payment.failure_code = code
     payment.decline_type = None
-    payment.failure_message = failure_message(code, locale)
+    payment.failure_message = failure_message(code, locale, payment.payment_method_type)
     payment.next_action = next_action(code)
     payment.pending_reason = None
     payment.settled_at = clock.now()

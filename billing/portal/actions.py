@@ -18,8 +18,10 @@ from billing.customers.billing_details import TAX_ID_TYPES, clean_address, clean
 from billing.customers.schemas import Address, CustomerUpdate, TaxId
 from billing.customers.service import update_customer
 from billing.errors import BillingError, InvalidRequest
+from billing.gateways.registry import GatewayPool
 from billing.invoices import collection
 from billing.invoices.models import Invoice
+from billing.payment_methods import agreements
 from billing.payment_methods.models import PaymentMethod
 from billing.payment_methods.schemas import CardInput, PaymentMethodCreate
 from billing.payment_methods.service import EnteredCard, create_payment_method, detach_payment_method
@@ -226,16 +228,22 @@ async def add_card(
     return pm, entered
 
 
-async def add_agreement(session: AsyncSession, found: FoundLogin, kind: str, vault: Vault) -> PaymentMethod:
-    """Start an agreement payment method (Alipay, WeChat Pay, ...): pending until the customer approves it."""
-    if kind not in views.agreement_types():
-        raise NotTheirs
+async def add_agreement(
+    session: AsyncSession, found: FoundLogin, kind: str, gateways: GatewayPool
+) -> PaymentMethod:
+    """Start an agreement payment method (Alipay, WeChat Pay, ...) with the API's use case: pending, with the
+    link or QR code the customer approves in the channel (billing.payment_methods.agreements)."""
     customer = found.customer
+    if kind not in await views.agreement_types(session, customer.merchant_id):
+        raise NotTheirs
+    params = PaymentMethodCreate(customer=customer.id, type=kind)  # type: ignore[arg-type]
+    savepoint = await session.begin_nested()
     try:
-        params = msgspec.convert({"customer": customer.id, "type": kind}, PaymentMethodCreate)
-        pm, _ = await create_payment_method(session, customer.merchant_id, params, vault)
-    except (BillingError, msgspec.ValidationError) as error:
-        raise PortalRefusal("not_saved", message=getattr(error, "message", str(error))) from None
+        pm = await agreements.create_agreement(session, customer.merchant_id, params, gateways)
+    except BillingError as error:
+        await savepoint.rollback()
+        raise PortalRefusal("not_saved", message=error.message) from None
+    await savepoint.commit()
     return pm
 
 
@@ -250,15 +258,22 @@ async def make_default(session: AsyncSession, found: FoundLogin, pm_id: str) -> 
 
 
 async def remove(
-    session: AsyncSession, found: FoundLogin, pm_id: str, *, pays_subscription: bool
+    session: AsyncSession, found: FoundLogin, pm_id: str, *, pays_subscription: bool, gateways: GatewayPool
 ) -> str | None:
-    """Detach a payment method (for good); the vault entry destroyed, whose held CVC the caller discards.
-    The default method is kept while a subscription charges it automatically."""
+    """Detach a payment method (for good); the vault entry destroyed, whose held CVC the caller discards; an
+    agreement unsigned in its channel first. The default method is kept while a subscription charges it
+    automatically."""
     pm = await views.owned_payment_method(session, found, pm_id)
     if pm is None:
         raise NotTheirs
     if pm.id == found.customer.default_payment_method and pays_subscription:
         raise PortalRefusal("cannot_remove_default", 409)
+    if pm.type != "card":
+        try:
+            await agreements.detach_agreement(session, found.customer.merchant_id, pm.id, gateways)
+        except BillingError as error:
+            raise PortalRefusal("not_saved", message=error.message) from None
+        return None
     _, entry_id = await detach_payment_method(session, found.customer.merchant_id, pm.id)
     return entry_id
 

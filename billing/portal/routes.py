@@ -306,7 +306,10 @@ def make_portal_router(services: Services) -> Router:
             ctx.frame("payment_methods", "/portal/payment_methods", notice=notice, error=error),
             status,
             methods=await views.methods(session, ctx.found, ctx.words),
-            agreements=[(kind, views.channel_name(kind, ctx.locale)) for kind in views.agreement_types()],
+            agreements=[
+                (kind, views.channel_name(kind, ctx.locale))
+                for kind in await views.agreement_types(session, ctx.found.customer.merchant_id)
+            ],
             attempts_left=left if left <= 2 else None,
             default_pays=await views.pays_subscription(session, ctx.found),
         )
@@ -852,7 +855,7 @@ def make_portal_router(services: Services) -> Router:
         async def run(session: AsyncSession, ctx: Ctx, form: Any) -> Done:
             if ctx.found.restricted:
                 raise actions.NotTheirs
-            await actions.add_agreement(session, ctx.found, kind, services.vault)
+            await actions.add_agreement(session, ctx.found, kind, services.gateways)
             return Done(_with_notice("/portal/payment_methods", "agreement_started"))
 
         return await submit(request, "add_agreement", run, refuse_with(methods_page))
@@ -877,7 +880,9 @@ def make_portal_router(services: Services) -> Router:
             if ctx.found.restricted:
                 raise actions.NotTheirs
             pays = await views.pays_subscription(session, ctx.found)
-            entry_id = await actions.remove(session, ctx.found, method_id, pays_subscription=pays)
+            entry_id = await actions.remove(
+                session, ctx.found, method_id, pays_subscription=pays, gateways=services.gateways
+            )
             if entry_id is None:
                 return Done(_with_notice("/portal/payment_methods", "removed"))
             destroyed = entry_id

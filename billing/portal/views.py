@@ -31,6 +31,7 @@ from billing.customers.billing_details import (
     tax_id_label,
 )
 from billing.errors import BillingError, Conflict
+from billing.gateways.registry import serves
 from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
 from billing.invoices.labels import BABEL_LOCALES, status_label
 from billing.invoices.models import Invoice
@@ -39,11 +40,13 @@ from billing.invoices.service import get_invoice, list_invoices
 from billing.notifications.emails import card_words, paying_card
 from billing.notifications.texts import interval_words
 from billing.payment_methods.models import PaymentMethod
+from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import PaymentMethodCreate
-from billing.payment_methods.service import get_payment_method, list_payment_methods, render_payment_method
+from billing.payment_methods.service import get_payment_method, list_payment_methods
 from billing.portal.service import FoundLogin
 from billing.portal.texts import CANCELLATION_REASONS, plural, status_text, text
 from billing.settings.schemas import PortalSettings
+from billing.settings.service import gateway_connections
 from billing.subscriptions import states
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.service import get_subscription, list_subscriptions, upcoming_invoice
@@ -398,12 +401,14 @@ def channel_name(kind: str, locale: str) -> str:
     return chinese if locale == "zh-CN" else english
 
 
-def agreement_types() -> list[str]:
-    """The payment method types besides cards that this engine can create (the channels of SPEC §8, once
-    present in `PaymentMethodCreate.type`)."""
+async def agreement_types(session: AsyncSession, merchant_id: str) -> list[str]:
+    """The payment method types besides cards that this merchant can offer: the channels of SPEC §8 (as in
+    `PaymentMethodCreate.type`) with a connection taking new agreements (billing.channels)."""
+    connections = [c for c in await gateway_connections(session, merchant_id) if c.weight > 0]
     for item in msgspec.structs.fields(PaymentMethodCreate):
         if item.name == "type":
-            return [kind for kind in typing.get_args(item.type) if kind != "card"]
+            kinds = [kind for kind in typing.get_args(item.type) if kind != "card"]
+            return [kind for kind in kinds if any(serves(c, kind) for c in connections)]
     return []
 
 
@@ -435,7 +440,7 @@ async def methods(session: AsyncSession, found: FoundLogin, words: Words) -> lis
                 default=pm.id == customer.default_payment_method,
                 status=status,
                 approve_url=url,
-                qr_data_uri=segno.make(url, error="m").svg_data_uri(scale=5) if url else None,
+                qr_data_uri=segno.make(url, error="l").svg_data_uri(scale=3) if url else None,
                 approve_by=expires,
                 channel=channel_name(pm.type, words.locale) if pm.type != "card" else None,
             )

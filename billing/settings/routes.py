@@ -25,6 +25,10 @@ class SettingsController(Controller):
         self, ctx: NamedDependency[RequestContext], data: JSONBody[SettingsUpdate]
     ) -> MerchantSettings:
         merchant = await service.update_settings(
-            ctx.session, ctx.merchant_id, data, production=ctx.services.settings.is_production
+            ctx.session,
+            ctx.merchant_id,
+            data,
+            production=ctx.services.settings.is_production,
+            gateways=ctx.services.gateways,
         )
         return service.render_settings(merchant)

@@ -28,6 +28,18 @@ class GatewayConnection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     weight: Annotated[int, Meta(ge=0, le=1000)] = 1
     priority: Annotated[int, Meta(ge=0, le=1000)] | None = None
     timeout_ms: Annotated[int, Meta(ge=50, le=60_000, description="Per request to this gateway.")] = 10_000
+    credentials: Annotated[
+        dict[Annotated[str, Meta(max_length=64)], Annotated[str, Meta(max_length=8000)]],
+        Meta(
+            max_length=20,
+            description="A channel's ids and keys (docs/channels.md): alipay takes app_id, app_private_key, "
+            "alipay_public_key (and optional sign_scene, notify_url_base); wechat_pay takes mchid, appid, "
+            "merchant_serial_no, merchant_private_key, apiv3_key, platform_public_key, platform_public_key_id, "
+            "plan_id (and optional notify_url_base). Private keys and the APIv3 key are sealed in the vault and "
+            'shown as "[sealed]"; sending "[sealed]" back (or leaving credentials out) keeps what is stored. '
+            "Outside production, a channel connection saved without credentials gets a sandbox account.",
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 class UsageSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

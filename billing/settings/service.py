@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import SYSTEM_CLOCK
 from billing.errors import Conflict, InvalidRequest, not_found
 from billing.gateways.base import ConnectionConfig
-from billing.gateways.registry import GATEWAY_TYPES
+from billing.gateways.credentials import SEALED, seal_credential
+from billing.gateways.registry import GATEWAY_TYPES, GatewayPool
 from billing.merchants.models import Merchant
+from billing.payment_methods.models import PaymentMethod
 from billing.settings.branding import DEFAULT_ACCENT, HEX_COLOUR, Branding, readable_accent
 from billing.settings.schemas import (
     BrandingSettings,
@@ -138,10 +140,20 @@ def _merged_dunning(current: dict[str, Any], update: DunningSettingsUpdate) -> d
     return merged
 
 
+def _redacted(connection: GatewayConnection) -> GatewayConnection:
+    """The connection as shown: its secret credentials replaced by SEALED."""
+    kind = GATEWAY_TYPES.get(connection.type)
+    secret = kind.secret_fields if kind is not None else frozenset()
+    if not connection.credentials or not secret:
+        return connection
+    shown = {name: SEALED if name in secret else value for name, value in connection.credentials.items()}
+    return msgspec.structs.replace(connection, credentials=shown)
+
+
 def render_settings(merchant: Merchant) -> MerchantSettings:
     return MerchantSettings(
         id=merchant.id,
-        gateways=_connections(merchant.settings or {}),
+        gateways=[_redacted(c) for c in _connections(merchant.settings or {})],
         usage=usage_settings(merchant.settings or {}),
         dunning=dunning_settings(merchant.settings or {}),
         portal=portal_settings(merchant.settings or {}),
@@ -149,7 +161,7 @@ def render_settings(merchant: Merchant) -> MerchantSettings:
     )
 
 
-def connection_configs(connections: list[GatewayConnection]) -> list[ConnectionConfig]:
+def connection_configs(connections: list[GatewayConnection], merchant_id: str = "") -> list[ConnectionConfig]:
     return [
         ConnectionConfig(
             id=c.id,
@@ -158,6 +170,8 @@ def connection_configs(connections: list[GatewayConnection]) -> list[ConnectionC
             weight=c.weight,
             priority=c.priority if c.priority is not None else index,
             timeout_ms=c.timeout_ms,
+            credentials=dict(c.credentials),
+            merchant_id=merchant_id,
         )
         for index, c in enumerate(connections)
     ]
@@ -180,7 +194,7 @@ async def get_settings(session: AsyncSession, merchant_id: str) -> Merchant:
 async def gateway_connections(session: AsyncSession, merchant_id: str) -> list[ConnectionConfig]:
     """The merchant's configured connections, in list order, priorities filled in."""
     merchant = await _merchant(session, merchant_id)
-    return connection_configs(_connections(merchant.settings or {}))
+    return connection_configs(_connections(merchant.settings or {}), merchant_id)
 
 
 def _validate_gateways(connections: list[GatewayConnection], production: bool) -> None:
@@ -203,8 +217,54 @@ def _validate_gateways(connections: list[GatewayConnection], production: bool) -
         gateway.validate(config, production, param)
 
 
-async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, int]:
-    """Removed connections that still have pending payments or refunds (the janitor must ask them)."""
+async def _stored_credentials(
+    merchant_id: str,
+    connections: list[GatewayConnection],
+    current: dict[str, Any],
+    *,
+    production: bool,
+    pool: GatewayPool | None,
+) -> list[GatewayConnection]:
+    """The connections as they are stored: credentials checked, secret ones sealed. Credentials left out (or a
+    secret sent back as SEALED) keep what the same connection stored before; outside production a channel
+    connection with none gets a sandbox account from its sandbox."""
+    before = {c.id: c for c in _connections(current)}
+    stored: list[GatewayConnection] = []
+    for index, connection in enumerate(connections):
+        param = f"gateways[{index}]"
+        kind = GATEWAY_TYPES[connection.type]
+        previous = before.get(connection.id)
+        held = dict(previous.credentials) if previous is not None and previous.type == connection.type else {}
+        given = {name: value for name, value in connection.credentials.items() if value != SEALED}
+        if not kind.credential_fields:
+            if given:
+                raise InvalidRequest(
+                    f"{connection.type} connections take no credentials.", param=f"{param}.credentials"
+                )
+            stored.append(connection)
+            continue
+        if not connection.credentials and held:
+            stored.append(msgspec.structs.replace(connection, credentials=held))
+            continue
+        kept = {n: held[n] for n in kind.secret_fields if n in held and n not in given}
+        if not given and not kept and kind.provision is not None and not production and pool is not None:
+            config = connection_configs([connection], merchant_id)[0]
+            given = await kind.provision(config, pool)
+        if kind.check_credentials is not None:
+            kind.check_credentials(given, frozenset(kept), production, param)
+        for name in kind.secret_fields & set(given):
+            if pool is None or pool.secrets is None:
+                raise InvalidRequest(
+                    "This process cannot seal credentials (no vault).", code="vault_unavailable", param=param
+                )
+            given[name] = await seal_credential(pool.secrets, merchant_id, connection.id, name, given[name])
+        stored.append(msgspec.structs.replace(connection, credentials={**kept, **given}))
+    return stored
+
+
+async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, str]:
+    """Removed connections that still have pending payments or refunds (the janitor must ask them), or debit
+    agreements (they belong to the account that signed them)."""
     from billing.payments.models import Payment, Refund
 
     busy: dict[str, int] = {}
@@ -228,11 +288,37 @@ async def _busy_connections(session: AsyncSession, merchant_id: str, removed: se
     for route in routes:
         for connection_id in set(route or []) & removed:
             busy[connection_id] = busy.get(connection_id, 0) + 1
-    return busy
+    agreements = await session.execute(
+        select(PaymentMethod.connection_id, func.count())
+        .where(
+            PaymentMethod.merchant_id == merchant_id,
+            PaymentMethod.connection_id.in_(removed),
+            PaymentMethod.detached_at.is_(None),
+            PaymentMethod.status.in_(("pending", "active")),
+        )
+        .group_by(PaymentMethod.connection_id)
+    )
+    signed = {signer: int(count) for signer, count in agreements if signer is not None}
+    return {
+        name: ", ".join(
+            part
+            for part in (
+                f"{busy[name]} pending" if busy.get(name) else "",
+                f"{signed[name]} agreement{'s' if signed[name] > 1 else ''}" if signed.get(name) else "",
+            )
+            if part
+        )
+        for name in sorted(set(busy) | set(signed))
+    }
 
 
 async def update_settings(
-    session: AsyncSession, merchant_id: str, params: SettingsUpdate, *, production: bool
+    session: AsyncSession,
+    merchant_id: str,
+    params: SettingsUpdate,
+    *,
+    production: bool,
+    gateways: GatewayPool | None = None,
 ) -> Merchant:
     merchant = await _merchant(session, merchant_id, for_update=True)
     before = msgspec.to_builtins(render_settings(merchant))
@@ -242,14 +328,18 @@ async def update_settings(
         removed = {c.id for c in _connections(current)} - {c.id for c in params.gateways}
         busy = await _busy_connections(session, merchant_id, removed) if removed else {}
         if busy:
-            names = ", ".join(f"{k} ({v} pending)" for k, v in sorted(busy.items()))
+            names = ", ".join(f"{k} ({v})" for k, v in sorted(busy.items()))
             raise Conflict(
-                f"Gateway connections {names} still have payments or refunds whose outcome is being confirmed. "
-                "Set their weight to 0 to stop new charges, and remove them once nothing is pending.",
+                f"Gateway connections {names} still have payments or refunds whose outcome is being confirmed, or "
+                "debit agreements signed with them. Set their weight to 0 to stop new charges and agreements, and "
+                "remove them once nothing is pending (agreements: once detached).",
                 code="gateway_in_use",
                 param="gateways",
             )
-        current["gateways"] = msgspec.to_builtins(params.gateways)
+        stored = await _stored_credentials(
+            merchant_id, params.gateways, current, production=production, pool=gateways
+        )
+        current["gateways"] = msgspec.to_builtins(stored)
     if params.usage is not msgspec.UNSET:
         current["usage"] = msgspec.to_builtins(params.usage)
     if params.dunning is not msgspec.UNSET:

@@ -12,6 +12,7 @@ from arq.connections import ArqRedis
 from billing.api import idempotency
 from billing.clock import utc_now
 from billing.db.engine import transaction
+from billing.payment_methods.agreements import settle_pending_agreements
 from billing.scheduler import runner
 from billing.services import Services
 from webhooks import delivery as webhook_delivery
@@ -56,11 +57,14 @@ async def tick(ctx: dict[str, Any]) -> int:
 
 async def payments_janitor(ctx: dict[str, Any]) -> dict[str, int]:
     """Settle payments and refunds whose outcome is unknown by asking their gateways (never charging again);
-    destroy the card numbers of expired unused tokens."""
+    destroy the card numbers of expired unused tokens; ask the channels about agreements whose signing
+    notification did not come (billing.payment_methods.agreements)."""
     from billing.payments.janitor import run_janitor
 
-    report = await run_janitor(_services(ctx))
-    return dict(report.__dict__)
+    services = _services(ctx)
+    report = await run_janitor(services)
+    agreements = await settle_pending_agreements(services.sessions, services.gateways)
+    return {**report.__dict__, "agreements_settled": agreements}
 
 
 def _webhook_dispatcher(ctx: dict[str, Any]) -> webhook_delivery.Dispatcher:

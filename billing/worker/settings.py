@@ -9,6 +9,7 @@ from arq import cron
 from arq.worker import Worker
 
 import billing.tasks  # noqa: F401  registers every scheduled-task handler
+from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
 from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
@@ -46,6 +47,8 @@ def build_worker(
 ) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
+        # In-process channel sandboxes of this process deliver their notifications through the engine's app.
+        services.gateways.notify_app = ChannelNotifyApp(services.sessions, services.gateways)
         if with_cron:
             await jobs.start_webhook_listener(ctx)
 

@@ -56,12 +56,13 @@ def serving(
 
 
 @contextmanager
-def standalone_sandbox() -> Iterator[str]:
-    """`billing sandbox-gateway --port P` in its own process; yields its URL."""
+def standalone_sandbox(channel: str = "card") -> Iterator[str]:
+    """`billing sandbox-gateway --channel C --port P` in its own process; yields its URL."""
     port = free_port()
     env = {**os.environ, "BILLING_ENV": "test", "BILLING_LOG_LEVEL": "WARNING"}
     url = f"http://127.0.0.1:{port}"
-    with serving(["sandbox-gateway", "--port", str(port)], url, "/admin/state", env, "the sandbox gateway"):
+    args = ["sandbox-gateway", "--channel", channel, "--port", str(port)]
+    with serving(args, url, "/admin/state", env, f"the {channel} sandbox"):
         yield url
 
 

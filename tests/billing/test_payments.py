@@ -418,7 +418,15 @@ async def test_settings_validate_gateways(
     assert bad_id.status_code == 400
     settings = await configure_gateways(api, {"id": "a", "type": "sandbox", "weight": 2})
     assert settings["gateways"] == [
-        {"id": "a", "type": "sandbox", "url": None, "weight": 2, "priority": None, "timeout_ms": 10000}
+        {
+            "id": "a",
+            "type": "sandbox",
+            "url": None,
+            "weight": 2,
+            "priority": None,
+            "timeout_ms": 10000,
+            "credentials": {},
+        }
     ]
     assert (await api.get("/v1/settings")).json() == settings
     assert (await api.get("/v1/events", params={"type": "settings.updated", "limit": 1})).json()["data"][0][

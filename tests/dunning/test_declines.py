@@ -29,8 +29,13 @@ def test_every_hard_decline_of_the_spec_is_hard_and_never_retried(code: str) -> 
     assert next_action(code) == "update_payment_method"
 
 
+# SPEC §8's channels add the declines only the customer can cure: a frozen account, a debit beyond the agreement
+# the customer signed, a currency the channel cannot take (docs/channels.md).
+CHANNEL_HARD = ["account_frozen", "agreement_limit_exceeded", "currency_not_supported"]
+
+
 def test_the_hard_list_is_exactly_the_spec() -> None:
-    assert set(SPEC_HARD) == HARD_DECLINE_CODES
+    assert set(SPEC_HARD) | set(CHANNEL_HARD) == HARD_DECLINE_CODES
 
 
 def test_expired_card_waits_for_a_new_card_and_shows_as_hard() -> None:
@@ -83,3 +88,43 @@ def test_every_code_has_a_message_in_each_locale_and_unknown_codes_fall_back_by_
         assert english and chinese and english != chinese
         assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese)
     assert pending_message("zh-CN") != pending_message("en")
+
+
+@pytest.mark.parametrize(
+    ("code", "method", "en", "zh"),
+    [
+        ("insufficient_funds", "alipay", "Your Alipay balance is too low", "您的支付宝余额不足"),
+        ("account_frozen", "alipay", "Your Alipay account is frozen", "您的支付宝账户已被冻结"),
+        (
+            "revocation_of_authorization",
+            "wechat_pay",
+            "The WeChat Pay automatic payment agreement with this merchant has ended",
+            "您与该商户的微信支付自动扣款协议已解除",
+        ),
+        (
+            "agreement_limit_exceeded",
+            "wechat_pay",
+            "above the limit of your WeChat Pay agreement",
+            "超出您微信支付扣款协议的限额",
+        ),
+        ("currency_not_supported", "alipay", "Alipay pays in Chinese yuan (CNY) only", "支付宝仅支持人民币"),
+        ("do_not_honor", "wechat_pay", "WeChat Pay declined this payment", "微信支付拒绝了本次扣款"),
+        (
+            "fraudulent",
+            "alipay",
+            "Alipay declined this payment and your agreement cannot be used",
+            "支付宝拒绝了本次扣款",
+        ),
+    ],
+)
+def test_agreement_declines_name_the_channel_in_both_languages(
+    code: str, method: str, en: str, zh: str
+) -> None:
+    assert en in failure_message(code, "en", method)
+    assert zh in failure_message(code, "zh-CN", method)
+    assert "your card" not in failure_message(code, "en", method).lower()
+
+
+def test_a_technical_failure_reads_the_same_for_cards_and_channels() -> None:
+    for code in ("processing_error", "gateway_unavailable"):
+        assert failure_message(code, "zh-CN", "alipay") == failure_message(code, "zh-CN")

@@ -34,6 +34,7 @@ from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.services import Services
 from billing.worker.settings import build_worker
+from tests.billing.channel_helpers import agreement_no, answer_page, approval_page, start_agreement
 from tests.webhooks.commit_audit import Audited, CommitAudit, Verdict
 from tests.webhooks.receiver import Receiver, Reply
 from webhooks.catalog import EVENT_TYPES
@@ -279,6 +280,24 @@ async def _detach(w: Walk) -> None:
     assert detached["customer"] is None
 
 
+async def _agreement(w: Walk) -> None:
+    gateways = (await w.call("GET", "/v1/settings"))["gateways"]
+    await w.call(
+        "PATCH", "/v1/settings", {"gateways": [*gateways, {"id": "alipay", "type": "alipay", "url": None}]}
+    )
+    w.ids["cny_payer"] = (await w.call("POST", "/v1/customers", {"currency": "CNY", "name": "Li"}))["id"]
+    pending = await start_agreement(w.api, w.ids["cny_payer"], "alipay")
+    w.ids["agreement"] = pending["id"]
+    await answer_page(w.api, await approval_page(w.api, pending))
+    assert (await w.call("GET", f"/v1/payment_methods/{w.ids['agreement']}"))["status"] == "active"
+
+
+async def _revoke_agreement(w: Walk) -> None:
+    number = agreement_no(await w.call("GET", f"/v1/payment_methods/{w.ids['agreement']}"))
+    revoked = await w.call("POST", f"/sandbox/alipay/admin/agreements/{number}/revoke", {})
+    assert revoked["notification_accepted"] is True
+
+
 async def _collect(w: Walk, name: str, payment_method: str | None = None) -> None:
     """No route collects an arbitrary amount: invoices do it through this service call."""
     payment = await collect_payment(
@@ -510,6 +529,16 @@ WALK = [
         _card,
     ),
     Step("detach a card", {"payment_method.detached": "old_card"}, _detach),
+    Step(
+        "start an Alipay agreement; the customer approves it on the sandbox page (the signed notification)",
+        {"payment_method.attached": "agreement", "payment_method.activated": "agreement"},
+        _agreement,
+    ),
+    Step(
+        "the customer revokes the agreement in Alipay (the revocation notification)",
+        {"payment_method.revoked": "agreement"},
+        _revoke_agreement,
+    ),
     Step(
         "collect a payment (collect_payment)",
         {"payment.created": "payment", "payment.succeeded": "payment"},
