@@ -12,20 +12,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from billing.api import idempotency
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.errors import JSON, error_json
+from billing.api.request_text import check_request_text
 from billing.clock import utc_now
 from billing.errors import (
     ApiError,
     AuthenticationFailed,
     BillingError,
-    InvalidRequest,
     PayloadTooLarge,
     PermissionDenied,
 )
@@ -170,6 +168,20 @@ class ApiMiddleware:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         method = scope["method"]
         path = scope["path"]
+        # Who is asking comes first: nothing of an unauthenticated request is read or kept (its body could be
+        # up to the largest limit). The key is checked on a connection of its own, released before the body is
+        # read, so a slow upload never holds a pooled connection.
+        raw_key = _bearer_key(_header(scope, b"authorization"))
+        async with self.services.sessions() as auth_session:
+            principal = await authenticate(auth_session, raw_key)
+        if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
+            raise PermissionDenied(
+                "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
+                "Call this route from your server with your secret key (sk_...)."
+            )
+        idempotency_key = _header(scope, b"idempotency-key")
+        if idempotency_key is not None and method == "POST":
+            idempotency.validate_key(idempotency_key)
         limit = max(
             self.services.settings.max_body_bytes, self.route_body_limits.get((method, path.rstrip("/")), 0)
         )
@@ -180,21 +192,11 @@ class ApiMiddleware:
             body = await _read_body(receive, limit)
         except BodyTooLarge:
             raise _too_large(limit) from None
-        _refuse_nul_characters(scope, body)
-        raw_key = _bearer_key(_header(scope, b"authorization"))
-        idempotency_key = _header(scope, b"idempotency-key")
-        if idempotency_key is not None and method == "POST":
-            idempotency.validate_key(idempotency_key)
+        check_request_text(scope, body)
 
         async with self.services.sessions() as session:
             unit = _UnitOfWork(session, await session.begin())
             try:
-                principal = await authenticate(session, raw_key)
-                if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
-                    raise PermissionDenied(
-                        "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
-                        "Call this route from your server with your secret key (sk_...)."
-                    )
                 claimed_key = None
                 if idempotency_key is not None and method == "POST":
                     stored = await idempotency.claim(
@@ -284,32 +286,6 @@ def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> lis
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than {limit} bytes. Send fewer objects per request.")
-
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
-def _refuse_nul_characters(scope: Scope, body: bytes) -> None:
-    """PostgreSQL text cannot hold NUL (U+0000): refuse it up front, in any field, instead of failing later."""
-    query = unquote_to_bytes(scope.get("query_string", b""))
-    in_body = False
-    if b"\\u0000" in body or b"\x00" in body:
-        try:
-            in_body = _contains_nul(msgspec.json.decode(body))
-        except msgspec.DecodeError:
-            in_body = False  # not JSON: the route's own validation answers
-    if "\x00" in scope.get("path", "") or b"\x00" in query or in_body:
-        raise InvalidRequest(
-            "The request contains a NUL character (\\u0000), which no field accepts. Remove it.",
-            code="nul_character",
-        )
 
 
 def _bearer_key(header: str | None) -> str:
