@@ -28,6 +28,9 @@ class Settings:
     # The From address of customer emails (BILLING_MAIL_FROM).
     mail_from: str = "billing@localhost"
     public_url: str | None = None
+    # Gateway calls in flight at once in one process (BILLING_GATEWAY_CONCURRENCY); more wait for a slot, holding
+    # no database connection.
+    gateway_concurrency: int = 16
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -56,6 +59,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     max_body = env_vars.get("BILLING_MAX_BODY_BYTES", "1048576")
     if not max_body.isdigit() or int(max_body) < 1024:
         raise ConfigError("BILLING_MAX_BODY_BYTES must be an integer number of bytes, at least 1024.")
+    gateway_concurrency = env_vars.get("BILLING_GATEWAY_CONCURRENCY", "16")
+    if not gateway_concurrency.isdigit() or not 1 <= int(gateway_concurrency) <= 1000:
+        raise ConfigError("BILLING_GATEWAY_CONCURRENCY must be a whole number from 1 to 1000 (default 16).")
     return Settings(
         database_url=env_vars.get("DATABASE_URL") or None,
         redis_url=env_vars.get("REDIS_URL") or None,
@@ -67,6 +73,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=_smtp_url(env_vars.get("SMTP_URL") or None),
         mail_from=_mail_from(env_vars.get("BILLING_MAIL_FROM") or "billing@localhost"),
         public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
+        gateway_concurrency=int(gateway_concurrency),
     )
 
 

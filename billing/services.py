@@ -3,7 +3,6 @@ handed to the API, the worker and the tests alike."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -19,9 +18,6 @@ from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
 from webhooks.endpoints import seal_plaintext_secrets
 
-# pool_size + max_overflow (10 + 10) must cover the requests in flight plus 2 connections per charge.
-COLLECTIONS_PER_PROCESS = 4
-
 
 @dataclass
 class Services:
@@ -34,17 +30,15 @@ class Services:
     vault: Vault = field(init=False)
     gateways: GatewayPool = field(init=False)
     cvc: CvcHolder = field(init=False)
-    # Charges run from requests at once in one process; each holds two pooled connections while in flight.
-    collection_slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.vault = Vault(load_keyring(self.settings), self.sessions)
         self.gateways = GatewayPool(
             production=self.settings.is_production,
             in_process_app=in_process_sandbox(self.redis, self.settings.redis_prefix),
+            max_concurrent_calls=self.settings.gateway_concurrency,
         )
         self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
-        self.collection_slots = asyncio.Semaphore(COLLECTIONS_PER_PROCESS)
 
     @property
     def queue_name(self) -> str:

@@ -8,6 +8,7 @@ idempotent replay; a 5xx rolls everything back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
@@ -118,6 +119,33 @@ class _UnitOfWork:
         self.work: AsyncSessionTransaction | None = None
         self.idempotency: tuple[str, str] | None = None
 
+    async def claim_key(
+        self, *, merchant_id: str, key: str, method: str, path: str, fingerprint: str
+    ) -> idempotency.StoredResponse | idempotency.Claimed:
+        """idempotency.claim, waiting for a first request that is between two of its transactions: between
+        looks this request's transaction is rolled back, so it holds no connection and no lock while it waits."""
+        waited = 0.0
+        pause = 0.05
+        while True:
+            try:
+                return await idempotency.claim(
+                    self.session,
+                    merchant_id=merchant_id,
+                    key=key,
+                    method=method,
+                    path=path,
+                    fingerprint=fingerprint,
+                    now=utc_now(),
+                )
+            except idempotency.KeyInProgress:
+                if waited >= idempotency.WAIT_FOR_FIRST_REQUEST_SECONDS:
+                    raise
+            await self.transaction.rollback()
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 1.0)
+            self.transaction = await self.session.begin()
+
     @asynccontextmanager
     async def committed(self) -> AsyncIterator[None]:
         """Commit the work so far, run the block outside any transaction of this request (its connection goes
@@ -198,34 +226,35 @@ class ApiMiddleware:
             unit = _UnitOfWork(session, await session.begin())
             try:
                 claimed_key = None
+                earlier_pending = None
                 if idempotency_key is not None and method == "POST":
-                    stored = await idempotency.claim(
-                        session,
+                    fingerprint = idempotency.request_fingerprint(
+                        method,
+                        path,
+                        scope.get("query_string", b""),
+                        body,
+                        key=await self.services.vault.request_fingerprint_key(),
+                    )
+                    claim = await unit.claim_key(
                         merchant_id=principal.merchant_id,
                         key=idempotency_key,
                         method=method,
                         path=path,
-                        fingerprint=idempotency.request_fingerprint(
-                            method,
-                            path,
-                            scope.get("query_string", b""),
-                            body,
-                            key=await self.services.vault.request_fingerprint_key(),
-                        ),
-                        now=utc_now(),
+                        fingerprint=fingerprint,
                     )
-                    if stored is not None:
+                    if isinstance(claim, idempotency.StoredResponse):
                         await unit.transaction.rollback()
                         return (
-                            stored.status,
-                            stored.body,
+                            claim.status,
+                            claim.body,
                             [
-                                (b"content-type", stored.content_type.encode()),
-                                (b"content-length", str(len(stored.body)).encode()),
+                                (b"content-type", claim.content_type.encode()),
+                                (b"content-length", str(len(claim.body)).encode()),
                                 (b"request-id", request_id.encode()),
                                 (b"idempotent-replayed", b"true"),
                             ],
                         )
+                    earlier_pending = claim.earlier_pending.body if claim.earlier_pending else None
                     claimed_key = idempotency_key
                     unit.idempotency = (principal.merchant_id, idempotency_key)
 
@@ -236,6 +265,7 @@ class ApiMiddleware:
                     key_kind=principal.key_kind,
                     services=self.services,
                     committed=unit.committed,
+                    earlier_pending=earlier_pending,
                 )
                 scope[SCOPE_KEY] = context
                 response = _CapturedResponse()

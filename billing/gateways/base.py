@@ -119,6 +119,8 @@ class RefundFailed:
 
 ChargeOutcome = Succeeded | Declined | TechnicalError | Unknown
 RetrieveOutcome = Succeeded | Declined | TechnicalError | Unknown | NotFound
+
+
 @dataclass(frozen=True)
 class SettlementRow:
     """One line of a connection's daily settlement listing (SPEC §8), in the engine's terms, whatever the

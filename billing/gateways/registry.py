@@ -6,7 +6,9 @@ how to build its adapter. Routing, the janitor and the stats never name a concre
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,15 +41,33 @@ class GatewayType:
     validate: Callable[[ConnectionConfig, bool, str], None]
 
 
-class GatewayPool:
-    """One per process: an httpx client per base URL (connection reuse), and the adapters built on them."""
+# Gateway calls in flight at once in one process, by default (BILLING_GATEWAY_CONCURRENCY).
+DEFAULT_MAX_CONCURRENT_CALLS = 16
 
-    def __init__(self, *, production: bool = False, in_process_app: SandboxApp | None = None) -> None:
+
+class GatewayPool:
+    """One per process: an httpx client per base URL (connection reuse), the adapters built on them, and the bound
+    on gateway calls in flight at once in this process: a burst of refunds or charges queues here, holding no
+    database connection (callers reach a gateway only outside their transactions), instead of opening hundreds of
+    sockets to a gateway that is slow."""
+
+    def __init__(
+        self,
+        *,
+        production: bool = False,
+        in_process_app: SandboxApp | None = None,
+        max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
+    ) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
         # Without one (a pool that only calls gateways by URL), a connection with `url: null` gets a sandbox
         # of its own in memory.
         self.in_process_app = in_process_app or SandboxApp()
         self.production = production
+        self.max_concurrent_calls = max_concurrent_calls
+        self.call_slots = asyncio.Semaphore(max_concurrent_calls)
+        # The most calls seen in flight at once (for tests and benchmarks: the bound holds).
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def client(self, base_url: str | None) -> httpx.AsyncClient:
         key = base_url or IN_PROCESS_BASE_URL
@@ -75,6 +95,17 @@ class GatewayPool:
         except (LookupError, InvalidRequest) as exc:
             return RefusedGateway(connection, str(exc))
         return kind.build(connection, self)
+
+    @asynccontextmanager
+    async def call_slot(self) -> AsyncIterator[None]:
+        """One of the process's gateway call slots, for the length of one call (`routing.call_gateway`)."""
+        async with self.call_slots:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
