@@ -16,6 +16,7 @@ from billing.gateways.sandbox import in_process_sandbox
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
+from billing.worker import codec
 from webhooks.endpoints import seal_plaintext_secrets
 
 
@@ -54,7 +55,10 @@ async def open_services(settings: Settings, *, pool_size: int = 10, null_pool: b
     database_url, redis_url = settings.require_urls()
     engine = make_engine(database_url, pool_size=pool_size, null_pool=null_pool)
     redis = await create_pool(
-        RedisSettings.from_dsn(redis_url), default_queue_name=f"{settings.redis_prefix}:queue"
+        RedisSettings.from_dsn(redis_url),
+        default_queue_name=f"{settings.redis_prefix}:queue",
+        job_serializer=codec.serialize,
+        job_deserializer=codec.deserialize,
     )
     services = Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis)
     # Load the vault's master secret now, on a free pool: loaded lazily, it would need a second connection

@@ -13,7 +13,7 @@ from billing.config import Settings
 from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
 from billing.usage.maintenance import usage_maintenance_job
-from billing.worker import jobs
+from billing.worker import codec, jobs
 
 FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks, send_emails]
 CRON_JOBS = [
@@ -65,6 +65,8 @@ def build_worker(
         job_timeout=600,
         keep_result=3600,
         handle_signals=not burst,
+        job_serializer=codec.serialize,
+        job_deserializer=codec.deserialize,
     )
 
 
