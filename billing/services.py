@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billing.config import Settings
@@ -51,15 +52,21 @@ class Services:
         await self.engine.dispose()
 
 
+def redis_client(redis_url: str, queue_name: str) -> ArqRedis:
+    """The process's Redis client (arq's, to enqueue jobs). It connects on first use and again after Redis comes
+    back, so a process starts, and goes on, while Redis is down: /ready says so, the worker waits for it."""
+    return ArqRedis(
+        ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10),
+        job_serializer=codec.serialize,
+        job_deserializer=codec.deserialize,
+        default_queue_name=queue_name,
+    )
+
+
 async def open_services(settings: Settings, *, pool_size: int = 10, null_pool: bool = False) -> Services:
     database_url, redis_url = settings.require_urls()
     engine = make_engine(database_url, pool_size=pool_size, null_pool=null_pool)
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        default_queue_name=f"{settings.redis_prefix}:queue",
-        job_serializer=codec.serialize,
-        job_deserializer=codec.deserialize,
-    )
+    redis = redis_client(redis_url, f"{settings.redis_prefix}:queue")
     services = Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis)
     # Load the vault's master secret now, on a free pool: loaded lazily, it would need a second connection
     # inside requests that already hold one, and a burst of cold requests could exhaust the pool.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from arq import cron
@@ -14,6 +15,9 @@ from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
 from billing.usage.maintenance import usage_maintenance_job
 from billing.worker import codec, jobs
+from billing.worker.reconnect import REDIS_OUTAGE, Backoff, ReconnectingWorker
+
+log = logging.getLogger("billing.worker")
 
 FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks, send_emails]
 CRON_JOBS = [
@@ -46,13 +50,13 @@ def build_worker(
 ) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
-        if with_cron:
+        if with_cron and "webhook_listener" not in ctx:
             await jobs.start_webhook_listener(ctx)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await jobs.stop_webhooks(ctx)
 
-    return Worker(
+    return ReconnectingWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS if with_cron else None,
         redis_pool=services.redis,
@@ -71,10 +75,21 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
+    """`billing worker`: runs until SIGINT/SIGTERM. Redis going away never ends it (ReconnectingWorker): at start
+    it waits for Redis with backoff; while running it keeps retrying and goes on when Redis is back."""
     services = await open_services(settings)
     worker = build_worker(services)
+    backoff = Backoff()
     try:
-        await worker.async_run()
+        while True:
+            try:
+                await worker.async_run()
+                return
+            except REDIS_OUTAGE as exc:
+                # Redis failed before the poll loop (arq's start-up reads the server's info): start again.
+                delay = backoff.next_delay()
+                log.warning("Redis is unavailable at start (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
     except asyncio.CancelledError:
         # arq cancels its main task on SIGINT/SIGTERM: that is the normal way a worker stops.
         pass
