@@ -184,9 +184,11 @@ async def advance_test_clock(
     """Run every task of an advancing test clock due up to its target, in due order, moving the clock's time to
     each task's due instant before running it; then set the clock ready at its target. Returns the final status.
 
-    Only one worker advances a clock at a time (a session advisory lock); the others return at once."""
+    Only one worker advances a clock at a time (a session advisory lock); the others return at once. The lock
+    lives as long as the advancing worker's connection: a worker killed mid-advance releases it with its
+    connection, which is how the sweeper tells a dead advance from a long one (`advance_in_progress`)."""
     async with services.sessions() as lock_session:
-        locked = await lock_session.scalar(select(func.pg_try_advisory_lock(func.hashtext(test_clock_id))))
+        locked = await lock_session.scalar(select(func.pg_try_advisory_lock(_advance_lock_key(test_clock_id))))
         if not locked:
             return "busy"
         try:
@@ -195,8 +197,19 @@ async def advance_test_clock(
                 if outcome != "stepped":
                     return outcome
         finally:
-            await lock_session.execute(select(func.pg_advisory_unlock(func.hashtext(test_clock_id))))
+            await lock_session.execute(select(func.pg_advisory_unlock(_advance_lock_key(test_clock_id))))
             await lock_session.commit()
+
+
+def _advance_lock_key(test_clock_id: str) -> Any:
+    return func.hashtext(test_clock_id)
+
+
+async def advance_in_progress(session: AsyncSession, test_clock_id: str) -> bool:
+    """Whether a live worker is advancing the clock now (it holds the clock's advisory lock). Takes the lock for
+    the caller's transaction when it is free, so an advance that starts meanwhile waits for the caller's commit."""
+    free = await session.scalar(select(func.pg_try_advisory_xact_lock(_advance_lock_key(test_clock_id))))
+    return not free
 
 
 async def _advance_one_step(services: Services, test_clock_id: str, registry: TaskRegistry) -> str:
