@@ -94,5 +94,13 @@ async def run_worker(settings: Settings) -> None:
         # arq cancels its main task on SIGINT/SIGTERM: that is the normal way a worker stops.
         pass
     finally:
-        await worker.close()
+        # Jobs cancelled by the signal end with CancelledError, which arq's close() would raise again before it
+        # closes anything; their work is in PostgreSQL, and the next worker picks it up.
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        worker.tasks.clear()
+        try:
+            await worker.close()
+        except REDIS_OUTAGE:
+            log.warning("Redis is unavailable while stopping; stopped without cleaning up arq's health key")
+        await jobs.stop_webhooks(worker.ctx)
         await services.close()
