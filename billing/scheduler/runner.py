@@ -188,7 +188,9 @@ async def advance_test_clock(
     lives as long as the advancing worker's connection: a worker killed mid-advance releases it with its
     connection, which is how the sweeper tells a dead advance from a long one (`advance_in_progress`)."""
     async with services.sessions() as lock_session:
-        locked = await lock_session.scalar(select(func.pg_try_advisory_lock(_advance_lock_key(test_clock_id))))
+        locked = await lock_session.scalar(
+            select(func.pg_try_advisory_lock(_advance_lock_key(test_clock_id)))
+        )
         if not locked:
             return "busy"
         try:

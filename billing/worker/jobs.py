@@ -118,7 +118,9 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         webhooks = await webhook_delivery.sweep(session, utc_now())
     sweep_attempt = f"sweep{int(utc_now().timestamp() * 1000)}"
     for clock_id, requested_at in stale:
-        await enqueue_advance(services.redis, services.queue_name, clock_id, requested_at, attempt=sweep_attempt)
+        await enqueue_advance(
+            services.redis, services.queue_name, clock_id, requested_at, attempt=sweep_attempt
+        )
     if stale:
         log.warning("sweeper re-enqueued %d advancing test clocks that no worker was advancing", len(stale))
     if webhooks.overdue:
