@@ -32,6 +32,7 @@ PREFIXES = frozenset(
         "wda",
         "clk",
         "ps",
+        "psl",
         "task",
         "ue",
         "usr",

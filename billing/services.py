@@ -14,6 +14,7 @@ from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.gateways.registry import GatewayPool
 from billing.gateways.sandbox import in_process_sandbox
+from billing.portal.links import install_link_key
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
@@ -41,6 +42,8 @@ class Services:
             max_concurrent_calls=self.settings.gateway_concurrency,
         )
         self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
+        # Portal links are signed with a key from this process's vault, wherever they are made (API, emails).
+        install_link_key(self.vault.portal_link_key)
 
     @property
     def queue_name(self) -> str:

@@ -78,6 +78,8 @@ class Plan(Base):
     # The metered charges in their canonical stored form (billing.catalog.plans.stored_charge), validated by
     # plans.pricing before they are written.
     charges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
+    # Offered to customers in the hosted portal as a plan to change to (plans of the same currency).
+    portal_visible: Mapped[bool] = mapped_column(default=False, server_default="false")
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     in_use_since: Mapped[datetime | None] = mapped_column(default=None)
     archived_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -194,6 +194,7 @@ def render_plan(plan: Plan) -> schemas.Plan:
         charges=[_render_charge(charge) for charge in plan.charges],
         active=plan.archived_at is None,
         in_use=plan.in_use_since is not None,
+        portal_visible=bool(plan.portal_visible),
         metadata=plan.metadata_,
     )
 
@@ -308,6 +309,7 @@ async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreat
         amount_decimal=Decimal(0) if amount is None else amount,
         trial_period_days=trial_period_days,
         charges=charges,
+        portal_visible=params.portal_visible,
         metadata_=metadata,
         created_at=now,
         updated_at=now,
@@ -353,10 +355,16 @@ async def list_plans(
     starting_after: str | None,
     active: bool | None = None,
     code: str | None = None,
+    portal_visible: bool | None = None,
+    currency: str | None = None,
 ) -> Page[Plan]:
     stmt = select(Plan).where(Plan.merchant_id == merchant_id)
     if active is not None:
         stmt = stmt.where(Plan.archived_at.is_(None) if active else Plan.archived_at.is_not(None))
+    if portal_visible is not None:
+        stmt = stmt.where(Plan.portal_visible.is_(portal_visible))
+    if currency is not None:
+        stmt = stmt.where(Plan.currency == currency.upper())
     if code is not None:
         stmt = stmt.where(Plan.code == code)
     return await paginate(
@@ -422,7 +430,7 @@ async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, par
         if (owner := await _code_owner(session, merchant_id, code)) is not None:
             raise code_taken("plan", code, owner.id, archived=owner.archived_at is not None)
         plan.code = code
-    for name in ("name", "description"):
+    for name in ("name", "description", "portal_visible"):
         value = getattr(params, name)
         if value is not msgspec.UNSET:
             setattr(plan, name, value)

@@ -123,9 +123,18 @@ class PlansController(Controller):
         starting_after: StartingAfter = None,
         active: Active = None,
         code: CodeFilter = None,
+        portal_visible: Annotated[
+            bool | None, QueryParameter(description="Only plans offered (true) or not (false) in the portal.")
+        ] = None,
     ) -> PlanList:
         result = await plans.list_plans(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, active=active, code=code
+            ctx.session,
+            ctx.merchant_id,
+            limit=limit,
+            starting_after=starting_after,
+            active=active,
+            code=code,
+            portal_visible=portal_visible,
         )
         return page(
             PlanList, [plans.render_plan(p) for p in result.rows], has_more=result.has_more, url="/v1/plans"

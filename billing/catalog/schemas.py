@@ -147,6 +147,7 @@ class Plan(msgspec.Struct, kw_only=True):
     charges: list[Charge]
     active: bool
     in_use: bool
+    portal_visible: bool
     metadata: dict[str, str]
 
 
@@ -167,6 +168,13 @@ class PlanCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     trial_period_days: int | None = None
     charges: Annotated[list[Charge], Meta(max_length=50)] = msgspec.field(default_factory=list)
     description: Description | None = None
+    portal_visible: Annotated[
+        bool,
+        Meta(
+            description="Offer this plan in the hosted customer portal, to customers whose subscription bills in "
+            "the same currency, as a plan to change to (default false)."
+        ),
+    ] = False
     metadata: Metadata = msgspec.field(default_factory=dict)
 
 
@@ -185,6 +193,16 @@ class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount_decimal: DecimalMinorUnits | UnsetType = UNSET
     trial_period_days: int | UnsetType | None = UNSET
     charges: Annotated[list[Charge], Meta(max_length=50)] | UnsetType = UNSET
+    portal_visible: (
+        Annotated[
+            bool,
+            Meta(
+                description="Offer this plan in the hosted customer portal, to customers whose subscription bills in "
+                "the same currency, as a plan to change to (default false)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     metadata: Metadata | UnsetType = UNSET
 
 

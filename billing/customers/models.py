@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.db.base import Base, id_column, seq_column
@@ -34,6 +36,10 @@ class Customer(Base):
     external_id: Mapped[str | None] = mapped_column(String(256))
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     default_payment_method: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Billing details printed on invoices: {line1, line2, city, state, postal_code, country} and
+    # [{type, value}, ...] (frozen onto each invoice when it is finalized).
+    address: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    tax_ids: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list, server_default="[]")
     test_clock_id: Mapped[str | None] = mapped_column(ForeignKey("test_clocks.id"), index=True)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]

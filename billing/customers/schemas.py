@@ -36,6 +36,33 @@ Metadata = Annotated[
     dict[str, str], Meta(description="Up to 50 string keys (≤40 chars) and values (≤500 chars).")
 ]
 
+AddressLine = Annotated[str, Meta(max_length=200)]
+
+
+class Address(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=False):
+    """A postal address, printed on invoices. `country` (ISO 3166-1 alpha-2, e.g. CN, US) is required with any
+    other field."""
+
+    line1: AddressLine | None = None
+    line2: AddressLine | None = None
+    city: AddressLine | None = None
+    state: AddressLine | None = None
+    postal_code: Annotated[str, Meta(max_length=20)] | None = None
+    country: Annotated[str, Meta(max_length=2, description="ISO 3166-1 alpha-2, e.g. CN.")] | None = None
+
+
+class TaxId(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A tax id printed on invoices: `type` one of cn_tin, eu_vat, gb_vat, us_ein, au_abn, jp_cn, hk_br, sg_uen,
+    ca_bn, in_gst; `value` checked against that type's format (spaces and dots are ignored)."""
+
+    type: Annotated[str, Meta(max_length=20)]
+    value: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+TaxIds = Annotated[
+    list[TaxId], Meta(max_length=5, description="Up to 5 tax ids; an update replaces the list.")
+]
+
 
 class Customer(msgspec.Struct, kw_only=True):
     """A customer as the API returns it."""
@@ -52,6 +79,8 @@ class Customer(msgspec.Struct, kw_only=True):
     balance: int
     default_payment_method: str | None
     test_clock: str | None
+    address: Address | None = None
+    tax_ids: list[TaxId] = msgspec.field(default_factory=list)
     metadata: dict[str, str]
 
 
@@ -67,6 +96,8 @@ class CustomerCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     locale: Locale = "en"
     external_id: ExternalId | None = None
     test_clock: str | None = None
+    address: Address | None = None
+    tax_ids: TaxIds = msgspec.field(default_factory=list)
     metadata: Metadata = msgspec.field(default_factory=dict)
 
 
@@ -90,6 +121,8 @@ class CustomerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         | UnsetType
         | None
     ) = UNSET
+    address: Address | UnsetType | None = UNSET
+    tax_ids: TaxIds | UnsetType = UNSET
     metadata: Metadata | UnsetType = UNSET
 
 

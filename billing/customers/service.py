@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.customers import schemas
+from billing.customers.billing_details import clean_address, clean_tax_ids
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
 from billing.db.lookup import get_owned
@@ -37,8 +38,18 @@ def render_customer(customer: Customer) -> schemas.Customer:
         balance=customer.balance,
         default_payment_method=customer.default_payment_method,
         test_clock=customer.test_clock_id,
+        address=msgspec.convert(customer.address, schemas.Address) if customer.address else None,
+        tax_ids=[schemas.TaxId(type=t["type"], value=t["value"]) for t in customer.tax_ids or []],
         metadata=customer.metadata_,
     )
+
+
+def _address(address: schemas.Address | None) -> dict[str, str] | None:
+    return clean_address(msgspec.to_builtins(address)) if address is not None else None
+
+
+def _tax_ids(tax_ids: list[schemas.TaxId]) -> list[dict[str, str]]:
+    return clean_tax_ids([(t.type, t.value) for t in tax_ids])
 
 
 async def _external_id_taken(
@@ -100,6 +111,8 @@ async def create_customer(
         external_id=params.external_id,
         balance=0,
         test_clock_id=params.test_clock,
+        address=_address(params.address),
+        tax_ids=_tax_ids(params.tax_ids),
         metadata_=validate_metadata(params.metadata),
         created_at=now,
         updated_at=now,
@@ -161,6 +174,10 @@ async def update_customer(
         changes["external_id"] = params.external_id
     if params.metadata is not msgspec.UNSET:
         changes["metadata_"] = merge_metadata(customer.metadata_, params.metadata)
+    if params.address is not msgspec.UNSET:
+        changes["address"] = _address(params.address)
+    if params.tax_ids is not msgspec.UNSET:
+        changes["tax_ids"] = _tax_ids(params.tax_ids)
     if params.default_payment_method is not msgspec.UNSET:
         if params.default_payment_method is not None:
             await _check_attached(session, customer, params.default_payment_method)

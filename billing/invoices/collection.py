@@ -115,7 +115,7 @@ async def _collect_for_task(ctx: TaskContext, *, charge: Charge) -> Invoice | Pe
     )
 
 
-async def collect_now(services: Services, task_id: str) -> None:
+async def collect_now(services: Services, task_id: str) -> bool:
     """Run the invoice's collection task `task_id` for a request that answers with its outcome, with the same
     decisions a worker makes, holding at most one pooled connection at any moment (the request has committed and
     released its own): the task's first step writes the pending payment and commits (the task stays pending);
@@ -123,7 +123,8 @@ async def collect_now(services: Services, task_id: str) -> None:
     then the task runs again, finds that payment settled (or still pending) and finishes as a worker would.
 
     A crash between the steps leaves a pending task and a pending payment, which the workers finish: the
-    janitor settles the payment by asking the gateway, the task finds it by its attempt key."""
+    janitor settles the payment by asking the gateway, the task finds it by its attempt key. Returns False when
+    the task was not pending any more (a worker ran it)."""
     started: list[PendingCharge] = []
 
     async def first_step(ctx: TaskContext) -> bool:
@@ -140,9 +141,10 @@ async def collect_now(services: Services, task_id: str) -> None:
         return True
 
     async with transaction(services.sessions) as session:
-        await run_task_step(session, services, task_id, first_step)
+        if await run_task_step(session, services, task_id, first_step) is None:
+            return False
     if not started:
-        return
+        return True
     pending = started[0]
     result = await charge_pending(services, pending)
     async with transaction(services.sessions) as session:
@@ -156,6 +158,7 @@ async def collect_now(services: Services, task_id: str) -> None:
             )
             if recheck is not None:
                 await run_task_step(session, services, recheck, last_step)
+    return True
 
 
 def _begin_in(session: AsyncSession) -> Charge:

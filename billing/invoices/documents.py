@@ -38,16 +38,20 @@ from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.customers.billing_details import address_lines, tax_id_label
 from billing.customers.models import Customer
 from billing.invoices.labels import BABEL_LOCALES, Locale, label, normalize_locale, status_label
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.merchants.models import Merchant
+from billing.settings.branding import DEFAULT_ACCENT
+from billing.settings.service import merchant_branding
 from plans.money import currency_exponent
 
 # --- the data view -----------------------------------------------------------------------------------------
@@ -103,10 +107,20 @@ class InvoiceDocument:
     timezone_note: str
     filename: str
     labels: Mapping[str, str]
+    amount_remaining_minor: int = 0
+    # The merchant's brand (settings.branding): the accent colour, where to write, whether a logo is set.
+    accent_color: str = DEFAULT_ACCENT
+    support_note: str | None = None
+    logo_url: str | None = None
 
     @property
     def is_draft(self) -> bool:
         return self.status == "draft"
+
+    @property
+    def payable(self) -> bool:
+        """Open with something left to pay: the hosted page offers to pay it online."""
+        return self.status == "open" and self.amount_remaining_minor > 0
 
     def fact(self, key: str) -> str | None:
         return next((f.value for f in self.facts if f.key == key), None)
@@ -286,7 +300,7 @@ def invoice_document(
     elif invoice.status == "uncollectible":
         notes.append(label("uncollectible", loc).format(amount=remaining))
 
-    bill_to = tuple(v for v in (customer.name, customer.email) if v) or (customer.id,)
+    brand = merchant_branding(merchant)
     return InvoiceDocument(
         locale=loc,
         invoice_id=invoice.id,
@@ -294,10 +308,10 @@ def invoice_document(
         status=invoice.status,
         status_label=status_label(invoice.status, loc),
         title=label("title", loc),
-        merchant_name=merchant.name,
+        merchant_name=brand.name,
         watermark=label("draft_watermark", loc) if draft else None,
         notice=label("draft_notice", loc) if draft else None,
-        bill_to=bill_to,
+        bill_to=bill_to_lines(invoice, customer, loc),
         facts=tuple(facts),
         description=invoice.description,
         lines=document_lines,
@@ -307,7 +321,29 @@ def invoice_document(
         timezone_note=label("times_in", loc).format(timezone=zone.key),
         filename=_UNSAFE_FILENAME.sub("_", invoice.number or invoice.id) + ".pdf",
         labels={key: label(key, loc) for key in _RENDER_LABELS},
+        amount_remaining_minor=invoice.amount_remaining,
+        accent_color=brand.accent_color,
+        support_note=label("questions", loc).format(email=brand.support_email)
+        if brand.support_email
+        else None,
+        logo_url=brand.logo_url,
     )
+
+
+def bill_to_lines(invoice: Invoice, customer: Customer, locale: str) -> tuple[str, ...]:
+    """Who the invoice is issued to: the details frozen at finalization (a draft shows the customer's now):
+    name, email, address lines, then each tax id with its kind."""
+    details = invoice.customer_details or {
+        "name": customer.name,
+        "email": customer.email,
+        "address": customer.address,
+        "tax_ids": customer.tax_ids or [],
+    }
+    lines = [str(v) for v in (details.get("name"), details.get("email")) if v]
+    lines += address_lines(details.get("address"), locale)
+    colon = "：" if locale == "zh-CN" else ": "
+    lines += [f"{tax_id_label(t['type'], locale)}{colon}{t['value']}" for t in details.get("tax_ids") or []]
+    return tuple(lines) or (customer.id,)
 
 
 async def load_invoice_document(
@@ -496,12 +532,29 @@ def _decorate(doc: InvoiceDocument) -> Callable[[Canvas, Any], None]:
     return on_page
 
 
-def render_pdf(doc: InvoiceDocument, *, compress: bool = True) -> bytes:
-    """The document as an A4 PDF: header, bill-to and facts, the lines (the table continues over as many
-    pages as it needs, its header repeated), the totals, what to do, and "Page n of N" on every page.
-    `compress=False` leaves content streams readable (tests look for the number in them)."""
+def _logo_flowable(logo: bytes | None, max_width: float, max_height: float) -> Image | None:
+    """The merchant's logo scaled into the box, or None when there is none or reportlab cannot read it."""
+    if not logo:
+        return None
+    try:
+        reader = ImageReader(io.BytesIO(logo))
+        width, height = reader.getSize()
+    except Exception:  # an image reportlab cannot decode: the name stands alone
+        return None
+    scale = min(max_width / width, max_height / height, 1.0)
+    return Image(io.BytesIO(logo), width=width * scale, height=height * scale, hAlign="LEFT")
+
+
+def render_pdf(doc: InvoiceDocument, *, compress: bool = True, logo: bytes | None = None) -> bytes:
+    """The document as an A4 PDF: header (the merchant's logo when given, its name in the accent colour),
+    bill-to and facts, the lines (the table continues over as many pages as it needs, its header repeated),
+    the totals, what to do, and "Page n of N" on every page. `compress=False` leaves content streams readable
+    (tests look for the number in them)."""
     _register_fonts()
     styles = _styles()
+    styles["merchant"] = ParagraphStyle(
+        "merchant-brand", parent=styles["merchant"], textColor=colors.HexColor(doc.accent_color)
+    )
     buffer = io.BytesIO()
     width, _ = A4
     usable = width - 36 * mm
@@ -521,8 +574,12 @@ def render_pdf(doc: InvoiceDocument, *, compress: bool = True) -> bytes:
     )
     story: list[Any] = []
 
+    brand: list[Any] = [_para(doc.merchant_name, styles["merchant"], bold=True)]
+    image = _logo_flowable(logo, usable * 0.4, 16 * mm)
+    if image is not None:
+        brand = [image, Spacer(0, 2 * mm), *brand]
     header = Table(
-        [[_para(doc.merchant_name, styles["merchant"], bold=True), _para(doc.title, styles["title"])]],
+        [[brand, _para(doc.title, styles["title"])]],
         colWidths=[usable * 0.6, usable * 0.4],
     )
     header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, 0), 0)]))
@@ -615,6 +672,8 @@ def render_pdf(doc: InvoiceDocument, *, compress: bool = True) -> bytes:
         )
     )
     story += [totals, Spacer(0, 6 * mm), _para(doc.timezone_note, styles["muted"])]
+    if doc.support_note:
+        story.append(_para(doc.support_note, styles["muted"]))
 
     on_page = _decorate(doc)
     template.build(story, onFirstPage=on_page, onLaterPages=on_page, canvasmaker=_numbered_canvas(doc))
@@ -634,7 +693,8 @@ main{position:relative;max-width:820px;margin:32px auto;padding:40px;background:
 .actions{display:flex;gap:16px;justify-content:flex-end;font-size:14px;margin-bottom:16px}
 .actions a{color:#0969da}
 header{display:flex;justify-content:space-between;align-items:baseline;gap:16px}
-.merchant{font-size:22px;font-weight:700}
+.merchant{font-size:22px;font-weight:700;color:var(--accent,#1f2328);display:flex;align-items:center;gap:10px}
+.merchant img.logo{max-height:40px;max-width:160px}
 h1{margin:0;font-size:28px;font-weight:400;color:#59636e}
 .notice{color:#9a3412;font-weight:600}
 .parties{display:flex;justify-content:space-between;gap:24px;margin:24px 0}
@@ -646,6 +706,8 @@ dd{margin:0;text-align:right}
 .summary{border:1px solid #d1d9e0;border-radius:6px;padding:16px;margin:0 0 24px}
 .summary .headline{font-size:26px;font-weight:700;margin:0}
 .summary p{margin:4px 0 0}
+.summary a.pay{display:inline-block;margin-top:8px;padding:10px 18px;border-radius:8px;background:var(--accent);color:#fff;
+ font-weight:600;text-decoration:none}
 table{width:100%;border-collapse:collapse}
 th{font-size:12px;text-align:left;color:#59636e;background:#f6f8fa;padding:6px 8px;border-bottom:1px solid #d1d9e0}
 td{padding:6px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
@@ -670,6 +732,8 @@ def render_html(
     *,
     pdf_href: str | None = None,
     locale_hrefs: Mapping[str, str] | None = None,
+    pay_href: str | None = None,
+    logo_href: str | None = None,
 ) -> str:
     """The document as one self-contained page (inline CSS, no script, no external resource), every value
     escaped. `pdf_href` and `locale_hrefs` ({"en": ..., "zh-CN": ...}) add a download link and a language
@@ -684,7 +748,7 @@ def render_html(
         '<meta name="robots" content="noindex, nofollow">',
         '<meta name="referrer" content="no-referrer">',
         f"<title>{e(doc.title)} {e(doc.number or '')} · {e(doc.merchant_name)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_CSS}:root{{--accent:{e(doc.accent_color)}}}</style>",
         "</head>",
         "<body>",
         f'<main class="invoice status-{e(doc.status)}">',
@@ -704,9 +768,10 @@ def render_html(
             )
     if actions:
         parts.append(f'<nav class="actions">{"".join(actions)}</nav>')
+    logo = f'<img class="logo" src="{e(logo_href)}" alt="">' if logo_href and doc.logo_url else ""
     parts += [
         "<header>",
-        f'<div class="merchant">{e(doc.merchant_name)}</div>',
+        f'<div class="merchant">{logo}{e(doc.merchant_name)}</div>',
         f"<h1>{e(doc.title)}</h1>",
         "</header>",
     ]
@@ -727,6 +792,11 @@ def render_html(
             '<section class="summary">',
             f'<p class="headline">{e(doc.headline_amount)}</p>',
             *(f"<p>{e(note)}</p>" for note in doc.payment_notes),
+            *(
+                [f'<p><a class="pay" href="{e(pay_href)}">{e(label("pay_online", doc.locale))}</a></p>']
+                if pay_href
+                else []
+            ),
             "</section>",
         ]
     if doc.description:
@@ -758,6 +828,7 @@ def render_html(
     parts += [
         "</tbody></table>",
         f'<p class="tz">{e(doc.timezone_note)}</p>',
+        *([f'<p class="tz">{e(doc.support_note)}</p>'] if doc.support_note else []),
         "</main>",
         "</body>",
         "</html>",

@@ -9,6 +9,7 @@ OpenAPI document, and the API points at them through `hosted_invoice_url` and `i
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from billing.invoices.documents import (
 from billing.invoices.hosted import find_invoice_by_token
 from billing.invoices.labels import LOCALES, normalize_locale
 from billing.services import Services
+from billing.settings.logo import load_logo
 
 # The URL is a bearer secret: keep it out of Referer headers, caches and search engines.
 _PRIVATE_HEADERS = {
@@ -36,7 +38,7 @@ _PRIVATE_HEADERS = {
 _PAGE_HEADERS = {
     **_PRIVATE_HEADERS,
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     ),
 }
@@ -56,8 +58,10 @@ def pdf_response(doc: InvoiceDocument, content: bytes) -> Response[bytes]:
 
 
 async def render_pdf_off_loop(doc: InvoiceDocument) -> bytes:
-    """Drawing a long invoice takes a while of pure CPU: do it on a thread, not on the event loop."""
-    return await asyncio.to_thread(render_pdf, doc)
+    """Drawing a long invoice takes a while of pure CPU: do it on a thread, not on the event loop. The
+    merchant's logo (settings.branding) is fetched first, or taken from this process's cache."""
+    logo = await load_logo(doc.logo_url)
+    return await asyncio.to_thread(partial(render_pdf, logo=logo.content if logo else None), doc)
 
 
 def make_hosted_invoice_router(services: Services) -> Router:
@@ -85,6 +89,9 @@ def make_hosted_invoice_router(services: Services) -> Router:
             doc,
             pdf_href=f"/i/{quote(token)}/pdf?locale={quote(doc.locale)}",
             locale_hrefs={code: f"/i/{quote(token)}?locale={quote(code)}" for code in LOCALES},
+            # Paying goes through a portal session that may pay this invoice only (billing.portal.routes).
+            pay_href=f"/portal/pay/{quote(token)}?locale={quote(doc.locale)}" if doc.payable else None,
+            logo_href=f"/i/{quote(token)}/logo",
         )
         return Response(page, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
@@ -95,4 +102,17 @@ def make_hosted_invoice_router(services: Services) -> Router:
             return not_found()
         return pdf_response(doc, await render_pdf_off_loop(doc))
 
-    return Router(path="/i", route_handlers=[hosted_invoice, hosted_invoice_pdf])
+    @get("/{token:str}/logo", include_in_schema=False, security=[])
+    async def hosted_invoice_logo(token: Token) -> Response[Any]:
+        """The merchant's logo, served from here so the page loads nothing from other hosts."""
+        doc = await document(token, None)
+        logo = await load_logo(doc.logo_url) if doc is not None else None
+        if logo is None:
+            return not_found()
+        return Response(
+            logo.content,
+            media_type=logo.media_type,
+            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
+
+    return Router(path="/i", route_handlers=[hosted_invoice, hosted_invoice_pdf, hosted_invoice_logo])

@@ -66,8 +66,13 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "系统将自动从您已保存的支付方式扣款。",
     ),
     "pay_contact": (
-        "To pay, follow the payment instructions from {merchant}.",
-        "请按照 {merchant} 提供的付款说明完成支付。",
+        "To pay, follow the payment instructions from {merchant}, or pay online with a card.",
+        "请按照 {merchant} 提供的付款说明完成支付，或使用银行卡在线支付。",
+    ),
+    "pay_online": ("Pay this invoice online", "在线支付此发票"),
+    "questions": (
+        "Questions about this invoice? Write to {email}.",
+        "对此发票有疑问？请发送邮件至 {email}。",
     ),
     "paid_on": ("Paid on {date}. Thank you.", "已于 {date} 支付，谢谢。"),
     "paid": ("Paid. Thank you.", "已支付，谢谢。"),

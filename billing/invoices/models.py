@@ -100,6 +100,9 @@ class Invoice(Base):
     # The secret of the hosted invoice link (/i/<token>), set at finalization; drafts have none. Found by an
     # exact lookup on this unique index (billing.invoices.hosted).
     hosted_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # The customer's billing details as they were at finalization ({name, email, address, tax_ids}): an issued
+    # invoice keeps the address and tax ids it was issued to.
+    customer_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     finalized_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from billing.api.schemas import ListResponse
-from billing.customers.schemas import Metadata
+from billing.customers.schemas import Address, Metadata, TaxId
 
 CollectionMethod = Literal["charge_automatically", "send_invoice"]
 LineType = Literal["subscription", "usage", "proration", "adjustment"]
@@ -34,6 +34,16 @@ class InvoiceLine(msgspec.Struct, kw_only=True):
     period: Period | None
     details: dict[str, Any]
     metadata: dict[str, str]
+
+
+class InvoiceCustomerDetails(msgspec.Struct, kw_only=True):
+    """Who the invoice was issued to, as the customer was when it was finalized (later changes to the customer
+    show on later invoices only)."""
+
+    name: str | None
+    email: str | None
+    address: Address | None
+    tax_ids: list[TaxId]
 
 
 class Invoice(msgspec.Struct, kw_only=True):
@@ -81,6 +91,7 @@ class Invoice(msgspec.Struct, kw_only=True):
     paid_at: datetime | None
     voided_at: datetime | None
     marked_uncollectible_at: datetime | None
+    customer_details: InvoiceCustomerDetails | None = None
     hosted_invoice_url: Annotated[
         str | None,
         Meta(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +73,11 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
         marked_uncollectible_at=invoice.marked_uncollectible_at,
+        customer_details=(
+            msgspec.convert(invoice.customer_details, schemas.InvoiceCustomerDetails)
+            if invoice.customer_details
+            else None
+        ),
         hosted_invoice_url=hosted.hosted_invoice_url(invoice.hosted_token),
         invoice_pdf=hosted.hosted_invoice_pdf_url(invoice.hosted_token),
         metadata=invoice.metadata_,
@@ -390,6 +396,12 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     invoice.amount_paid = 0
     invoice.finalized_at = now
     invoice.hosted_token = hosted.new_hosted_token()
+    invoice.customer_details = {
+        "name": customer.name,
+        "email": customer.email,
+        "address": customer.address,
+        "tax_ids": list(customer.tax_ids or []),
+    }
     if invoice.collection_method == "send_invoice":
         invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
     if totals.balance_applied:

@@ -34,8 +34,15 @@ class Principal:
 
 
 async def merchant_name(session: AsyncSession, merchant_id: str) -> str:
-    """The merchant's name as customers see it (emails, the portal)."""
-    return await session.scalar(select(Merchant.name).where(Merchant.id == merchant_id)) or ""
+    """The merchant's name as customers see it (emails, the portal): settings.branding.display_name, else the
+    merchant's name."""
+    row = (
+        await session.execute(select(Merchant.name, Merchant.settings).where(Merchant.id == merchant_id))
+    ).first()
+    if row is None:
+        return ""
+    display = ((row.settings or {}).get("branding") or {}).get("display_name")
+    return str(display or row.name or "")
 
 
 def hash_key(raw_key: str) -> str:

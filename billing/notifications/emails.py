@@ -33,7 +33,8 @@ from billing.notifications.templates import RenderedEmail
 from billing.notifications.texts import interval_words
 from billing.payment_methods.models import PaymentMethod
 from billing.payments.models import Payment
-from billing.portal.service import EMAIL_SESSION_LIFETIME, OpenedSession, open_portal_session
+from billing.portal.links import EMAIL_SESSION_LIFETIME, OpenedSession, open_portal_session
+from billing.settings.service import get_branding
 from billing.vault.cards import brand_label
 from dunning.messages import failure_message
 from plans.money import round_minor
@@ -161,6 +162,7 @@ async def queue_payment_failed_email(
     rendered = templates.payment_failed(
         locale=locale,
         merchant=await merchant_name(session, invoice.merchant_id),
+        branding=await get_branding(session, invoice.merchant_id),
         customer_name=customer.name,
         number=invoice.number or invoice.id,
         amount=format_amount(invoice.amount_remaining, invoice.currency, locale),
@@ -213,6 +215,7 @@ async def queue_trial_ending_email(session: AsyncSession, sub: Subscription, clo
     rendered = templates.trial_ending(
         locale=locale,
         merchant=await merchant_name(session, sub.merchant_id),
+        branding=await get_branding(session, sub.merchant_id),
         customer_name=customer.name,
         plan=plan.name,
         date=format_local_date(sub.trial_end, zone, locale),
@@ -252,6 +255,7 @@ async def queue_card_expiring_email(
     rendered = templates.card_expiring(
         locale=locale,
         merchant=await merchant_name(session, customer.merchant_id),
+        branding=await get_branding(session, customer.merchant_id),
         customer_name=customer.name,
         brand=brand_label_or_title(pm.card_brand),
         last4=pm.card_last4,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from billing.invoices.labels import label
 from billing.notifications.texts import text
+from billing.settings.branding import Branding
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Letter:
     action: tuple[str, str] | None = None
     details: tuple[tuple[str, str], ...] = ()
     after: tuple[str, ...] = ()
+    # The merchant's brand (settings.branding): its logo on top, its colour on the button, its support address.
+    brand: Branding | None = None
 
 
 def _greeting(letter: Letter) -> str:
@@ -57,11 +60,13 @@ def render(letter: Letter) -> RenderedEmail:
         lines += [letter.action[0], letter.action[1], ""]
     for paragraph in letter.after:
         lines += [paragraph, ""]
-    lines += [
-        text("signature", locale, merchant=letter.merchant),
-        "",
-        text("footer", locale, merchant=letter.merchant),
-    ]
+    brand = letter.brand
+    support = text("support", locale, email=brand.support_email) if brand and brand.support_email else None
+    lines += [text("signature", locale, merchant=letter.merchant), ""]
+    if support:
+        lines += [support, ""]
+    lines += [text("footer", locale, merchant=letter.merchant)]
+    accent = brand.accent_color if brand else "#1a56db"
 
     e = html.escape
     parts = [
@@ -69,6 +74,13 @@ def render(letter: Letter) -> RenderedEmail:
         f'<html lang="{e(locale)}"><head><meta charset="utf-8"><title>{e(letter.subject)}</title></head>',
         "<body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,'PingFang SC','Microsoft YaHei',"
         'sans-serif;color:#1a1a1a;line-height:1.5;max-width:600px;margin:0 auto;padding:24px">',
+        *(
+            [
+                f'<p><img src="{e(brand.logo_url)}" alt="{e(letter.merchant)}" style="max-height:48px;max-width:200px"></p>'
+            ]
+            if brand and brand.logo_url
+            else []
+        ),
         f"<p>{e(_greeting(letter))}</p>",
         *(f"<p>{e(p)}</p>" for p in first),
     ]
@@ -83,13 +95,14 @@ def render(letter: Letter) -> RenderedEmail:
     if letter.action:
         label_text, url = letter.action
         parts.append(
-            f'<p><a href="{e(url)}" style="display:inline-block;background:#1a56db;color:#fff;padding:10px 18px;'
+            f'<p><a href="{e(url)}" style="display:inline-block;background:{e(accent)};color:#fff;padding:10px 18px;'
             f'border-radius:4px;text-decoration:none">{e(label_text)}</a></p>'
             f'<p style="font-size:12px;color:#555;word-break:break-all">{e(url)}</p>'
         )
     parts += [f"<p>{e(p)}</p>" for p in letter.after]
     parts += [
         f"<p>{e(text('signature', locale, merchant=letter.merchant))}</p>",
+        *([f'<p style="font-size:13px;color:#555">{e(support)}</p>'] if support else []),
         f'<p style="font-size:12px;color:#777">{e(text("footer", locale, merchant=letter.merchant))}</p>',
         "</body></html>",
     ]
@@ -98,6 +111,7 @@ def render(letter: Letter) -> RenderedEmail:
 
 def payment_failed(
     *,
+    branding: Branding | None = None,
     locale: str,
     merchant: str,
     customer_name: str | None,
@@ -130,6 +144,7 @@ def payment_failed(
     after = (text("view_invoice", locale, url=invoice_url),) if invoice_url else ()
     return render(
         Letter(
+            brand=branding,
             locale=locale,
             merchant=merchant,
             customer_name=customer_name,
@@ -153,6 +168,7 @@ def payment_failed(
 
 def card_expiring(
     *,
+    branding: Branding | None = None,
     locale: str,
     merchant: str,
     customer_name: str | None,
@@ -164,6 +180,7 @@ def card_expiring(
 ) -> RenderedEmail:
     return render(
         Letter(
+            brand=branding,
             locale=locale,
             merchant=merchant,
             customer_name=customer_name,
@@ -179,6 +196,7 @@ def card_expiring(
 
 def trial_ending(
     *,
+    branding: Branding | None = None,
     locale: str,
     merchant: str,
     customer_name: str | None,
@@ -195,6 +213,7 @@ def trial_ending(
     )
     return render(
         Letter(
+            brand=branding,
             locale=locale,
             merchant=merchant,
             customer_name=customer_name,

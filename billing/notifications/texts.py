@@ -14,6 +14,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "greeting": ("Hello {name},", "{name}，您好："),
     "greeting_anonymous": ("Hello,", "您好："),
     "signature": ("— {merchant}", "—— {merchant}"),
+    "support": ("Questions? Write to {email}.", "如有疑问，请发送邮件至 {email}。"),
     "footer": (
         "You receive this email because you have a subscription with {merchant}.",
         "您收到此邮件，是因为您在 {merchant} 有一项订阅。",

@@ -90,6 +90,126 @@ class DunningSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     ) = UNSET
 
 
+ProrationBehavior = Literal["create_prorations", "always_invoice", "none"]
+CancelMode = Literal["at_period_end", "at_period_end_or_now", "disabled"]
+
+
+class PortalSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What customers may do in the hosted portal (docs/portal.md)."""
+
+    proration_behavior: ProrationBehavior = "create_prorations"
+    plan_changes: bool = True
+    cancel_mode: CancelMode = "at_period_end"
+    cancel_now_prorate: bool = False
+
+
+class PortalSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields present change."""
+
+    proration_behavior: (
+        Annotated[
+            ProrationBehavior,
+            Meta(
+                description="How a plan or quantity change made in the portal is prorated, as the change "
+                "route's proration_behavior: create_prorations (default: credit and charge go on the next "
+                "invoice), always_invoice (invoiced and charged at once), none."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    plan_changes: (
+        Annotated[
+            bool,
+            Meta(
+                description="Customers may change plan (to a plan with portal_visible) or quantity (default "
+                "true)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    cancel_mode: (
+        Annotated[
+            CancelMode,
+            Meta(
+                description="at_period_end (default: a cancellation takes effect when the paid period ends), "
+                "at_period_end_or_now (the customer may also end it at once), disabled (no cancel button)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    cancel_now_prorate: (
+        Annotated[
+            bool,
+            Meta(
+                description="With at_period_end_or_now: credit the unused time of a subscription ended at once "
+                "to the customer's balance (default false)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class BrandingSettings(msgspec.Struct, kw_only=True):
+    """How the portal, hosted invoices, PDFs and emails present the merchant."""
+
+    display_name: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+    support_email: str | None = None
+
+
+class BrandingSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields present change; null clears one."""
+
+    display_name: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=100,
+                description="The name customers see (default: the merchant's name).",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    logo_url: (
+        Annotated[
+            str,
+            Meta(
+                max_length=2048,
+                description="An https:// URL of a PNG, JPEG, GIF or WebP logo (up to 512 KB). The engine "
+                "fetches it and serves it from its own address, so pages load nothing from other hosts.",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    accent_color: (
+        Annotated[
+            str,
+            Meta(
+                description="#rrggbb for buttons and links. A colour too light for white text (WCAG contrast "
+                "below 4.5:1) is darkened, keeping its hue; the stored value is the one used."
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    support_email: (
+        Annotated[
+            str,
+            Meta(
+                max_length=320,
+                pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                description="Where customers write for help; shown on the portal, invoices and emails.",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
 class MerchantSettings(msgspec.Struct, kw_only=True):
     """The merchant's settings; `id` is the merchant's id."""
 
@@ -98,6 +218,8 @@ class MerchantSettings(msgspec.Struct, kw_only=True):
     gateways: list[GatewayConnection]
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
     dunning: DunningSettings = msgspec.field(default_factory=DunningSettings)
+    portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    branding: BrandingSettings = msgspec.field(default_factory=BrandingSettings)
 
 
 class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -106,3 +228,5 @@ class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gateways: Annotated[list[GatewayConnection], Meta(max_length=20)] | UnsetType = UNSET
     usage: UsageSettings | UnsetType = UNSET
     dunning: DunningSettingsUpdate | UnsetType = UNSET
+    portal: PortalSettingsUpdate | UnsetType = UNSET
+    branding: BrandingSettingsUpdate | UnsetType = UNSET

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import func, select
@@ -14,11 +15,16 @@ from billing.errors import Conflict, InvalidRequest, not_found
 from billing.gateways.base import ConnectionConfig
 from billing.gateways.registry import GATEWAY_TYPES
 from billing.merchants.models import Merchant
+from billing.settings.branding import DEFAULT_ACCENT, HEX_COLOUR, Branding, readable_accent
 from billing.settings.schemas import (
+    BrandingSettings,
+    BrandingSettingsUpdate,
     DunningSettings,
     DunningSettingsUpdate,
     GatewayConnection,
     MerchantSettings,
+    PortalSettings,
+    PortalSettingsUpdate,
     SettingsUpdate,
     UsageSettings,
 )
@@ -47,6 +53,74 @@ def dunning_settings(raw: dict[str, Any]) -> DunningSettings:
     return msgspec.convert(raw.get("dunning") or {}, DunningSettings)
 
 
+def portal_settings(raw: dict[str, Any]) -> PortalSettings:
+    """What the merchant lets customers do in the portal, defaults filled in."""
+    return msgspec.convert(raw.get("portal") or {}, PortalSettings)
+
+
+def branding_settings(raw: dict[str, Any]) -> BrandingSettings:
+    return msgspec.convert(raw.get("branding") or {}, BrandingSettings)
+
+
+def merchant_branding(merchant: Merchant) -> Branding:
+    """The merchant as customers see it: the branding settings over the merchant's name and our accent."""
+    settings = branding_settings(merchant.settings or {})
+    return Branding(
+        name=settings.display_name or merchant.name,
+        logo_url=settings.logo_url,
+        accent_color=settings.accent_color or DEFAULT_ACCENT,
+        support_email=settings.support_email,
+    )
+
+
+async def get_branding(session: AsyncSession, merchant_id: str) -> Branding:
+    return merchant_branding(await _merchant(session, merchant_id))
+
+
+def _merged_portal(current: dict[str, Any], update: PortalSettingsUpdate) -> dict[str, Any]:
+    merged: dict[str, Any] = msgspec.to_builtins(portal_settings(current))
+    for name in PortalSettings.__struct_fields__:
+        value = getattr(update, name)
+        if value is not msgspec.UNSET:
+            merged[name] = value
+    return merged
+
+
+def _check_logo_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme == "https" and bool(parts.hostname) and not parts.username and not parts.password
+        valid = valid and not any(c.isspace() or ord(c) < 32 for c in url)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidRequest(
+            "branding.logo_url must be an https:// URL with a host and no credentials, e.g. "
+            "https://example.com/logo.png.",
+            param="branding.logo_url",
+        )
+    return url
+
+
+def _merged_branding(current: dict[str, Any], update: BrandingSettingsUpdate) -> dict[str, Any]:
+    merged: dict[str, Any] = msgspec.to_builtins(branding_settings(current))
+    if update.display_name is not msgspec.UNSET:
+        merged["display_name"] = update.display_name.strip() if update.display_name else None
+    if update.logo_url is not msgspec.UNSET:
+        merged["logo_url"] = _check_logo_url(update.logo_url) if update.logo_url is not None else None
+    if update.accent_color is not msgspec.UNSET:
+        colour = update.accent_color
+        if colour is not None and not HEX_COLOUR.fullmatch(colour):
+            raise InvalidRequest(
+                f"branding.accent_color must be a colour written #rrggbb, e.g. #0b5cad, not {colour[:20]!r}.",
+                param="branding.accent_color",
+            )
+        merged["accent_color"] = readable_accent(colour) if colour is not None else None
+    if update.support_email is not msgspec.UNSET:
+        merged["support_email"] = update.support_email
+    return merged
+
+
 def _merged_dunning(current: dict[str, Any], update: DunningSettingsUpdate) -> dict[str, Any]:
     merged: dict[str, Any] = msgspec.to_builtins(dunning_settings(current))
     for name in ("retry_schedule_days", "final_action", "smart_retries"):
@@ -70,6 +144,8 @@ def render_settings(merchant: Merchant) -> MerchantSettings:
         gateways=_connections(merchant.settings or {}),
         usage=usage_settings(merchant.settings or {}),
         dunning=dunning_settings(merchant.settings or {}),
+        portal=portal_settings(merchant.settings or {}),
+        branding=branding_settings(merchant.settings or {}),
     )
 
 
@@ -178,6 +254,10 @@ async def update_settings(
         current["usage"] = msgspec.to_builtins(params.usage)
     if params.dunning is not msgspec.UNSET:
         current["dunning"] = _merged_dunning(current, params.dunning)
+    if params.portal is not msgspec.UNSET:
+        current["portal"] = _merged_portal(current, params.portal)
+    if params.branding is not msgspec.UNSET:
+        current["branding"] = _merged_branding(current, params.branding)
     merchant.settings = current
     await session.flush()
     after = render_settings(merchant)

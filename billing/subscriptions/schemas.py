@@ -21,6 +21,34 @@ class PendingChange(msgspec.Struct, kw_only=True):
     effective_at: datetime
 
 
+CancellationReason = Literal[
+    "too_expensive",
+    "missing_features",
+    "switched_service",
+    "unused",
+    "customer_service",
+    "too_complex",
+    "low_quality",
+    "other",
+]
+
+
+class CancellationDetails(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Why the subscription was cancelled, as the customer said (the portal asks; the API may pass it on)."""
+
+    reason: (
+        Annotated[
+            CancellationReason,
+            Meta(
+                description="too_expensive, missing_features, switched_service, unused, customer_service, "
+                "too_complex, low_quality or other."
+            ),
+        ]
+        | None
+    ) = None
+    comment: Annotated[str, Meta(max_length=1000, description="The customer's own words.")] | None = None
+
+
 class Subscription(msgspec.Struct, kw_only=True):
     id: str
     object: Literal["subscription"] = "subscription"
@@ -39,6 +67,7 @@ class Subscription(msgspec.Struct, kw_only=True):
     trial_end: datetime | None
     cancel_at_period_end: bool
     canceled_at: datetime | None
+    cancellation_details: CancellationDetails | None = None
     ended_at: datetime | None
     paused_at: datetime | None
     coupon: str | None
@@ -69,11 +98,22 @@ class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 class SubscriptionUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metadata: Metadata | UnsetType = UNSET
     default_payment_method: Id | UnsetType | None = UNSET
+    cancel_at_period_end: (
+        Annotated[
+            bool,
+            Meta(
+                description="false takes back a cancellation at the period end (the subscription renews as "
+                "before, its cancellation_details cleared); true schedules one, like cancel with at_period_end."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class SubscriptionCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     at_period_end: bool = False
     prorate: bool = False
+    cancellation_details: CancellationDetails | None = None
 
 
 class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

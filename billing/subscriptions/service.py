@@ -82,6 +82,11 @@ def render_subscription(sub: Subscription) -> schemas.Subscription:
         trial_end=sub.trial_end,
         cancel_at_period_end=sub.cancel_at_period_end,
         canceled_at=sub.canceled_at,
+        cancellation_details=(
+            msgspec.convert(sub.cancellation_details, schemas.CancellationDetails)
+            if sub.cancellation_details
+            else None
+        ),
         ended_at=sub.ended_at,
         paused_at=sub.paused_at,
         coupon=sub.coupon_id,
@@ -564,24 +569,18 @@ async def cancel_subscription(
     customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     now = clock.now()
+    details = _cancellation_details(params.cancellation_details)
     if params.at_period_end:
         if params.prorate:
             raise InvalidRequest(
                 "prorate applies to an immediate cancel; at the period end nothing is unused.",
                 param="prorate",
             )
-        if not states.can(sub.status, "cancel"):
-            states.transition(sub.id, sub.status, "cancel")
-        if sub.cancel_at_period_end:
-            return sub
-        sub.cancel_at_period_end = True
-        sub.canceled_at = now
-        sub.updated_at = now
-        await session.flush()
-        _emit(session, sub, "subscription.updated", clock, {"cancel_at_period_end": False})
+        await _cancel_at_period_end(session, sub, clock, details)
         return sub
     previous_status = sub.status
     sub.status = states.transition(sub.id, sub.status, "cancel")
+    sub.cancellation_details = details or sub.cancellation_details
     if params.prorate and previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
         plan = await get_plan(session, merchant_id, sub.plan_id)
         credit, _ = prorate_change(
@@ -601,6 +600,47 @@ async def cancel_subscription(
             )
     await _end_now(session, sub, customer, clock, previous_status)
     return sub
+
+
+def _cancellation_details(details: schemas.CancellationDetails | None) -> dict[str, Any] | None:
+    if details is None:
+        return None
+    stored = {"reason": details.reason, "comment": (details.comment or "").strip() or None}
+    return stored if any(stored.values()) else None
+
+
+async def _cancel_at_period_end(
+    session: AsyncSession, sub: Subscription, clock: Clock, details: dict[str, Any] | None
+) -> None:
+    """The subscription ends when its current period does (idempotent: a second call changes nothing)."""
+    if not states.can(sub.status, "cancel"):
+        states.transition(sub.id, sub.status, "cancel")
+    if sub.cancel_at_period_end:
+        return
+    sub.cancel_at_period_end = True
+    sub.canceled_at = sub.updated_at = clock.now()
+    sub.cancellation_details = details
+    await session.flush()
+    _emit(session, sub, "subscription.updated", clock, {"cancel_at_period_end": False})
+
+
+async def _undo_cancel_at_period_end(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+    """Take back a cancellation at the period end: the subscription renews as before (idempotent)."""
+    if not sub.cancel_at_period_end:
+        return
+    if sub.status not in states.RENEWING:
+        states.transition(sub.id, sub.status, "renew")
+    previous = {
+        "cancel_at_period_end": True,
+        "canceled_at": sub.canceled_at.isoformat() if sub.canceled_at else None,
+        "cancellation_details": sub.cancellation_details,
+    }
+    sub.cancel_at_period_end = False
+    sub.canceled_at = None
+    sub.cancellation_details = None
+    sub.updated_at = clock.now()
+    await session.flush()
+    _emit(session, sub, "subscription.updated", clock, previous)
 
 
 async def _end_now(
@@ -868,9 +908,14 @@ async def update_subscription(
     if params.default_payment_method is not msgspec.UNSET:
         previous["default_payment_method"] = sub.default_payment_method
         sub.default_payment_method = params.default_payment_method
-    sub.updated_at = clock.now()
-    await session.flush()
-    _emit(session, sub, "subscription.updated", clock, previous)
+    if params.cancel_at_period_end is True:
+        await _cancel_at_period_end(session, sub, clock, None)
+    elif params.cancel_at_period_end is False:
+        await _undo_cancel_at_period_end(session, sub, clock)
+    if previous:
+        sub.updated_at = clock.now()
+        await session.flush()
+        _emit(session, sub, "subscription.updated", clock, previous)
     if params.default_payment_method not in (msgspec.UNSET, None) and (
         previous["default_payment_method"] != sub.default_payment_method
     ):

@@ -77,7 +77,7 @@ class Vault:
         async with self._loading:
             if purpose not in self._derived:
                 master = await self._load_master_secret()
-                for name in (b"card-fingerprint", b"request-fingerprint", b"secret-box"):
+                for name in (b"card-fingerprint", b"request-fingerprint", b"secret-box", b"portal-link"):
                     self._derived[name] = _derive(master, name)
         return self._derived[purpose]
 
@@ -107,6 +107,10 @@ class Vault:
     async def request_fingerprint_key(self) -> bytes:
         """The key of the Idempotency-Key request fingerprints (their bodies may hold card numbers)."""
         return await self._hmac_key(b"request-fingerprint")
+
+    async def portal_link_key(self) -> bytes:
+        """The key that signs hosted portal links (billing.portal.tokens)."""
+        return await self._hmac_key(b"portal-link")
 
     async def store(self, session: AsyncSession, merchant_id: str, pan: SecretPan) -> VaultEntry:
         """Seal `pan` into a new vault row, written (flushed) in the caller's transaction."""

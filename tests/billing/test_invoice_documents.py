@@ -237,7 +237,7 @@ async def test_dates_are_the_customers_local_dates(api: httpx.AsyncClient, servi
     assert en.lines[0].period == "Feb 1\u2009–\u2009Mar 1, 2027"
     assert en.payment_notes == (
         "$50.00 remains to be paid, due by Mar 3, 2027.",
-        "To pay, follow the payment instructions from Merchant A.",
+        "To pay, follow the payment instructions from Merchant A, or pay online with a card.",
     )
 
     # The same instant is still Jan 31 for a customer in Los Angeles.
