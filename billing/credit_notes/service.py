@@ -1,6 +1,6 @@
 """Credit notes: issue one on a finalized invoice, void one, read them. Each runs in the caller's transaction and
-writes its events there; the one outside call (a refund through the gateway) is made by `create_refund`, which
-commits its own rows.
+writes its events there; the one outside call (a refund through the gateway) is made between two of the caller's
+transactions (`_refund`), so the request holds no pooled connection while the gateway thinks.
 
 Rules of money, as Stripe's credit notes:
 - On an **open** (or uncollectible) invoice a credit note is *pre-payment*: it takes its amount off what is
@@ -13,7 +13,8 @@ Rules of money, as Stripe's credit notes:
   back outside the engine (`out_of_band_amount`), summed in `post_payment_credit_notes_amount`.
 - All credit notes of an invoice together never exceed its total; a pre-payment one never exceeds what remains;
   a refund never exceeds what is left to refund on the payment. The invoice row's lock serializes credit notes
-  of one invoice, so concurrent ones cannot together break a bound (the database CHECKs them again).
+  of one invoice, so concurrent ones cannot together break a bound (the database CHECKs them again); across a
+  refund's gateway call, where the lock is released, the pending refund stands in for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
@@ -383,6 +384,8 @@ async def _wait_while_a_refund_is_in_flight(
                 Payment.invoice_id == invoice.id,
                 Refund.status == "pending",
                 Refund.metadata_["credit_note"].astext.is_not(None),
+                # Written already (its gateway answered nothing; the janitor settles it): not in flight.
+                ~exists().where(CreditNote.refund_id == Refund.id),
             )
             .limit(1)
         )

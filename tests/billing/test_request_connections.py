@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from billing.api import idempotency
+from billing.config import Settings
 from billing.merchants.service import NewMerchant
 from billing.payments.models import Payment
 from billing.services import Services
@@ -30,6 +32,7 @@ from tests.billing.payment_helpers import (
     set_mode,
     standalone_sandbox,
 )
+from tests.billing.processes import billing_env, billing_serve
 from tests.billing.test_credit_notes import open_invoice
 from tests.billing.test_payments import settle_everything_due
 
@@ -348,3 +351,75 @@ async def test_a_pending_charge_that_fails_answers_the_retry_with_the_card_error
         f"/v1/invoices/{invoice['id']}/pay", json={}, headers={"Idempotency-Key": str(uuid.uuid4())}
     )
     assert (paid.status_code, paid.json()["status"]) == (200, "paid")
+
+
+async def test_a_note_issued_with_a_refund_still_pending_does_not_hold_up_the_next_note(
+    api: httpx.AsyncClient, services: Services, sandbox: str
+) -> None:
+    await configure_gateways(api, _connection(sandbox))
+    customer = await _card_customer(api)
+    invoice = await open_invoice(api, customer, 900)
+    assert (await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})).json()["status"] == "paid"
+    await set_mode(sandbox, "down")  # the refund gets no answer: the note is issued, its refund stays pending
+    first = await api.post(
+        "/v1/credit_notes", json={"invoice": invoice["id"], "amount": 300, "refund_amount": 300}
+    )
+    assert first.status_code == 200, first.text
+    assert (await api.get(f"/v1/refunds/{first.json()['refund']}")).json()["status"] == "pending"
+    # Only a note whose refund is still at the gateway makes the next one wait; this one is written.
+    second = await api.post(
+        "/v1/credit_notes", json={"invoice": invoice["id"], "amount": 200, "credit_amount": 200}
+    )
+    assert second.status_code == 200, second.text
+    await set_mode(sandbox, "normal")
+    await settle_everything_due(services)  # the janitor sends the refund again with the same key
+    assert (await api.get(f"/v1/refunds/{first.json()['refund']}")).json()["status"] == "succeeded"
+    assert len((await sandbox_admin(sandbox, "/admin/state"))["refunds"]) == 1
+
+
+async def test_a_storm_of_refunds_and_pays_against_a_real_server_leaves_every_merchant_served(
+    settings: Settings, merchant: NewMerchant, other_merchant: NewMerchant, tmp_path: Path
+) -> None:
+    """The issue's symptom, end to end: a `billing serve` process (pool 10 + 10) gets 40 refunds and 40 pays at
+    once while another merchant reads. Every answer is a 200 (none is a 500 from an exhausted pool), every amount
+    is right, and the other merchant's reads all succeed. Timings are bench/storm.py's business, not a test's."""
+    count = 40
+    async with billing_serve(billing_env(settings), tmp_path / "serve.log") as url:
+        mine = {"Authorization": f"Bearer {merchant.secret_key}"}
+        theirs = {"Authorization": f"Bearer {other_merchant.secret_key}"}
+        limits = httpx.Limits(max_connections=2 * count + 10)
+        async with (
+            httpx.AsyncClient(base_url=url, headers=mine, timeout=120, limits=limits) as api,
+            httpx.AsyncClient(base_url=url, headers=theirs, timeout=120) as other_api,
+        ):
+            await configure_gateways(api, dict(SANDBOX_CONNECTION))
+            customer = await _card_customer(api)
+            paid = []
+            for i in range(count):
+                invoice = await open_invoice(api, customer, 1000 + i)
+                assert (await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})).json()[
+                    "status"
+                ] == "paid"
+                paid.append(
+                    (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"][0]
+                )
+            to_pay = [await open_invoice(api, customer, 2000 + i) for i in range(count)]
+
+            responses, bystander = await _storm(
+                other_api,
+                [api.post("/v1/refunds", json={"payment": p["id"], "amount": p["amount"] // 2}) for p in paid]
+                + [api.post(f"/v1/invoices/{i['id']}/pay", json={}) for i in to_pay],
+            )
+            assert [r.status_code for r in responses] == [200] * (2 * count), [
+                r.text for r in responses if r.status_code != 200
+            ]
+            for response, payment in zip(responses[:count], paid, strict=True):
+                assert (response.json()["status"], response.json()["amount"]) == (
+                    "succeeded",
+                    payment["amount"] // 2,
+                )
+                shown = (await api.get(f"/v1/payments/{payment['id']}")).json()
+                assert shown["amount_refunded"] == payment["amount"] // 2
+            for i, response in enumerate(responses[count:]):
+                assert (response.json()["status"], response.json()["amount_paid"]) == ("paid", 2000 + i)
+            assert bystander and set(bystander) == {200}
