@@ -3,9 +3,8 @@ serve` process, while another merchant's GETs keep flowing, through a standalone
 `--gateway-ms` per call (a real processor is not instant).
 
 Measured: every answer's status (all must be 200; no 500 from an exhausted pool), the storm's latencies, the
-bystander merchant's GET latency during the storm against the same GETs on the idle server, the most gateway calls
-in flight at once (the process bounds them, BILLING_GATEWAY_CONCURRENCY) and the most PostgreSQL connections the
-server held (pg_stat_activity, sampled). Checked: every refund and payment amount.
+bystander merchant's GET latency during the storm against the same GETs on the idle server, and the PostgreSQL
+connections the server had open and busy (pg_stat_activity, sampled). Checked: every refund and payment amount.
 
     .venv/bin/python -m bench.storm [--refunds 50] [--pays 50] [--gateway-ms 200]
 """
@@ -79,14 +78,17 @@ async def _bystander(client: httpx.AsyncClient, stop: asyncio.Event, out: list[t
 
 
 async def _sample_connections(dsn: str, stop: asyncio.Event, peak: list[int]) -> None:
+    """peak[0]: most connections the server had open; peak[1]: most of them busy (in a statement or a
+    transaction) at one sample."""
     connection = await asyncpg.connect(dsn)
     try:
         while not stop.is_set():
-            count = await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'billing' AND datname = "
-                "current_database()"
+            row = await connection.fetchrow(
+                "SELECT count(*) AS open, count(*) FILTER (WHERE state <> 'idle') AS busy FROM pg_stat_activity "
+                "WHERE application_name = 'billing' AND datname = current_database()"
             )
-            peak[0] = max(peak[0], int(count))
+            peak[0] = max(peak[0], int(row["open"]))
+            peak[1] = max(peak[1], int(row["busy"]))
             await asyncio.sleep(0.05)
     finally:
         await connection.close()
@@ -136,7 +138,7 @@ async def run(
         await reader
 
         during: list[tuple[int, float]] = []
-        peak_connections = [0]
+        peak_connections = [0, 0]
         stop = asyncio.Event()
         readers = [asyncio.create_task(_bystander(b, stop, during)) for _ in range(2)]
         sampler = asyncio.create_task(_sample_connections(dsn, stop, peak_connections))
@@ -155,7 +157,8 @@ async def run(
         refunds, pays = answers[: args.refunds], answers[args.refunds :]
         statuses = [r.status_code for r, _ in answers]
         for (response, _), payment in zip(refunds, to_refund, strict=True):
-            assert response.status_code == 200 and response.json()["amount"] == payment["amount"] // 2
+            assert response.status_code == 200, response.text
+            assert response.json()["amount"] == payment["amount"] // 2, (response.json(), payment)
             shown = await _ok(await a.get(f"/v1/payments/{payment['id']}"))
             assert shown["amount_refunded"] == payment["amount"] // 2
         for i, (response, _) in enumerate(pays):
@@ -177,19 +180,21 @@ async def run(
     pay_lat = [t for _, t in pays]
     return [
         f"- Setup: one `billing serve` process (pool 10 + 10 overflow, BILLING_GATEWAY_CONCURRENCY "
-        f"{os.environ.get('BILLING_GATEWAY_CONCURRENCY', '16')}), a standalone sandbox gateway answering each call "
+        f"{os.environ.get('BILLING_GATEWAY_CONCURRENCY', '16')}, BILLING_CONCURRENCY_PER_KEY "
+        f"{os.environ.get('BILLING_CONCURRENCY_PER_KEY', '8')}), a standalone sandbox gateway answering each call "
         f"in {args.gateway_ms} ms, PostgreSQL and Redis on this machine",
         f"- {args.refunds} refunds + {args.pays} pays sent at once: **{statuses.count(200)}/{len(statuses)} answered "
         f"200**, no 500; storm over in {storm_s:.1f} s; every refund and payment amount checked",
         f"- Refund latency p50 {percentile(refund_lat, 50) * ms:.0f} ms, p99 {percentile(refund_lat, 99) * ms:.0f} ms; "
         f"pay latency p50 {percentile(pay_lat, 50) * ms:.0f} ms, p99 {percentile(pay_lat, 99) * ms:.0f} ms "
-        f"(gateway calls queue for the process's slots, holding no database connection)",
+        f"(the key's requests take turns, {os.environ.get('BILLING_CONCURRENCY_PER_KEY', '8')} at a time; gateway "
+        "calls wait for the process's slots; no database connection is held while waiting)",
         f"- Another merchant's GET /v1/customers during the storm: {len(during)} requests, all 200, p50 "
         f"{percentile(during_lat, 50) * ms:.1f} ms, p99 {percentile(during_lat, 99) * ms:.1f} ms, max "
         f"{max(during_lat) * ms:.1f} ms (idle server: p50 {percentile(idle_lat, 50) * ms:.1f} ms, p99 "
         f"{percentile(idle_lat, 99) * ms:.1f} ms)",
-        f"- Most PostgreSQL connections held by the server during the storm: **{peak_connections[0]}** "
-        f"(pool limit 20)",
+        f"- PostgreSQL connections of the server during the storm: at most {peak_connections[0]} open (pool "
+        f"limit 10 + 10), at most **{peak_connections[1]}** busy at one sample (every 50 ms)",
     ]
 
 

@@ -31,6 +31,9 @@ class Settings:
     # Gateway calls in flight at once in one process (BILLING_GATEWAY_CONCURRENCY); more wait for a slot, holding
     # no database connection.
     gateway_concurrency: int = 16
+    # Requests made with one API key in progress at once in one process (BILLING_CONCURRENCY_PER_KEY); more wait
+    # for a turn before taking a database connection, so one client cannot take the pool from the others.
+    concurrency_per_key: int = 8
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -62,6 +65,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     gateway_concurrency = env_vars.get("BILLING_GATEWAY_CONCURRENCY", "16")
     if not gateway_concurrency.isdigit() or not 1 <= int(gateway_concurrency) <= 1000:
         raise ConfigError("BILLING_GATEWAY_CONCURRENCY must be a whole number from 1 to 1000 (default 16).")
+    per_key = env_vars.get("BILLING_CONCURRENCY_PER_KEY", "8")
+    if not per_key.isdigit() or not 1 <= int(per_key) <= 1000:
+        raise ConfigError("BILLING_CONCURRENCY_PER_KEY must be a whole number from 1 to 1000 (default 8).")
     return Settings(
         database_url=env_vars.get("DATABASE_URL") or None,
         redis_url=env_vars.get("REDIS_URL") or None,
@@ -74,6 +80,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mail_from=_mail_from(env_vars.get("BILLING_MAIL_FROM") or "billing@localhost"),
         public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
         gateway_concurrency=int(gateway_concurrency),
+        concurrency_per_key=int(per_key),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from billing.api import idempotency
+from billing.api.bulkhead import Bulkhead
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.errors import JSON, error_json
 from billing.api.request_text import check_request_text
@@ -29,7 +30,7 @@ from billing.errors import (
     PermissionDenied,
 )
 from billing.ids import random_token
-from billing.merchants.service import authenticate
+from billing.merchants.service import Principal, authenticate, hash_key
 from billing.services import Services
 
 log = logging.getLogger("billing.api")
@@ -173,6 +174,7 @@ class ApiMiddleware:
     ) -> None:
         self.app = app
         self.services = services
+        self.bulkhead = Bulkhead(services.settings.concurrency_per_key)
         # (method, path) → a larger body limit than BILLING_MAX_BODY_BYTES, for bulk routes (usage batches).
         self.route_body_limits = dict(route_body_limits or {})
 
@@ -200,16 +202,30 @@ class ApiMiddleware:
         # up to the largest limit). The key is checked on a connection of its own, released before the body is
         # read, so a slow upload never holds a pooled connection.
         raw_key = _bearer_key(_header(scope, b"authorization"))
-        async with self.services.sessions() as auth_session:
-            principal = await authenticate(auth_session, raw_key)
-        if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
-            raise PermissionDenied(
-                "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
-                "Call this route from your server with your secret key (sk_...)."
-            )
-        idempotency_key = _header(scope, b"idempotency-key")
-        if idempotency_key is not None and method == "POST":
-            idempotency.validate_key(idempotency_key)
+        # One client's burst waits its turn here, holding nothing, so other merchants keep the pool.
+        async with self.bulkhead.turn(hash_key(raw_key)):
+            async with self.services.sessions() as auth_session:
+                principal = await authenticate(auth_session, raw_key)
+            if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
+                raise PermissionDenied(
+                    "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
+                    "Call this route from your server with your secret key (sk_...)."
+                )
+            idempotency_key = _header(scope, b"idempotency-key")
+            if idempotency_key is not None and method == "POST":
+                idempotency.validate_key(idempotency_key)
+            return await self._handle_as(principal, scope, receive, request_id, idempotency_key)
+
+    async def _handle_as(
+        self,
+        principal: Principal,
+        scope: Scope,
+        receive: Receive,
+        request_id: str,
+        idempotency_key: str | None,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        path = scope["path"]
         limit = max(
             self.services.settings.max_body_bytes, self.route_body_limits.get((method, path.rstrip("/")), 0)
         )

@@ -11,13 +11,14 @@ the same key, which the gateway deduplicates, so refunds go through eventually a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock, utc_now
 from billing.db.engine import transaction
-from billing.db.lookup import get_owned
+from billing.db.lookup import get_owned, lock_again
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, IdempotencyError, InvalidRequest, Unprocessable
 from billing.gateways.base import (
@@ -97,31 +98,27 @@ class RefundToSend:
     clock: Clock
 
 
-async def create_refund(
-    services: Services,
-    *,
-    merchant_id: str,
-    payment_id: str,
-    amount: int | None = None,
-    reason: str | None = None,
-    metadata: dict[str, str] | None = None,
-    idempotency_key: str | None = None,
-) -> Refund:
+class RefundOrder(TypedDict, total=False):
+    """What to refund: the keyword arguments of `create_refund` and `begin_refund`."""
+
+    merchant_id: Required[str]
+    payment_id: Required[str]
+    # Default: all that is left.
+    amount: int | None
+    reason: str | None
+    metadata: dict[str, str] | None
+    # The client's Idempotency-Key: a retry finds the refund it made even if the API's own record was lost.
+    idempotency_key: str | None
+
+
+async def create_refund(services: Services, **order: Unpack[RefundOrder]) -> Refund:
     """Refund `amount` (default: all that is left) of a succeeded payment; returns the refund in its state.
 
     Its transactions are its own, one after the other: a request calls it only once it has committed and
     released its own connection (`ctx.committed()`)."""
     # 1. The pending refund, committed before the gateway hears of it.
     async with transaction(services.sessions) as session:
-        begun = await begin_refund(
-            session,
-            merchant_id=merchant_id,
-            payment_id=payment_id,
-            amount=amount,
-            reason=reason,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-        )
+        begun = await begin_refund(session, **order)
     if isinstance(begun, Refund):
         return begun
     # 2. The gateway.
@@ -131,19 +128,16 @@ async def create_refund(
         return await finish_refund(session, begun, outcome, call)
 
 
-async def begin_refund(
-    session: AsyncSession,
-    *,
-    merchant_id: str,
-    payment_id: str,
-    amount: int | None = None,
-    reason: str | None = None,
-    metadata: dict[str, str] | None = None,
-    idempotency_key: str | None = None,
-) -> Refund | RefundToSend:
+async def begin_refund(session: AsyncSession, **order: Unpack[RefundOrder]) -> Refund | RefundToSend:
     """Step 1, in the caller's transaction: the refund made earlier with `idempotency_key` (never sent again), or a
     new pending refund (with its refund.created event) as a RefundToSend, which the caller commits before
     `send_refund`."""
+    merchant_id, payment_id, amount = order["merchant_id"], order["payment_id"], order.get("amount")
+    reason, metadata, idempotency_key = (
+        order.get("reason"),
+        order.get("metadata"),
+        order.get("idempotency_key"),
+    )
     # The payment's lock serializes every refund of it: concurrent ones cannot together exceed the amount,
     # and a concurrent retry with the same key finds the first one's committed refund just below.
     payment = await get_payment(session, merchant_id, payment_id, param="payment", for_update=True)
@@ -248,13 +242,7 @@ async def finish_refund(
     """Step 3, in the caller's transaction: the call in the attempt log and the outcome on the refund (unless the
     janitor settled it meanwhile). Returns the refund as it now stands."""
     await record_calls(session, pending.refund.merchant_id, [call], refund_id=pending.refund.id)
-    locked = await session.scalar(
-        select(Refund)
-        .where(Refund.id == pending.refund.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert locked is not None
+    locked = await lock_again(session, Refund, pending.refund.id)
     await apply_refund_outcome(session, locked, outcome, pending.clock)
     return locked
 

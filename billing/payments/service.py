@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -32,7 +33,7 @@ from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
-from billing.db.lookup import get_owned
+from billing.db.lookup import get_owned, lock_again
 from billing.db.pagination import Page, paginate
 from billing.errors import (
     BillingError,
@@ -159,49 +160,38 @@ class PendingCharge:
     metadata: dict[str, str]
 
 
-async def collect_payment(
-    services: Services,
-    *,
-    merchant_id: str,
-    customer_id: str,
-    amount: int,
-    currency: str,
-    purpose: str,
-    attempt: int = 1,
-    payment_method: str | None = None,
-    invoice: str | None = None,
-    description: str | None = None,
-    metadata: dict[str, str] | None = None,
-    clock: Clock | None = None,
-) -> Payment:
+class PaymentOrder(TypedDict, total=False):
+    """What to charge: the keyword arguments of `collect_payment` and `begin_payment`."""
+
+    merchant_id: Required[str]
+    customer_id: Required[str]
+    amount: Required[int]
+    currency: Required[str]
+    # What is paid (e.g. the invoice id) and the try (dunning passes 1, 2, ...): one payment per pair, ever.
+    purpose: Required[str]
+    attempt: int
+    payment_method: str | None
+    invoice: str | None
+    description: str | None
+    metadata: dict[str, str] | None
+    # The caller's clock (a task run by a test-clock advance sees the clock's new time before it is committed);
+    # default: the customer's clock.
+    clock: Clock | None
+
+
+async def collect_payment(services: Services, **order: Unpack[PaymentOrder]) -> Payment:
     """Charge `amount` to the customer's card once for (`purpose`, `attempt`), and return the payment row.
 
-    `purpose` names what is paid (e.g. the invoice id); `attempt` numbers the tries (dunning passes 1, 2, ...).
     Calling again with the same pair returns the same payment and never charges again. The returned payment is
     succeeded, failed (a decline: see failure_code, decline_type, next_action), or pending (the outcome is being
-    confirmed). `clock`: the caller's clock (a task run by a test-clock advance sees the clock's new time before
-    it is committed); default: the customer's clock.
+    confirmed).
 
     Its transactions are its own, one after the other; a caller that holds a transaction of its own holds a
     second connection meanwhile. A request must not: it commits, then calls the three steps itself
     (`begin_payment`, `charge_pending`, `finish_payment`) with one connection at a time."""
     # 1. The pending row, committed before any gateway hears of it.
     async with transaction(services.sessions) as session:
-        begun = await begin_payment(
-            session,
-            services,
-            merchant_id=merchant_id,
-            customer_id=customer_id,
-            amount=amount,
-            currency=currency,
-            purpose=purpose,
-            attempt=attempt,
-            payment_method=payment_method,
-            invoice=invoice,
-            description=description,
-            metadata=metadata,
-            clock=clock,
-        )
+        begun = await begin_payment(session, services, **order)
     if isinstance(begun, Payment):
         return begun
     # 2. The charge, with no transaction open.
@@ -212,25 +202,16 @@ async def collect_payment(
 
 
 async def begin_payment(
-    session: AsyncSession,
-    services: Services,
-    *,
-    merchant_id: str,
-    customer_id: str,
-    amount: int,
-    currency: str,
-    purpose: str,
-    attempt: int = 1,
-    payment_method: str | None = None,
-    invoice: str | None = None,
-    description: str | None = None,
-    metadata: dict[str, str] | None = None,
-    clock: Clock | None = None,
+    session: AsyncSession, services: Services, **order: Unpack[PaymentOrder]
 ) -> Payment | PendingCharge:
     """Step 1 of a charge, in the caller's transaction: the payment of (`purpose`, `attempt`) if one exists (it is
     never charged again), else a new pending row, returned as a PendingCharge. The caller must commit that row
     before `charge_pending`: a crash after the charge then leaves a row for the janitor to settle."""
-    currency = _check_amount(amount, currency)
+    merchant_id, customer_id, amount = order["merchant_id"], order["customer_id"], order["amount"]
+    purpose, attempt = order["purpose"], order.get("attempt", 1)
+    payment_method, invoice = order.get("payment_method"), order.get("invoice")
+    description, metadata, clock = order.get("description"), order.get("metadata"), order.get("clock")
+    currency = _check_amount(amount, order["currency"])
     if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
         raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
     if attempt < 1:
@@ -353,15 +334,8 @@ async def charge_pending(services: Services, pending: PendingCharge) -> RouteRes
 async def finish_payment(session: AsyncSession, pending: PendingCharge, result: RouteResult) -> Payment:
     """Step 3, in the caller's transaction: record the calls and apply the outcome (if the janitor has not settled
     the payment meanwhile). Returns the payment as it now stands."""
-    merchant_id = pending.payment.merchant_id
-    await record_calls(session, merchant_id, result.calls, payment_id=pending.payment.id)
-    payment = await session.scalar(
-        select(Payment)
-        .where(Payment.id == pending.payment.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert payment is not None
+    await record_calls(session, pending.payment.merchant_id, result.calls, payment_id=pending.payment.id)
+    payment = await lock_again(session, Payment, pending.payment.id)
     await apply_charge_outcome(
         session, payment, result.outcome, result.connection, pending.locale, pending.clock, result.calls
     )

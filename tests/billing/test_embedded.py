@@ -323,11 +323,7 @@ async def test_embedded_redis_needs_its_generated_password(tmp_path: Path) -> No
                 await anonymous.set("queue", "anything")
         finally:
             await anonymous.aclose()
-        client = aioredis.from_url(rd.url)
-        try:
-            assert await client.ping()
-        finally:
-            await client.aclose()
+        assert await _pings(rd.url)
     finally:
         rd.stop()
     # Started again on the same data dir: the same password (every process sharing the folder finds it).
@@ -336,3 +332,11 @@ async def test_embedded_redis_needs_its_generated_password(tmp_path: Path) -> No
         assert f":{password}@" in again.url
     finally:
         again.stop()
+
+
+async def _pings(url: str) -> bool:
+    client = aioredis.from_url(url)
+    try:
+        return bool(await client.ping())
+    finally:
+        await client.aclose()

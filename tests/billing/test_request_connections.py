@@ -20,6 +20,7 @@ from sqlalchemy import event, func, select, text
 
 from billing.api import idempotency
 from billing.config import Settings
+from billing.gateways.registry import GatewayPool
 from billing.merchants.service import NewMerchant
 from billing.payments.models import Payment
 from billing.services import Services
@@ -38,9 +39,12 @@ from tests.billing.test_payments import settle_everything_due
 
 
 class ConnectionsPerRequest:
-    """Counts the pooled connections each asyncio task holds, and the most any task held at once."""
+    """Counts the pooled connections each asyncio task holds, and the most any task held at once; with the
+    process's gateway pool, whose own peak of calls in flight is reset too."""
 
-    def __init__(self) -> None:
+    def __init__(self, gateways: GatewayPool) -> None:
+        self.gateways = gateways
+        gateways.peak_in_flight = 0
         self.held: dict[asyncio.Task[Any], int] = {}
         self.owner: dict[int, asyncio.Task[Any]] = {}
         self.peak = 0
@@ -62,7 +66,7 @@ class ConnectionsPerRequest:
 
 @pytest.fixture
 def connections(services: Services) -> Iterator[ConnectionsPerRequest]:
-    tracker = ConnectionsPerRequest()
+    tracker = ConnectionsPerRequest(services.gateways)
     engine = services.engine.sync_engine
     event.listen(engine, "checkout", tracker.checkout)
     event.listen(engine, "checkin", tracker.checkin)
@@ -71,11 +75,6 @@ def connections(services: Services) -> Iterator[ConnectionsPerRequest]:
     finally:
         event.remove(engine, "checkout", tracker.checkout)
         event.remove(engine, "checkin", tracker.checkin)
-
-
-@pytest.fixture
-def gateway_peak(services: Services) -> None:
-    services.gateways.peak_in_flight = 0
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +96,27 @@ def _connection(url: str, **extra: Any) -> dict[str, Any]:
     return {"id": "main", "type": "sandbox", "url": url, "timeout_ms": 1000, **extra}
 
 
-async def _card_customer(api: httpx.AsyncClient, number: str = "4242424242424242") -> str:
+async def _card_customer(
+    api: httpx.AsyncClient, gateway: dict[str, Any], number: str = "4242424242424242"
+) -> str:
+    """Gateways set to `gateway` only; a USD customer whose default card is `number`."""
+    await configure_gateways(api, gateway)
     customer, _ = await customer_with_card(api, number)
     updated = await api.patch(f"/v1/customers/{customer['id']}", json={"currency": "USD"})
     assert updated.status_code == 200, updated.text
     return str(customer["id"])
+
+
+async def _paid_invoices(api: httpx.AsyncClient, customer: str, amounts: list[int]) -> list[dict[str, Any]]:
+    """One invoice per amount, each paid by card through the API; their payments."""
+    payments = []
+    for amount in amounts:
+        invoice = await open_invoice(api, customer, amount)
+        paid = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+        assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+        [payment] = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
+        payments.append({**payment, "invoice_number": invoice["number"]})
+    return payments
 
 
 async def _other_merchant_reads(other_api: httpx.AsyncClient, stop: asyncio.Event) -> list[int]:
@@ -124,47 +139,50 @@ async def _storm(other_api: httpx.AsyncClient, requests: list[Any]) -> tuple[lis
     return list(responses), await bystander
 
 
+def _refund_half(api: httpx.AsyncClient, payment: dict[str, Any]) -> Any:
+    return api.post(
+        "/v1/refunds",
+        json={"payment": payment["id"], "amount": payment["amount"] // 2},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+def _check_all_ok(responses: list[httpx.Response], bystander: list[int]) -> None:
+    assert [r.status_code for r in responses] == [200] * len(responses), [
+        r.text for r in responses if r.status_code != 200
+    ]
+    assert bystander and set(bystander) == {200}, "another merchant's reads failed meanwhile"
+
+
+async def _check_refunds(
+    api: httpx.AsyncClient, responses: list[httpx.Response], payments: list[dict[str, Any]], *, times: int
+) -> None:
+    """Each payment was refunded half its amount `times` times, by `responses` (in order)."""
+    assert [(r.status_code, r.json().get("status"), r.json().get("amount")) for r in responses] == [
+        (200, "succeeded", p["amount"] // 2) for p in payments for _ in range(times)
+    ]
+    for payment in payments:
+        shown = (await api.get(f"/v1/payments/{payment['id']}")).json()
+        assert shown["amount_refunded"] == times * (payment["amount"] // 2)
+
+
 async def test_concurrent_refunds_hold_one_connection_each_and_all_succeed(
     api: httpx.AsyncClient,
     other_api: httpx.AsyncClient,
-    services: Services,
     sandbox: str,
     connections: ConnectionsPerRequest,
-    gateway_peak: None,
 ) -> None:
-    await configure_gateways(api, _connection(sandbox))
-    customer = await _card_customer(api)
-    invoices = [await open_invoice(api, customer, 1000 + i) for i in range(12)]
-    for invoice in invoices:
-        paid = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
-        assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
-    payments = [
-        (await api.get("/v1/payments", params={"invoice": i["id"]})).json()["data"][0] for i in invoices
-    ]
+    customer = await _card_customer(api, _connection(sandbox))
+    payments = await _paid_invoices(api, customer, [1000 + i for i in range(12)])
     connections.peak = 0
     # 24 refunds at once: half of each payment twice, more than the pool's 20 connections.
-    refunds = [
-        api.post(
-            "/v1/refunds",
-            json={"payment": p["id"], "amount": p["amount"] // 2},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-        for p in payments
-        for _ in range(2)
-    ]
-    responses, bystander = await _storm(other_api, refunds)
+    responses, bystander = await _storm(other_api, [_refund_half(api, p) for p in payments for _ in range(2)])
 
-    assert [r.status_code for r in responses] == [200] * 24, [
-        r.text for r in responses if r.status_code != 200
-    ]
-    assert all(r.json()["status"] == "succeeded" for r in responses)
-    for p in payments:
-        shown = (await api.get(f"/v1/payments/{p['id']}")).json()
-        assert shown["amount_refunded"] == 2 * (p["amount"] // 2)
+    await _check_refunds(api, responses, payments, times=2)
+    _check_all_ok(responses, bystander)
     assert len((await sandbox_admin(sandbox, "/admin/state"))["refunds"]) == 24
     assert connections.peak == 1, "a request held two pooled connections at once"
-    assert bystander and set(bystander) == {200}
-    assert services.gateways.peak_in_flight <= services.gateways.max_concurrent_calls
+    assert connections.gateways.peak_in_flight <= connections.gateways.max_concurrent_calls
 
 
 async def test_concurrent_pays_and_first_charges_hold_one_connection_each(
@@ -173,10 +191,8 @@ async def test_concurrent_pays_and_first_charges_hold_one_connection_each(
     services: Services,
     sandbox: str,
     connections: ConnectionsPerRequest,
-    gateway_peak: None,
 ) -> None:
-    await configure_gateways(api, _connection(sandbox))
-    customer = await _card_customer(api)
+    customer = await _card_customer(api, _connection(sandbox))
     invoices = [await open_invoice(api, customer, 500 + i) for i in range(16)]
     plan = await api.post(
         "/v1/plans",
@@ -196,9 +212,7 @@ async def test_concurrent_pays_and_first_charges_hold_one_connection_each(
     ]
     responses, bystander = await _storm(other_api, requests)
 
-    assert [r.status_code for r in responses] == [200] * 24, [
-        r.text for r in responses if r.status_code != 200
-    ]
+    _check_all_ok(responses, bystander)
     paid = responses[:16]
     assert [r.json()["status"] for r in paid] == ["paid"] * 16
     assert [r.json()["amount_paid"] for r in paid] == [500 + i for i in range(16)]
@@ -213,38 +227,32 @@ async def test_concurrent_pays_and_first_charges_hold_one_connection_each(
     assert charged == 24
     assert len((await sandbox_admin(sandbox, "/admin/state"))["charges"]) == 24
     assert connections.peak == 1, "a request held two pooled connections at once"
-    assert bystander and set(bystander) == {200}
-    assert services.gateways.peak_in_flight <= services.gateways.max_concurrent_calls
+    assert connections.gateways.peak_in_flight <= connections.gateways.max_concurrent_calls
 
 
 async def test_concurrent_refunding_credit_notes_hold_one_connection_each(
     api: httpx.AsyncClient, services: Services, connections: ConnectionsPerRequest
 ) -> None:
-    await configure_gateways(api, dict(SANDBOX_CONNECTION))
-    customer = await _card_customer(api)
-    invoices = [await open_invoice(api, customer, 800) for _ in range(6)]
-    for invoice in invoices:
-        assert (await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})).json()["status"] == "paid"
+    customer = await _card_customer(api, dict(SANDBOX_CONNECTION))
+    payments = await _paid_invoices(api, customer, [800] * 6)
     connections.peak = 0
     # Two notes per invoice at once: the second waits for the first one's refund, holding nothing meanwhile.
     responses = await asyncio.gather(
         *(
-            api.post("/v1/credit_notes", json={"invoice": i["id"], "amount": 300, "refund_amount": 300})
-            for i in invoices
+            api.post("/v1/credit_notes", json={"invoice": p["invoice"], "amount": 300, "refund_amount": 300})
+            for p in payments
             for _ in range(2)
         )
     )
     assert [r.status_code for r in responses] == [200] * 12, [
         r.text for r in responses if r.status_code != 200
     ]
-    for invoice in invoices:
-        notes = (await api.get("/v1/credit_notes", params={"invoice": invoice["id"]})).json()["data"]
-        assert sorted(n["number"] for n in notes) == [
-            f"{invoice['number']}-CN-01",
-            f"{invoice['number']}-CN-02",
-        ]
-        [payment] = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
-        assert payment["amount_refunded"] == 600
+    for payment in payments:
+        notes = (await api.get("/v1/credit_notes", params={"invoice": payment["invoice"]})).json()["data"]
+        number = payment["invoice_number"]
+        assert sorted(n["number"] for n in notes) == [f"{number}-CN-01", f"{number}-CN-02"]
+        shown = (await api.get(f"/v1/payments/{payment['id']}")).json()
+        assert shown["amount_refunded"] == 600
     assert connections.peak == 1, "a request held two pooled connections at once"
 
 
@@ -285,8 +293,8 @@ async def test_a_charge_with_no_answer_is_a_202_and_a_retry_with_the_key_gets_th
     api: httpx.AsyncClient, services: Services, sandbox: str
 ) -> None:
     await set_mode(sandbox, "normal", hang_ms=1500)
-    await configure_gateways(api, _connection(sandbox, timeout_ms=300))
-    customer = await _card_customer(api, "4000002760003184")  # times out, then reports success when asked
+    # The card times out, then reports success when asked.
+    customer = await _card_customer(api, _connection(sandbox, timeout_ms=300), "4000002760003184")
     invoice = await open_invoice(api, customer, 4200)
     key = str(uuid.uuid4())
 
@@ -325,8 +333,7 @@ async def test_a_charge_with_no_answer_is_a_202_and_a_retry_with_the_key_gets_th
 async def test_a_pending_charge_that_fails_answers_the_retry_with_the_card_error_and_never_charges_again(
     api: httpx.AsyncClient, services: Services, sandbox: str
 ) -> None:
-    await configure_gateways(api, _connection(sandbox, timeout_ms=300))
-    customer = await _card_customer(api)
+    customer = await _card_customer(api, _connection(sandbox, timeout_ms=300))
     invoice = await open_invoice(api, customer, 3100)
     key = str(uuid.uuid4())
     await set_mode(sandbox, "down")
@@ -356,10 +363,9 @@ async def test_a_pending_charge_that_fails_answers_the_retry_with_the_card_error
 async def test_a_note_issued_with_a_refund_still_pending_does_not_hold_up_the_next_note(
     api: httpx.AsyncClient, services: Services, sandbox: str
 ) -> None:
-    await configure_gateways(api, _connection(sandbox))
-    customer = await _card_customer(api)
-    invoice = await open_invoice(api, customer, 900)
-    assert (await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})).json()["status"] == "paid"
+    customer = await _card_customer(api, _connection(sandbox))
+    [payment] = await _paid_invoices(api, customer, [900])
+    invoice = {"id": payment["invoice"]}
     await set_mode(sandbox, "down")  # the refund gets no answer: the note is issued, its refund stays pending
     first = await api.post(
         "/v1/credit_notes", json={"invoice": invoice["id"], "amount": 300, "refund_amount": 300}
@@ -392,34 +398,16 @@ async def test_a_storm_of_refunds_and_pays_against_a_real_server_leaves_every_me
             httpx.AsyncClient(base_url=url, headers=mine, timeout=120, limits=limits) as api,
             httpx.AsyncClient(base_url=url, headers=theirs, timeout=120) as other_api,
         ):
-            await configure_gateways(api, dict(SANDBOX_CONNECTION))
-            customer = await _card_customer(api)
-            paid = []
-            for i in range(count):
-                invoice = await open_invoice(api, customer, 1000 + i)
-                assert (await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})).json()[
-                    "status"
-                ] == "paid"
-                paid.append(
-                    (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"][0]
-                )
+            customer = await _card_customer(api, dict(SANDBOX_CONNECTION))
+            paid = await _paid_invoices(api, customer, [1000 + i for i in range(count)])
             to_pay = [await open_invoice(api, customer, 2000 + i) for i in range(count)]
 
             responses, bystander = await _storm(
                 other_api,
-                [api.post("/v1/refunds", json={"payment": p["id"], "amount": p["amount"] // 2}) for p in paid]
+                [_refund_half(api, p) for p in paid]
                 + [api.post(f"/v1/invoices/{i['id']}/pay", json={}) for i in to_pay],
             )
-            assert [r.status_code for r in responses] == [200] * (2 * count), [
-                r.text for r in responses if r.status_code != 200
-            ]
-            for response, payment in zip(responses[:count], paid, strict=True):
-                assert (response.json()["status"], response.json()["amount"]) == (
-                    "succeeded",
-                    payment["amount"] // 2,
-                )
-                shown = (await api.get(f"/v1/payments/{payment['id']}")).json()
-                assert shown["amount_refunded"] == payment["amount"] // 2
-            for i, response in enumerate(responses[count:]):
-                assert (response.json()["status"], response.json()["amount_paid"]) == ("paid", 2000 + i)
-            assert bystander and set(bystander) == {200}
+            await _check_refunds(api, responses[:count], paid, times=1)
+            _check_all_ok(responses[count:], bystander)
+            assert [r.json()["status"] for r in responses[count:]] == ["paid"] * count
+            assert [r.json()["amount_paid"] for r in responses[count:]] == [2000 + i for i in range(count)]

@@ -101,19 +101,23 @@ async def test_invalid_utf8_in_the_query_is_a_400(api: httpx.AsyncClient) -> Non
     assert response.json()["error"]["code"] == "query_invalid_utf8"
 
 
-class _CountingReceive:
-    """An ASGI app wrapper that counts how often the app asked for body chunks."""
+async def _post_counting_body_reads(app: Any, headers: dict[str, str]) -> tuple[httpx.Response, int]:
+    """POST a customer through `app`, counting how often the app asked for the request's body."""
+    body_reads = 0
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.body_reads = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
         async def counted() -> Any:
-            self.body_reads += 1
+            nonlocal body_reads
+            body_reads += 1
             return await receive()
 
-        await self.app(scope, counted, send)
+        await app(scope, counted, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=counting), base_url="http://t") as client:
+        response = await client.post(
+            "/v1/customers", content=b'{"email": "read@example.com"}', headers={**JSON_HEADERS, **headers}
+        )
+    return response, body_reads
 
 
 @pytest.mark.parametrize(
@@ -124,36 +128,24 @@ class _CountingReceive:
 async def test_an_unauthenticated_request_is_refused_before_its_body_is_read(
     app: Any, headers: dict[str, str]
 ) -> None:
-    counting = _CountingReceive(app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=counting), base_url="http://t") as client:
-        response = await client.post(
-            "/v1/customers", content=b'{"email": "a@example.com"}', headers={**JSON_HEADERS, **headers}
-        )
+    response, body_reads = await _post_counting_body_reads(app, headers)
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
-    assert counting.body_reads == 0
+    assert body_reads == 0
 
 
 async def test_a_publishable_key_is_refused_before_the_body_is_read(app: Any, merchant: NewMerchant) -> None:
-    counting = _CountingReceive(app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=counting), base_url="http://t") as client:
-        response = await client.post(
-            "/v1/customers",
-            content=b'{"email": "a@example.com"}',
-            headers={**JSON_HEADERS, "Authorization": f"Bearer {merchant.publishable_key}"},
-        )
+    response, body_reads = await _post_counting_body_reads(
+        app, {"Authorization": f"Bearer {merchant.publishable_key}"}
+    )
     assert response.status_code == 403
-    assert counting.body_reads == 0
+    assert body_reads == 0
 
 
 async def test_an_authenticated_request_still_gets_its_body(app: Any, merchant: NewMerchant) -> None:
-    counting = _CountingReceive(app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=counting), base_url="http://t") as client:
-        response = await client.post(
-            "/v1/customers",
-            json={"email": "read@example.com"},
-            headers={"Authorization": f"Bearer {merchant.secret_key}"},
-        )
+    response, body_reads = await _post_counting_body_reads(
+        app, {"Authorization": f"Bearer {merchant.secret_key}"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["email"] == "read@example.com"
-    assert counting.body_reads >= 1
+    assert body_reads >= 1
