@@ -1,4 +1,4 @@
-"""The `billing` command: up, serve, worker, migrate, merchants create (SPEC §2)."""
+"""The `billing` command: up, serve, worker, migrate, merchants create (SPEC §2), users and keys (SPEC §10)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
-from billing.config import ConfigError, Settings, load_settings
+from billing.config import DEFAULT_PUBLIC_URL, ConfigError, Settings, load_settings
 
 
 def _configure_logging() -> None:
@@ -23,17 +25,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from billing.api.app import create_app_from_env
+    from billing.runtime.listen import bind_socket, default_public_url, listening_url
 
     settings.require_urls()
-    uvicorn.run(
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}): pass another --port."
+        ) from None
+    # Links in hosted pages, PDFs, portal sessions and emails: the address really bound, unless configured.
+    default_public_url(listening_url(args.host, sock.getsockname()[1]))
+    config = uvicorn.Config(
         create_app_from_env(settings),
         host=args.host,
-        port=args.port,
+        port=sock.getsockname()[1],
         lifespan="on",
         log_level="warning",
         access_log=False,
         server_header=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -41,6 +53,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from billing.worker.settings import run_worker
 
     settings.require_urls()
+    if not settings.public_url:
+        logging.getLogger("billing").warning(
+            "BILLING_PUBLIC_URL is not set: links in the emails this worker writes point at %s. Set it to the "
+            "address people reach `billing serve` at (`billing up` sets it for its worker).",
+            DEFAULT_PUBLIC_URL,
+        )
     asyncio.run(run_worker(settings))
     return 0
 
@@ -73,6 +91,55 @@ def cmd_merchants_create(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _run_console_admin(work: Any) -> int:
+    """Run a `billing users|keys` command; print its JSON result, or its error on stderr (exit 1)."""
+    from billing.errors import BillingError
+
+    try:
+        result = asyncio.run(work)
+    except BillingError as exc:
+        print(f"billing: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.create_user(settings, args.merchant, args.email, args.role))
+
+
+def cmd_users_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.reset_password(settings, args.email, args.merchant))
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.list_keys(settings, args.merchant))
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.create_key(settings, args.merchant, args.kind))
+
+
+def cmd_keys_roll(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.roll_key(settings, args.merchant, args.key, args.expires_in_hours))
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.console import admin
+
+    return _run_console_admin(admin.revoke_key(settings, args.merchant, args.key))
 
 
 def cmd_vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,6 +207,49 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.set_defaults(handler=cmd_merchants_create)
 
+    users = commands.add_parser("users", help="manage finance console users (SPEC §10)")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    user_create = user_commands.add_parser(
+        "create", help="create a console user; prints id, email, role and the generated password (shown once)"
+    )
+    user_create.add_argument("--merchant", required=True, help="the merchant id (mer_...)")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--role", required=True, choices=["finance", "admin"])
+    user_create.set_defaults(handler=cmd_users_create)
+    user_reset = user_commands.add_parser(
+        "reset-password",
+        help="give a console user a new generated password (printed once); ends its sessions",
+    )
+    user_reset.add_argument("--email", required=True)
+    user_reset.add_argument("--merchant", default=None, help="needed when the email has several merchants")
+    user_reset.set_defaults(handler=cmd_users_reset_password)
+
+    api_keys = commands.add_parser("keys", help="manage a merchant's API keys")
+    key_commands = api_keys.add_subparsers(dest="keys_command", required=True)
+    keys_list = key_commands.add_parser("list", help="list the merchant's keys (redacted) as JSON")
+    keys_list.add_argument("--merchant", required=True)
+    keys_list.set_defaults(handler=cmd_keys_list)
+    keys_create = key_commands.add_parser("create", help="create a key; prints it once")
+    keys_create.add_argument("--merchant", required=True)
+    keys_create.add_argument("--kind", choices=["secret", "publishable"], default="secret")
+    keys_create.set_defaults(handler=cmd_keys_create)
+    keys_roll = key_commands.add_parser(
+        "roll", help="replace a key: the new one works at once, the old one until its grace period ends"
+    )
+    keys_roll.add_argument("--merchant", required=True)
+    keys_roll.add_argument("--key", required=True, help="the key id (key_...)")
+    keys_roll.add_argument(
+        "--expires-in-hours",
+        type=int,
+        default=None,
+        help="grace period of the old key (default 24, 0 to 720)",
+    )
+    keys_roll.set_defaults(handler=cmd_keys_roll)
+    keys_revoke = key_commands.add_parser("revoke", help="stop a key at once")
+    keys_revoke.add_argument("--merchant", required=True)
+    keys_revoke.add_argument("--key", required=True, help="the key id (key_...)")
+    keys_revoke.set_defaults(handler=cmd_keys_revoke)
+
     vault = commands.add_parser("vault", help="manage the card vault's keys")
     vault_commands = vault.add_subparsers(dest="vault_command", required=True)
     rotate = vault_commands.add_parser(
@@ -163,13 +273,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that need only PostgreSQL: without DATABASE_URL they use the embedded database of BILLING_DATA_DIR
+# (the one `billing up` runs), so `billing users create ...` works beside `./scripts/up` as printed.
+DATABASE_COMMANDS = frozenset(
+    {
+        cmd_migrate,
+        cmd_merchants_create,
+        cmd_users_create,
+        cmd_users_reset_password,
+        cmd_keys_list,
+        cmd_keys_create,
+        cmd_keys_roll,
+        cmd_keys_revoke,
+        cmd_vault_rotate,
+    }
+)
+
+
+@contextmanager
+def _embedded_database_if_unset(settings: Settings, needed: bool) -> Iterator[Settings]:
+    """The settings, with the embedded PostgreSQL of the data dir when DATABASE_URL is unset and `billing up`
+    made one there (attached to while `billing up` runs, else started for this command and stopped after)."""
+    if (
+        not needed
+        or settings.database_url
+        or not (settings.data_dir / "postgres" / "data" / "PG_VERSION").is_file()
+    ):
+        yield settings
+        return
+    from billing.runtime.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres.start(settings.data_dir)
+    try:
+        yield replace(settings, database_url=server.url)
+    finally:
+        server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
     try:
-        settings = load_settings()
         handler: Any = args.handler
-        return int(handler(settings, args))
+        with _embedded_database_if_unset(load_settings(), handler in DATABASE_COMMANDS) as settings:
+            return int(handler(settings, args))
     except ConfigError as exc:
         print(f"billing: {exc}", file=sys.stderr)
         return 2

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 Environment = Literal["development", "test", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+# The base of hosted, portal and email links when BILLING_PUBLIC_URL is unset and no server says where it listens.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class ConfigError(ValueError):
@@ -34,6 +37,8 @@ class Settings:
     # Requests made with one API key in progress at once in one process (BILLING_CONCURRENCY_PER_KEY); more wait
     # for a turn before taking a database connection, so one client cannot take the pool from the others.
     concurrency_per_key: int = 8
+    # Origins whose browser pages may call the publishable-key routes (POST /v1/tokens): ("*",) is any origin.
+    cors_origins: tuple[str, ...] = ("*",)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -81,7 +86,25 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
         gateway_concurrency=int(gateway_concurrency),
         concurrency_per_key=int(per_key),
+        cors_origins=_cors_origins(env_vars.get("BILLING_CORS_ORIGINS") or "*"),
     )
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _cors_origins(value: str) -> tuple[str, ...]:
+    """`*`, or a comma-separated list of exact origins (scheme://host[:port], as browsers send them)."""
+    origins = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    if origins == ("*",):
+        return origins
+    bad = [origin for origin in origins if not _ORIGIN.fullmatch(origin)]
+    if bad or not origins:
+        raise ConfigError(
+            "BILLING_CORS_ORIGINS must be * (any origin) or a comma-separated list of origins such as "
+            f"https://app.example.com,http://localhost:3000 (scheme, host and port only, no path), not {value!r}."
+        )
+    return origins
 
 
 def _smtp_url(value: str | None) -> str | None:

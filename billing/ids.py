@@ -42,6 +42,8 @@ PREFIXES = frozenset(
         "em",
         "dc",
         "ub",
+        "cs",
+        "aud",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

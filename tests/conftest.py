@@ -50,7 +50,8 @@ class Servers:
     redis_url: str
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
+    """The same server URL naming another database."""
     base, _, query = url.partition("?")
     head, _, _ = base.rpartition("/")
     return f"{head}/{name}" + (f"?{query}" if query else "")
@@ -85,26 +86,29 @@ def servers() -> Iterator[Servers]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(servers: Servers) -> Iterator[str]:
-    """A fresh database for this run, migrated to head, dropped at the end."""
+def run_admin_sql(admin_database_url: str, sql: str) -> None:
+    """Run one statement (CREATE / DROP DATABASE) on the `postgres` database of the server of the URL."""
     import asyncio
 
-    name = f"billing_test_{RUN_ID}"
-    admin = _asyncpg_dsn(_with_database(servers.admin_database_url, "postgres"))
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
+    async def run() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(with_database(admin_database_url, "postgres")))
         try:
             await connection.execute(sql)
         finally:
             await connection.close()
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    url = _with_database(servers.admin_database_url, name)
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: Servers) -> Iterator[str]:
+    """A fresh database for this run, migrated to head, dropped at the end."""
+    name = f"billing_test_{RUN_ID}"
+    run_admin_sql(servers.admin_database_url, f'CREATE DATABASE "{name}"')
+    url = with_database(servers.admin_database_url, name)
     upgrade(url)
     yield url
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_admin_sql(servers.admin_database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,10 @@ EVENT_TYPES: dict[str, str] = {
     "subscription.trial_will_end": "A subscription's trial ends in three days.",
     "subscription.past_due": "A subscription's latest invoice could not be collected.",
     "subscription.paused": "A subscription was paused: no invoices until it is resumed.",
-    "subscription.resumed": "A paused subscription was resumed and a new billing cycle started.",
+    "subscription.resumed": (
+        "A paused subscription was resumed: on its calendar (nothing billed inside a paid period) or on a new "
+        "billing cycle from the resume."
+    ),
     "subscription.canceled": "A subscription ended.",
     "subscription.renewed": "A subscription started a new period and its invoice was created.",
     "test_clock.created": "A test clock was created.",

@@ -15,17 +15,21 @@ from billing.api.errors import EXCEPTION_HANDLERS
 from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
 from billing.api.openapi import openapi_config
+from billing.api.strict_input import strict_input_middleware
 from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.config import Settings
+from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
 from billing.events.routes import EventsController
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
+from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
+from billing.reporting.routes import ExportsController, ReportsController
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
 from billing.subscriptions.routes import SubscriptionsController
@@ -51,6 +55,7 @@ def create_litestar(services: Services) -> Litestar:
             CreditNotesController,
             EventsController,
             InvoicesController,
+            InvoiceEmailController,
             SubscriptionsController,
             TestClocksController,
             WebhookEndpointsController,
@@ -66,8 +71,11 @@ def create_litestar(services: Services) -> Litestar:
             PortalSessionsController,
             UsageEventsController,
             UsageSummaryController,
+            ReportsController,
+            ExportsController,
         ],
         dependencies={"ctx": Provide(provide_context, sync_to_thread=False)},
+        middleware=[strict_input_middleware],
     )
     return Litestar(
         route_handlers=[
@@ -75,6 +83,7 @@ def create_litestar(services: Services) -> Litestar:
             make_ready_handler(services),
             make_hosted_invoice_router(services),
             make_portal_router(services),
+            make_console_router(services),
             v1,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -90,6 +99,7 @@ def create_app(services: Services) -> ASGIApp:
         cast(ASGIApp, create_litestar(services)),
         services,
         route_body_limits={("POST", "/v1/usage_events/batch"): BATCH_MAX_BODY_BYTES},
+        streaming_prefixes=("/v1/exports/",),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from billing.api import idempotency
 from billing.api.bulkhead import Bulkhead
 from billing.api.context import SCOPE_KEY, RequestContext
+from billing.api.cors import CorsPolicy
 from billing.api.errors import JSON, error_json
 from billing.api.request_text import check_request_text
 from billing.clock import utc_now
@@ -170,13 +171,21 @@ class _UnitOfWork:
 
 class ApiMiddleware:
     def __init__(
-        self, app: ASGIApp, services: Services, route_body_limits: Mapping[tuple[str, str], int] | None = None
+        self,
+        app: ASGIApp,
+        services: Services,
+        route_body_limits: Mapping[tuple[str, str], int] | None = None,
+        streaming_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.services = services
         self.bulkhead = Bulkhead(services.settings.concurrency_per_key)
+        self.cors = CorsPolicy(services.settings.cors_origins, PUBLISHABLE_ROUTES)
         # (method, path) → a larger body limit than BILLING_MAX_BODY_BYTES, for bulk routes (usage batches).
         self.route_body_limits = dict(route_body_limits or {})
+        # GET routes whose answer is streamed (CSV exports): authenticated here, then passed straight through,
+        # never held in memory; they only read, so they need no transaction of ours nor idempotency.
+        self.streaming_prefixes = streaming_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -184,14 +193,82 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + random_token(20)
+        origin = _header(scope, b"origin")
+        if scope["method"] == "GET" and path.startswith(self.streaming_prefixes):
+            try:
+                await self._stream(scope, receive, send, request_id)
+                return
+            except BillingError as error:
+                body = error_json(error)
+                await _send(send, error.status, body, _json_headers(request_id, body))
+                return
         try:
-            status, body, headers = await self._handle(scope, receive, request_id)
+            if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None:
+                status, body, headers = self._preflight(scope, origin, request_id)
+            else:
+                status, body, headers = await self._handle(scope, receive, request_id)
         except BillingError as error:
             body = error_json(error)
             status, headers = error.status, _json_headers(request_id, body)
             if error.status == 401:
                 headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+        headers += self.cors.response_headers(scope["method"], path, origin)
         await _send(send, status, body, headers)
+
+    def _preflight(
+        self, scope: Scope, origin: str | None, request_id: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """A browser asks whether a page of `origin` may call this route (CORS preflight; it carries no key)."""
+        path = scope["path"]
+        method = _header(scope, b"access-control-request-method")
+        if not self.cors.is_browser_route(path):
+            raise PermissionDenied(
+                f"{path} takes a secret key and cannot be called from a browser: call it from your server. "
+                "From a browser, only POST /v1/tokens is allowed, with a publishable key (pk_...).",
+                code="cors_not_allowed",
+            )
+        methods = self.cors.methods(path)
+        if method is None or method.upper() not in methods:
+            raise PermissionDenied(
+                f"{method} {path} cannot be called from a browser; only {', '.join(methods)} {path} can.",
+                code="cors_method_not_allowed",
+            )
+        allowed = self.cors.preflight(path, origin, method)
+        if allowed is None:
+            raise PermissionDenied(
+                f"A page of origin {origin or '(none)'} may not call {method} {path} from a browser. Add the "
+                "origin to BILLING_CORS_ORIGINS (or set it to *).",
+                code="cors_origin_not_allowed",
+            )
+        return 204, b"", [*allowed, (b"request-id", request_id.encode())]
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """Authenticate, give the connection back, then let the route stream its answer as it goes."""
+        check_request_text(scope, b"")
+        raw_key = _bearer_key(_header(scope, b"authorization"))
+        async with self.services.sessions() as session:
+            principal = await authenticate(session, raw_key)
+            await session.rollback()
+            if principal.key_kind == "publishable":
+                raise PermissionDenied(
+                    "This is a publishable key (pk_...): exports need your secret key (sk_...), from your server."
+                )
+            scope[SCOPE_KEY] = RequestContext(
+                session=session,
+                merchant_id=principal.merchant_id,
+                key_kind=principal.key_kind,
+                services=self.services,
+            )
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {
+                        **message,
+                        "headers": _with_request_id(list(message.get("headers", [])), request_id),
+                    }
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
 
     async def _handle(
         self, scope: Scope, receive: Receive, request_id: str

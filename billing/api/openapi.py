@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import QueryParameter
 
+from billing.api.schema_viewer import OfflineRedoc
 from billing.api.schemas import ErrorBody
 
 ERROR_RESPONSES: dict[int, ResponseSpec] = {
@@ -48,5 +48,5 @@ def openapi_config(version: str) -> OpenAPIConfig:
         ),
         security=[{"BearerAuth": []}],
         path="/schema",
-        render_plugins=[ScalarRenderPlugin()],
+        render_plugins=[OfflineRedoc()],
     )

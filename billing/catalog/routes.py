@@ -12,6 +12,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
+from billing.api.strict_input import query_families
 from billing.catalog import coupons, meters, plans, tax_rates
 from billing.catalog.schemas import (
     Coupon,
@@ -173,6 +174,7 @@ class PlansController(Controller):
         summary="Price one period of a plan for a quantity and usage",
         description="Usage per meter code goes in query parameters usage[<meter code>]=<quantity>, e.g. "
         "`?quantity=3&usage[api_calls]=12000`. Each line shows its tier breakdown.",
+        opt=query_families("usage[<meter code>]"),
     )
     async def price_preview(
         self,

@@ -42,7 +42,15 @@ from billing.invoices.service import check_invariants, mark_paid, record_balance
 from billing.invoices.service import render as render_invoice
 from billing.metadata import validate_metadata
 from billing.payments.models import Payment, Refund
-from billing.payments.refunds import RefundToSend, begin_refund, finish_refund, refundable_amount, send_refund
+from billing.payments.refunds import (
+    RefundOrder,
+    RefundToSend,
+    begin_refund,
+    create_refund,
+    finish_refund,
+    refundable_amount,
+    send_refund,
+)
 from billing.services import Services
 from billing.test_clocks.service import clock_for, customer_clock
 from webhooks.outbox import record_event
@@ -318,29 +326,37 @@ async def _refund(
     credit_note_id: str,
     reason: str | None,
     idempotency_key: str | None,
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | None,
 ) -> tuple[str, Invoice]:
     """The refund of a credit note, made before the note is written; returns its id and the invoice locked again.
 
     The pending refund is written under the invoice's lock and committed (`checkpoint`) before the gateway hears
     of it, so the request holds no connection during the call; while it is pending no other credit note of the
     invoice is issued (`_wait_while_a_refund_is_in_flight`), so the bounds checked under the lock still
-    hold when the note is written. A refusal is committed as such, and nothing else is issued."""
+    hold when the note is written. A refusal is committed as such, and nothing else is issued.
+
+    Without a checkpoint (a caller that cannot commit half-way), `create_refund` makes the refund in transactions
+    of its own while the caller's stays open with the invoice locked: correct, but it holds a second pooled
+    connection for the length of the gateway call."""
+    order = RefundOrder(
+        merchant_id=invoice.merchant_id,
+        payment_id=payment.id,
+        amount=amount,
+        reason=REFUND_REASONS.get(reason or "", "requested_by_customer"),
+        metadata={"credit_note": credit_note_id, "invoice": invoice.id},
+        idempotency_key=_refund_key(idempotency_key, credit_note_id),
+    )
     try:
-        begun = await begin_refund(
-            session,
-            merchant_id=invoice.merchant_id,
-            payment_id=payment.id,
-            amount=amount,
-            reason=REFUND_REASONS.get(reason or "", "requested_by_customer"),
-            metadata={"credit_note": credit_note_id, "invoice": invoice.id},
-            idempotency_key=_refund_key(idempotency_key, credit_note_id),
-        )
+        if checkpoint is None:
+            begun: Refund | RefundToSend = await create_refund(services, **order)
+        else:
+            begun = await begin_refund(session, **order)
     except BillingError as error:
         if error.param in ("amount", "payment", None):
             error.param = "refund_amount"
         raise
     if isinstance(begun, RefundToSend):
+        assert checkpoint is not None
         async with checkpoint():
             outcome, call = await send_refund(services, begun)
         invoice = await _locked_invoice(session, invoice.merchant_id, invoice.id)
@@ -416,8 +432,8 @@ async def create_credit_note(
 ) -> CreditNote:
     """Issue a credit note on a finalized invoice (see the module's rules). A refund it asks for is made
     through the payment's gateway before the note is written: a refusal issues nothing. `checkpoint` commits the
-    caller's transaction and runs a block outside it (a request's `ctx.committed`); a credit note with a refund
-    needs one, as the pending refund must be committed before the gateway call."""
+    caller's transaction and runs a block outside it (a request's `ctx.committed`): with one, the gateway call
+    holds no connection of the caller's (see `_refund`)."""
     metadata = validate_metadata(params.metadata)
     invoice = await _locked_invoice(session, merchant_id, params.invoice)
     invoice = await _wait_while_a_refund_is_in_flight(session, invoice, checkpoint)
@@ -476,8 +492,6 @@ async def create_credit_note(
         created_at=clock.now(),
     )
     if payment is not None:
-        if checkpoint is None:
-            raise TypeError("a credit note with a refund needs a checkpoint (see create_credit_note)")
         # The customer row is locked only after the gateway has answered.
         note.refund_id, invoice = await _refund(
             services,

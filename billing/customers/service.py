@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
-from billing.customers import schemas
+from billing.customers import hooks, schemas
 from billing.customers.billing_details import clean_address, clean_tax_ids
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
@@ -180,7 +180,7 @@ async def update_customer(
         changes["tax_ids"] = _tax_ids(params.tax_ids)
     if params.default_payment_method is not msgspec.UNSET:
         if params.default_payment_method is not None:
-            await _check_attached(session, customer, params.default_payment_method)
+            await ensure_payment_method_attached(session, customer, params.default_payment_method)
         changes["default_payment_method"] = params.default_payment_method
     for name, value in changes.items():
         setattr(customer, name, value)
@@ -207,8 +207,15 @@ async def update_customer(
     return customer
 
 
-async def _check_attached(session: AsyncSession, customer: Customer, payment_method_id: str) -> None:
-    """A default payment method must be a live payment method of this very customer."""
+async def ensure_payment_method_attached(
+    session: AsyncSession,
+    customer: Customer,
+    payment_method_id: str,
+    *,
+    param: str = "default_payment_method",
+) -> None:
+    """A default payment method (the customer's or a subscription's) must be a live payment method of this very
+    customer: not another merchant's, not another customer's, not detached, not made up. Else 400 with `param`."""
     from billing.payment_methods.models import PaymentMethod
 
     attached = await session.scalar(
@@ -224,11 +231,15 @@ async def _check_attached(session: AsyncSession, customer: Customer, payment_met
             f"{payment_method_id[:64]!r} is not a payment method attached to customer {customer.id}. Attach it "
             "first with POST /v1/payment_methods.",
             code="payment_method_not_attached",
-            param="default_payment_method",
+            param=param,
         )
 
 
 async def delete_customer_row(session: AsyncSession, customer: Customer, clock: Clock) -> DeletedCustomer:
+    """Delete a locked customer: what depends on it ends first, in this transaction (its live subscriptions end
+    with their pending work, its unpaid invoices are written off), so nothing is left that a task could trip on
+    (docs/billing.md "Deleting a customer")."""
+    await hooks.customer_deleted(session, customer, clock)
     customer.deleted_at = clock.now()
     await session.flush()
     record_event(
@@ -242,7 +253,8 @@ async def delete_customer_row(session: AsyncSession, customer: Customer, clock: 
 
 
 async def delete_customer(session: AsyncSession, merchant_id: str, customer_id: str) -> DeletedCustomer:
-    """Soft delete: the row stays for the invoices that name it; the id answers 404 from now on."""
+    """Soft delete: the row stays for the invoices that name it; the id answers 404 from now on. Its live
+    subscriptions end now, as Stripe does (see delete_customer_row)."""
     customer = await get_customer(session, merchant_id, customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     return await delete_customer_row(session, customer, clock)

@@ -2,6 +2,7 @@
 
 from billing.api.idempotency import IdempotencyRecord
 from billing.catalog.models import Coupon, Meter, Plan, TaxRate
+from billing.console.models import AuditEntry, ConsoleSession, ConsoleUser
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.db.base import Base
@@ -24,8 +25,11 @@ from webhooks.models import Event
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "CardToken",
+    "ConsoleSession",
+    "ConsoleUser",
     "Coupon",
     "CreditNote",
     "CreditNoteLine",

@@ -3,7 +3,8 @@
 A case opens at the first failed automatic charge of a `charge_automatically` invoice (renewals, trial
 conversions, plan changes invoiced at once, one-off invoices). A subscription's FIRST invoice gets no case: the
 customer is in the request that creates the subscription and gets the decline as its answer; the subscription is
-`incomplete` and expires after 23 hours (SPEC §6 / billing.md), as Stripe does.
+`incomplete` and expires after 23 hours (SPEC §6 / billing.md), as Stripe does, unless a card added or chosen
+meanwhile pays that invoice (`retry_after_payment_method_change`).
 
 After each failed attempt invoice collection calls `decide_after_failure` BEFORE it records
 `invoice.payment_failed` (so the event carries `next_payment_attempt`), then `carry_out` after the subscription
@@ -411,13 +412,17 @@ async def retry_after_payment_method_change(
     subscription_id: str | None = None,
 ) -> list[str]:
     """A payment method was added or chosen: schedule an immediate attempt (due now) on every invoice of the
-    customer (or of one subscription) that dunning is trying to recover — hard and soft declines alike, and the
-    uncharged invoices of an `unpaid` subscription. Returns the invoice ids. Called by the services that attach
-    or choose payment methods, so the API and the portal both trigger it."""
+    customer (or of one subscription) that dunning is trying to recover — hard and soft declines alike, the
+    uncharged invoices of an `unpaid` subscription, and the declined first invoice of an `incomplete` one (paid,
+    it makes the subscription active: SPEC §6). Returns the invoice ids. Called by the services that attach or
+    choose payment methods, so the API and the portal both trigger it."""
     from billing.subscriptions.models import Subscription
 
     unpaid_subs = select(Subscription.id).where(
         Subscription.customer_id == customer_id, Subscription.status == "unpaid"
+    )
+    incomplete_subs = select(Subscription.id).where(
+        Subscription.customer_id == customer_id, Subscription.status == "incomplete"
     )
     in_dunning = select(DunningCase.invoice_id).where(
         DunningCase.customer_id == customer_id,
@@ -431,7 +436,14 @@ async def retry_after_payment_method_change(
             Invoice.status == invoice_states.OPEN,
             Invoice.collection_method == "charge_automatically",
             Invoice.amount_remaining > 0,
-            or_(Invoice.id.in_(in_dunning), Invoice.subscription_id.in_(unpaid_subs)),
+            or_(
+                Invoice.id.in_(in_dunning),
+                Invoice.subscription_id.in_(unpaid_subs),
+                and_(
+                    Invoice.subscription_id.in_(incomplete_subs),
+                    Invoice.billing_reason == "subscription_create",
+                ),
+            ),
         )
         .order_by(Invoice.seq)
     )

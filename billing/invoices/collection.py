@@ -16,16 +16,18 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
+from billing.customers.models import Customer
 from billing.db.engine import transaction
 from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
-from billing.invoices.service import mark_paid, render
+from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
 from billing.payments.models import Payment
 from billing.payments.service import (
     PendingCharge,
@@ -34,9 +36,11 @@ from billing.payments.service import (
     collect_payment,
     finish_payment,
 )
+from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import run_task_step, schedule_task
 from billing.services import Services
+from billing.test_clocks.service import customer_clock
 from webhooks.outbox import record_event
 
 COLLECT = "invoice.collect"
@@ -81,6 +85,20 @@ async def request_collection(
         },
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
+
+
+async def request_payment(
+    session: AsyncSession, merchant_id: str, invoice_id: str, *, payment_method: str | None = None
+) -> Invoice:
+    """Someone (the merchant, over the API or in the console) asks to charge an open or uncollectible invoice
+    now, whatever its collection method: its collection task is scheduled in the caller's transaction, unless one
+    is already waiting. The caller commits, then runs the task (`run_task_now`) to answer with the outcome."""
+    invoice = await get_invoice(session, merchant_id, invoice_id, for_update=True)
+    states.transition(invoice.id, invoice.status, "pay")
+    if await pending_collection(session, invoice.id) is None:
+        clock = await customer_clock(session, merchant_id, invoice.customer_id)
+        await request_collection(session, invoice, clock, payment_method=payment_method, on_request=True)
+    return invoice
 
 
 def next_attempt_number(invoice: Invoice) -> int:
@@ -320,8 +338,6 @@ async def pending_collection(
 ) -> str | None:
     """The id of the invoice's collection task still waiting to run, if any (of payment attempt `attempt` only,
     when given: a look again at a charge already made, which never charges anew)."""
-    from billing.scheduler.models import ScheduledTask
-
     stmt = select(ScheduledTask.id).where(
         ScheduledTask.kind == COLLECT,
         ScheduledTask.status == "pending",
@@ -338,3 +354,38 @@ async def latest_payment(session: AsyncSession, invoice_id: str) -> Payment | No
     return await session.scalar(
         select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.created_at.desc()).limit(1)
     )
+
+
+async def _stop_collecting_from_a_deleted_customer(
+    session: AsyncSession, customer: Customer, clock: Clock
+) -> None:
+    """Nothing can be billed to or charged from a deleted customer: its drafts are deleted (they could never be
+    finalized), its open invoices written off as uncollectible (still payable out of band, or voidable; their
+    dunning cases close), and their pending collection dropped."""
+    unsettled = (
+        await session.scalars(
+            select(Invoice)
+            .where(Invoice.customer_id == customer.id, Invoice.status.in_((states.DRAFT, states.OPEN)))
+            .order_by(Invoice.seq)
+        )
+    ).all()
+    for invoice in unsettled:
+        if invoice.status == states.DRAFT:
+            await delete_draft(session, invoice.merchant_id, invoice.id)
+        else:
+            await mark_uncollectible(session, invoice.merchant_id, invoice.id)
+    await session.execute(
+        update(ScheduledTask)
+        .where(
+            ScheduledTask.status == "pending",
+            ScheduledTask.kind == COLLECT,
+            ScheduledTask.payload["invoice"].astext.in_(
+                select(Invoice.id).where(Invoice.customer_id == customer.id)
+            ),
+        )
+        .values(status="canceled")
+        .execution_options(synchronize_session=False)
+    )
+
+
+customer_hooks.ON_DELETED.append(_stop_collecting_from_a_deleted_customer)

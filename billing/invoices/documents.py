@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -49,10 +49,14 @@ from billing.customers.billing_details import address_lines, tax_id_label
 from billing.customers.models import Customer
 from billing.invoices.labels import BABEL_LOCALES, Locale, label, normalize_locale, status_label
 from billing.invoices.models import Invoice, InvoiceLine
+from billing.invoices.service import discount_and_taxes, invoice_lines
 from billing.merchants.models import Merchant
 from billing.settings.branding import DEFAULT_ACCENT
 from billing.settings.service import merchant_branding
+from plans.discounts import Coupon
 from plans.money import currency_exponent
+from plans.taxes import TaxRate
+from plans.totals import compute_invoice_totals
 
 # --- the data view -----------------------------------------------------------------------------------------
 
@@ -81,6 +85,52 @@ class TotalRow:
     label: str
     amount: str
     strong: bool = False
+
+
+@dataclass(frozen=True)
+class TaxShare:
+    """The tax one rate of the invoice comes to, with what a reader needs to recognise it."""
+
+    display_name: str
+    percentage: Decimal
+    inclusive: bool
+    amount: int
+
+
+def tax_shares(
+    line_amounts: Sequence[int],
+    coupon: Coupon | None,
+    rates: Sequence[TaxRate],
+    invoice_tax: int,
+    currency: str,
+) -> tuple[TaxShare, ...]:
+    """The invoice's tax rate by rate, as `plans.totals` computed it at finalization (the same lines, coupon and
+    rates give the same figures); empty when they no longer add up to the invoice's tax, which is then shown as
+    one figure."""
+    if not rates:
+        return ()
+    totals = compute_invoice_totals(list(line_amounts), coupon, list(rates), 0, currency=currency)
+    if totals.tax != invoice_tax:
+        return ()
+    return tuple(
+        TaxShare(
+            share.tax_rate.display_name, share.tax_rate.percentage, share.tax_rate.inclusive, share.amount
+        )
+        for share in totals.tax_amounts
+    )
+
+
+def tax_label(share: TaxShare, locale: str) -> str:
+    """ "VAT 20% (incl.)", "Sales tax 8.875%": the rate's name, its exact percentage, and whether included."""
+    percentage = str(
+        format_decimal(
+            share.percentage.normalize(),
+            locale=BABEL_LOCALES.get(locale, "en_US"),
+            decimal_quantization=False,
+        )
+    )
+    key = "tax_rate_included" if share.inclusive else "tax_rate_added"
+    return label(key, locale).format(name=share.display_name or label("tax", locale), percentage=percentage)
 
 
 @dataclass(frozen=True)
@@ -202,8 +252,13 @@ def invoice_document(
     customer: Customer,
     merchant: Merchant,
     locale: str | None = None,
+    taxes: Sequence[TaxShare] = (),
 ) -> InvoiceDocument:
-    """The invoice in `locale` ("en" or "zh-CN"; by default the customer's), dates in the customer's zone."""
+    """The invoice in `locale` ("en" or "zh-CN"; by default the customer's), dates in the customer's zone.
+    `taxes`: the tax rate by rate (`tax_shares`); without it the tax is one figure.
+
+    It says what is true for the invoice's status: what remains to pay, by when and how (open); when it was paid;
+    that nothing is owed and no amount due (void); what remains and who to ask (uncollectible)."""
     loc: Locale = normalize_locale(locale) or normalize_locale(customer.locale) or "en"
     zone = customer_zone(customer.timezone)
     currency = invoice.currency
@@ -235,6 +290,8 @@ def invoice_document(
         )
     if invoice.paid_at is not None:
         facts.append(Fact("date_paid", label("date_paid", loc), day(invoice.paid_at)))
+    if invoice.voided_at is not None:
+        facts.append(Fact("date_voided", label("date_voided", loc), day(invoice.voided_at)))
 
     document_lines = tuple(
         DocumentLine(
@@ -257,27 +314,41 @@ def invoice_document(
         for line in lines
     )
 
-    totals = [TotalRow("subtotal", label("subtotal", loc), money(invoice.subtotal))]
+    # With inclusive tax the lines are gross and the subtotal net of it: say so, or the sum looks wrong.
+    tax_included = any(share.inclusive for share in taxes)
+    subtotal_label = label("subtotal_excl_tax" if tax_included else "subtotal", loc)
+    totals = [TotalRow("subtotal", subtotal_label, money(invoice.subtotal))]
     if invoice.discount:
         totals.append(TotalRow("discount", label("discount", loc), money(-invoice.discount)))
-    totals.append(TotalRow("tax", label("tax", loc), money(invoice.tax)))
+    if taxes:
+        totals += [
+            TotalRow("tax" if index == 0 else f"tax_{index}", tax_label(share, loc), money(share.amount))
+            for index, share in enumerate(taxes)
+        ]
+    else:
+        totals.append(TotalRow("tax", label("tax", loc), money(invoice.tax)))
     totals.append(TotalRow("total", label("total", loc), money(invoice.total), strong=True))
-    if invoice.balance_applied:
-        # Shown with the sign it has on the way from total to amount due (credit consumed is negative).
+    if invoice.status != "void":
+        # A void invoice is owed by nobody: no amount due, paid or remaining is shown for it.
+        if invoice.balance_applied:
+            # Shown with the sign it has on the way from total to amount due (credit consumed is negative).
+            totals.append(
+                TotalRow("balance_applied", label("balance_applied", loc), money(-invoice.balance_applied))
+            )
         totals.append(
-            TotalRow("balance_applied", label("balance_applied", loc), money(-invoice.balance_applied))
+            TotalRow("amount_due", label("amount_due", loc), money(invoice.amount_due), strong=True)
         )
-    totals.append(TotalRow("amount_due", label("amount_due", loc), money(invoice.amount_due), strong=True))
-    totals.append(TotalRow("amount_paid", label("amount_paid", loc), money(invoice.amount_paid)))
-    totals.append(
-        TotalRow(
-            "amount_remaining",
-            label("amount_remaining", loc),
-            money(invoice.amount_remaining),
-            strong=invoice.status in ("open", "uncollectible"),
+        totals.append(TotalRow("amount_paid", label("amount_paid", loc), money(invoice.amount_paid)))
+        totals.append(
+            TotalRow(
+                "amount_remaining",
+                label("amount_remaining", loc),
+                money(invoice.amount_remaining),
+                strong=invoice.status in ("open", "uncollectible"),
+            )
         )
-    )
 
+    brand = merchant_branding(merchant)
     remaining = money(invoice.amount_remaining)
     notes: list[str] = []
     if invoice.status == "open":
@@ -285,10 +356,22 @@ def invoice_document(
             notes.append(label("pay_open_due", loc).format(amount=remaining, due_date=day(invoice.due_date)))
         else:
             notes.append(label("pay_open", loc).format(amount=remaining))
-        if invoice.collection_method == "charge_automatically":
-            notes.append(label("pay_automatic", loc))
+        if invoice.collection_method == "send_invoice":
+            notes.append(
+                label("pay_by_transfer", loc).format(
+                    amount=remaining, merchant=brand.name, number=invoice.number or invoice.id
+                )
+            )
+        elif invoice.next_payment_attempt is not None:
+            notes.append(
+                label("pay_automatic_on", loc).format(
+                    merchant=brand.name, date=day(invoice.next_payment_attempt)
+                )
+            )
+        elif invoice.attempt_count:
+            notes.append(label("pay_automatic_failed", loc).format(merchant=brand.name))
         else:
-            notes.append(label("pay_contact", loc).format(merchant=merchant.name))
+            notes.append(label("pay_automatic", loc))
     elif invoice.status == "paid":
         notes.append(
             label("paid_on", loc).format(date=day(invoice.paid_at))
@@ -296,11 +379,12 @@ def invoice_document(
             else label("paid", loc)
         )
     elif invoice.status == "void":
-        notes.append(label("voided", loc))
+        notes.append(label("voided_on", loc).format(date=day(invoice.voided_at or invoice.created_at)))
     elif invoice.status == "uncollectible":
-        notes.append(label("uncollectible", loc).format(amount=remaining))
+        notes.append(label("uncollectible", loc).format(amount=remaining, merchant=brand.name))
+    if tax_included:
+        notes.append(label("tax_included_note", loc))
 
-    brand = merchant_branding(merchant)
     return InvoiceDocument(
         locale=loc,
         invoice_id=invoice.id,
@@ -316,7 +400,13 @@ def invoice_document(
         description=invoice.description,
         lines=document_lines,
         totals=tuple(totals),
-        headline_amount=remaining if invoice.status in ("open", "uncollectible") else money(invoice.total),
+        headline_amount=(
+            remaining
+            if invoice.status in ("open", "uncollectible")
+            else label("void_headline", loc)
+            if invoice.status == "void"
+            else money(invoice.total)
+        ),
         payment_notes=tuple(notes),
         timezone_note=label("times_in", loc).format(timezone=zone.key),
         filename=_UNSAFE_FILENAME.sub("_", invoice.number or invoice.id) + ".pdf",
@@ -349,13 +439,14 @@ def bill_to_lines(invoice: Invoice, customer: Customer, locale: str) -> tuple[st
 async def load_invoice_document(
     session: AsyncSession, invoice: Invoice, *, locale: str | None = None
 ) -> InvoiceDocument:
-    """`invoice_document` for an invoice row, its lines, customer and merchant read from `session`."""
-    from billing.invoices.service import invoice_lines
-
+    """`invoice_document` for an invoice row, its lines, customer, merchant and tax rates read from `session`."""
     customer = await session.get(Customer, invoice.customer_id)
     merchant = await session.get(Merchant, invoice.merchant_id)
     assert customer is not None and merchant is not None  # foreign keys
-    return invoice_document(invoice, await invoice_lines(session, invoice.id), customer, merchant, locale)
+    lines = await invoice_lines(session, invoice.id)
+    coupon, rates = await discount_and_taxes(session, invoice)
+    taxes = tax_shares([line.amount for line in lines], coupon, rates, invoice.tax, invoice.currency)
+    return invoice_document(invoice, lines, customer, merchant, locale, taxes)
 
 
 # --- PDF ---------------------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ import re
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.config import DEFAULT_PUBLIC_URL
 from billing.ids import random_token
 from billing.invoices.models import Invoice
 
 TOKEN_LENGTH = 40
 _TOKEN_SHAPE = re.compile(rf"[0-9A-Za-z]{{{TOKEN_LENGTH}}}")
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def new_hosted_token() -> str:
@@ -27,8 +27,9 @@ def new_hosted_token() -> str:
 
 
 def public_base_url() -> str:
-    """Where people reach this deployment: `BILLING_PUBLIC_URL` (read when an invoice is rendered, like every
-    other process setting it comes from the environment), else the development server's address."""
+    """Where people reach this deployment: `BILLING_PUBLIC_URL` (read when a link is made, like every other
+    process setting it comes from the environment; `billing serve` and `billing up` set it to the address they
+    listen on when it is unset), else the development server's default address."""
     return (os.environ.get("BILLING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
 
 

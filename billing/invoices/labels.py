@@ -30,6 +30,7 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "due_date": ("Date due", "到期日期"),
     "billing_period": ("Billing period", "计费周期"),
     "date_paid": ("Date paid", "支付日期"),
+    "date_voided": ("Date voided", "作废日期"),
     "bill_to": ("Bill to", "付款方"),
     "from": ("From", "收款方"),
     "description": ("Description", "描述"),
@@ -38,8 +39,16 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "unit_price": ("Unit price", "单价"),
     "amount": ("Amount", "金额"),
     "subtotal": ("Subtotal", "小计"),
+    "subtotal_excl_tax": ("Subtotal (excl. tax)", "小计（不含税）"),
     "discount": ("Discount", "折扣"),
     "tax": ("Tax", "税费"),
+    # One tax rate's row: its display name and percentage, and whether the line amounts already include it.
+    "tax_rate_included": ("{name} {percentage}% (incl.)", "{name} {percentage}%（含税）"),
+    "tax_rate_added": ("{name} {percentage}%", "{name} {percentage}%（另计）"),
+    "tax_included_note": (
+        "Line amounts include tax; the subtotal is shown without it.",
+        "各项金额均已含税；小计为不含税金额。",
+    ),
     "total": ("Total", "合计"),
     "balance_applied": ("Applied balance", "已抵扣余额"),
     "amount_due": ("Amount due", "应付金额"),
@@ -65,9 +74,21 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
         "Your payment method on file will be charged automatically.",
         "系统将自动从您已保存的支付方式扣款。",
     ),
-    "pay_contact": (
-        "To pay, follow the payment instructions from {merchant}, or pay online with a card.",
-        "请按照 {merchant} 提供的付款说明完成支付，或使用银行卡在线支付。",
+    "pay_automatic_on": (
+        "{merchant} will charge your payment method on file on {date}.",
+        "{merchant} 将于 {date} 从您已保存的支付方式自动扣款。",
+    ),
+    "pay_automatic_failed": (
+        "The automatic payment did not go through and will not be retried until a new payment method is added. "
+        "Contact {merchant} to update yours.",
+        "自动扣款未成功，在添加新的支付方式之前不会再次尝试。请联系 {merchant} 更新您的支付方式。",
+    ),
+    "pay_by_transfer": (
+        "How to pay: online with a card on this invoice's page, or send {amount} to {merchant} by the means "
+        "agreed with them (a bank transfer, for example), quoting invoice number {number} as the reference. "
+        "{merchant} marks this invoice paid when the payment arrives.",
+        "付款方式：在此发票页面使用银行卡在线支付；或通过与 {merchant} 约定的方式（例如银行转账）支付 {amount}，"
+        "并在付款备注中注明发票编号 {number}。{merchant} 收到款项后，会将此发票标记为已支付。",
     ),
     "pay_online": ("Pay this invoice online", "在线支付此发票"),
     "questions": (
@@ -76,10 +97,15 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     ),
     "paid_on": ("Paid on {date}. Thank you.", "已于 {date} 支付，谢谢。"),
     "paid": ("Paid. Thank you.", "已支付，谢谢。"),
-    "voided": ("This invoice was voided: nothing is owed on it.", "此发票已作废，无需支付。"),
+    "void_headline": ("Void", "已作废"),
+    "voided_on": (
+        "This invoice was voided on {date}: nothing is owed on it.",
+        "此发票已于 {date} 作废，无需支付。",
+    ),
     "uncollectible": (
-        "{amount} remains unpaid on this invoice.",
-        "此发票尚有 {amount} 未支付。",
+        "{merchant} no longer collects this invoice automatically: {amount} remains unpaid. Contact {merchant} to "
+        "settle it.",
+        "{merchant} 已不再自动收取此发票，尚有 {amount} 未支付。如需结清，请联系 {merchant}。",
     ),
 }
 

@@ -45,6 +45,14 @@ class Invoice(Base):
         ),
         UniqueConstraint("merchant_id", "number", name="uq_invoices_merchant_number"),
         Index("ix_invoices_merchant_seq", "merchant_id", "seq"),
+        # The console's invoice list filters and sorts by these (migration 0018).
+        Index("ix_invoices_merchant_created", "merchant_id", "created_at"),
+        Index(
+            "ix_invoices_merchant_open_due",
+            "merchant_id",
+            "due_date",
+            postgresql_where=text("status = 'open'"),
+        ),
         Index("ix_invoices_customer", "merchant_id", "customer_id", "seq"),
         Index(
             "uq_invoices_subscription_period",

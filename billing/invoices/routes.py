@@ -16,12 +16,48 @@ from billing.invoices.documents import load_invoice_document
 from billing.invoices.hosted_routes import pdf_response, render_pdf_off_loop
 from billing.invoices.models import Invoice as InvoiceModel
 from billing.invoices.schemas import Invoice, InvoiceCreate, InvoiceList, InvoicePay, LineCreate
+from billing.invoices.search import InvoiceFilters
 from billing.payments.models import Payment as PaymentModel
 from billing.payments.schemas import Payment
 from billing.payments.service import get_payment, payment_error, render_payment
-from billing.test_clocks.service import customer_clock
 
 InvoiceId = Annotated[str, PathParameter(description="An invoice id, in_...", max_length=64)]
+
+
+_DATE = "An RFC 3339 instant, or a YYYY-MM-DD date (UTC)"
+CreatedGte = Annotated[
+    str | None,
+    QueryParameter(name="created[gte]", description=f"{_DATE}: created at or after.", max_length=40),
+]
+CreatedLte = Annotated[
+    str | None,
+    QueryParameter(
+        name="created[lte]",
+        description=f"{_DATE}: created at or before (a date: that whole day).",
+        max_length=40,
+    ),
+]
+DueGte = Annotated[
+    str | None, QueryParameter(name="due_date[gte]", description=f"{_DATE}: due at or after.", max_length=40)
+]
+DueLte = Annotated[
+    str | None,
+    QueryParameter(
+        name="due_date[lte]",
+        description=f"{_DATE}: due at or before (a date: that whole day).",
+        max_length=40,
+    ),
+]
+TotalGte = Annotated[
+    str | None,
+    QueryParameter(
+        name="total[gte]", description="A total of at least this many minor units.", max_length=20
+    ),
+]
+TotalLte = Annotated[
+    str | None,
+    QueryParameter(name="total[lte]", description="A total of at most this many minor units.", max_length=20),
+]
 
 
 async def collect_at_once(
@@ -77,7 +113,14 @@ class InvoicesController(Controller):
         invoice = await service.create_invoice(ctx.session, ctx.merchant_id, data)
         return await service.render(ctx.session, invoice)
 
-    @get("/", responses=ERROR_RESPONSES, summary="List invoices, newest first")
+    @get(
+        "/",
+        responses=ERROR_RESPONSES,
+        summary="List invoices, newest first",
+        description="Filters combine (AND). Dates take an RFC 3339 instant or a YYYY-MM-DD date (UTC); a date in "
+        "a [lte] bound includes that whole day. Amounts are minor units. A bad value answers 400 naming the "
+        "parameter.",
+    )
     async def list_(
         self,
         ctx: NamedDependency[RequestContext],
@@ -88,15 +131,37 @@ class InvoicesController(Controller):
         status: Annotated[
             str | None, QueryParameter(description="draft, open, paid, void or uncollectible.")
         ] = None,
+        created_gte: CreatedGte = None,
+        created_lte: CreatedLte = None,
+        due_date_gte: DueGte = None,
+        due_date_lte: DueLte = None,
+        total_gte: TotalGte = None,
+        total_lte: TotalLte = None,
+        currency: Annotated[
+            str | None, QueryParameter(description="Only invoices in this ISO 4217 currency.", max_length=3)
+        ] = None,
+        number: Annotated[
+            str | None,
+            QueryParameter(description="The invoice with this number, e.g. INV-000042.", max_length=60),
+        ] = None,
     ) -> InvoiceList:
+        filters = InvoiceFilters.from_query(
+            {
+                "customer": customer,
+                "subscription": subscription,
+                "status": status,
+                "created[gte]": created_gte,
+                "created[lte]": created_lte,
+                "due_date[gte]": due_date_gte,
+                "due_date[lte]": due_date_lte,
+                "total[gte]": total_gte,
+                "total[lte]": total_lte,
+                "currency": currency,
+                "number": number,
+            }
+        )
         result = await service.list_invoices(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            customer=customer,
-            subscription=subscription,
-            status=status,
+            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, filters=filters
         )
         return page(
             InvoiceList,
@@ -179,15 +244,10 @@ class InvoicesController(Controller):
         if data.paid_out_of_band:
             invoice = await service.pay_invoice_out_of_band(ctx.session, ctx.merchant_id, invoice_id)
             return Response(await service.render(ctx.session, invoice), status_code=200)
-        invoice = await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id, for_update=True)
-        states.transition(invoice.id, invoice.status, "pay")
-        if await collection.pending_collection(ctx.session, invoice.id) is None:
-            clock = await customer_clock(ctx.session, ctx.merchant_id, invoice.customer_id)
-            # Paying on request charges whatever the collection method: the customer asked to pay now.
-            await collection.request_collection(
-                ctx.session, invoice, clock, payment_method=data.payment_method, on_request=True
-            )
-        invoice = await collect_at_once(ctx, invoice.id)
+        await collection.request_payment(
+            ctx.session, ctx.merchant_id, invoice_id, payment_method=data.payment_method
+        )
+        invoice = await collect_at_once(ctx, invoice_id)
         return await _answer(ctx, invoice, await collection.latest_payment(ctx.session, invoice.id))
 
     @post(

@@ -25,12 +25,13 @@ from billing.errors import ApiError, Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
+from billing.invoices.search import InvoiceFilters, apply_filters
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
-from plans.totals import compute_invoice_totals
+from plans.totals import TaxAmount, compute_invoice_totals
 from webhooks.outbox import record_event
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -180,7 +181,7 @@ async def _recompute_draft(
     """A draft shows its totals before the customer balance, which is applied only at finalization."""
     if lines is None:
         lines = await invoice_lines(session, invoice.id)
-    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
     )
@@ -372,7 +373,7 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     customer = await get_customer(session, merchant_id, invoice.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     lines = await invoice_lines(session, invoice.id)
-    coupon, tax_rates = await _discount_and_taxes(session, invoice)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, customer.balance, currency=invoice.currency
     )
@@ -432,9 +433,10 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     return invoice
 
 
-async def _discount_and_taxes(
+async def discount_and_taxes(
     session: AsyncSession, invoice: Invoice
 ) -> tuple[discounts.Coupon | None, list[taxes.TaxRate]]:
+    """The coupon and tax rates an invoice is totalled with (`plans.totals`)."""
     coupon = None
     if invoice.coupon_id is not None:
         row = await get_coupon(session, invoice.merchant_id, invoice.coupon_id)
@@ -444,6 +446,19 @@ async def _discount_and_taxes(
         for rate_id in invoice.tax_rate_ids
     ]
     return coupon, rates
+
+
+async def tax_by_rate(session: AsyncSession, invoice: Invoice) -> list[TaxAmount]:
+    """The invoice's tax at each of its rates (taxable amount and tax), as its totals were computed: the same
+    lines, coupon and rates through `compute_invoice_totals` (the balance plays no part in tax)."""
+    if not invoice.tax_rate_ids:
+        return []
+    lines = await invoice_lines(session, invoice.id)
+    coupon, tax_rates = await discount_and_taxes(session, invoice)
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, tax_rates, 0, currency=invoice.currency
+    )
+    return list(totals.tax_amounts)
 
 
 @dataclass(frozen=True)
@@ -683,19 +698,11 @@ async def list_invoices(
     *,
     limit: int,
     starting_after: str | None,
-    customer: str | None = None,
-    subscription: str | None = None,
-    status: str | None = None,
+    filters: InvoiceFilters | None = None,
 ) -> Page[Invoice]:
-    stmt = select(Invoice).where(Invoice.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Invoice.customer_id == customer)
-    if subscription is not None:
-        stmt = stmt.where(Invoice.subscription_id == subscription)
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Invoice.status == status)
+    stmt = apply_filters(
+        select(Invoice).where(Invoice.merchant_id == merchant_id), filters or InvoiceFilters()
+    )
     return await paginate(
         session,
         stmt,

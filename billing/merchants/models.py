@@ -33,3 +33,7 @@ class ApiKey(Base):
     redacted: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A rolled key keeps working until this instant (its replacement works at once); None: no expiry.
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The key this one replaced by a roll, for people reading the key list.
+    rolled_from: Mapped[str | None] = mapped_column(String(40), default=None)

@@ -7,9 +7,10 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.clock import utc_now
 from billing.errors import AuthenticationFailed
 from billing.ids import new_id, random_token
 from billing.merchants.models import ApiKey, Merchant
@@ -53,7 +54,8 @@ def _redact(raw_key: str) -> str:
     return raw_key[:3] + "..." + raw_key[-4:]
 
 
-def _issue_key(merchant_id: str, kind: str) -> tuple[ApiKey, str]:
+def issue_key(merchant_id: str, kind: str) -> tuple[ApiKey, str]:
+    """A new key row of `kind` (not yet added to a session) and the raw key, which exists only here."""
     prefix = SECRET_PREFIX if kind == "secret" else PUBLISHABLE_PREFIX
     raw = prefix + random_token(_KEY_RANDOM_LENGTH)
     return ApiKey(
@@ -71,8 +73,8 @@ async def create_merchant(
     merchant = Merchant(id=new_id("mer"), name=name, settings=settings or {})
     session.add(merchant)
     await session.flush()
-    secret, secret_raw = _issue_key(merchant.id, "secret")
-    publishable, publishable_raw = _issue_key(merchant.id, "publishable")
+    secret, secret_raw = issue_key(merchant.id, "secret")
+    publishable, publishable_raw = issue_key(merchant.id, "publishable")
     session.add_all([secret, publishable])
     await session.flush()
     return NewMerchant(
@@ -91,13 +93,16 @@ async def authenticate(session: AsyncSession, raw_key: str) -> Principal:
     row = (
         await session.execute(
             select(ApiKey.merchant_id, ApiKey.kind, ApiKey.key_hash).where(
-                ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+                ApiKey.key_hash == digest,
+                ApiKey.revoked_at.is_(None),
+                # A rolled key works until the end of its grace period (billing.merchants.keys).
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utc_now()),
             )
         )
     ).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise AuthenticationFailed(
             f"Invalid API key provided: {_redact(raw_key)}. Check that you copied the whole key, that it was not "
-            "revoked, and that you talk to the right engine."
+            "revoked or expired after a roll, and that you talk to the right engine."
         )
     return Principal(merchant_id=row.merchant_id, key_kind=row.kind)

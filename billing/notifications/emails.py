@@ -11,6 +11,7 @@ made here, valid for seven days (`EMAIL_SESSION_LIFETIME`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -23,21 +24,20 @@ from billing.catalog.models import Plan
 from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.ids import new_id
-from billing.invoices.documents import customer_zone, format_amount, format_local_date
+from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
 from billing.invoices.hosted import hosted_invoice_url
 from billing.invoices.labels import BABEL_LOCALES
 from billing.merchants.service import merchant_name
 from billing.notifications import templates
 from billing.notifications.models import EmailMessage
 from billing.notifications.templates import RenderedEmail
-from billing.notifications.texts import interval_words
+from billing.notifications.texts import day_words
 from billing.payment_methods.models import PaymentMethod
 from billing.payments.models import Payment
 from billing.portal.links import EMAIL_SESSION_LIFETIME, OpenedSession, open_portal_session
 from billing.settings.service import get_branding
 from billing.vault.cards import brand_label
 from dunning.messages import failure_message
-from plans.money import round_minor
 
 if TYPE_CHECKING:
     from billing.invoices.models import Invoice
@@ -196,10 +196,25 @@ async def paying_card(
     return pm if pm is not None and pm.detached_at is None else None
 
 
-async def queue_trial_ending_email(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+@dataclass(frozen=True)
+class FirstInvoice:
+    """What the invoice that ends a trial will charge: the subscription's upcoming invoice (coupon, taxes and the
+    customer's balance applied), computed by the caller."""
+
+    amount_due: int
+    currency: str
+    period_start: datetime
+    period_end: datetime
+
+
+async def queue_trial_ending_email(
+    session: AsyncSession, sub: Subscription, clock: Clock, first_invoice: FirstInvoice
+) -> None:
     """Queue the "trial ending" email (sent alongside `subscription.trial_will_end`): when the trial ends, what
-    the subscription will cost, and which card will pay (or that one is needed)."""
-    if sub.trial_end is None:
+    its first invoice will charge, and which card will pay it (or that one is needed), or for a `send_invoice`
+    subscription that the invoice will be sent and by when it is due. Not for a subscription that ends with its
+    trial (cancel at period end): it will bill nothing."""
+    if sub.trial_end is None or sub.cancel_at_period_end:
         return
     customer = await _recipient(session, sub.customer_id)
     plan = await session.get(Plan, sub.plan_id)
@@ -210,21 +225,28 @@ async def queue_trial_ending_email(session: AsyncSession, sub: Subscription, clo
         return
     locale = customer.locale
     zone = customer_zone(customer.timezone)
-    pm = await paying_card(session, customer, sub)
-    opened, expires = await _email_portal(session, customer, clock, TRIAL_ENDING)
-    rendered = templates.trial_ending(
+    trial = templates.TrialEnd(
         locale=locale,
         merchant=await merchant_name(session, sub.merchant_id),
         branding=await get_branding(session, sub.merchant_id),
         customer_name=customer.name,
         plan=plan.name,
         date=format_local_date(sub.trial_end, zone, locale),
-        amount=format_amount(round_minor(plan.amount_decimal * sub.quantity), plan.currency, locale),
-        period=interval_words(plan.interval, plan.interval_count, locale),
-        card=card_words(pm.card_brand, pm.card_last4) if pm else None,
-        portal_url=opened.url,
-        portal_expires=expires,
+        amount=format_amount(first_invoice.amount_due, first_invoice.currency, locale),
+        period=format_period(first_invoice.period_start, first_invoice.period_end, zone, locale),
     )
+    if sub.collection_method == "send_invoice":
+        due_in = day_words(sub.days_until_due, locale) if sub.days_until_due else None
+        rendered = templates.trial_ending_invoiced(trial, due_in=due_in)
+    else:
+        pm = await paying_card(session, customer, sub)
+        opened, expires = await _email_portal(session, customer, clock, TRIAL_ENDING)
+        rendered = templates.trial_ending(
+            trial,
+            card=card_words(pm.card_brand, pm.card_last4) if pm else None,
+            portal_url=opened.url,
+            portal_expires=expires,
+        )
     await queue_email(
         session, customer=customer, kind=TRIAL_ENDING, rendered=rendered, dedupe_key=dedupe_key, clock=clock
     )

@@ -194,35 +194,108 @@ def card_expiring(
     )
 
 
-def trial_ending(
-    *,
-    branding: Branding | None = None,
-    locale: str,
-    merchant: str,
-    customer_name: str | None,
-    plan: str,
-    date: str,
-    amount: str,
-    period: str,
-    card: str | None,
-    portal_url: str,
-    portal_expires: str,
+@dataclass(frozen=True)
+class TrialEnd:
+    """What every trial-ending email says, already formatted for `locale`: the trial ends on `date`; the first
+    invoice, for `period`, will be `amount`."""
+
+    locale: str
+    merchant: str
+    customer_name: str | None
+    plan: str
+    date: str
+    amount: str
+    period: str
+    branding: Branding | None = None
+
+
+def _trial_ending_letter(
+    trial: TrialEnd, then: tuple[str, ...], action: tuple[str, str] | None = None
 ) -> RenderedEmail:
+    locale = trial.locale
+    return render(
+        Letter(
+            brand=trial.branding,
+            locale=locale,
+            merchant=trial.merchant,
+            customer_name=trial.customer_name,
+            subject=text("trial_ending_subject", locale, plan=trial.plan, date=trial.date),
+            paragraphs=(
+                text(
+                    "trial_ending_body",
+                    locale,
+                    plan=trial.plan,
+                    date=trial.date,
+                    amount=trial.amount,
+                    period=trial.period,
+                ),
+                *then,
+            ),
+            action=action,
+        )
+    )
+
+
+def trial_ending(trial: TrialEnd, *, card: str | None, portal_url: str, portal_expires: str) -> RenderedEmail:
+    """The trial of a subscription charged automatically ends: the card that will pay the first invoice (or that
+    one is needed) and the link to manage it."""
+    locale = trial.locale
     card_paragraph = (
         text("trial_ending_card", locale, card=card) if card else text("trial_ending_no_card", locale)
     )
+    return _trial_ending_letter(
+        trial,
+        (card_paragraph, text("update_card", locale, expires=portal_expires)),
+        action=(text("trial_ending_manage", locale), portal_url),
+    )
+
+
+def trial_ending_invoiced(trial: TrialEnd, *, due_in: str | None) -> RenderedEmail:
+    """The trial of a subscription paid by invoice (send_invoice) ends: the first invoice will be sent, and by
+    when it is due. No card is asked for: this customer pays the invoices it is sent."""
+    locale = trial.locale
+    when_due = (
+        text("trial_ending_invoice_due", locale, days=due_in)
+        if due_in
+        else text("trial_ending_invoice_now", locale)
+    )
+    return _trial_ending_letter(trial, (when_due,))
+
+
+def invoice_issued(
+    *,
+    locale: str,
+    merchant: str,
+    customer_name: str | None,
+    number: str,
+    status: str,
+    amount: str,
+    due_date: str | None,
+    automatic: bool,
+    invoice_url: str,
+    pdf_url: str | None,
+) -> RenderedEmail:
+    """The invoice itself: what it asks (or that it is paid), when it is due, and the link to its page."""
+    values = {"merchant": merchant, "number": number, "amount": amount}
+    if status == "paid":
+        first = text("invoice_body_paid", locale, **values)
+    elif status == "uncollectible":
+        first = text("invoice_body_uncollectible", locale, **values)
+    elif due_date is not None:
+        first = text("invoice_body_open", locale, due_date=due_date, **values)
+    else:
+        first = text("invoice_body_open_no_due", locale, **values)
+    paragraphs = (first, text("invoice_automatic", locale)) if automatic and status == "open" else (first,)
+    button = "invoice_view_paid_button" if status == "paid" else "invoice_view_button"
     return render(
         Letter(
-            brand=branding,
             locale=locale,
             merchant=merchant,
             customer_name=customer_name,
-            subject=text("trial_ending_subject", locale, plan=plan, date=date),
-            paragraphs=(
-                text("trial_ending_body", locale, plan=plan, date=date, amount=amount, period=period),
-                card_paragraph,
-                text("update_card", locale, expires=portal_expires),
-            ),
-            action=(text("trial_ending_manage", locale), portal_url),
+            subject=text("invoice_subject", locale, number=number, merchant=merchant),
+            paragraphs=paragraphs,
+            details=((label("number", locale), number), (label("amount_due", locale), amount)),
+            action=(text(button, locale), invoice_url),
+            after=(f"{label('download_pdf', locale)}: {pdf_url}",) if pdf_url else (),
         )
     )

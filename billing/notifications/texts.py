@@ -55,6 +55,30 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
         "这是我们最后一次自动扣款尝试，此后不会再自动收取此发票。请立即更新银行卡，以免订阅中断。",
     ),
     "view_invoice": ("View the invoice: {url}", "查看发票：{url}"),
+    # The invoice itself (sent, or sent again, by the merchant)
+    "invoice_subject": ("Invoice {number} from {merchant}", "{merchant} 的发票 {number}"),
+    "invoice_body_open": (
+        "{merchant} sent you invoice {number} for {amount}, due on {due_date}.",
+        "{merchant} 向您发送了发票 {number}，金额 {amount}，到期日 {due_date}。",
+    ),
+    "invoice_body_open_no_due": (
+        "{merchant} sent you invoice {number} for {amount}.",
+        "{merchant} 向您发送了发票 {number}，金额 {amount}。",
+    ),
+    "invoice_body_paid": (
+        "Here is invoice {number} from {merchant} for {amount}. It is paid: thank you.",
+        "这是 {merchant} 的发票 {number}，金额 {amount}，已付清，谢谢。",
+    ),
+    "invoice_body_uncollectible": (
+        "Invoice {number} from {merchant} still has {amount} to pay.",
+        "{merchant} 的发票 {number} 仍有 {amount} 待支付。",
+    ),
+    "invoice_automatic": (
+        "It will be charged to your payment method on file; nothing to do.",
+        "该款项将从您登记的支付方式中自动扣除，您无需进行任何操作。",
+    ),
+    "invoice_view_button": ("View and pay the invoice", "查看并支付发票"),
+    "invoice_view_paid_button": ("View the invoice", "查看发票"),
     # Card expiring
     "card_expiring_subject": (
         "Your card ending in {last4} expires soon",
@@ -68,8 +92,8 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     # Trial ending
     "trial_ending_subject": ("Your {plan} trial ends on {date}", "您的 {plan} 试用将于 {date} 结束"),
     "trial_ending_body": (
-        "Your free trial of {plan} ends on {date}. From then on your subscription costs {amount} per {period}.",
-        "您的 {plan} 免费试用将于 {date} 结束。此后订阅费用为每{period} {amount}。",
+        "Your free trial of {plan} ends on {date}. Your first invoice, for {period}, will be {amount}.",
+        "您的 {plan} 免费试用将于 {date} 结束。首张发票（{period}）金额为 {amount}。",
     ),
     "trial_ending_card": (
         "We will charge your card {card} on that date. Nothing to do if this card is still right.",
@@ -78,6 +102,14 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "trial_ending_no_card": (
         "Add a card before then to keep your subscription.",
         "请在此之前添加银行卡，以保留您的订阅。",
+    ),
+    "trial_ending_invoice_due": (
+        "We will send you the invoice on that date; it is due within {days}.",
+        "届时我们将向您发送发票，请在 {days}内付款。",
+    ),
+    "trial_ending_invoice_now": (
+        "We will send you the invoice on that date, payable on receipt.",
+        "届时我们将向您发送发票，请在收到后付款。",
     ),
     "trial_ending_manage": ("Manage your card:", "管理您的银行卡："),
     # Portal
@@ -141,6 +173,13 @@ def interval_words(interval: str, count: int, locale: str) -> str:
     if locale == "zh-CN":
         return one_zh if count == 1 else many_zh.format(n=count)
     return one_en if count == 1 else many_en.format(n=count)
+
+
+def day_words(days: int, locale: str) -> str:
+    """A number of days as a sentence says it: "1 day", "10 days", "10 天"."""
+    if locale == "zh-CN":
+        return f"{days} 天"
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def all_keys() -> frozenset[str]:

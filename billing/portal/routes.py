@@ -33,6 +33,7 @@ from billing.errors import BillingError
 from billing.invoices import collection
 from billing.invoices.hosted import find_invoice_by_token
 from billing.invoices.labels import normalize_locale
+from billing.invoices.search import InvoiceFilters
 from billing.invoices.service import list_invoices
 from billing.notifications.emails import card_words
 from billing.payment_methods.service import EnteredCard
@@ -811,8 +812,7 @@ def make_portal_router(services: Services) -> Router:
                 ctx.found.customer.merchant_id,
                 limit=views.PAGE,
                 starting_after=None,
-                customer=ctx.found.customer.id,
-                status="open",
+                filters=InvoiceFilters(customer=ctx.found.customer.id, status="open"),
             )
             waiting = [
                 invoice.id

@@ -34,6 +34,7 @@ from billing.errors import BillingError, Conflict
 from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
 from billing.invoices.labels import BABEL_LOCALES, status_label
 from billing.invoices.models import Invoice
+from billing.invoices.search import InvoiceFilters
 from billing.invoices.service import get_invoice, list_invoices
 from billing.notifications.emails import card_words, paying_card
 from billing.notifications.texts import interval_words
@@ -171,8 +172,7 @@ async def _open_invoices(session: AsyncSession, found: FoundLogin) -> list[Invoi
         found.customer.merchant_id,
         limit=PAGE,
         starting_after=None,
-        customer=found.customer.id,
-        status="open",
+        filters=InvoiceFilters(customer=found.customer.id, status="open"),
     )
     return [invoice for invoice in rows.rows if invoice.amount_remaining > 0]
 
@@ -479,7 +479,11 @@ def payable(invoice: Invoice) -> bool:
 async def invoices(session: AsyncSession, found: FoundLogin, words: Words) -> list[InvoiceRow]:
     customer = found.customer
     page = await list_invoices(
-        session, customer.merchant_id, limit=PAGE, starting_after=None, customer=customer.id
+        session,
+        customer.merchant_id,
+        limit=PAGE,
+        starting_after=None,
+        filters=InvoiceFilters(customer=customer.id),
     )
     rows = []
     for invoice in page.rows:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,6 +26,7 @@ from billing.config import ConfigError, Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.db.migrate import upgrade
 from billing.merchants.service import NewMerchant, create_merchant
+from billing.runtime.listen import PUBLIC_URL_VARIABLE, is_wildcard, listening_url
 from billing.settings.service import default_merchant_settings
 
 DEMO_FILE = "demo-merchant.json"
@@ -79,8 +81,9 @@ async def _demo_merchant(database_url: str, data_dir: Path) -> NewMerchant:
         await engine.dispose()
 
 
-def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
+def wait_ready(url: str, processes: Sequence[subprocess.Popen[Any]], timeout: float = READY_TIMEOUT) -> None:
+    """Return once `url`/ready answers 200; a ConfigError if one of `processes` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
@@ -94,7 +97,7 @@ def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise ConfigError(f"the API did not become ready at {url}/ready within {READY_TIMEOUT:.0f} s.")
+    raise ConfigError(f"the API did not become ready at {url}/ready within {timeout:.0f} s.")
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -115,8 +118,13 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
     started_at = time.monotonic()
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    if port == 0:
+        port = _any_free_port(host)
     if not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is in use: stop what runs there, or pass --port.")
+    api_url = listening_url(host, port)
+    # Hosted, PDF, portal and email links (the worker writes emails too): where this API really listens.
+    public_url = settings.public_url or api_url
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     servers: list[Any] = []
     children: list[subprocess.Popen[bytes]] = []
@@ -143,19 +151,22 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             "REDIS_URL": redis_url,
             "BILLING_DATA_DIR": str(data_dir),
             "BILLING_ENV": settings.env,
+            PUBLIC_URL_VARIABLE: public_url,
         }
         command = [sys.executable, "-m", "billing"]
         # Each child in its own session: Ctrl-C reaches only us, and we stop them in order.
         for arguments in (["serve", "--host", host, "--port", str(port)], ["worker"]):
             children.append(subprocess.Popen([*command, *arguments], env=env, start_new_session=True))  # noqa: S603
-        api_url = f"http://{host}:{port}"
-        _wait_ready(api_url, children)
+        wait_ready(api_url, children)
         elapsed = time.monotonic() - started_at
         print(
             f"\nBilling engine ready in {elapsed:.1f} s ({settings.env}; data in {data_dir})\n"
             f"  API:      {api_url}/v1\n"
             f"  OpenAPI:  {api_url}/schema/openapi.json   (browse it at {api_url}/schema)\n"
             f"  Health:   {api_url}/ready\n"
+            f"  Links:    {public_url}   {_links_note(settings, host)}\n"
+            f"  Console:  {api_url}/console   (a user: billing users create --merchant {merchant.id} "
+            "--email you@example.com --role admin)\n"
             f"  Emails:   {_mail_destination(settings)}\n"
             f"  Demo merchant {merchant.id}\n"
             f"    secret key:      {merchant.secret_key}\n"
@@ -187,6 +198,21 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _any_free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _links_note(settings: Settings, host: str) -> str:
+    """Where the base of hosted, portal and email links comes from, said beside it."""
+    if settings.public_url:
+        return "(hosted invoices, portal and emails; BILLING_PUBLIC_URL)"
+    if is_wildcard(host):
+        return "(hosted invoices, portal and emails; set BILLING_PUBLIC_URL for other machines)"
+    return "(hosted invoices, portal and emails; set BILLING_PUBLIC_URL to change)"
 
 
 def _mail_destination(settings: Settings) -> str:

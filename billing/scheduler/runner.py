@@ -4,6 +4,11 @@ A task is claimed with `FOR UPDATE SKIP LOCKED` and its handler runs in the same
 so any number of workers can run the tick at once: each task runs in exactly one of them, and a crash rolls back
 both the work and the claim, leaving the task due for the next tick. A handler that raises is rolled back to a
 savepoint and the task is retried later with backoff; after MAX_ATTEMPTS it is marked failed.
+
+Test-clock tasks run in the clock's time: all those due up to its target when it advances (`advance_test_clock`),
+and, on every tick, those of a ready clock already due at its frozen time (as real-time work due now runs at
+once). Either way a clock's tasks run one at a time under its row lock, in due order, and a failure stops the
+clock (`internal_failure`) rather than skip or reorder its work.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,7 +109,14 @@ async def _execute(
 
 
 async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskRegistry = TASKS) -> int:
-    """Run up to `limit` real-time tasks that are due now, each in its own transaction; returns how many ran."""
+    """Run up to `limit` tasks that are due now, each in its own transaction; returns how many ran. Due now:
+    real-time tasks due by the wall clock, and the tasks of every ready test clock due by its frozen time (as
+    they would run in real time, without waiting for the next advance)."""
+    ran = await _run_due_real_time_tasks(services, limit=limit, registry=registry)
+    return ran + await _run_due_test_clock_tasks(services, limit=limit - ran, registry=registry)
+
+
+async def _run_due_real_time_tasks(services: Services, *, limit: int, registry: TaskRegistry) -> int:
     ran = 0
     while ran < limit:
         async with transaction(services.sessions) as session:
@@ -124,6 +136,52 @@ async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskR
             if task is None:
                 break
             await _execute(session, task, SYSTEM_CLOCK, registry, services)
+            ran += 1
+    return ran
+
+
+async def _run_due_test_clock_tasks(services: Services, *, limit: int, registry: TaskRegistry) -> int:
+    """The work of ready test clocks that is due at or before their frozen time. Each step locks the clock row
+    (an advance, or another worker, waits or skips it) and runs the clock's earliest due task, so a clock's work
+    still runs in due order and exactly once; a failure stops the clock as it would stop an advance."""
+    ran = 0
+    busy: list[str] = []
+    while ran < limit:
+        async with transaction(services.sessions) as session:
+            due = (
+                select(ScheduledTask.id)
+                .where(
+                    ScheduledTask.test_clock_id == TestClock.id,
+                    ScheduledTask.status == "pending",
+                    ScheduledTask.due_at <= TestClock.frozen_time,
+                )
+                .exists()
+            )
+            clock = await session.scalar(
+                select(TestClock)
+                .where(
+                    TestClock.status == "ready",
+                    TestClock.deleted_at.is_(None),
+                    TestClock.id.not_in(busy),
+                    due,
+                )
+                .order_by(TestClock.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if clock is None:
+                break
+            earliest = await session.scalar(
+                _first_due(clock.id, clock.frozen_time).with_only_columns(ScheduledTask.id)
+            )
+            task = await session.scalar(
+                select(ScheduledTask).where(ScheduledTask.id == earliest).with_for_update(skip_locked=True)
+            )
+            if task is None:
+                # A request is running this very task (run_task_now): the clock's later work waits for it.
+                busy.append(clock.id)
+                continue
+            await _run_clock_task(session, clock, task, services, registry)
             ran += 1
     return ran
 
@@ -224,17 +282,7 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
             or clock.target_time is None
         ):
             return clock.status if clock is not None else "missing"
-        task = await session.scalar(
-            select(ScheduledTask)
-            .where(
-                ScheduledTask.test_clock_id == clock.id,
-                ScheduledTask.status == "pending",
-                ScheduledTask.due_at <= clock.target_time,
-            )
-            .order_by(ScheduledTask.due_at, ScheduledTask.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
+        task = await session.scalar(_first_due(clock.id, clock.target_time).with_for_update(skip_locked=True))
         if task is None:
             clock.frozen_time = clock.target_time
             clock.target_time = None
@@ -250,27 +298,48 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
             return "ready"
         clock.frozen_time = max(clock.frozen_time, task.due_at)
         await session.flush()
-        succeeded = await _execute(
-            session, task, FrozenClock(clock.frozen_time, clock.id), registry, services
-        )
-        if not succeeded:
-            # A test clock must not skip or reorder work: stop, and say which task failed.
-            task.status = "failed"
-            clock.status = "internal_failure"
-            clock.failure_message = (
-                f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: "
-                f"{task.last_error}"[:2000]
-            )
-            await session.flush()
-            record_event(
-                session,
-                merchant_id=clock.merchant_id,
-                event_type="test_clock.internal_failure",
-                obj=render_test_clock(clock),
-                clock=FrozenClock(clock.frozen_time, clock.id),
-            )
+        if not await _run_clock_task(session, clock, task, services, registry):
             return "internal_failure"
         return "stepped"
+
+
+def _first_due(test_clock_id: str, until: datetime) -> Select[ScheduledTask]:
+    """The earliest pending task of a test clock due by `until` (clock time), in the order work must run."""
+    return (
+        select(ScheduledTask)
+        .where(
+            ScheduledTask.test_clock_id == test_clock_id,
+            ScheduledTask.status == "pending",
+            ScheduledTask.due_at <= until,
+        )
+        .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+        .limit(1)
+    )
+
+
+async def _run_clock_task(
+    session: AsyncSession, clock: TestClock, task: ScheduledTask, services: Services, registry: TaskRegistry
+) -> bool:
+    """Run one task of a locked test clock at the clock's time; False when it failed, which stops the clock."""
+    succeeded = await _execute(session, task, FrozenClock(clock.frozen_time, clock.id), registry, services)
+    if not succeeded:
+        # A test clock must not skip or reorder work: stop, and say which task failed.
+        task.status = "failed"
+        clock.status = "internal_failure"
+        clock.failure_message = (
+            f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: {task.last_error}"[
+                :2000
+            ]
+        )
+        await session.flush()
+        record_event(
+            session,
+            merchant_id=clock.merchant_id,
+            event_type="test_clock.internal_failure",
+            obj=render_test_clock(clock),
+            clock=FrozenClock(clock.frozen_time, clock.id),
+        )
+    return succeeded
 
 
 async def stale_advancing_clocks(session: AsyncSession, older_than: timedelta) -> list[tuple[str, datetime]]:

@@ -17,6 +17,7 @@ from billing.subscriptions.schemas import (
     SubscriptionChange,
     SubscriptionCreate,
     SubscriptionList,
+    SubscriptionResume,
     SubscriptionUpdate,
     UpcomingInvoice,
 )
@@ -145,12 +146,15 @@ class SubscriptionsController(Controller):
         "/{subscription_id:str}/resume",
         status_code=200,
         responses=ERROR_RESPONSES,
-        summary="Resume: a new billing cycle starts today and is invoiced",
+        summary="Resume: on the same calendar (nothing billed inside a paid period) or a new cycle from today",
     )
     async def resume(
-        self, ctx: NamedDependency[RequestContext], subscription_id: SubscriptionId
+        self,
+        ctx: NamedDependency[RequestContext],
+        subscription_id: SubscriptionId,
+        data: JSONBody[SubscriptionResume | None] = None,
     ) -> Subscription:
-        await service.resume_subscription(ctx.session, ctx.merchant_id, subscription_id)
+        await service.resume_subscription(ctx.session, ctx.merchant_id, subscription_id, data)
         return await _with_first_charge(ctx, subscription_id)
 
     @get(

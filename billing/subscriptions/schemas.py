@@ -116,6 +116,18 @@ class SubscriptionCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     cancellation_details: CancellationDetails | None = None
 
 
+class SubscriptionResume(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How a paused subscription resumes (docs/billing.md "Pause and resume")."""
+
+    # unchanged: keep the calendar (nothing billed inside a paid period; after it, the rest of the current
+    # period); now: a new billing cycle from today, invoiced at once.
+    billing_cycle_anchor: Literal["unchanged", "now"] = "unchanged"
+    # With `now` inside a paid period: credit the unused paid time on the resume invoice (create_prorations,
+    # always_invoice), or not (none, refused there: it would bill that time twice). With `unchanged` after the
+    # paid period: charge the rest of the current period (prorated), or nothing until the next renewal (none).
+    proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
+
+
 class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plan: Id | None = None
     quantity: Quantity | None = None

@@ -19,8 +19,9 @@ from billing.catalog.models import Plan
 from billing.catalog.plans import ensure_plan_subscribable, get_plan, mark_plan_in_use
 from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark_tax_rate_in_use
 from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
 from billing.customers.models import Customer
-from billing.customers.service import get_customer, render_customer
+from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
 from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, InvalidRequest
@@ -31,7 +32,7 @@ from billing.invoices.models import Invoice
 from billing.invoices.service import NewLine
 from billing.metadata import merge_metadata, validate_metadata
 from billing.notifications.card_expiry import ensure_card_expiry_scan
-from billing.notifications.emails import queue_trial_ending_email
+from billing.notifications.emails import FirstInvoice, queue_trial_ending_email
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
@@ -166,6 +167,10 @@ async def get_subscription(
     )
 
 
+def _renewal_key(sub: Subscription) -> str:
+    return f"renew:{sub.id}:{sub.period_index + 1}:{int(sub.current_period_end.timestamp())}"
+
+
 async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
     next_index = sub.period_index + 1
     await schedule_task(
@@ -175,7 +180,7 @@ async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clo
         due_at=sub.current_period_end,
         clock=clock,
         payload={"subscription": sub.id, "period_index": next_index},
-        dedupe_key=f"renew:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
+        dedupe_key=_renewal_key(sub),
     )
     notice_at = sub.current_period_end - UPCOMING_WARNING
     if notice_at > clock.now():
@@ -331,6 +336,8 @@ async def create_subscription(
         )
     if params.collection_method == "send_invoice" and params.days_until_due is None:
         raise InvalidRequest("collection_method=send_invoice needs days_until_due.", param="days_until_due")
+    if params.default_payment_method is not None:
+        await ensure_payment_method_attached(session, customer, params.default_payment_method)
     tax_rate_ids: list[str] = []
     for index, rate_id in enumerate(params.tax_rates):
         rate = await get_tax_rate(session, merchant_id, rate_id, param=f"tax_rates[{index}]")
@@ -464,21 +471,30 @@ async def create_subscription(
 
 
 async def renew(session: AsyncSession, sub: Subscription, period_index: int, clock: Clock) -> None:
-    """Close the current period and open period `period_index` (idempotent: a second run finds it done)."""
-    if sub.period_index >= period_index or sub.status not in states.RENEWING:
+    """Close the current period and open period `period_index` (idempotent: a second run finds it done).
+
+    A paused subscription's renewal stays scheduled and does nothing (no invoices while paused; a resume inside
+    the period finds it in place), except end the subscription if it was set to cancel at the period end."""
+    if sub.period_index >= period_index:
+        return
+    paused = sub.status == states.PAUSED
+    if (paused and not sub.cancel_at_period_end) or (not paused and sub.status not in states.RENEWING):
         return
     customer = await get_customer(session, sub.merchant_id, sub.customer_id, for_update=True)
     now = clock.now()
-    was_trialing = sub.status == states.TRIALING
-    # The period that closes now, billed in arrears (trial usage is free) at the price of the plan in force.
-    closed = None if was_trialing else Period(sub.current_period_start, sub.current_period_end)
+    was_trialing = sub.status == states.TRIALING or (paused and sub.period_index < 0)
+    # The period that closes now, billed in arrears (trial usage is free) at the price of the plan in force;
+    # a paused subscription's usage stopped counting at the pause.
+    usage_end = sub.paused_at if paused and sub.paused_at is not None else sub.current_period_end
+    closed = None if was_trialing else Period(sub.current_period_start, usage_end)
     if sub.cancel_at_period_end:
+        previous = sub.status
         sub.status = states.transition(sub.id, sub.status, "cancel")
         sub.canceled_at = sub.canceled_at or now
         sub.ended_at = sub.current_period_end
         sub.updated_at = now
         await session.flush()
-        _emit(session, sub, "subscription.canceled", clock)
+        _emit(session, sub, "subscription.canceled", clock, {"status": previous} if paused else None)
         if closed is not None:
             await _bill_final_usage(session, sub, customer, clock, closed)
         return
@@ -566,6 +582,9 @@ async def cancel_subscription(
     session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionCancel
 ) -> Subscription:
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    if not states.can(sub.status, "cancel"):
+        # Said about the subscription first (an ended one answers 409 even if its customer was deleted).
+        states.transition(sub.id, sub.status, "cancel")
     customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     now = clock.now()
@@ -657,8 +676,8 @@ async def _end_now(
     _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
     if previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
         await _bill_final_usage(session, sub, customer, clock, Period(sub.current_period_start, now))
-    elif previous_status == states.PAUSED and sub.paused_at is not None:
-        # Usage stopped counting at the pause; what came before it is still owed.
+    elif previous_status == states.PAUSED and sub.paused_at is not None and sub.period_index >= 0:
+        # Usage stopped counting at the pause; what came before it is still owed (trial usage never is).
         await _bill_final_usage(
             session, sub, customer, clock, Period(sub.current_period_start, sub.paused_at)
         )
@@ -684,34 +703,164 @@ async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: 
 
 
 async def pause_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
-    """No invoices while paused: the pending renewal is canceled; resume starts a new cycle that day."""
+    """No invoices while paused. The scheduled renewal stays: it does nothing while the subscription is paused
+    (ending it if it was set to cancel at the period end), and a resume inside the period finds it in place."""
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
     clock = await customer_clock(session, merchant_id, sub.customer_id)
     previous = sub.status
     sub.status = states.transition(sub.id, sub.status, "pause")
     sub.paused_at = sub.updated_at = clock.now()
-    await _cancel_pending_tasks(session, sub, RENEW)
     await session.flush()
     _emit(session, sub, "subscription.paused", clock, {"status": previous})
     return sub
 
 
-async def resume_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
+async def resume_subscription(
+    session: AsyncSession,
+    merchant_id: str,
+    subscription_id: str,
+    params: schemas.SubscriptionResume | None = None,
+) -> Subscription:
+    """paused → active (trialing, if resumed before the end of the trial it was paused in). Never bills the same
+    time twice (docs/billing.md "Pause and resume"):
+
+    * inside the period billed before the pause, `billing_cycle_anchor=unchanged` bills nothing now and renews
+      at that period's end as planned; `now` starts a new cycle today, crediting the unused paid time
+      (`proration_behavior=none` is refused there: it would bill that time twice);
+    * after that period, `unchanged` bills the rest of the current period of the same calendar (prorated;
+      nothing with `none`) and `now` a full new period from today. Paused periods are never billed.
+
+    A period that ends at the resume (a new cycle, or a resume after it) has its usage up to the pause billed in
+    arrears on the resume invoice; a period resumed on its calendar bills its usage whole at its renewal."""
+    params = params or schemas.SubscriptionResume()
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
+    states.transition(sub.id, sub.status, "resume")
     customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
-    sub.status = states.transition(sub.id, sub.status, "resume")
-    plan = await get_plan(session, merchant_id, sub.plan_id)
-    # The usage of the period the pause interrupted (up to the pause) is billed in arrears on the resume invoice.
-    before_pause = None
-    if sub.paused_at is not None and sub.paused_at > sub.current_period_start:
-        before_pause = Period(sub.current_period_start, sub.paused_at)
-    usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=before_pause)
+    now = clock.now()
+    in_trial = sub.period_index < 0 and sub.trial_end is not None  # paused during its trial
+    paid_ahead = now < sub.current_period_end  # the period billed (or the trial granted) before the pause
+    restart = params.billing_cycle_anchor == "now"
+    if restart and paid_ahead and not in_trial and params.proration_behavior == "none":
+        raise InvalidRequest(
+            f"Subscription {sub.id} is paid until {sub.current_period_end:%Y-%m-%dT%H:%M:%SZ}: a new cycle from "
+            "now without prorations would bill that time twice. Use proration_behavior=create_prorations (the "
+            "unused time is credited), or billing_cycle_anchor=unchanged (nothing is billed until the period "
+            "ends).",
+            param="proration_behavior",
+        )
+    paused_at = sub.paused_at or now
     sub.paused_at = None
-    # A new cycle anchored on the resume day: the paused time is never billed.
-    await _restart_cycle(session, sub, customer, plan, clock, [], usage, reason="subscription_cycle")
+    sub.updated_at = now
+    plan = await get_plan(session, merchant_id, sub.plan_id)
+    # The usage of the period the pause interrupted, up to the pause (trial usage is free), when that period
+    # ends at this resume.
+    interrupted = None if in_trial else Period(sub.current_period_start, paused_at)
+    if paid_ahead and not restart:
+        sub.status = states.transition(sub.id, states.PAUSED, "resume_trial" if in_trial else "resume")
+        await _resume_on_the_paid_calendar(session, sub, clock)
+    elif restart:
+        sub.status = states.transition(sub.id, states.PAUSED, "resume")
+        credits: list[NewLine] = []
+        if in_trial and paid_ahead:
+            sub.trial_end = now  # the trial ends at this resume: the paid cycle starts now
+        elif paid_ahead and params.proration_behavior != "none":
+            credit, _ = prorate_change(
+                _fee(plan, sub.quantity),
+                1,
+                0,
+                0,
+                Period(sub.current_period_start, sub.current_period_end),
+                now,
+            )
+            credits = _proration_lines(credit, "Unused time on " + plan.name)
+        usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=interrupted)
+        # The period the pending change waited for ends now (or ended while paused).
+        plan = await _apply_pending_change(session, sub, plan)
+        await _restart_cycle(session, sub, customer, plan, clock, credits, usage, reason="subscription_cycle")
+    else:
+        sub.status = states.transition(sub.id, states.PAUSED, "resume")
+        usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=interrupted)
+        plan = await _apply_pending_change(session, sub, plan)
+        await _resume_after_the_paid_period(
+            session, sub, customer, plan, clock, usage, params.proration_behavior
+        )
+    await session.flush()
     _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
     return sub
+
+
+async def _resume_on_the_paid_calendar(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+    """A resume inside the period billed before the pause: nothing is billed now, and the renewal at the
+    period's end (scheduled before the pause) stays. The period is billed as one at that renewal, its usage
+    too: splitting it around the pause would count free units and tiers twice."""
+    # A pause made before renewals stayed scheduled canceled the renewal: make it pending again.
+    await session.execute(
+        update(ScheduledTask)
+        .where(ScheduledTask.dedupe_key == _renewal_key(sub), ScheduledTask.status == "canceled")
+        .values(status="pending")
+    )
+    await _schedule_renewal(session, sub, clock)
+
+
+async def _apply_pending_change(session: AsyncSession, sub: Subscription, plan: Plan) -> Plan:
+    """A change scheduled for the end of the period, when that end passed while the subscription was paused:
+    it applies from now on, as the renewal would have applied it (another interval starts its calendar at the
+    old period's end)."""
+    if not sub.pending_change:
+        return plan
+    new_plan = await get_plan(session, sub.merchant_id, sub.pending_change["plan"])
+    sub.plan_id, sub.quantity = new_plan.id, sub.pending_change["quantity"]
+    sub.pending_change = None
+    if _calendar(new_plan) != _calendar(plan) and sub.period_index >= 0:
+        sub.billing_cycle_anchor = sub.current_period_end
+        sub.period_offset = sub.period_index + 1
+    return new_plan
+
+
+async def _resume_after_the_paid_period(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    plan: Plan,
+    clock: Clock,
+    usage: usage_billing.UsageBill,
+    proration_behavior: str,
+) -> None:
+    """A resume on the unchanged calendar after the period billed before the pause ended: the period that
+    contains now is billed from now to its end (its prorated fee, nothing with proration_behavior=none), with
+    the usage before the pause; the periods while paused are never billed."""
+    now = clock.now()
+    tz = ZoneInfo(customer.timezone)
+    interval, count = _calendar(plan)
+    index = max(
+        sub.period_offset + period_index_at(sub.billing_cycle_anchor, interval, count, now, tz),
+        sub.period_index + 1,
+    )
+    bounds = _period(sub, plan, tz, index)
+    sub.period_index = index
+    sub.current_period_start, sub.current_period_end = now, bounds.end
+    await session.flush()
+    lines: list[NewLine] = []
+    if proration_behavior != "none":
+        _, charges = prorate_change(0, 0, _fee(plan, sub.quantity), 1, bounds, now)
+        lines += [
+            NewLine(
+                type="subscription",
+                description=f"{sub.quantity} × {plan.name}"
+                + ("" if charge.fraction == 1 else " (from the resume to the period end)"),
+                amount=charge.amount,
+                quantity=Decimal(sub.quantity),
+                unit_amount_decimal=plan.amount_decimal,
+                period_start=now,
+                period_end=bounds.end,
+                details={"plan": plan.id, "fraction": str(charge.fraction)},
+            )
+            for charge in charges
+        ]
+    await _bill_period_from_now(
+        session, sub, customer, plan, clock, lines, usage, reason="subscription_cycle"
+    )
 
 
 async def change_subscription(
@@ -847,8 +996,6 @@ async def _change_interval_now(
     usage = await usage_billing.bill_usage(
         session, sub=sub, plan=old_plan, period=Period(sub.current_period_start, now)
     )
-    await _cancel_pending_tasks(session, sub, RENEW)
-    await _cancel_pending_tasks(session, sub, UPCOMING_NOTICE)
     sub.plan_id, sub.quantity = new_plan.id, new_quantity
     sub.pending_change = None
     await _restart_cycle(session, sub, customer, new_plan, clock, lines, usage, reason="subscription_update")
@@ -868,8 +1015,11 @@ async def _restart_cycle(
     """Start a new billing cycle today (a resume, a change of interval): a new calendar anchored on today's
     local midnight (indexes keep growing; the calendar restarts at the offset), and one invoice, charged at once
     like a new subscription's, with `lines` and `usage` before the new period's fee. Usage of the closed window
-    arriving later is adjusted on the next invoice rather than holding this one for the grace window."""
+    arriving later is adjusted on the next invoice rather than holding this one for the grace window. The
+    renewal (and its notice) of the calendar being replaced is dropped."""
     now = clock.now()
+    await _cancel_pending_tasks(session, sub, RENEW)
+    await _cancel_pending_tasks(session, sub, UPCOMING_NOTICE)
     tz = ZoneInfo(customer.timezone)
     sub.billing_cycle_anchor = normalize_anchor(now, tz)
     sub.period_index += 1
@@ -878,21 +1028,39 @@ async def _restart_cycle(
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.updated_at = now
     await session.flush()
-    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end), *await _take_pending_items(session, sub)]
-    await _invoice_and_collect(
-        session,
-        sub,
-        customer,
-        plan,
-        clock,
-        lines,
-        reason=reason,
-        period=Period(now, bounds.end),
-        period_index=sub.period_index,
-        coupon_id=await _coupon_applies(session, sub, sub.period_index),
-        usage=usage,
-        hold_for_late_usage=False,
-    )
+    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end)]
+    await _bill_period_from_now(session, sub, customer, plan, clock, lines, usage, reason=reason)
+
+
+async def _bill_period_from_now(
+    session: AsyncSession,
+    sub: Subscription,
+    customer: Customer,
+    plan: Plan,
+    clock: Clock,
+    lines: list[NewLine],
+    usage: usage_billing.UsageBill,
+    *,
+    reason: str,
+) -> None:
+    """The current period starts now (a new cycle, a resume): `lines`, the pending items and `usage` on one
+    invoice charged at once, if there is anything to bill; then the period's renewal is scheduled."""
+    lines = [*lines, *await _take_pending_items(session, sub)]
+    if lines or usage.lines:
+        await _invoice_and_collect(
+            session,
+            sub,
+            customer,
+            plan,
+            clock,
+            lines,
+            reason=reason,
+            period=Period(sub.current_period_start, sub.current_period_end),
+            period_index=sub.period_index,
+            coupon_id=await _coupon_applies(session, sub, sub.period_index),
+            usage=usage,
+            hold_for_late_usage=False,
+        )
     await _schedule_renewal(session, sub, clock)
 
 
@@ -906,6 +1074,9 @@ async def update_subscription(
         previous["metadata"] = dict(sub.metadata_)
         sub.metadata_ = merge_metadata(sub.metadata_, params.metadata)
     if params.default_payment_method is not msgspec.UNSET:
+        if params.default_payment_method is not None:
+            customer = await get_customer(session, merchant_id, sub.customer_id)
+            await ensure_payment_method_attached(session, customer, params.default_payment_method)
         previous["default_payment_method"] = sub.default_payment_method
         sub.default_payment_method = params.default_payment_method
     if params.cancel_at_period_end is True:
@@ -1053,16 +1224,33 @@ async def _locked(ctx: TaskContext) -> Subscription | None:
 @TASKS.register(RENEW)
 async def renew_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
-    if sub is not None:
-        await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
+    if sub is None:
+        return
+    if await _customer_deleted(ctx.session, sub):
+        # Deleting the customer ends its subscriptions; one left live (deleted before that rule) ends now.
+        if sub.status not in states.ENDED:
+            await _end_for_deleted_customer(ctx.session, sub, ctx.clock)
+        return
+    await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
 
 
 @TASKS.register(TRIAL_WILL_END)
 async def trial_will_end_task(ctx: TaskContext) -> None:
+    """`subscription.trial_will_end` for the app; for the customer, the trial-ending email quoting what the
+    first invoice will charge (none when the subscription ends with its trial: it will bill nothing)."""
     sub = await _locked(ctx)
-    if sub is not None and sub.status == states.TRIALING:
-        _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
-        await queue_trial_ending_email(ctx.session, sub, ctx.clock)
+    if sub is None or sub.status != states.TRIALING or await _customer_deleted(ctx.session, sub):
+        return
+    _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
+    if sub.cancel_at_period_end:
+        return
+    first = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
+    await queue_trial_ending_email(
+        ctx.session,
+        sub,
+        ctx.clock,
+        FirstInvoice(first.amount_due, first.currency, first.period_start, first.period_end),
+    )
 
 
 @TASKS.register(usage_billing.FINAL_TRUE_UP)
@@ -1074,7 +1262,7 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
         .where(Subscription.id == ctx.task.payload["ended_subscription"])
         .with_for_update()
     )
-    if sub is None or sub.status not in states.ENDED:
+    if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
         return
     plan = await get_plan(ctx.session, sub.merchant_id, sub.plan_id)
     late = await usage_billing.bill_usage(ctx.session, sub=sub, plan=plan, period=None)
@@ -1106,6 +1294,7 @@ async def upcoming_notice_task(ctx: TaskContext) -> None:
         or sub.current_period_end != datetime.fromisoformat(ctx.task.payload["renews_at"])
         or sub.status not in states.RENEWING
         or sub.cancel_at_period_end
+        or await _customer_deleted(ctx.session, sub)
     ):
         return  # rescheduled (paused, resumed, re-anchored) or ending: that renewal will not happen
     upcoming = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
@@ -1173,5 +1362,51 @@ async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clo
         _emit(session, sub, "subscription.past_due", clock, {"status": previous})
 
 
+async def _customer_deleted(session: AsyncSession, sub: Subscription) -> bool:
+    deleted_at = await session.scalar(select(Customer.deleted_at).where(Customer.id == sub.customer_id))
+    return deleted_at is not None
+
+
+async def _end_for_deleted_customer(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+    """A live subscription whose customer is being deleted ends now, with its pending work. Nothing more is
+    billed (no prorated credit, no final usage invoice): there is nobody left to bill."""
+    previous = sub.status
+    sub.status = states.transition(sub.id, sub.status, "cancel")
+    now = clock.now()
+    sub.canceled_at = sub.canceled_at or now
+    sub.ended_at = sub.updated_at = now
+    await _cancel_pending_tasks(session, sub)
+    await session.flush()
+    _emit(session, sub, "subscription.canceled", clock, {"status": previous})
+
+
+async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+    """Deleting a customer ends its live subscriptions in the same transaction (as Stripe does), and drops the
+    late-usage true-ups of the ended ones."""
+    subs = (
+        await session.scalars(
+            select(Subscription)
+            .where(Subscription.customer_id == customer.id, Subscription.status.not_in(states.ENDED))
+            .order_by(Subscription.seq)
+            .with_for_update()
+        )
+    ).all()
+    for sub in subs:
+        await _end_for_deleted_customer(session, sub, clock)
+    await session.execute(
+        update(ScheduledTask)
+        .where(
+            ScheduledTask.status == "pending",
+            ScheduledTask.kind == usage_billing.FINAL_TRUE_UP,
+            ScheduledTask.payload["ended_subscription"].astext.in_(
+                select(Subscription.id).where(Subscription.customer_id == customer.id)
+            ),
+        )
+        .values(status="canceled")
+        .execution_options(synchronize_session=False)
+    )
+
+
 hooks.ON_PAID.append(_on_invoice_paid)
 hooks.ON_PAYMENT_FAILED.append(_on_payment_failed)
+customer_hooks.ON_DELETED.append(_on_customer_deleted)

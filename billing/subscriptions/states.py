@@ -43,6 +43,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PAST_DUE, "pause"): PAUSED,
     (UNPAID, "pause"): PAUSED,
     (PAUSED, "resume"): ACTIVE,
+    # resumed before the end of the trial it was paused in: the trial goes on
+    (PAUSED, "resume_trial"): TRIALING,
     (TRIALING, "cancel"): CANCELED,
     (ACTIVE, "cancel"): CANCELED,
     (PAST_DUE, "cancel"): CANCELED,

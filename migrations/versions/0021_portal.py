@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0021"
-down_revision = "0014"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

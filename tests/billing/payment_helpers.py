@@ -25,38 +25,44 @@ def free_port() -> int:
 
 
 @contextmanager
-def standalone_sandbox() -> Iterator[str]:
-    """`billing sandbox-gateway --port P` in its own process; yields its URL."""
-    port = free_port()
-    env = {**os.environ, "BILLING_ENV": "test", "BILLING_LOG_LEVEL": "WARNING"}
+def serving(
+    args: list[str], url: str, ready_path: str, env: dict[str, str], what: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python -m billing *args` until it answers 200 on `url + ready_path`; stop it afterwards."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "billing", "sandbox-gateway", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [sys.executable, "-m", "billing", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(url + "/admin/state", timeout=1).status_code == 200:
+                if httpx.get(url + ready_path, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(
-                    f"the sandbox gateway did not start: {process.stderr.read() if process.stderr else ''}"
+                    f"{what} did not start: {process.stderr.read() if process.stderr else ''}"
                 )
             time.sleep(0.05)
-        yield url
+        yield process
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def standalone_sandbox() -> Iterator[str]:
+    """`billing sandbox-gateway --port P` in its own process; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "BILLING_ENV": "test", "BILLING_LOG_LEVEL": "WARNING"}
+    url = f"http://127.0.0.1:{port}"
+    with serving(["sandbox-gateway", "--port", str(port)], url, "/admin/state", env, "the sandbox gateway"):
+        yield url
 
 
 async def run_process(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:

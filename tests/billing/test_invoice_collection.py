@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
@@ -85,9 +86,10 @@ async def test_a_declined_first_charge_leaves_the_subscription_incomplete_until_
 ) -> None:
     await configure_gateways(api, dict(SANDBOX_CONNECTION))
     customer, _ = await customer_with_card(api, DECLINES)
-    sub = (
-        await api.post("/v1/subscriptions", json={"customer": customer["id"], "plan": await plan(api)})
-    ).json()
+    created = await api.post("/v1/subscriptions", json={"customer": customer["id"], "plan": await plan(api)})
+    # The subscription exists (incomplete) whatever the card said: the request succeeded, the charge did not.
+    assert created.status_code == 200, created.text
+    sub = created.json()
     assert sub["status"] == "incomplete"
     invoice = (await api.get(f"/v1/invoices/{sub['latest_invoice']}")).json()
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
@@ -186,3 +188,46 @@ async def test_a_trial_converts_with_a_charge(api: httpx.AsyncClient, services: 
     after = (await api.get(f"/v1/subscriptions/{sub['id']}")).json()
     assert after["status"] == "active"
     assert (await api.get(f"/v1/invoices/{after['latest_invoice']}")).json()["status"] == "paid"
+
+
+@pytest.mark.parametrize("how", ["add_a_card", "make_it_the_customers_default", "make_it_the_subscriptions"])
+async def test_scenario_a_declined_first_charge_recovers_when_a_new_card_is_added_or_chosen(
+    api: httpx.AsyncClient, services: Services, how: str
+) -> None:
+    """SPEC §6: a new payment method added or chosen retries the open invoice at once; for a subscription whose
+    first charge was declined that is its first invoice, and paying it makes the subscription active."""
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    clock, customer, _ = await clock_customer_with_card(api, DECLINES)
+    card = {"number": GOOD, "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+
+    async def add_good_card() -> str:
+        added = await api.post("/v1/payment_methods", json={"customer": customer, "card": card})
+        assert added.status_code == 200, added.text
+        return str(added.json()["id"])
+
+    # To choose a card, the customer has one on file already (not the default, which declines).
+    good = None if how == "add_a_card" else await add_good_card()
+    created = await api.post("/v1/subscriptions", json={"customer": customer, "plan": await plan(api, 2500)})
+    assert created.status_code == 200, created.text
+    sub = created.json()
+    assert sub["status"] == "incomplete"
+    if good is None:
+        good = await add_good_card()
+    elif how == "make_it_the_customers_default":
+        chosen = await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": good})
+        assert chosen.status_code == 200, chosen.text
+    elif how == "make_it_the_subscriptions":
+        chosen = await api.patch(f"/v1/subscriptions/{sub['id']}", json={"default_payment_method": good})
+        assert chosen.status_code == 200, chosen.text
+    # The retry is due at once: the clock's next step (a worker's tick would run it too, see test_test_clocks).
+    await advance(api, services, clock, T0 + timedelta(minutes=1))
+    invoice = (await api.get(f"/v1/invoices/{sub['latest_invoice']}")).json()
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", 2500)
+    after = (await api.get(f"/v1/subscriptions/{sub['id']}")).json()
+    assert after["status"] == "active"
+    payments = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
+    assert sorted((p["status"], p["amount"]) for p in payments) == [("failed", 2500), ("succeeded", 2500)]
+    # Recovered for good: the 23-hour expiry no longer applies.
+    await advance(api, services, clock, T0 + timedelta(days=2))
+    assert (await api.get(f"/v1/subscriptions/{sub['id']}")).json()["status"] == "active"
+    assert (await api.get(f"/v1/invoices/{invoice['id']}")).json()["status"] == "paid"

@@ -8,6 +8,7 @@ PDF bytes are checked for what a reader gets: a PDF, its pages, and the text in 
 from __future__ import annotations
 
 import base64
+import html
 import re
 import zlib
 from string import Formatter
@@ -237,7 +238,9 @@ async def test_dates_are_the_customers_local_dates(api: httpx.AsyncClient, servi
     assert en.lines[0].period == "Feb 1\u2009–\u2009Mar 1, 2027"
     assert en.payment_notes == (
         "$50.00 remains to be paid, due by Mar 3, 2027.",
-        "To pay, follow the payment instructions from Merchant A, or pay online with a card.",
+        f"How to pay: online with a card on this invoice's page, or send $50.00 to Merchant A by the means "
+        f"agreed with them (a bank transfer, for example), quoting invoice number {en.number} as the reference. "
+        "Merchant A marks this invoice paid when the payment arrives.",
     )
 
     # The same instant is still Jan 31 for a customer in Los Angeles.
@@ -413,3 +416,120 @@ async def test_another_merchant_cannot_fetch_the_pdf(
     response = await other_api.get(f"/v1/invoices/{invoice['id']}/pdf")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+# --- the hosted page tells the truth for every status (issue 12 item 6) ----------------------------------------
+
+
+async def hosted_page(client: httpx.AsyncClient, invoice: dict[str, Any], locale: str = "en") -> str:
+    response = await client.get(urlsplit(invoice["hosted_invoice_url"]).path, params={"locale": locale})
+    assert response.status_code == 200
+    return response.text
+
+
+def total_rows(page: str) -> dict[str, tuple[str, str]]:
+    """The totals table of a hosted page: key → (label, amount), as a person reads them."""
+    rows = re.findall(r'data-total="([^"]+)"><td>([^<]*)</td><td class="num">([^<]*)</td>', page)
+    return {key: (html.unescape(name), html.unescape(amount)) for key, name, amount in rows}
+
+
+async def test_a_void_invoice_page_shows_nothing_to_pay(
+    api: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    cus = await clock_customer(api, timezone="UTC")
+    invoice = await finalize(
+        api, (await draft(api, cus["id"], [{"description": "Setup", "amount": 2000}]))["id"]
+    )
+    voided = await api.post(f"/v1/invoices/{invoice['id']}/void")
+    assert voided.status_code == 200
+    page = await hosted_page(client, invoice)
+    assert "This invoice was voided on Jan 31, 2027: nothing is owed on it." in page
+    rows = total_rows(page)
+    assert rows["total"] == ("Total", "$20.00")
+    assert not {"amount_due", "amount_paid", "amount_remaining"} & set(rows), rows
+    assert '<p class="headline">Void</p>' in page
+    chinese = await hosted_page(client, invoice, "zh-CN")
+    assert "此发票已于 2027年1月31日 作废，无需支付。" in chinese
+    assert "应付金额" not in chinese
+
+
+async def test_an_uncollectible_invoice_page_says_what_remains_and_who_to_contact(
+    api: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    cus = await clock_customer(api, timezone="UTC")
+    invoice = await finalize(
+        api, (await draft(api, cus["id"], [{"description": "Setup", "amount": 2000}]))["id"]
+    )
+    await api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible")
+    page = await hosted_page(client, invoice)
+    assert (
+        "Merchant A no longer collects this invoice automatically: $20.00 remains unpaid. "
+        "Contact Merchant A to settle it." in page
+    )
+    assert total_rows(page)["amount_remaining"] == ("Amount remaining", "$20.00")
+
+
+async def test_an_open_send_invoice_page_says_how_to_pay(
+    api: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    cus = await clock_customer(api, timezone="UTC")
+    invoice = await draft(
+        api,
+        cus["id"],
+        [{"description": "Consulting", "amount": 4900}],
+        collection_method="send_invoice",
+        days_until_due=14,
+    )
+    invoice = await finalize(api, invoice["id"])
+    page = html.unescape(await hosted_page(client, invoice))
+    assert "$49.00 remains to be paid, due by Feb 14, 2027." in page
+    assert (
+        f"How to pay: online with a card on this invoice's page, or send $49.00 to Merchant A by the means "
+        f"agreed with them (a bank transfer, for example), quoting invoice number {invoice['number']} as the "
+        "reference. Merchant A marks this invoice paid when the payment arrives." in page
+    )
+    chinese = html.unescape(await hosted_page(client, invoice, "zh-CN"))
+    assert f"并在付款备注中注明发票编号 {invoice['number']}" in chinese
+
+
+async def test_inclusive_tax_is_explained_with_the_rates_name_and_percentage(
+    api: httpx.AsyncClient, services: Services, client: httpx.AsyncClient
+) -> None:
+    from tests.billing.world import Billing
+
+    world = Billing(api, services)
+    await world.start()
+    vat = await world.post("/v1/tax_rates", {"display_name": "VAT", "percentage": "20", "inclusive": True})
+    sub = await world.subscribe(await world.customer(), await world.plan(1200), tax_rates=[vat["id"]])
+    [invoice] = await world.invoices(sub["id"])
+    page = await hosted_page(client, invoice)
+    rows = total_rows(page)
+    # The line says 12.00; 10.00 of it is the price and 2.00 the VAT it includes.
+    assert rows["subtotal"] == ("Subtotal (excl. tax)", "$10.00")
+    assert rows["tax"] == ("VAT 20% (incl.)", "$2.00")
+    assert rows["total"] == ("Total", "$12.00")
+    assert "Line amounts include tax; the subtotal is shown without it." in page
+    chinese = total_rows(await hosted_page(client, invoice, "zh-CN"))
+    assert chinese["subtotal"] == ("小计（不含税）", "US$10.00")
+    assert chinese["tax"] == ("VAT 20%（含税）", "US$2.00")
+
+
+async def test_exclusive_taxes_are_listed_rate_by_rate(
+    api: httpx.AsyncClient, services: Services, client: httpx.AsyncClient
+) -> None:
+    from tests.billing.world import Billing
+
+    world = Billing(api, services)
+    await world.start()
+    state = await world.post("/v1/tax_rates", {"display_name": "State tax", "percentage": "6.25"})
+    city = await world.post("/v1/tax_rates", {"display_name": "City tax", "percentage": "2.625"})
+    sub = await world.subscribe(
+        await world.customer(), await world.plan(10000), tax_rates=[state["id"], city["id"]]
+    )
+    [invoice] = await world.invoices(sub["id"])
+    rows = total_rows(await hosted_page(client, invoice))
+    # 6.25 % of 100.00 is 6.25; 2.625 % is 2.625, half-up 2.63.
+    assert rows["subtotal"] == ("Subtotal", "$100.00")
+    assert rows["tax"] == ("State tax 6.25%", "$6.25")
+    assert rows["tax_1"] == ("City tax 2.625%", "$2.63")
+    assert rows["total"] == ("Total", "$108.88")

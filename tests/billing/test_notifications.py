@@ -386,7 +386,7 @@ async def test_the_trial_ending_email_goes_with_trial_will_end_on_the_test_clock
     [mail] = await emails_of(services, customer, "trial_ending")
     date = format_local_date(trial_end, customer_zone("UTC"), "zh-CN")
     assert mail.subject == f"您的 Team 试用将于 {date} 结束"
-    assert "此后订阅费用为每月 US$25.00。" in mail.text_body
+    assert "首张发票（2027年3月16日至4月16日）金额为 US$25.00。" in mail.text_body
     assert "Visa •••• 4242" in mail.text_body
     assert mail.locale == "zh-CN"
 
@@ -461,3 +461,72 @@ async def test_portal_sessions_are_validated_like_every_api_call(api: httpx.Asyn
         "/v1/portal_sessions", json={"customer": customer, "return_url": "javascript:alert(1)"}
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "return_url"
+
+
+async def test_the_trial_ending_email_quotes_what_the_first_invoice_will_charge(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """The plan's list price is 25.00; a 20 % coupon and a 10 % sales tax make the first invoice 22.00."""
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address(), currency="USD", locale="en")
+    await attach(api, customer, GOOD)
+    coupon = await world.post("/v1/coupons", {"percent_off": "20", "duration": "forever"})
+    tax = await world.post("/v1/tax_rates", {"display_name": "Sales tax", "percentage": "10"})
+    sub = await world.post(
+        "/v1/subscriptions",
+        {
+            "customer": customer,
+            "plan": await world.plan(2500, name="Team"),
+            "trial_period_days": 14,
+            "coupon": coupon["id"],
+            "tax_rates": [tax["id"]],
+        },
+    )
+    assert sub["trial_end"] == "2027-03-16T00:00:00Z"
+    await world.advance(datetime(2027, 3, 13, 1, tzinfo=UTC))
+    [mail] = await emails_of(services, customer, "trial_ending")
+    assert mail.subject == "Your Team trial ends on Mar 16, 2027"
+    assert "Your first invoice, for Mar 16\u2009–\u2009Apr 16, 2027, will be $22.00." in mail.text_body
+    assert "$25.00" not in mail.text_body
+    assert "We will charge your card Visa •••• 4242 on that date." in mail.text_body
+
+
+async def test_a_send_invoice_trial_is_not_asked_for_a_card(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address(), currency="USD", locale="zh-CN")
+    sub = await world.subscribe(
+        customer, await world.plan(2500, name="Team"), trial_period_days=14, days_until_due=10
+    )
+    assert sub["collection_method"] == "send_invoice"
+    await world.advance(datetime(2027, 3, 13, 1, tzinfo=UTC))
+    [mail] = await emails_of(services, customer, "trial_ending")
+    assert "首张发票（2027年3月16日至4月16日）金额为 US$25.00。" in mail.text_body
+    assert "届时我们将向您发送发票，请在 10 天内付款。" in mail.text_body
+    # No card is asked for, nor offered to manage: this customer pays the invoices it is sent.
+    assert "银行卡" not in mail.text_body and "/portal/" not in mail.text_body
+
+
+async def test_no_trial_ending_email_for_a_subscription_that_cancels_when_its_trial_ends(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address(), currency="USD")
+    await attach(api, customer, GOOD)
+    sub = await world.post(
+        "/v1/subscriptions",
+        {"customer": customer, "plan": await world.plan(2500, name="Team"), "trial_period_days": 14},
+    )
+    await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {"at_period_end": True})
+    await world.advance(datetime(2027, 3, 17, tzinfo=UTC))
+    assert await emails_of(services, customer, "trial_ending") == []
+    # The app is still told the trial ends (the event is about the subscription, not a message to the customer).
+    events = await world.get("/v1/events", object_id=sub["id"], type="subscription.trial_will_end")
+    assert len(events["data"]) == 1
+    assert (await world.subscription(sub["id"]))["status"] == "canceled"

@@ -109,7 +109,7 @@ async def test_immediate_cancel_with_proration_credits_unused_time(
     assert again.status_code == 409
 
 
-async def test_no_invoices_while_paused_and_a_new_cycle_on_resume(
+async def test_no_invoices_while_paused_and_a_new_cycle_on_resume_now(
     api: httpx.AsyncClient, services: Services
 ) -> None:
     world = Billing(api, services)
@@ -120,7 +120,9 @@ async def test_no_invoices_while_paused_and_a_new_cycle_on_resume(
     assert paused["status"] == "paused"
     await world.advance(start + timedelta(days=70))
     assert len(await world.invoices(sub["id"])) == 1
-    resumed = await world.post(f"/v1/subscriptions/{sub['id']}/resume")
+    # The paid period (May) is long over: a new cycle from the resume day, nothing to credit (tests/billing/
+    # test_resume.py has the resumes inside a paid period and on the unchanged calendar).
+    resumed = await world.post(f"/v1/subscriptions/{sub['id']}/resume", {"billing_cycle_anchor": "now"})
     assert resumed["status"] == "active"
     assert at(resumed["current_period_end"]) == datetime(2027, 8, 10, tzinfo=UTC)
     invoices = await world.invoices(sub["id"])
@@ -344,3 +346,46 @@ async def test_changing_to_another_interval_at_period_end_starts_its_calendar_th
         datetime(2028, 5, 1, tzinfo=UTC),
     )
     assert at((await world.subscription(sub["id"]))["current_period_end"]) == datetime(2028, 5, 1, tzinfo=UTC)
+
+
+async def test_default_payment_method_is_validated_like_the_customers(
+    api: httpx.AsyncClient, other_api: httpx.AsyncClient, services: Services
+) -> None:
+    """Issue 12 item 7: another merchant's card, another customer's card, a detached card or an id that does not
+    exist is refused when the subscription is created or updated, with the parameter named."""
+    world = Billing(api, services)
+    await world.start()
+    customer, stranger = await world.customer(), await world.customer()
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040}
+    own = (await world.post("/v1/payment_methods", {"customer": customer, "card": card}))["id"]
+    strangers = (await world.post("/v1/payment_methods", {"customer": stranger, "card": card}))["id"]
+    detached = (await world.post("/v1/payment_methods", {"customer": customer, "card": card}))["id"]
+    await world.post(f"/v1/payment_methods/{detached}/detach")
+    other_customer = (await other_api.post("/v1/customers", json={})).json()["id"]
+    foreign = (
+        await other_api.post("/v1/payment_methods", json={"customer": other_customer, "card": card})
+    ).json()["id"]
+    plan = await world.plan(1000)
+    for wrong in (foreign, strangers, detached, "pm_doesnotexist"):
+        refused = await api.post(
+            "/v1/subscriptions",
+            json={
+                "customer": customer,
+                "plan": plan,
+                "collection_method": "send_invoice",
+                "days_until_due": 7,
+                "default_payment_method": wrong,
+            },
+        )
+        assert refused.status_code == 400, (wrong, refused.text)
+        assert refused.json()["error"]["param"] == "default_payment_method"
+    assert (await world.get("/v1/subscriptions", customer=customer))["data"] == []
+    sub = await world.subscribe(customer, plan, default_payment_method=own)
+    assert sub["default_payment_method"] == own
+    for wrong in (foreign, strangers, detached, "pm_doesnotexist"):
+        refused = await api.patch(f"/v1/subscriptions/{sub['id']}", json={"default_payment_method": wrong})
+        assert refused.status_code == 400, (wrong, refused.text)
+        assert refused.json()["error"]["param"] == "default_payment_method"
+    assert (await world.subscription(sub["id"]))["default_payment_method"] == own
+    cleared = await api.patch(f"/v1/subscriptions/{sub['id']}", json={"default_payment_method": None})
+    assert cleared.json()["default_payment_method"] is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,9 +20,11 @@ from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import run_due_tasks, schedule_task
 from billing.services import Services
+from billing.settings.service import SANDBOX_CONNECTION
 from billing.test_clocks.models import TestClock
 from billing.worker import jobs
 from billing.worker.settings import build_worker
+from tests.billing.payment_helpers import configure_gateways
 
 T0 = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)
 RECORD = "test.record"
@@ -269,3 +272,81 @@ async def test_scheduling_twice_under_one_dedupe_key_adds_one_task(
             dedupe_key=f"once:{merchant.id}",
         )
     assert first is not None and second is None
+
+
+async def tick_until(services: Services, done: Callable[[], Awaitable[bool]]) -> None:
+    """Run the worker's tick (jobs.tick, every second in a worker) until `done`, with a generous deadline."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while not await done():
+        assert asyncio.get_running_loop().time() < deadline, "the tick never ran the due work"
+        await jobs.tick({"services": services})
+        await asyncio.sleep(0.2)
+
+
+async def test_work_due_by_a_ready_clocks_time_runs_on_the_workers_tick_in_clock_time(
+    api: httpx.AsyncClient, services: Services, merchant: NewMerchant
+) -> None:
+    clock = await new_clock(api)
+    await schedule(services, merchant.id, clock["id"], RECORD, T0 - timedelta(hours=2), name="overdue")
+    await schedule(services, merchant.id, clock["id"], RECORD, T0, name="due now")
+    await schedule(services, merchant.id, clock["id"], RECORD, T0 + timedelta(seconds=1), name="future")
+    advancing = await new_clock(api)
+    await schedule(services, merchant.id, advancing["id"], RECORD, T0, name="advancing clock")
+    await api.post(
+        f"/v1/test_clocks/{advancing['id']}/advance",
+        json={"frozen_time": (T0 + timedelta(days=1)).isoformat()},
+    )
+
+    async def ran_both() -> bool:
+        return len([name for name, _ in seen if name in ("overdue", "due now")]) == 2
+
+    await tick_until(services, ran_both)
+    # In due order, at the clock's frozen time (the time of the world they run in), and nothing else: not work
+    # due later, not the work of a clock that is advancing (its advance runs it, in order).
+    assert [entry for entry in seen if entry[0] != "advancing clock"] == [("overdue", T0), ("due now", T0)]
+    assert "advancing clock" not in [name for name, _ in seen]
+    after = (await api.get(f"/v1/test_clocks/{clock['id']}")).json()
+    assert (after["status"], after["frozen_time"]) == ("ready", "2027-01-31T12:00:00Z")
+    await run_worker(services)
+    assert ("advancing clock", T0) in seen
+    assert "future" not in [name for name, _ in seen]
+
+
+async def test_a_new_card_on_a_past_due_customer_of_a_ready_clock_is_charged_by_the_tick(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """Issue 12 item 4: the retry a new card schedules is due at the clock's time; a worker runs it at once, as it
+    would in real time, without another advance."""
+    await configure_gateways(api, dict(SANDBOX_CONNECTION))
+    start = datetime(2027, 3, 1, 10, tzinfo=UTC)
+    clock = (await api.post("/v1/test_clocks", json={"frozen_time": start.isoformat()})).json()["id"]
+    customer = (await api.post("/v1/customers", json={"test_clock": clock, "currency": "USD"})).json()["id"]
+
+    async def card(number: str) -> None:
+        body = {"customer": customer, "card": {"number": number, "exp_month": 12, "exp_year": 2040}}
+        pm = (await api.post("/v1/payment_methods", json=body)).json()["id"]
+        assert (
+            await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pm})
+        ).status_code == 200
+
+    await card("4242424242424242")
+    plan = {"code": f"t{secrets.token_hex(4)}", "name": "Team", "currency": "USD", "amount": 2500}
+    plan_id = (await api.post("/v1/plans", json=plan)).json()["id"]
+    sub = (await api.post("/v1/subscriptions", json={"customer": customer, "plan": plan_id})).json()
+    await card("4000000000000341")  # declines every charge
+    await api.post(f"/v1/test_clocks/{clock}/advance", json={"frozen_time": "2027-04-01T01:00:00Z"})
+    await run_worker(services)
+    renewal = (await api.get(f"/v1/subscriptions/{sub['id']}")).json()["latest_invoice"]
+    assert (await api.get(f"/v1/subscriptions/{sub['id']}")).json()["status"] == "past_due"
+
+    await card("5555555555554444")
+
+    async def paid() -> bool:
+        return (await api.get(f"/v1/invoices/{renewal}")).json()["status"] == "paid"
+
+    await tick_until(services, paid)
+    assert (await api.get(f"/v1/subscriptions/{sub['id']}")).json()["status"] == "active"
+    payments = (await api.get("/v1/payments", params={"invoice": renewal})).json()["data"]
+    assert sorted((p["status"], p["amount"]) for p in payments) == [("failed", 2500), ("succeeded", 2500)]
+    after = (await api.get(f"/v1/test_clocks/{clock}")).json()
+    assert (after["status"], after["frozen_time"]) == ("ready", "2027-04-01T01:00:00Z")

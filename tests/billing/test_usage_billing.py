@@ -617,10 +617,16 @@ async def test_usage_before_a_pause_is_billed_on_resume_and_on_a_cancel_while_pa
     [usage] = lines_of(resume_invoice, "usage")
     assert (qty(usage), usage["amount"]) == ("2", 50)
     assert (at(usage["period"]["start"]), at(usage["period"]["end"])) == (APRIL, paused_at)
-    assert resume_invoice["status"] == "open"  # charged at once, like a new subscription
-    assert resume_invoice["total"] == 50 + sum(
-        line["amount"] for line in lines_of(resume_invoice, "subscription")
+    assert resume_invoice["status"] == "open"  # finalized at once, like a new subscription's
+    # Resumed on the unchanged calendar after the paid April: the rest of May, May 5 – Jun 1, is 27 of May's 31
+    # days of 9.00, 7.8387… → 7.84 (half-up), plus the 0.50 of usage before the pause.
+    [fee] = lines_of(resume_invoice, "subscription")
+    assert (fee["amount"], fee["period"]["start"], fee["period"]["end"]) == (
+        784,
+        "2027-05-05T00:00:00Z",
+        "2027-06-01T00:00:00Z",
     )
+    assert resume_invoice["total"] == 834
 
     await world.post(f"/v1/subscriptions/{canceled['id']}/cancel", {})
     [_, final] = await world.invoices(canceled["id"])
