@@ -31,6 +31,12 @@ class Settings:
     # The From address of customer emails (BILLING_MAIL_FROM).
     mail_from: str = "billing@localhost"
     public_url: str | None = None
+    # Gateway calls in flight at once in one process (BILLING_GATEWAY_CONCURRENCY); more wait for a slot, holding
+    # no database connection.
+    gateway_concurrency: int = 16
+    # Requests made with one API key in progress at once in one process (BILLING_CONCURRENCY_PER_KEY); more wait
+    # for a turn before taking a database connection, so one client cannot take the pool from the others.
+    concurrency_per_key: int = 8
     # Origins whose browser pages may call the publishable-key routes (POST /v1/tokens): ("*",) is any origin.
     cors_origins: tuple[str, ...] = ("*",)
     extra: dict[str, str] = field(default_factory=dict)
@@ -61,6 +67,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     max_body = env_vars.get("BILLING_MAX_BODY_BYTES", "1048576")
     if not max_body.isdigit() or int(max_body) < 1024:
         raise ConfigError("BILLING_MAX_BODY_BYTES must be an integer number of bytes, at least 1024.")
+    gateway_concurrency = env_vars.get("BILLING_GATEWAY_CONCURRENCY", "16")
+    if not gateway_concurrency.isdigit() or not 1 <= int(gateway_concurrency) <= 1000:
+        raise ConfigError("BILLING_GATEWAY_CONCURRENCY must be a whole number from 1 to 1000 (default 16).")
+    per_key = env_vars.get("BILLING_CONCURRENCY_PER_KEY", "8")
+    if not per_key.isdigit() or not 1 <= int(per_key) <= 1000:
+        raise ConfigError("BILLING_CONCURRENCY_PER_KEY must be a whole number from 1 to 1000 (default 8).")
     return Settings(
         database_url=env_vars.get("DATABASE_URL") or None,
         redis_url=env_vars.get("REDIS_URL") or None,
@@ -72,6 +84,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=_smtp_url(env_vars.get("SMTP_URL") or None),
         mail_from=_mail_from(env_vars.get("BILLING_MAIL_FROM") or "billing@localhost"),
         public_url=env_vars.get("BILLING_PUBLIC_URL") or None,
+        gateway_concurrency=int(gateway_concurrency),
+        concurrency_per_key=int(per_key),
         cors_origins=_cors_origins(env_vars.get("BILLING_CORS_ORIGINS") or "*"),
     )
 

@@ -3,11 +3,11 @@ handed to the API, the worker and the tests alike."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import billing.channels.types  # noqa: F401  registers the channels' gateway types (alipay, wechat_pay)
@@ -21,10 +21,8 @@ from billing.portal.links import install_link_key
 from billing.vault.cvc import CvcHolder
 from billing.vault.keys import load_keyring
 from billing.vault.service import Vault
+from billing.worker import codec
 from webhooks.endpoints import seal_plaintext_secrets
-
-# pool_size + max_overflow (10 + 10) must cover the requests in flight plus 2 connections per charge.
-COLLECTIONS_PER_PROCESS = 4
 
 
 @dataclass
@@ -38,8 +36,6 @@ class Services:
     vault: Vault = field(init=False)
     gateways: GatewayPool = field(init=False)
     cvc: CvcHolder = field(init=False)
-    # Charges run from requests at once in one process; each holds two pooled connections while in flight.
-    collection_slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.vault = Vault(load_keyring(self.settings), self.sessions)
@@ -51,9 +47,9 @@ class Services:
             # In-process channel sandboxes keep their ledgers in this engine's Redis, shared by its processes.
             sandbox_store=lambda channel: RedisStore(self.redis, f"{prefix}:sandbox:{channel}"),
             public_url=public_base_url,
+            max_concurrent_calls=self.settings.gateway_concurrency,
         )
         self.cvc = CvcHolder(self.redis, self.settings.redis_prefix, self.vault)
-        self.collection_slots = asyncio.Semaphore(COLLECTIONS_PER_PROCESS)
         # Portal links are signed with a key from this process's vault, wherever they are made (API, emails).
         install_link_key(self.vault.portal_link_key)
 
@@ -67,12 +63,21 @@ class Services:
         await self.engine.dispose()
 
 
+def redis_client(redis_url: str, queue_name: str) -> ArqRedis:
+    """The process's Redis client (arq's, to enqueue jobs). It connects on first use and again after Redis comes
+    back, so a process starts, and goes on, while Redis is down: /ready says so, the worker waits for it."""
+    return ArqRedis(
+        ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10),
+        job_serializer=codec.serialize,
+        job_deserializer=codec.deserialize,
+        default_queue_name=queue_name,
+    )
+
+
 async def open_services(settings: Settings, *, pool_size: int = 10, null_pool: bool = False) -> Services:
     database_url, redis_url = settings.require_urls()
     engine = make_engine(database_url, pool_size=pool_size, null_pool=null_pool)
-    redis = await create_pool(
-        RedisSettings.from_dsn(redis_url), default_queue_name=f"{settings.redis_prefix}:queue"
-    )
+    redis = redis_client(redis_url, f"{settings.redis_prefix}:queue")
     services = Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis)
     # Load the vault's master secret now, on a free pool: loaded lazily, it would need a second connection
     # inside requests that already hold one, and a burst of cold requests could exhaust the pool.

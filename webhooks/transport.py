@@ -1,7 +1,8 @@
 """The HTTP client that delivers webhooks.
 
-In production its connections go through `GuardedBackend`, which resolves the host itself, refuses the
-connection unless every address is public (webhooks.urls), and then connects to the address it checked. Checking
+Its connections go through `GuardedBackend`, which resolves the host itself, refuses the connection unless every
+address is one webhooks may reach (webhooks.urls: public only in production; loopback and private too elsewhere),
+and then connects to the address it checked. Checking
 and connecting on the same answer closes the DNS-rebinding gap that a "resolve, check, then let the client resolve
 again" sequence leaves open. TLS still verifies the certificate against the URL's host name.
 """
@@ -13,7 +14,7 @@ import typing
 import httpcore
 import httpx
 
-from webhooks.urls import UnsafeUrl, public_addresses
+from webhooks.urls import UnsafeUrl, reachable_addresses
 
 
 class RefusedAddress(httpcore.ConnectError):
@@ -21,8 +22,9 @@ class RefusedAddress(httpcore.ConnectError):
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self) -> None:
+    def __init__(self, *, production: bool = True) -> None:
         self._inner = httpcore.AnyIOBackend()
+        self.production = production
 
     async def connect_tcp(
         self,
@@ -33,7 +35,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await public_addresses(host, port)
+            addresses = await reachable_addresses(host, port, production=self.production)
         except UnsafeUrl as exc:
             raise RefusedAddress(str(exc)) from None
         last_error: Exception | None = None
@@ -64,7 +66,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, *, production: bool) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx does not take a network backend; its pool is rebuilt with the same settings plus ours.
         self._pool = httpcore.AsyncConnectionPool(
@@ -72,18 +74,17 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(),
+            network_backend=GuardedBackend(production=production),
         )
 
 
 def make_client(*, production: bool, max_connections: int = 100) -> httpx.AsyncClient:
     """A client for webhook deliveries: no redirects followed (a 3xx is a failure, and following it could lead
-    anywhere), no proxy or netrc from the environment, and in production the address guard on every connection.
-    Timeouts are applied per attempt by the caller."""
+    anywhere), no proxy or netrc from the environment, and the address guard on every connection (with the
+    development allowance for loopback and private addresses outside production). Timeouts are applied per attempt
+    by the caller."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport = (
-        _GuardedTransport(limits) if production else httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    )
+    transport = _GuardedTransport(limits, production=production)
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,

@@ -1,9 +1,13 @@
 """Which URLs the engine may POST webhooks to.
 
-Anywhere: an absolute http(s) URL with a host, no credentials, no control characters. In production also: every
-address the host resolves to must be public, so a merchant cannot aim our workers at the cloud metadata service,
-our own PostgreSQL, or anything else on our private network (SSRF). The address check runs when the endpoint is
-saved and again at every connection (webhooks.transport), because DNS answers change.
+Anywhere: an absolute http(s) URL with a host, no credentials, no control characters; and every address the host
+resolves to must be one webhooks may reach (SSRF): never link-local (the cloud metadata service at
+169.254.169.254), multicast, reserved or unspecified, including when an IPv6 address carries an IPv4 one
+(IPv4-mapped, 6to4, NAT64; IPv4-compatible, local-use NAT64 and Teredo addresses are refused outright). In
+production also never loopback or private (RFC 1918, unique local fc00::/7). Outside production those two are
+allowed, so a developer can point an endpoint at an app on their machine or network, and a name that does not
+resolve yet is accepted when saved. The address check runs when the endpoint is saved and again at every
+connection (webhooks.transport), because DNS answers change.
 """
 
 from __future__ import annotations
@@ -61,19 +65,55 @@ def parse_endpoint_url(url: str) -> EndpointUrl:
     )
 
 
-def address_refusal(address: IPAddress) -> str | None:
-    """Why the engine refuses to connect to `address` in production, or None when it is a public address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return "a loopback address"
+# Outside production, webhooks may go to these (a developer's own machine and network).
+DEVELOPMENT_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, 6to4 (2002::/16) or NAT64 (64:ff9b::/96)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def address_refusal(address: IPAddress, *, production: bool = True) -> str | None:
+    """Why the engine refuses to connect to `address`, or None when webhooks may go there. Outside production,
+    loopback and private addresses (DEVELOPMENT_NETWORKS) are allowed."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _TEREDO:
+            return "a Teredo tunnel address (2001::/32), which can lead anywhere"
+        if address in _NAT64_LOCAL:
+            return "a local-use NAT64 address (64:ff9b:1::/48), which leads into a private network"
+        carried = _carried_ipv4(address)
+        if carried is not None:
+            reason = address_refusal(carried, production=production)
+            return None if reason is None else f"{reason} ({carried}, carried in an IPv6 address)"
+        if address in _IPV4_COMPATIBLE and not (address.is_loopback or address.is_unspecified):
+            return "an IPv4-compatible IPv6 address (::a.b.c.d, deprecated)"
     if address.is_link_local:
         return "a link-local address"
     if address.is_multicast:
         return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if not production and any(address in network for network in DEVELOPMENT_NETWORKS):
+        return None
+    if address.is_loopback:
+        return "a loopback address"
     if address.is_private:
         return "a private address"
-    if address.is_reserved or address.is_unspecified or not address.is_global:
+    if address.is_reserved or not address.is_global:
         return "a reserved address"
     return None
 
@@ -104,23 +144,35 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-async def public_addresses(host: str, port: int) -> list[IPAddress]:
-    """The addresses of `host`, all of them public; UnsafeUrl if any is not (a name that resolves to both a
-    public and a private address is refused: the resolver may hand out either)."""
+async def reachable_addresses(host: str, port: int, *, production: bool = True) -> list[IPAddress]:
+    """The addresses of `host`, every one of them one webhooks may reach; UnsafeUrl if any is not (a name that
+    resolves to both an allowed and a refused address is refused: the resolver may hand out either)."""
     addresses = await resolve(host, port)
     for address in addresses:
-        reason = address_refusal(address)
+        reason = address_refusal(address, production=production)
         if reason is not None:
+            where = "public internet addresses" if production else "public, loopback or private addresses"
             raise UnsafeUrl(
-                f"The host {host!r} resolves to {address}, {reason}: webhooks are only delivered to public "
-                "internet addresses."
+                f"The host {host!r} resolves to {address}, {reason}: webhooks are only delivered to {where}."
             )
     return addresses
 
 
 async def check_endpoint_url(url: str, *, production: bool) -> EndpointUrl:
-    """Validate a URL for a webhook endpoint; in production, resolve it and refuse non-public addresses."""
+    """Validate a URL for a webhook endpoint: its shape, and the addresses its host resolves to. Outside production
+    a name that does not resolve yet is accepted (it is checked at every connection)."""
     parsed = parse_endpoint_url(url)
-    if production:
-        await public_addresses(parsed.host, parsed.port)
+    try:
+        await reachable_addresses(parsed.host, parsed.port, production=production)
+    except UnsafeUrl:
+        if production or _literal(parsed.host) is not None or await _resolves(parsed.host, parsed.port):
+            raise
     return parsed
+
+
+async def _resolves(host: str, port: int) -> bool:
+    try:
+        await resolve(host, port)
+    except UnsafeUrl:
+        return False
+    return True

@@ -27,6 +27,10 @@ class RequestContext:
     # request's transaction (see ApiMiddleware): only for use cases that must record their intent before an
     # external call, such as charging a card.
     committed: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    # The body of the 202 ("outcome not known yet") that an earlier request with this Idempotency-Key answered.
+    # A route that answers 202 uses it to answer a retry with the outcome of what it started then, and never
+    # starts it a second time.
+    earlier_pending: bytes | None = None
 
 
 def provide_context(request: Request) -> RequestContext:  # type: ignore[type-arg]

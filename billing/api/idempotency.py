@@ -4,6 +4,10 @@ A request with a key inserts its row inside the request's own transaction, so th
 stored response commit together or not at all. A concurrent duplicate's INSERT waits on the first one's
 uncommitted row (PostgreSQL blocks on the unique index), then sees the finished row: it waits and replays rather
 than racing. Only responses below 500 are stored, so a request that failed on our side can be retried.
+
+A 202 is stored but is not final: it says the outcome was not known yet (a charge whose gateway did not answer).
+A retry with the key and the same body runs the request again, told what it answered before
+(`Claimed.earlier_pending`), so it can answer with the outcome as it is now instead of acting a second time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from billing.errors import IdempotencyError, InvalidRequest
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 # How long a duplicate waits for the first request with its key before giving up with a 409.
-WAIT_FOR_FIRST_REQUEST = "20s"
+WAIT_FOR_FIRST_REQUEST_SECONDS = 20
+WAIT_FOR_FIRST_REQUEST = f"{WAIT_FOR_FIRST_REQUEST_SECONDS}s"
+
+
+class KeyInProgress(IdempotencyError):
+    """The first request with this key committed a checkpoint and has not finished (it is calling a gateway, or
+    it was interrupted). Its row is not locked meanwhile, so a duplicate polls for it instead of waiting on a
+    lock (ApiMiddleware), without holding a connection between looks."""
 
 
 class IdempotencyRecord(Base):
@@ -50,6 +61,17 @@ class StoredResponse:
     status: int
     content_type: str
     body: bytes
+
+
+# A stored answer with this status is not final (see the module docstring).
+PENDING_STATUS = 202
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This request owns the key. `earlier_pending`: the 202 it answered before under this key, if any."""
+
+    earlier_pending: StoredResponse | None = None
 
 
 def validate_key(key: str) -> str:
@@ -82,11 +104,13 @@ async def claim(
     path: str,
     fingerprint: str,
     now: datetime,
-) -> StoredResponse | None:
-    """Own `key` for this transaction (None), or the stored response to replay.
+) -> StoredResponse | Claimed:
+    """Own `key` for this transaction (Claimed), or the stored response to replay.
 
     Raises IdempotencyError when the key was used for a different request, or when the first request with it is
     still running after the wait."""
+    # The wait is a lock_timeout on these two statements only; a timeout aborts the transaction, so nothing may
+    # run in it afterwards (the middleware rolls it back and answers the 409).
     await session.execute(text(f"SET LOCAL lock_timeout = '{WAIT_FOR_FIRST_REQUEST}'"))
     try:
         inserted = await session.scalar(
@@ -104,13 +128,13 @@ async def claim(
             .on_conflict_do_nothing(index_elements=["merchant_id", "key"])
             .returning(IdempotencyRecord.key)
         )
-        if inserted is not None:
-            return None
-        record = await session.scalar(
-            select(IdempotencyRecord)
-            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
-            .with_for_update()
-        )
+        record = None
+        if inserted is None:
+            record = await session.scalar(
+                select(IdempotencyRecord)
+                .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+                .with_for_update()
+            )
     except DBAPIError as exc:
         if "lock timeout" in str(exc.orig).lower() or "LockNotAvailable" in type(exc.orig).__name__:
             raise IdempotencyError(
@@ -120,27 +144,15 @@ async def claim(
                 param="Idempotency-Key",
             ) from None
         raise
-    finally:
-        await session.execute(text("SET LOCAL lock_timeout = 0"))
-    assert record is not None  # the row that blocked the insert is committed and we hold its lock
+    await session.execute(text("SET LOCAL lock_timeout = 0"))
+    if record is None:
+        return Claimed()
     if record.expires_at <= now:
         # An expired key is new again: take it over for this request.
-        await session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
-            .values(
-                fingerprint=fingerprint,
-                method=method,
-                path=path,
-                status="in_progress",
-                response_status=None,
-                response_content_type=None,
-                response_body=None,
-                created_at=now,
-                expires_at=now + RETENTION,
-            )
+        await _take_over(
+            session, merchant_id, key, fingerprint=fingerprint, method=method, path=path, now=now
         )
-        return None
+        return Claimed()
     if record.fingerprint != fingerprint:
         raise IdempotencyError(
             f"Keys for idempotent requests can only be used with the same parameters they were first used with "
@@ -149,17 +161,53 @@ async def claim(
         )
     if record.status != "completed" or record.response_status is None:
         # Committed while in progress (a request that checkpointed, then was interrupted or is between steps).
-        raise IdempotencyError(
+        raise KeyInProgress(
             "A request with this Idempotency-Key is still being processed, or was interrupted after it charged "
             "or recorded something. Retrieve the objects it created (e.g. list the customer's subscriptions "
             "or payments) before retrying with a new key.",
             code="idempotency_key_in_use",
             param="Idempotency-Key",
         )
-    return StoredResponse(
+    stored = StoredResponse(
         status=record.response_status,
         content_type=record.response_content_type or "",
         body=record.response_body or b"",
+    )
+    if stored.status == PENDING_STATUS:
+        # Not final: run again, keeping the expiry of the first request (24 h from when the key was first used).
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+            .values(status="in_progress")
+        )
+        return Claimed(earlier_pending=stored)
+    return stored
+
+
+async def _take_over(
+    session: AsyncSession,
+    merchant_id: str,
+    key: str,
+    *,
+    fingerprint: str,
+    method: str,
+    path: str,
+    now: datetime,
+) -> None:
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key)
+        .values(
+            fingerprint=fingerprint,
+            method=method,
+            path=path,
+            status="in_progress",
+            response_status=None,
+            response_content_type=None,
+            response_body=None,
+            created_at=now,
+            expires_at=now + RETENTION,
+        )
     )
 
 

@@ -8,30 +8,30 @@ idempotent replay; a 5xx rolls everything back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from billing.api import idempotency
+from billing.api.bulkhead import Bulkhead
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.cors import CorsPolicy
 from billing.api.errors import JSON, error_json
+from billing.api.request_text import check_request_text
 from billing.clock import utc_now
 from billing.errors import (
     ApiError,
     AuthenticationFailed,
     BillingError,
-    InvalidRequest,
     PayloadTooLarge,
     PermissionDenied,
 )
 from billing.ids import random_token
-from billing.merchants.service import authenticate
+from billing.merchants.service import Principal, authenticate, hash_key
 from billing.services import Services
 
 log = logging.getLogger("billing.api")
@@ -121,6 +121,33 @@ class _UnitOfWork:
         self.work: AsyncSessionTransaction | None = None
         self.idempotency: tuple[str, str] | None = None
 
+    async def claim_key(
+        self, *, merchant_id: str, key: str, method: str, path: str, fingerprint: str
+    ) -> idempotency.StoredResponse | idempotency.Claimed:
+        """idempotency.claim, waiting for a first request that is between two of its transactions: between
+        looks this request's transaction is rolled back, so it holds no connection and no lock while it waits."""
+        waited = 0.0
+        pause = 0.05
+        while True:
+            try:
+                return await idempotency.claim(
+                    self.session,
+                    merchant_id=merchant_id,
+                    key=key,
+                    method=method,
+                    path=path,
+                    fingerprint=fingerprint,
+                    now=utc_now(),
+                )
+            except idempotency.KeyInProgress:
+                if waited >= idempotency.WAIT_FOR_FIRST_REQUEST_SECONDS:
+                    raise
+            await self.transaction.rollback()
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 1.0)
+            self.transaction = await self.session.begin()
+
     @asynccontextmanager
     async def committed(self) -> AsyncIterator[None]:
         """Commit the work so far, run the block outside any transaction of this request (its connection goes
@@ -152,6 +179,7 @@ class ApiMiddleware:
     ) -> None:
         self.app = app
         self.services = services
+        self.bulkhead = Bulkhead(services.settings.concurrency_per_key)
         self.cors = CorsPolicy(services.settings.cors_origins, PUBLISHABLE_ROUTES)
         # (method, path) → a larger body limit than BILLING_MAX_BODY_BYTES, for bulk routes (usage batches).
         self.route_body_limits = dict(route_body_limits or {})
@@ -216,7 +244,7 @@ class ApiMiddleware:
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         """Authenticate, give the connection back, then let the route stream its answer as it goes."""
-        _refuse_nul_characters(scope, b"")
+        check_request_text(scope, b"")
         raw_key = _bearer_key(_header(scope, b"authorization"))
         async with self.services.sessions() as session:
             principal = await authenticate(session, raw_key)
@@ -247,6 +275,34 @@ class ApiMiddleware:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         method = scope["method"]
         path = scope["path"]
+        # Who is asking comes first: nothing of an unauthenticated request is read or kept (its body could be
+        # up to the largest limit). The key is checked on a connection of its own, released before the body is
+        # read, so a slow upload never holds a pooled connection.
+        raw_key = _bearer_key(_header(scope, b"authorization"))
+        # One client's burst waits its turn here, holding nothing, so other merchants keep the pool.
+        async with self.bulkhead.turn(hash_key(raw_key)):
+            async with self.services.sessions() as auth_session:
+                principal = await authenticate(auth_session, raw_key)
+            if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
+                raise PermissionDenied(
+                    "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
+                    "Call this route from your server with your secret key (sk_...)."
+                )
+            idempotency_key = _header(scope, b"idempotency-key")
+            if idempotency_key is not None and method == "POST":
+                idempotency.validate_key(idempotency_key)
+            return await self._handle_as(principal, scope, receive, request_id, idempotency_key)
+
+    async def _handle_as(
+        self,
+        principal: Principal,
+        scope: Scope,
+        receive: Receive,
+        request_id: str,
+        idempotency_key: str | None,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        method = scope["method"]
+        path = scope["path"]
         limit = max(
             self.services.settings.max_body_bytes, self.route_body_limits.get((method, path.rstrip("/")), 0)
         )
@@ -257,50 +313,41 @@ class ApiMiddleware:
             body = await _read_body(receive, limit)
         except BodyTooLarge:
             raise _too_large(limit) from None
-        _refuse_nul_characters(scope, body)
-        raw_key = _bearer_key(_header(scope, b"authorization"))
-        idempotency_key = _header(scope, b"idempotency-key")
-        if idempotency_key is not None and method == "POST":
-            idempotency.validate_key(idempotency_key)
+        check_request_text(scope, body)
 
         async with self.services.sessions() as session:
             unit = _UnitOfWork(session, await session.begin())
             try:
-                principal = await authenticate(session, raw_key)
-                if principal.key_kind == "publishable" and (method, path) not in PUBLISHABLE_ROUTES:
-                    raise PermissionDenied(
-                        "This is a publishable key (pk_...): it can only create card tokens with POST /v1/tokens. "
-                        "Call this route from your server with your secret key (sk_...)."
-                    )
                 claimed_key = None
+                earlier_pending = None
                 if idempotency_key is not None and method == "POST":
-                    stored = await idempotency.claim(
-                        session,
+                    fingerprint = idempotency.request_fingerprint(
+                        method,
+                        path,
+                        scope.get("query_string", b""),
+                        body,
+                        key=await self.services.vault.request_fingerprint_key(),
+                    )
+                    claim = await unit.claim_key(
                         merchant_id=principal.merchant_id,
                         key=idempotency_key,
                         method=method,
                         path=path,
-                        fingerprint=idempotency.request_fingerprint(
-                            method,
-                            path,
-                            scope.get("query_string", b""),
-                            body,
-                            key=await self.services.vault.request_fingerprint_key(),
-                        ),
-                        now=utc_now(),
+                        fingerprint=fingerprint,
                     )
-                    if stored is not None:
+                    if isinstance(claim, idempotency.StoredResponse):
                         await unit.transaction.rollback()
                         return (
-                            stored.status,
-                            stored.body,
+                            claim.status,
+                            claim.body,
                             [
-                                (b"content-type", stored.content_type.encode()),
-                                (b"content-length", str(len(stored.body)).encode()),
+                                (b"content-type", claim.content_type.encode()),
+                                (b"content-length", str(len(claim.body)).encode()),
                                 (b"request-id", request_id.encode()),
                                 (b"idempotent-replayed", b"true"),
                             ],
                         )
+                    earlier_pending = claim.earlier_pending.body if claim.earlier_pending else None
                     claimed_key = idempotency_key
                     unit.idempotency = (principal.merchant_id, idempotency_key)
 
@@ -311,6 +358,7 @@ class ApiMiddleware:
                     key_kind=principal.key_kind,
                     services=self.services,
                     committed=unit.committed,
+                    earlier_pending=earlier_pending,
                 )
                 scope[SCOPE_KEY] = context
                 response = _CapturedResponse()
@@ -361,32 +409,6 @@ def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> lis
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than {limit} bytes. Send fewer objects per request.")
-
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
-
-
-def _refuse_nul_characters(scope: Scope, body: bytes) -> None:
-    """PostgreSQL text cannot hold NUL (U+0000): refuse it up front, in any field, instead of failing later."""
-    query = unquote_to_bytes(scope.get("query_string", b""))
-    in_body = False
-    if b"\\u0000" in body or b"\x00" in body:
-        try:
-            in_body = _contains_nul(msgspec.json.decode(body))
-        except msgspec.DecodeError:
-            in_body = False  # not JSON: the route's own validation answers
-    if "\x00" in scope.get("path", "") or b"\x00" in query or in_body:
-        raise InvalidRequest(
-            "The request contains a NUL character (\\u0000), which no field accepts. Remove it.",
-            code="nul_character",
-        )
 
 
 def _bearer_key(header: str | None) -> str:

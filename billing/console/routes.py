@@ -46,7 +46,6 @@ from billing.notifications.invoice_email import send_invoice_email
 from billing.payments.refunds import list_refunds
 from billing.payments.service import list_payments
 from billing.reporting import exports, reports
-from billing.scheduler.runner import run_task_now
 from billing.services import Services
 from billing.settings import service as merchant_settings
 from billing.settings.schemas import DunningSettingsUpdate, SettingsUpdate
@@ -826,9 +825,9 @@ def make_console_router(services: Services) -> Router:
                 return await invoice_page(db, viewer, invoice_id, status=status, error=shown)
             await savepoint.commit()
         if task_id is not None:
-            # Committed first (the task and its audit entry), then charged at once, as the API's pay does.
-            async with services.collection_slots:
-                await run_task_now(services, task_id)
+            # Committed first (the task and its audit entry), then charged at once, as the API's pay does (one
+            # pooled connection at a time, the gateway call within the process's bound).
+            await collection.collect_now(services, task_id)
             async with services.sessions() as db:
                 inv = await invoices.get_invoice(db, viewer.merchant_id, invoice_id)
                 if inv.status == states.PAID:

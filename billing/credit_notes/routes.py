@@ -54,7 +54,12 @@ class CreditNotesController(Controller):
         ] = None,
     ) -> CreditNote:
         note = await service.create_credit_note(
-            ctx.session, ctx.services, ctx.merchant_id, data, idempotency_key=idempotency_key
+            ctx.session,
+            ctx.services,
+            ctx.merchant_id,
+            data,
+            idempotency_key=idempotency_key,
+            checkpoint=ctx.committed,
         )
         return await service.render_note(ctx.session, note)
 

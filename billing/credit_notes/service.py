@@ -1,6 +1,6 @@
 """Credit notes: issue one on a finalized invoice, void one, read them. Each runs in the caller's transaction and
-writes its events there; the one outside call (a refund through the gateway) is made by `create_refund`, which
-commits its own rows.
+writes its events there; the one outside call (a refund through the gateway) is made between two of the caller's
+transactions (`_refund`), so the request holds no pooled connection while the gateway thinks.
 
 Rules of money, as Stripe's credit notes:
 - On an **open** (or uncollectible) invoice a credit note is *pre-payment*: it takes its amount off what is
@@ -13,15 +13,19 @@ Rules of money, as Stripe's credit notes:
   back outside the engine (`out_of_band_amount`), summed in `post_payment_credit_notes_amount`.
 - All credit notes of an invoice together never exceed its total; a pre-payment one never exceeds what remains;
   a refund never exceeds what is left to refund on the payment. The invoice row's lock serializes credit notes
-  of one invoice, so concurrent ones cannot together break a bound (the database CHECKs them again).
+  of one invoice, so concurrent ones cannot together break a bound (the database CHECKs them again); across a
+  refund's gateway call, where the lock is released, the pending refund stands in for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
@@ -37,11 +41,25 @@ from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import check_invariants, mark_paid, record_balance_change
 from billing.invoices.service import render as render_invoice
 from billing.metadata import validate_metadata
-from billing.payments.models import Payment
-from billing.payments.refunds import create_refund, refundable_amount
+from billing.payments.models import Payment, Refund
+from billing.payments.refunds import (
+    RefundOrder,
+    RefundToSend,
+    begin_refund,
+    create_refund,
+    finish_refund,
+    refundable_amount,
+    send_refund,
+)
 from billing.services import Services
 from billing.test_clocks.service import clock_for, customer_clock
 from webhooks.outbox import record_event
+
+# Commits the caller's transaction and runs a block outside it (a request's `ctx.committed`).
+Checkpoint = Callable[[], AbstractAsyncContextManager[None]]
+
+# How long a credit note waits for another one of its invoice whose refund is at the gateway.
+WAIT_FOR_REFUND_SECONDS = 20
 
 # Refunds know Stripe's three refund reasons; a credit note's own reasons map onto them.
 REFUND_REASONS = {"duplicate": "duplicate", "fraudulent": "fraudulent"}
@@ -308,21 +326,46 @@ async def _refund(
     credit_note_id: str,
     reason: str | None,
     idempotency_key: str | None,
-) -> str:
+    checkpoint: Checkpoint | None,
+) -> tuple[str, Invoice]:
+    """The refund of a credit note, made before the note is written; returns its id and the invoice locked again.
+
+    The pending refund is written under the invoice's lock and committed (`checkpoint`) before the gateway hears
+    of it, so the request holds no connection during the call; while it is pending no other credit note of the
+    invoice is issued (`_wait_while_a_refund_is_in_flight`), so the bounds checked under the lock still
+    hold when the note is written. A refusal is committed as such, and nothing else is issued.
+
+    Without a checkpoint (a caller that cannot commit half-way), `create_refund` makes the refund in transactions
+    of its own while the caller's stays open with the invoice locked: correct, but it holds a second pooled
+    connection for the length of the gateway call."""
+    order = RefundOrder(
+        merchant_id=invoice.merchant_id,
+        payment_id=payment.id,
+        amount=amount,
+        reason=REFUND_REASONS.get(reason or "", "requested_by_customer"),
+        metadata={"credit_note": credit_note_id, "invoice": invoice.id},
+        idempotency_key=_refund_key(idempotency_key, credit_note_id),
+    )
     try:
-        refund = await create_refund(
-            services,
-            merchant_id=invoice.merchant_id,
-            payment_id=payment.id,
-            amount=amount,
-            reason=REFUND_REASONS.get(reason or "", "requested_by_customer"),
-            metadata={"credit_note": credit_note_id, "invoice": invoice.id},
-            idempotency_key=_refund_key(idempotency_key, credit_note_id),
-        )
+        if checkpoint is None:
+            begun: Refund | RefundToSend = await create_refund(services, **order)
+        else:
+            begun = await begin_refund(session, **order)
     except BillingError as error:
         if error.param in ("amount", "payment", None):
             error.param = "refund_amount"
         raise
+    if isinstance(begun, RefundToSend):
+        assert checkpoint is not None
+        async with checkpoint():
+            outcome, call = await send_refund(services, begun)
+        invoice = await _locked_invoice(session, invoice.merchant_id, invoice.id)
+        refund = await finish_refund(session, begun, outcome, call)
+        if refund.status == "failed":
+            async with checkpoint():
+                pass  # the refusal stays recorded: the answer below rolls back only what follows it
+    else:
+        refund = begun
     if refund.status == "failed":
         raise Unprocessable(
             f"The gateway refused to refund {amount} {refund.currency} on payment {payment.id} "
@@ -338,7 +381,44 @@ async def _refund(
             "credit note.",
             param="Idempotency-Key",
         )
-    return refund.id
+    return refund.id, invoice
+
+
+async def _wait_while_a_refund_is_in_flight(
+    session: AsyncSession, invoice: Invoice, checkpoint: Checkpoint | None
+) -> Invoice:
+    """Another credit note of this invoice is waiting for its gateway's answer: its bounds were checked against
+    the invoice as it was, so nothing else may be credited until it is written. Wait for it (up to
+    WAIT_FOR_REFUND_SECONDS) with no lock or connection held, then return the invoice locked again; a 409 when
+    it takes longer (or without a checkpoint to wait outside the transaction)."""
+    waited, pause = 0.0, 0.05
+    while True:
+        in_flight = await session.scalar(
+            select(Refund.id)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(
+                Payment.invoice_id == invoice.id,
+                Refund.status == "pending",
+                Refund.metadata_["credit_note"].astext.is_not(None),
+                # Written already (its gateway answered nothing; the janitor settles it): not in flight.
+                ~exists().where(CreditNote.refund_id == Refund.id),
+            )
+            .limit(1)
+        )
+        if in_flight is None:
+            return invoice
+        if checkpoint is None or waited >= WAIT_FOR_REFUND_SECONDS:
+            raise Conflict(
+                f"Another credit note of invoice {invoice.id} is being issued: its refund {in_flight} is waiting "
+                "for the gateway's answer. Retry in a few seconds.",
+                code="credit_note_in_progress",
+                param="invoice",
+            )
+        async with checkpoint():
+            await asyncio.sleep(pause)
+        waited += pause
+        pause = min(pause * 2, 1.0)
+        invoice = await _locked_invoice(session, invoice.merchant_id, invoice.id)
 
 
 async def create_credit_note(
@@ -348,11 +428,15 @@ async def create_credit_note(
     params: schemas.CreditNoteCreate,
     *,
     idempotency_key: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> CreditNote:
     """Issue a credit note on a finalized invoice (see the module's rules). A refund it asks for is made
-    through the payment's gateway before the note is written: a refusal issues nothing."""
+    through the payment's gateway before the note is written: a refusal issues nothing. `checkpoint` commits the
+    caller's transaction and runs a block outside it (a request's `ctx.committed`): with one, the gateway call
+    holds no connection of the caller's (see `_refund`)."""
     metadata = validate_metadata(params.metadata)
     invoice = await _locked_invoice(session, merchant_id, params.invoice)
+    invoice = await _wait_while_a_refund_is_in_flight(session, invoice, checkpoint)
     if invoice.status in (states.DRAFT, states.VOID):
         what = (
             "a draft: change its lines or delete it"
@@ -408,9 +492,8 @@ async def create_credit_note(
         created_at=clock.now(),
     )
     if payment is not None:
-        # The invoice lock keeps any other credit note of this invoice waiting until this one commits; the
-        # customer row is locked only after the gateway has answered.
-        note.refund_id = await _refund(
+        # The customer row is locked only after the gateway has answered.
+        note.refund_id, invoice = await _refund(
             services,
             session,
             invoice,
@@ -419,6 +502,7 @@ async def create_credit_note(
             credit_note_id=note.id,
             reason=params.reason,
             idempotency_key=idempotency_key,
+            checkpoint=checkpoint,
         )
     if split.credit:
         customer = await session.scalar(

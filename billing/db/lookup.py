@@ -37,3 +37,14 @@ async def get_owned(
     if row is None:
         raise not_found(kind, object_id, param)
     return row
+
+
+async def lock_again(session: AsyncSession, model: type[Row], object_id: str) -> Row:
+    """The row with that id, locked FOR UPDATE and read afresh (whatever the session held of it is replaced):
+    for a use case that let go of its transaction (a gateway call) and must see the row as it is now."""
+    table: Any = model
+    row = await session.scalar(
+        select(model).where(table.id == object_id).with_for_update().execution_options(populate_existing=True)
+    )
+    assert row is not None, f"{object_id} vanished"
+    return row

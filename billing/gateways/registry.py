@@ -9,7 +9,9 @@ billing.channels.types.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,8 +65,15 @@ class GatewayType:
     notification_reply: Callable[[bool, str], NotifyAnswer] | None = None
 
 
+# Gateway calls in flight at once in one process, by default (BILLING_GATEWAY_CONCURRENCY).
+DEFAULT_MAX_CONCURRENT_CALLS = 16
+
+
 class GatewayPool:
-    """One per process: an httpx client per base URL (connection reuse), and the adapters built on them."""
+    """One per process: an httpx client per base URL (connection reuse), the adapters built on them, and the bound
+    on gateway calls in flight at once in this process: a burst of refunds or charges queues here, holding no
+    database connection (callers reach a gateway only outside their transactions), instead of opening hundreds of
+    sockets to a gateway that is slow."""
 
     def __init__(
         self,
@@ -74,12 +83,18 @@ class GatewayPool:
         secrets: SecretBox | None = None,
         sandbox_store: Callable[[str], SandboxStore] | None = None,
         public_url: Callable[[], str] | None = None,
+        max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS,
     ) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
         # Without one (a pool that only calls gateways by URL), a connection with `url: null` gets a sandbox
         # of its own in memory.
         self.in_process_app = in_process_app or SandboxApp()
         self.production = production
+        self.max_concurrent_calls = max_concurrent_calls
+        self.call_slots = asyncio.Semaphore(max_concurrent_calls)
+        # The most calls seen in flight at once (for tests and benchmarks: the bound holds).
+        self.in_flight = 0
+        self.peak_in_flight = 0
         # Opens the sealed secret credentials of connections (billing.gateways.credentials).
         self.secrets = secrets
         self._sandbox_store = sandbox_store or (lambda namespace: MemoryStore())
@@ -148,6 +163,17 @@ class GatewayPool:
         except (LookupError, InvalidRequest) as exc:
             return RefusedGateway(connection, str(exc))
         return kind.build(connection, self)
+
+    @asynccontextmanager
+    async def call_slot(self) -> AsyncIterator[None]:
+        """One of the process's gateway call slots, for the length of one call (`routing.call_gateway`)."""
+        async with self.call_slots:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import utc_now
-from billing.gateways.base import ChargeOutcome, ChargeRequest, ConnectionConfig, TechnicalError
+from billing.gateways.base import ChargeOutcome, ChargeRequest, ConnectionConfig, Gateway, TechnicalError
 from billing.gateways.models import GatewayAttempt, GatewayHealth
 from billing.gateways.registry import GatewayPool
 
@@ -81,6 +81,18 @@ async def timed_call(
     )
 
 
+async def call_gateway(
+    pool: GatewayPool,
+    connection: ConnectionConfig,
+    operation: str,
+    call: Callable[[Gateway], Awaitable[T]],
+) -> tuple[T, GatewayCall]:
+    """One adapter call within the process's bound on gateway calls in flight (GatewayPool.call_slot), described
+    for the stats; the latency counts the call only, not the wait for a slot."""
+    async with pool.call_slot():
+        return await timed_call(connection, operation, call(pool.gateway(connection)))
+
+
 def order_connections(
     connections: Sequence[ConnectionConfig], open_circuits: set[str], rng: random.Random | None = None
 ) -> list[ConnectionConfig]:
@@ -127,7 +139,9 @@ async def charge_with_failover(
     outcome: ChargeOutcome = TechnicalError("gateway_unavailable", "no connection was tried")
     connection = route[0]
     for connection in route:
-        outcome, call = await timed_call(connection, "charge", pool.gateway(connection).charge(request))
+        outcome, call = await call_gateway(
+            pool, connection, "charge", lambda gateway: gateway.charge(request)
+        )
         calls.append(call)
         if not isinstance(outcome, TechnicalError):
             break

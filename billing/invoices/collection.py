@@ -12,6 +12,7 @@ attempt number as its attempt: however often the task runs, one attempt charges 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,21 +22,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers import hooks as customer_hooks
 from billing.customers.models import Customer
+from billing.db.engine import transaction
 from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
 from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
 from billing.payments.models import Payment
-from billing.payments.service import collect_payment
+from billing.payments.service import (
+    PendingCharge,
+    begin_payment,
+    charge_pending,
+    collect_payment,
+    finish_payment,
+)
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
-from billing.scheduler.runner import schedule_task
+from billing.scheduler.runner import run_task_step, schedule_task
 from billing.services import Services
 from billing.test_clocks.service import customer_clock
 from webhooks.outbox import record_event
 
 COLLECT = "invoice.collect"
+
+
+# How a collection makes its payment, called as `collect_payment` is: a Payment, or a PendingCharge when the
+# payment was only begun (see attempt_collection).
+Charge = Callable[..., Awaitable[Payment | PendingCharge]]
 # How soon to look again at a payment whose outcome the gateways could not confirm yet (the janitor settles it).
 PENDING_RECHECK = timedelta(minutes=1)
 
@@ -101,9 +114,13 @@ def _already_recorded(invoice: Invoice, attempt: int) -> bool:
 
 @TASKS.register(COLLECT)
 async def collect_task(ctx: TaskContext) -> None:
+    await _collect_for_task(ctx, charge=collect_payment)
+
+
+async def _collect_for_task(ctx: TaskContext, *, charge: Charge) -> Invoice | PendingCharge | None:
     payload: dict[str, Any] = ctx.task.payload
     attempt = payload.get("attempt")
-    await attempt_collection(
+    return await attempt_collection(
         ctx.session,
         ctx.services,
         invoice_id=payload["invoice"],
@@ -112,7 +129,63 @@ async def collect_task(ctx: TaskContext) -> None:
         clock=ctx.clock,
         source=payload.get("source", dunning.AUTOMATIC),
         payload=payload,
+        charge=charge,
     )
+
+
+async def collect_now(services: Services, task_id: str) -> bool:
+    """Run the invoice's collection task `task_id` for a request that answers with its outcome, with the same
+    decisions a worker makes, holding at most one pooled connection at any moment (the request has committed and
+    released its own): the task's first step writes the pending payment and commits (the task stays pending);
+    the charge runs with no connection, within the process's bound on gateway calls; its outcome is recorded;
+    then the task runs again, finds that payment settled (or still pending) and finishes as a worker would.
+
+    A crash between the steps leaves a pending task and a pending payment, which the workers finish: the
+    janitor settles the payment by asking the gateway, the task finds it by its attempt key. Returns False when
+    the task was not pending any more (a worker ran it)."""
+    started: list[PendingCharge] = []
+
+    async def first_step(ctx: TaskContext) -> bool:
+        outcome = await _collect_for_task(ctx, charge=_begin_in(ctx.session))
+        if isinstance(outcome, PendingCharge):
+            started.append(outcome)
+            return False
+        return True
+
+    async def last_step(ctx: TaskContext) -> bool:
+        outcome = await _collect_for_task(ctx, charge=_begin_in(ctx.session))
+        # The payment of this attempt exists now, so the step never starts another charge.
+        assert not isinstance(outcome, PendingCharge)
+        return True
+
+    async with transaction(services.sessions) as session:
+        if await run_task_step(session, services, task_id, first_step) is None:
+            return False
+    if not started:
+        return True
+    pending = started[0]
+    result = await charge_pending(services, pending)
+    async with transaction(services.sessions) as session:
+        await finish_payment(session, pending, result)
+    async with transaction(services.sessions) as session:
+        if await run_task_step(session, services, task_id, last_step) is None:
+            # A worker ran the task meanwhile: it found the payment pending and planned a look again. Take that
+            # look now, so the answer carries the outcome just recorded.
+            recheck = await pending_collection(
+                session, pending.payment.invoice_id or "", attempt=pending.payment.attempt
+            )
+            if recheck is not None:
+                await run_task_step(session, services, recheck, last_step)
+    return True
+
+
+def _begin_in(session: AsyncSession) -> Charge:
+    """A charge step that only begins the payment, in `session` (see begin_payment)."""
+
+    async def begin(services: Services, **kwargs: Any) -> Payment | PendingCharge:
+        return await begin_payment(session, services, **kwargs)
+
+    return begin
 
 
 async def attempt_collection(
@@ -125,9 +198,14 @@ async def attempt_collection(
     clock: Clock,
     source: str = dunning.AUTOMATIC,
     payload: dict[str, Any] | None = None,
-) -> Invoice | None:
+    charge: Charge = collect_payment,
+) -> Invoice | PendingCharge | None:
     """Charge what remains of the invoice (attempt `attempt`; None: the next number) and record the outcome on
-    the invoice. `source` says who asked (dunning counts only automatic charges and scheduled retries)."""
+    the invoice. `source` says who asked (dunning counts only automatic charges and scheduled retries).
+
+    `charge` makes the payment: `collect_payment` (a worker), or a step that only begins it in this transaction
+    and returns the PendingCharge, which the caller commits, charges and records before calling this again
+    (`collect_now`: a request)."""
     # FOR NO KEY UPDATE: enough to serialize collectors, and it does not block the payment rows that
     # collect_payment writes in its own transactions.
     invoice = await session.scalar(
@@ -150,7 +228,7 @@ async def attempt_collection(
         await mark_paid(session, invoice, clock, action="pay")
         return invoice
     try:
-        payment = await collect_payment(
+        payment = await charge(
             services,
             merchant_id=invoice.merchant_id,
             customer_id=invoice.customer_id,
@@ -169,6 +247,8 @@ async def attempt_collection(
             session, invoice, attempt, clock, reason=error.code, message=error.message, source=source
         )
         return invoice
+    if isinstance(payment, PendingCharge):
+        return payment
     if payment.status == "pending":
         # The gateways did not confirm the charge yet; the janitor will. Look again then (same attempt: the
         # payment row is found again, never charged twice).
@@ -253,20 +333,21 @@ async def record_failure(
         await dunning.carry_out(session, invoice, clock, decision)
 
 
-async def pending_collection(session: AsyncSession, invoice_id: str) -> str | None:
-    """The id of the invoice's collection task still waiting to run, if any."""
-    return await session.scalar(
-        select(ScheduledTask.id)
-        .where(
-            ScheduledTask.kind == COLLECT,
-            ScheduledTask.status == "pending",
-            ScheduledTask.payload["invoice"].astext == invoice_id,
-            # A retry planned for a later day is dunning's, not a charge to run now.
-            ScheduledTask.payload["source"].astext.is_distinct_from(dunning.RETRY),
-        )
-        .order_by(ScheduledTask.seq)
-        .limit(1)
+async def pending_collection(
+    session: AsyncSession, invoice_id: str, *, attempt: int | None = None
+) -> str | None:
+    """The id of the invoice's collection task still waiting to run, if any (of payment attempt `attempt` only,
+    when given: a look again at a charge already made, which never charges anew)."""
+    stmt = select(ScheduledTask.id).where(
+        ScheduledTask.kind == COLLECT,
+        ScheduledTask.status == "pending",
+        ScheduledTask.payload["invoice"].astext == invoice_id,
+        # A retry planned for a later day is dunning's, not a charge to run now.
+        ScheduledTask.payload["source"].astext.is_distinct_from(dunning.RETRY),
     )
+    if attempt is not None:
+        stmt = stmt.where(ScheduledTask.payload["attempt"].astext == str(attempt))
+    return await session.scalar(stmt.order_by(ScheduledTask.seq).limit(1))
 
 
 async def latest_payment(session: AsyncSession, invoice_id: str) -> Payment | None:

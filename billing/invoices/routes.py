@@ -2,21 +2,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import DeletedObject, page
+from billing.api.schemas import DeletedObject, ErrorBody, page
 from billing.invoices import collection, service, states
 from billing.invoices.documents import load_invoice_document
 from billing.invoices.hosted_routes import pdf_response, render_pdf_off_loop
 from billing.invoices.models import Invoice as InvoiceModel
 from billing.invoices.schemas import Invoice, InvoiceCreate, InvoiceList, InvoicePay, LineCreate
 from billing.invoices.search import InvoiceFilters
-from billing.payments.service import payment_error
-from billing.scheduler.runner import run_task_now
+from billing.payments.models import Payment as PaymentModel
+from billing.payments.schemas import Payment
+from billing.payments.service import get_payment, payment_error, render_payment
 
 InvoiceId = Annotated[str, PathParameter(description="An invoice id, in_...", max_length=64)]
 
@@ -57,15 +60,48 @@ TotalLte = Annotated[
 ]
 
 
-async def collect_at_once(ctx: RequestContext, invoice_id: str) -> InvoiceModel:
-    """Commit, then run the invoice's pending collection task now, so the answer carries its outcome."""
-    task_id = await collection.pending_collection(ctx.session, invoice_id)
+async def collect_at_once(
+    ctx: RequestContext, invoice_id: str, *, attempt: int | None = None
+) -> InvoiceModel:
+    """Commit, then run the invoice's pending collection task now (of payment attempt `attempt` only, when
+    given), so the answer carries its outcome. The request holds one pooled connection at a time throughout
+    (collection.collect_now)."""
+    task_id = await collection.pending_collection(ctx.session, invoice_id, attempt=attempt)
     if task_id is not None and ctx.committed is not None:
-        # Bounded per process: a charge in flight holds two pooled connections (the task's and the payment's).
-        async with ctx.committed(), ctx.services.collection_slots:
-            await run_task_now(ctx.services, task_id)
+        async with ctx.committed():
+            await collection.collect_now(ctx.services, task_id)
         ctx.session.expire_all()
     return await service.get_invoice(ctx.session, ctx.merchant_id, invoice_id)
+
+
+class _Named(msgspec.Struct):
+    id: str
+
+
+async def _outcome_of_earlier_charge(
+    ctx: RequestContext, invoice_id: str, earlier_pending: bytes
+) -> Response[Invoice] | Response[Payment]:
+    """A retry, with its Idempotency-Key, of a pay request that answered 202: the outcome of that charge now,
+    never a new charge. Succeeded: the invoice (paid); failed: the card error; still pending: 202 again."""
+    payment_id = msgspec.json.decode(earlier_pending, type=_Named).id
+    earlier = await get_payment(ctx.session, ctx.merchant_id, payment_id)
+    # The charge may have settled since (the janitor asked the gateway): let the invoice catch up with it now, by
+    # the look-again task of that same attempt (it never charges anew).
+    invoice = await collect_at_once(ctx, invoice_id, attempt=earlier.attempt)
+    earlier = await get_payment(ctx.session, ctx.merchant_id, payment_id)
+    return await _answer(ctx, invoice, earlier)
+
+
+async def _answer(
+    ctx: RequestContext, invoice: InvoiceModel, payment: PaymentModel | None
+) -> Response[Invoice] | Response[Payment]:
+    if invoice.status != states.PAID and payment is not None:
+        if payment.status == "pending":
+            return Response(render_payment(payment), status_code=202)
+        error = payment_error(payment)
+        if error is not None:
+            raise error
+    return Response(await service.render(ctx.session, invoice), status_code=200)
 
 
 class InvoicesController(Controller):
@@ -187,25 +223,32 @@ class InvoicesController(Controller):
     @post(
         "/{invoice_id:str}/pay",
         status_code=200,
-        responses=ERROR_RESPONSES,
+        responses={
+            **ERROR_RESPONSES,
+            202: ResponseSpec(
+                Payment,
+                description="The charge was sent but no gateway confirmed it yet: the pending payment. It is "
+                "settled automatically and was charged at most once; do not pay again. Retry this request with "
+                "the same Idempotency-Key to get the outcome (the invoice once paid, a 402 if it failed), or "
+                "retrieve the payment.",
+            ),
+            402: ResponseSpec(ErrorBody, description="card_error: the charge was declined; see decline_code"),
+        },
         summary="Pay an open invoice now: charge a payment method, or record a payment made out of band",
     )
     async def pay(
         self, ctx: NamedDependency[RequestContext], invoice_id: InvoiceId, data: JSONBody[InvoicePay]
-    ) -> Invoice:
+    ) -> Response[Invoice] | Response[Payment]:
+        if ctx.earlier_pending is not None:
+            return await _outcome_of_earlier_charge(ctx, invoice_id, ctx.earlier_pending)
         if data.paid_out_of_band:
             invoice = await service.pay_invoice_out_of_band(ctx.session, ctx.merchant_id, invoice_id)
-            return await service.render(ctx.session, invoice)
+            return Response(await service.render(ctx.session, invoice), status_code=200)
         await collection.request_payment(
             ctx.session, ctx.merchant_id, invoice_id, payment_method=data.payment_method
         )
         invoice = await collect_at_once(ctx, invoice_id)
-        if invoice.status != states.PAID:
-            payment = await collection.latest_payment(ctx.session, invoice.id)
-            error = payment_error(payment) if payment is not None else None
-            if error is not None:
-                raise error
-        return await service.render(ctx.session, invoice)
+        return await _answer(ctx, invoice, await collection.latest_payment(ctx.session, invoice.id))
 
     @post(
         "/{invoice_id:str}/void", status_code=200, responses=ERROR_RESPONSES, summary="Void an open invoice"

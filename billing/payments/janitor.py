@@ -28,7 +28,7 @@ from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.gateways.base import ConnectionConfig, Declined, NotFound, RefundRequest, Succeeded
 from billing.gateways.models import GatewayAttempt
-from billing.gateways.routing import GatewayCall, record_calls, timed_call
+from billing.gateways.routing import GatewayCall, call_gateway, record_calls
 from billing.payment_methods.models import CardToken
 from billing.payments.models import Payment, Refund
 from billing.payments.refunds import apply_refund_outcome
@@ -87,8 +87,9 @@ async def _settle_one_payment(services: Services, now: datetime) -> bool | None:
                 )
                 conclusive = False
                 continue
-            gateway = services.gateways.gateway(connection)
-            outcome, call = await timed_call(connection, "retrieve", gateway.retrieve(payment.id))
+            outcome, call = await call_gateway(
+                services.gateways, connection, "retrieve", lambda gateway: gateway.retrieve(payment.id)
+            )
             calls.append(call)
             if isinstance(outcome, Succeeded | Declined):
                 found = (outcome, connection)
@@ -124,9 +125,11 @@ async def _settle_one_refund(services: Services, now: datetime) -> bool | None:
         clock = await clock_for(session, refund.merchant_id, refund.test_clock_id)
         settled = False
         if connection is not None:
-            gateway = services.gateways.gateway(connection)
-            outcome, call = await timed_call(
-                connection, "retrieve_refund", gateway.retrieve_refund(refund.id, refund.payment_id)
+            outcome, call = await call_gateway(
+                services.gateways,
+                connection,
+                "retrieve_refund",
+                lambda gateway: gateway.retrieve_refund(refund.id, refund.payment_id),
             )
             calls = [call]
             if isinstance(outcome, NotFound):
@@ -139,7 +142,9 @@ async def _settle_one_refund(services: Services, now: datetime) -> bool | None:
                     currency=refund.currency,
                     reason=refund.reason,
                 )
-                resent, call = await timed_call(connection, "refund", gateway.refund(request))
+                resent, call = await call_gateway(
+                    services.gateways, connection, "refund", lambda gateway: gateway.refund(request)
+                )
                 calls.append(call)
                 settled = await apply_refund_outcome(session, refund, resent, clock)
             else:

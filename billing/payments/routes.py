@@ -85,15 +85,19 @@ class RefundsController(Controller):
             ),
         ] = None,
     ) -> Refund:
-        refund = await refunds.create_refund(
-            ctx.services,
-            merchant_id=ctx.merchant_id,
-            payment_id=data.payment,
-            amount=data.amount,
-            reason=data.reason,
-            metadata=data.metadata,
-            idempotency_key=idempotency_key,
-        )
+        assert ctx.committed is not None
+        # The refund commits its pending row before the gateway hears of it: the request's own transaction is
+        # committed first, so the request never holds two pooled connections.
+        async with ctx.committed():
+            refund = await refunds.create_refund(
+                ctx.services,
+                merchant_id=ctx.merchant_id,
+                payment_id=data.payment,
+                amount=data.amount,
+                reason=data.reason,
+                metadata=data.metadata,
+                idempotency_key=idempotency_key,
+            )
         return refunds.render_refund(refund)
 
     @get("/", responses=ERROR_RESPONSES, summary="List refunds, newest first")

@@ -1,6 +1,8 @@
 """Collecting a payment: the one use case that moves a customer's money, written so it never charges twice.
 
-`collect_payment` is what invoice collection (and POST /v1/invoices/{id}/pay) calls. Three transactions:
+`collect_payment` is what invoice collection calls in a worker; a request that charges (POST /v1/invoices/{id}/pay,
+a subscription's first invoice) runs its three steps itself (`begin_payment`, `charge_pending`, `finish_payment`)
+so that it never holds two pooled connections. Three transactions:
 1. The pending payment row is written and COMMITTED before any gateway hears of the charge, with its route (the
    connections it may try). Its id is the gateway idempotency key. Its `attempt_key` (purpose + attempt number)
    is unique, so two workers collecting the same thing insert one row: the second finds the first one's row
@@ -18,7 +20,9 @@ A technical error on every connection, or an unknown outcome (timeout), leaves t
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -29,10 +33,9 @@ from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
-from billing.db.lookup import get_owned
+from billing.db.lookup import get_owned, lock_again
 from billing.db.pagination import Page, paginate
 from billing.errors import (
-    ApiError,
     BillingError,
     CardError,
     Conflict,
@@ -149,130 +152,192 @@ async def _live_payment_for(session: AsyncSession, merchant_id: str, purpose: st
     )
 
 
-async def collect_payment(
-    services: Services,
-    *,
-    merchant_id: str,
-    customer_id: str,
-    amount: int,
-    currency: str,
-    purpose: str,
-    attempt: int = 1,
-    payment_method: str | None = None,
-    invoice: str | None = None,
-    description: str | None = None,
-    metadata: dict[str, str] | None = None,
-    clock: Clock | None = None,
-) -> Payment:
+@dataclass
+class PendingCharge:
+    """A payment row written as pending by `begin_payment`, and what its charge needs once that row is committed."""
+
+    payment: Payment
+    route: list[ConnectionConfig]
+    payment_method: PaymentMethod
+    # The card's vault entry (None for an agreement).
+    entry: VaultEntry | None
+    # A hard decline code when an agreement's debit must not reach the channel (beyond its limits).
+    refusal: str | None
+    locale: str
+    clock: Clock
+    description: str | None
+    metadata: dict[str, str]
+
+
+class PaymentOrder(TypedDict, total=False):
+    """What to charge: the keyword arguments of `collect_payment` and `begin_payment`."""
+
+    merchant_id: Required[str]
+    customer_id: Required[str]
+    amount: Required[int]
+    currency: Required[str]
+    # What is paid (e.g. the invoice id) and the try (dunning passes 1, 2, ...): one payment per pair, ever.
+    purpose: Required[str]
+    attempt: int
+    payment_method: str | None
+    invoice: str | None
+    description: str | None
+    metadata: dict[str, str] | None
+    # The caller's clock (a task run by a test-clock advance sees the clock's new time before it is committed);
+    # default: the customer's clock.
+    clock: Clock | None
+
+
+async def collect_payment(services: Services, **order: Unpack[PaymentOrder]) -> Payment:
     """Charge `amount` to the customer's card once for (`purpose`, `attempt`), and return the payment row.
 
-    `purpose` names what is paid (e.g. the invoice id); `attempt` numbers the tries (dunning passes 1, 2, ...).
     Calling again with the same pair returns the same payment and never charges again. The returned payment is
     succeeded, failed (a decline: see failure_code, decline_type, next_action), or pending (the outcome is being
-    confirmed; `payment_error` turns that into the API's answer). `clock`: the caller's clock (a task run by a
-    test-clock advance sees the clock's new time before it is committed); default: the customer's clock."""
-    currency = _check_amount(amount, currency)
+    confirmed).
+
+    Its transactions are its own, one after the other; a caller that holds a transaction of its own holds a
+    second connection meanwhile. A request must not: it commits, then calls the three steps itself
+    (`begin_payment`, `charge_pending`, `finish_payment`) with one connection at a time."""
+    # 1. The pending row, committed before any gateway hears of it.
+    async with transaction(services.sessions) as session:
+        begun = await begin_payment(session, services, **order)
+    if isinstance(begun, Payment):
+        return begun
+    # 2. The charge, with no transaction open.
+    result = await charge_pending(services, begun)
+    # 3. The outcome.
+    async with transaction(services.sessions) as session:
+        return await finish_payment(session, begun, result)
+
+
+async def begin_payment(
+    session: AsyncSession, services: Services, **order: Unpack[PaymentOrder]
+) -> Payment | PendingCharge:
+    """Step 1 of a charge, in the caller's transaction: the payment of (`purpose`, `attempt`) if one exists (it is
+    never charged again), else a new pending row, returned as a PendingCharge. The caller must commit that row
+    before `charge_pending`: a crash after the charge then leaves a row for the janitor to settle."""
+    merchant_id, customer_id, amount = order["merchant_id"], order["customer_id"], order["amount"]
+    purpose, attempt = order["purpose"], order.get("attempt", 1)
+    payment_method, invoice = order.get("payment_method"), order.get("invoice")
+    description, metadata, clock = order.get("description"), order.get("metadata"), order.get("clock")
+    currency = _check_amount(amount, order["currency"])
     if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
         raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
     if attempt < 1:
         raise InvalidRequest("attempt must be 1 or more.", param="attempt")
     attempt_key = f"{purpose}#{attempt}"
-
-    # 1. The pending row, committed before any gateway hears of it.
-    async with transaction(services.sessions) as session:
-        existing = await _by_attempt_key(session, merchant_id, attempt_key)
-        if existing is not None:
-            return existing
-        customer = await get_customer(session, merchant_id, customer_id, param="customer")
-        if clock is None or clock.test_clock_id != customer.test_clock_id:
-            clock = await clock_for(session, merchant_id, customer.test_clock_id)
-        pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
-        route, refusal = await _route(session, merchant_id, pm, amount, currency, clock)
-        payment_id = new_id("pay")
-        savepoint = await session.begin_nested()
-        try:
-            inserted = await session.scalar(
-                insert(Payment)
-                .values(
-                    id=payment_id,
-                    merchant_id=merchant_id,
-                    customer_id=customer.id,
-                    payment_method_id=pm.id,
-                    invoice_id=invoice,
-                    purpose=purpose,
-                    attempt=attempt,
-                    attempt_key=attempt_key,
-                    amount=amount,
-                    currency=currency,
-                    status="pending",
-                    description=description,
-                    card_brand=pm.card_brand,
-                    card_last4=pm.card_last4,
-                    payment_method_type=pm.type,
-                    route=[c.id for c in route],
-                    next_action="wait",
-                    amount_refunded=0,
-                    metadata_=validate_metadata(metadata or {}),
-                    test_clock_id=clock.test_clock_id,
-                    created_at=clock.now(),
-                    settle_after=settle_deadline(route),
-                    janitor_attempts=0,
-                )
-                .on_conflict_do_nothing(index_elements=["merchant_id", "attempt_key"])
-                .returning(Payment.id)
+    existing = await _by_attempt_key(session, merchant_id, attempt_key)
+    if existing is not None:
+        return existing
+    customer = await get_customer(session, merchant_id, customer_id, param="customer")
+    if clock is None or clock.test_clock_id != customer.test_clock_id:
+        clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
+    route, refusal = await _route(session, merchant_id, pm, amount, currency, clock)
+    payment_id = new_id("pay")
+    savepoint = await session.begin_nested()
+    try:
+        inserted = await session.scalar(
+            insert(Payment)
+            .values(
+                id=payment_id,
+                merchant_id=merchant_id,
+                customer_id=customer.id,
+                payment_method_id=pm.id,
+                invoice_id=invoice,
+                purpose=purpose,
+                attempt=attempt,
+                attempt_key=attempt_key,
+                amount=amount,
+                currency=currency,
+                status="pending",
+                description=description,
+                card_brand=pm.card_brand,
+                card_last4=pm.card_last4,
+                payment_method_type=pm.type,
+                route=[c.id for c in route],
+                next_action="wait",
+                amount_refunded=0,
+                metadata_=validate_metadata(metadata or {}),
+                test_clock_id=clock.test_clock_id,
+                created_at=clock.now(),
+                settle_after=settle_deadline(route),
+                janitor_attempts=0,
             )
-            await savepoint.commit()
-        except IntegrityError as exc:
-            await savepoint.rollback()
-            if "uq_payments_live_purpose" not in str(exc.orig):
-                raise
-            live = await _live_payment_for(session, merchant_id, purpose)
-            raise Conflict(
-                f"{purpose!r} already has a {live.status if live else 'live'} payment"
-                f"{f' ({live.id})' if live else ''}: it is paid, or its outcome is being confirmed. Do not "
-                "collect it again.",
-                code="payment_in_progress",
-                param="purpose",
-            ) from None
-        if inserted is None:
-            # Another worker inserted this attempt first (we waited for its commit): its charge is the charge.
-            row = await _by_attempt_key(session, merchant_id, attempt_key)
-            assert row is not None
-            return row
-        payment = await session.scalar(select(Payment).where(Payment.id == payment_id))
-        assert payment is not None
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="payment.created",
-            obj=render_payment(payment),
-            clock=clock,
+            .on_conflict_do_nothing(index_elements=["merchant_id", "attempt_key"])
+            .returning(Payment.id)
         )
-        locale = customer.locale
+        await savepoint.commit()
+    except IntegrityError as exc:
+        await savepoint.rollback()
+        if "uq_payments_live_purpose" not in str(exc.orig):
+            raise
+        live = await _live_payment_for(session, merchant_id, purpose)
+        raise Conflict(
+            f"{purpose!r} already has a {live.status if live else 'live'} payment"
+            f"{f' ({live.id})' if live else ''}: it is paid, or its outcome is being confirmed. Do not "
+            "collect it again.",
+            code="payment_in_progress",
+            param="purpose",
+        ) from None
+    if inserted is None:
+        # Another worker inserted this attempt first (we waited for its commit): its charge is the charge.
+        row = await _by_attempt_key(session, merchant_id, attempt_key)
+        assert row is not None
+        return row
+    payment = await session.scalar(select(Payment).where(Payment.id == payment_id))
+    assert payment is not None
+    record_event(
+        session,
+        merchant_id=merchant_id,
+        event_type="payment.created",
+        obj=render_payment(payment),
+        clock=clock,
+    )
+    return PendingCharge(
+        payment=payment,
+        route=route,
+        payment_method=pm,
+        entry=entry,
+        refusal=refusal,
+        locale=customer.locale,
+        clock=clock,
+        description=description,
+        metadata=dict(metadata or {}),
+    )
 
-    # 2. The charge, with no transaction open (an agreement beyond its limits never reaches the channel).
-    if refusal is not None:
-        result = RouteResult(outcome=Declined(code=refusal, decline_type="hard"), connection=route[0])
-    else:
-        request = ChargeRequest(
-            idempotency_key=payment_id,
-            amount=amount,
-            currency=currency,
-            instrument=await _instrument(services, pm, entry),
-            description=description,
-            metadata=dict(metadata or {}),
+
+async def charge_pending(services: Services, pending: PendingCharge) -> RouteResult:
+    """Step 2: the charge through the route, with the payment id as the gateway idempotency key. No database
+    connection is used; a card number exists in clear only inside this call. An agreement beyond its limits
+    never reaches the channel."""
+    payment = pending.payment
+    if pending.refusal is not None:
+        return RouteResult(
+            outcome=Declined(code=pending.refusal, decline_type="hard"), connection=pending.route[0]
         )
-        result = await charge_with_failover(services.gateways, route, request)
+    request = ChargeRequest(
+        idempotency_key=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        instrument=await _instrument(services, pending.payment_method, pending.entry),
+        description=pending.description,
+        metadata=pending.metadata,
+    )
+    try:
+        return await charge_with_failover(services.gateways, pending.route, request)
+    finally:
         del request
 
-    # 3. The outcome.
-    async with transaction(services.sessions) as session:
-        await record_calls(session, merchant_id, result.calls, payment_id=payment_id)
-        payment = await session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
-        assert payment is not None
-        await apply_charge_outcome(
-            session, payment, result.outcome, result.connection, locale, clock, result.calls
-        )
+
+async def finish_payment(session: AsyncSession, pending: PendingCharge, result: RouteResult) -> Payment:
+    """Step 3, in the caller's transaction: record the calls and apply the outcome (if the janitor has not settled
+    the payment meanwhile). Returns the payment as it now stands."""
+    await record_calls(session, pending.payment.merchant_id, result.calls, payment_id=pending.payment.id)
+    payment = await lock_again(session, Payment, pending.payment.id)
+    await apply_charge_outcome(
+        session, payment, result.outcome, result.connection, pending.locale, pending.clock, result.calls
+    )
     return payment
 
 
@@ -409,26 +474,20 @@ async def settle_not_processed(session: AsyncSession, payment: Payment, locale: 
 
 
 def payment_error(payment: Payment) -> BillingError | None:
-    """The API's answer to a collection that did not succeed: a card_error (402) for a decline, an api_error
-    (500) while the outcome is being confirmed, None for a success."""
-    if payment.status == "succeeded":
+    """The API's error for a collection that failed: a card_error (402) for a decline or a charge no gateway could
+    take. None for a success, and None while the outcome is being confirmed (pending is not an error: the API
+    answers 202 with the pending payment)."""
+    if payment.status != "failed":
         return None
-    if payment.status == "failed":
-        return CardError(
-            f"The payment failed: {payment.failure_code}. {payment.failure_message or ''}".strip(),
-            code="card_declined" if payment.decline_type else "processing_error",
-            extra={
-                "payment": payment.id,
-                "decline_code": payment.failure_code,
-                "decline_type": payment.decline_type,
-                "next_action": payment.next_action,
-            },
-        )
-    return ApiError(
-        f"No gateway could confirm the charge right now. Payment {payment.id} is pending: it will be settled "
-        "automatically, and was charged at most once. Do not pay again; retrieve the payment to see its outcome.",
-        code="payment_pending",
-        extra={"payment": payment.id},
+    return CardError(
+        f"The payment failed: {payment.failure_code}. {payment.failure_message or ''}".strip(),
+        code="card_declined" if payment.decline_type else "processing_error",
+        extra={
+            "payment": payment.id,
+            "decline_code": payment.failure_code,
+            "decline_type": payment.decline_type,
+            "next_action": payment.next_action,
+        },
     )
 
 

@@ -29,7 +29,6 @@ from billing.payments.models import Payment
 from billing.portal import views
 from billing.portal.service import FoundLogin
 from billing.portal.texts import CANCELLATION_REASONS, card_error, text
-from billing.scheduler.runner import run_task_now
 from billing.services import Services
 from billing.settings.schemas import PortalSettings
 from billing.subscriptions import schemas as subscription_schemas
@@ -301,16 +300,15 @@ class Collected:
 
 
 async def collect_now(services: Services, invoice_id: str) -> Collected:
-    """Run the invoice's waiting charges at once, as a worker would, with no transaction of ours open: the
-    charge holds its own connections (bounded per process, like the API's), then read where it left the
-    invoice."""
+    """Run the invoice's waiting charges at once, as a worker would, with no transaction of ours open and one
+    pooled connection at a time (the charge's gateway call holds none, within the process's bound on gateway
+    calls), then read where it left the invoice."""
     for _ in range(3):
         async with services.sessions() as session:
             task_id = await collection.pending_collection(session, invoice_id)
         if task_id is None:
             break
-        async with services.collection_slots:
-            ran = await run_task_now(services, task_id)
+        ran = await collection.collect_now(services, task_id)
         if not ran:
             continue
         async with services.sessions() as session:

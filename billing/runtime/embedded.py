@@ -2,7 +2,8 @@
 
 `billing up` and the test fixtures use this when `DATABASE_URL` / `REDIS_URL` are not set. Nothing here
 touches a server the machine already runs: PostgreSQL listens only on a unix socket in a private directory,
-Redis only on a free TCP port of 127.0.0.1 picked by the kernel.
+Redis only on a free TCP port of 127.0.0.1 picked by the kernel, with a generated password (any local user can
+reach a loopback port; the queue must not be theirs to write).
 
 Layout under `data_dir`::
 
@@ -13,6 +14,8 @@ Layout under `data_dir`::
     redis/redis.pid         pid of the redis-server started from here
     redis/redis.log         server log
     redis/owner.json        which process owns the running server, and its port
+    redis/password          the server's password (mode 0600; REDIS_URL carries it), generated once
+    redis/redis.conf        its configuration file (mode 0600: it holds the password)
 
 Ownership: the process that starts a server owns it and `stop()` stops it. `start()` on a folder whose
 server is owned by another live process attaches to that server instead (`owned` is False, `stop()` leaves it
@@ -38,6 +41,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -743,36 +747,55 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _redis_server_pid(port: int) -> int | None:
-    """The pid of the Redis server answering on 127.0.0.1:`port` (from `INFO server`), None if none answers.
+def _resp_command(*parts: str) -> bytes:
+    encoded = [part.encode() for part in parts]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
+
+
+def _redis_server_pid(port: int, password: str | None = None) -> int | None:
+    """The pid of the Redis server answering on 127.0.0.1:`port` (from `INFO server`), None if none answers, or
+    if it does not take `password`.
 
     Checking the pid, not just PING, means a server that someone else runs on that port is never taken for ours.
     """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.settimeout(0.5)
-            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-            data = b""
-            while b"\r\n" not in data:
-                chunk = sock.recv(4096)
-                if not chunk:
+            reader = sock.makefile("rb")
+            if password is not None:
+                sock.sendall(_resp_command("AUTH", password))
+                if not reader.readline().startswith(b"+OK"):
                     return None
-                data += chunk
-            header, _, body = data.partition(b"\r\n")
+            sock.sendall(_resp_command("INFO", "server"))
+            header = reader.readline().rstrip(b"\r\n")
             if not header.startswith(b"$"):
-                return None  # an error such as -LOADING: not ready yet
-            length = int(header[1:])
-            while len(body) < length:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return None
-                body += chunk
+                return None  # an error such as -LOADING or -NOAUTH: not ready, or not ours
+            body = reader.read(int(header[1:]))
     except (OSError, ValueError):
         return None
     for line in body.decode("utf-8", "replace").splitlines():
         if line.startswith("process_id:"):
             return int(line.partition(":")[2])
     return None
+
+
+def redis_password(redis_dir: Path) -> str:
+    """The embedded Redis server's password, generated on first use and kept in `redis_dir/password` (mode
+    0600), like the demo merchant's keys: every process that shares the data dir finds it there."""
+    path = redis_dir / "password"
+    with contextlib.suppress(FileNotFoundError):
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    password = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    return password
+
+
+def _redis_url(port: int, password: str) -> str:
+    return f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
 
 
 def _is_our_redis(pid: int, redis_dir: Path) -> bool:
@@ -838,12 +861,13 @@ class EmbeddedRedis:
             owner = _read_json(owner_path)
             server_pid = owner.get("server_pid") if owner else None
             server_port = owner.get("port") if owner else None
+            password = redis_password(redis_dir)
             if (
                 isinstance(server_pid, int)
                 and isinstance(server_port, int)
                 and _owner_alive(owner)
                 and _is_our_redis(server_pid, redis_dir)
-                and _redis_server_pid(server_port) == server_pid
+                and _redis_server_pid(server_port, password) == server_pid
             ):
                 return cls(
                     data_dir=data_dir,
@@ -851,7 +875,7 @@ class EmbeddedRedis:
                     log_path=log_path,
                     port=server_port,
                     pid=server_pid,
-                    url=f"redis://127.0.0.1:{server_port}/0",
+                    url=_redis_url(server_port, password),
                     owned=False,
                 )
             cls._kill_stale(redis_dir, pid_path)
@@ -860,7 +884,7 @@ class EmbeddedRedis:
             for attempt in range(attempts):
                 chosen = port if port is not None else _free_port()
                 try:
-                    server = cls._launch(data_dir, redis_dir, log_path, chosen, timeout)
+                    server = cls._launch(data_dir, redis_dir, log_path, chosen, timeout, password)
                 except _PortTaken:
                     if attempt == attempts - 1:
                         raise EmbeddedServerError(
@@ -890,10 +914,16 @@ class EmbeddedRedis:
 
     @classmethod
     def _launch(
-        cls, data_dir: Path, redis_dir: Path, log_path: Path, port: int, timeout: float
+        cls, data_dir: Path, redis_dir: Path, log_path: Path, port: int, timeout: float, password: str
     ) -> EmbeddedRedis:
+        # The password goes in a config file of mode 0600, not on the command line, which any local user can read.
+        config = redis_dir / "redis.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"requirepass {password}\n")
         command = [
             str(redis_server_binary()),
+            str(config),
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--protected-mode", "yes",
@@ -919,7 +949,7 @@ class EmbeddedRedis:
             while True:
                 time.sleep(0.01)
                 code = child.poll()
-                if code is None and _redis_server_pid(port) == child.pid:
+                if code is None and _redis_server_pid(port, password) == child.pid:
                     break
                 if code is not None:
                     with log_path.open("rb") as fh:
@@ -944,7 +974,7 @@ class EmbeddedRedis:
             log_path=log_path,
             port=port,
             pid=child.pid,
-            url=f"redis://127.0.0.1:{port}/0",
+            url=_redis_url(port, password),
             owned=True,
             _child=child,
         )

@@ -27,6 +27,8 @@ class TaskContext:
 
 
 TaskHandler = Callable[[TaskContext], Awaitable[None]]
+# Part of a task's work, run by `runner.run_task_step`: True when the task is finished, False to leave it pending.
+TaskStep = Callable[[TaskContext], Awaitable[bool]]
 
 
 class TaskRegistry:

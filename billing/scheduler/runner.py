@@ -25,7 +25,7 @@ from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
 from billing.db.engine import transaction
 from billing.ids import new_id
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext, TaskRegistry
+from billing.scheduler.registry import TASKS, TaskContext, TaskRegistry, TaskStep
 from billing.services import Services
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.service import render_test_clock
@@ -72,14 +72,23 @@ async def schedule_task(
 
 
 async def _execute(
-    session: AsyncSession, task: ScheduledTask, clock: Clock, registry: TaskRegistry, services: Services
+    session: AsyncSession,
+    task: ScheduledTask,
+    clock: Clock,
+    registry: TaskRegistry,
+    services: Services,
+    step: TaskStep | None = None,
 ) -> bool:
-    """Run one claimed task inside the caller's transaction; True when it succeeded."""
+    """Run one claimed task inside the caller's transaction; True when it succeeded. With `step`, run that instead
+    of the registered handler; a step that returns False leaves the task pending (see run_task_step)."""
     savepoint = await session.begin_nested()
+    context = TaskContext(session=session, task=task, clock=clock, services=services)
     try:
-        await registry.handler(task.kind)(
-            TaskContext(session=session, task=task, clock=clock, services=services)
-        )
+        if step is None:
+            await registry.handler(task.kind)(context)
+            finished = True
+        else:
+            finished = await step(context)
         await savepoint.commit()
     except Exception as exc:
         await savepoint.rollback()
@@ -91,6 +100,8 @@ async def _execute(
             task.available_at = utc_now() + retry_delay(task.attempts)
         log.exception("task %s (%s) failed, attempt %d", task.id, task.kind, task.attempts)
         return False
+    if not finished:
+        return True
     task.status = "done"
     task.completed_at = utc_now()
     task.attempts += 1
@@ -178,22 +189,51 @@ async def _run_due_test_clock_tasks(services: Services, *, limit: int, registry:
 async def run_task_now(services: Services, task_id: str, *, registry: TaskRegistry = TASKS) -> bool:
     """Run one task at once, whatever its due time, exactly as a worker would; False if it was already run.
 
-    For requests that must answer with a task's outcome (charging the first invoice of a subscription). If a
-    worker holds the task, this waits for it (a blocking row lock, not SKIP LOCKED) and then finds it done."""
+    If a worker holds the task, this waits for it (a blocking row lock, not SKIP LOCKED) and then finds it done."""
     async with transaction(services.sessions) as session:
-        task = await session.scalar(
-            select(ScheduledTask).where(ScheduledTask.id == task_id).with_for_update()
-        )
-        if task is None or task.status != "pending":
+        claimed = await _claim(session, task_id)
+        if claimed is None:
             return False
-        clock: Clock = SYSTEM_CLOCK
-        if task.test_clock_id is not None:
-            frozen = await session.scalar(
-                select(TestClock.frozen_time).where(TestClock.id == task.test_clock_id)
-            )
-            clock = FrozenClock(frozen or task.due_at, task.test_clock_id)
-        await _execute(session, task, clock, registry, services)
+        await _execute(session, claimed[0], claimed[1], registry, services)
         return True
+
+
+async def run_task_step(
+    session: AsyncSession, services: Services, task_id: str, step: TaskStep
+) -> bool | None:
+    """Run `step` on the pending task `task_id` in the caller's transaction, as a worker runs a task's handler:
+    its row locked (waiting for a worker that holds it), the clock set, the step in a savepoint, a failure
+    counted and retried later like a handler's. A step returns True when it finished the task (marked done), False
+    when it stopped half-way on purpose (the task stays pending; the caller commits what the step did and runs a
+    step again later, or leaves it to the workers). Returns whether the task is finished (False also when the
+    step raised: the task stays pending, retried later), None if it was not pending.
+
+    For requests that must answer with a task's outcome and call the outside world on the way (charging an
+    invoice): they commit between steps instead of holding the task's transaction open across the call."""
+    claimed = await _claim(session, task_id)
+    if claimed is None:
+        return None
+    finished: bool | None = None
+
+    async def tracked(context: TaskContext) -> bool:
+        nonlocal finished
+        finished = await step(context)
+        return finished
+
+    await _execute(session, claimed[0], claimed[1], TASKS, services, tracked)
+    return bool(finished)
+
+
+async def _claim(session: AsyncSession, task_id: str) -> tuple[ScheduledTask, Clock] | None:
+    """Lock the pending task `task_id` and the clock it runs in (a test clock's current time), or None."""
+    task = await session.scalar(select(ScheduledTask).where(ScheduledTask.id == task_id).with_for_update())
+    if task is None or task.status != "pending":
+        return None
+    clock: Clock = SYSTEM_CLOCK
+    if task.test_clock_id is not None:
+        frozen = await session.scalar(select(TestClock.frozen_time).where(TestClock.id == task.test_clock_id))
+        clock = FrozenClock(frozen or task.due_at, task.test_clock_id)
+    return task, clock
 
 
 async def advance_test_clock(
@@ -202,9 +242,13 @@ async def advance_test_clock(
     """Run every task of an advancing test clock due up to its target, in due order, moving the clock's time to
     each task's due instant before running it; then set the clock ready at its target. Returns the final status.
 
-    Only one worker advances a clock at a time (a session advisory lock); the others return at once."""
+    Only one worker advances a clock at a time (a session advisory lock); the others return at once. The lock
+    lives as long as the advancing worker's connection: a worker killed mid-advance releases it with its
+    connection, which is how the sweeper tells a dead advance from a long one (`advance_in_progress`)."""
     async with services.sessions() as lock_session:
-        locked = await lock_session.scalar(select(func.pg_try_advisory_lock(func.hashtext(test_clock_id))))
+        locked = await lock_session.scalar(
+            select(func.pg_try_advisory_lock(_advance_lock_key(test_clock_id)))
+        )
         if not locked:
             return "busy"
         try:
@@ -213,8 +257,19 @@ async def advance_test_clock(
                 if outcome != "stepped":
                     return outcome
         finally:
-            await lock_session.execute(select(func.pg_advisory_unlock(func.hashtext(test_clock_id))))
+            await lock_session.execute(select(func.pg_advisory_unlock(_advance_lock_key(test_clock_id))))
             await lock_session.commit()
+
+
+def _advance_lock_key(test_clock_id: str) -> Any:
+    return func.hashtext(test_clock_id)
+
+
+async def advance_in_progress(session: AsyncSession, test_clock_id: str) -> bool:
+    """Whether a live worker is advancing the clock now (it holds the clock's advisory lock). Takes the lock for
+    the caller's transaction when it is free, so an advance that starts meanwhile waits for the caller's commit."""
+    free = await session.scalar(select(func.pg_try_advisory_xact_lock(_advance_lock_key(test_clock_id))))
+    return not free
 
 
 async def _advance_one_step(services: Services, test_clock_id: str, registry: TaskRegistry) -> str:

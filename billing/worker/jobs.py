@@ -23,19 +23,21 @@ log = logging.getLogger("billing.worker")
 ADVANCE_GRACE = timedelta(seconds=10)
 
 
-def advance_job_id(test_clock_id: str, requested_at: datetime | None) -> str:
-    # One id per advance request: dedupes the sweeper against the API, but not one advance against the next.
+def advance_job_id(test_clock_id: str, requested_at: datetime | None, *, attempt: str = "") -> str:
+    # One id per advance request: a duplicate enqueue of the same request is a no-op for arq, but not one advance
+    # against the next. The sweeper adds its own `attempt`: a job id arq still holds as "in progress" for a
+    # worker that was killed (the marker lives as long as the longest job timeout) would never run again.
     stamp = int(requested_at.timestamp() * 1_000_000) if requested_at else 0
-    return f"advance:{test_clock_id}:{stamp}"
+    return f"advance:{test_clock_id}:{stamp}" + (f":{attempt}" if attempt else "")
 
 
 async def enqueue_advance(
-    redis: ArqRedis, queue_name: str, test_clock_id: str, requested_at: datetime | None
+    redis: ArqRedis, queue_name: str, test_clock_id: str, requested_at: datetime | None, *, attempt: str = ""
 ) -> None:
     await redis.enqueue_job(
         "advance_test_clock_job",
         test_clock_id,
-        _job_id=advance_job_id(test_clock_id, requested_at),
+        _job_id=advance_job_id(test_clock_id, requested_at, attempt=attempt),
         _queue_name=queue_name,
     )
 
@@ -110,13 +112,21 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Repair what a lost Redis or a crashed worker left behind, from the facts in PostgreSQL."""
     services = _services(ctx)
     async with transaction(services.sessions) as session:
-        stale = await runner.stale_advancing_clocks(session, ADVANCE_GRACE)
+        # An advancing clock whose advance no live worker runs: its job was lost with Redis, or its worker died.
+        stale = [
+            (clock_id, requested_at)
+            for clock_id, requested_at in await runner.stale_advancing_clocks(session, ADVANCE_GRACE)
+            if not await runner.advance_in_progress(session, clock_id)
+        ]
         purged = await idempotency.purge_expired(session, utc_now())
         webhooks = await webhook_delivery.sweep(session, utc_now())
+    sweep_attempt = f"sweep{int(utc_now().timestamp() * 1000)}"
     for clock_id, requested_at in stale:
-        await enqueue_advance(services.redis, services.queue_name, clock_id, requested_at)
+        await enqueue_advance(
+            services.redis, services.queue_name, clock_id, requested_at, attempt=sweep_attempt
+        )
     if stale:
-        log.info("sweeper re-enqueued %d advancing test clocks", len(stale))
+        log.warning("sweeper re-enqueued %d advancing test clocks that no worker was advancing", len(stale))
     if webhooks.overdue:
         # Deliveries due for a while and not taken: kick a drain through the queue (any worker takes it).
         await services.redis.enqueue_job("deliver_webhooks", _queue_name=services.queue_name)

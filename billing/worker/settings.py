@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from arq import cron
@@ -14,7 +15,10 @@ from billing.config import Settings
 from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
 from billing.usage.maintenance import usage_maintenance_job
-from billing.worker import jobs
+from billing.worker import codec, jobs
+from billing.worker.reconnect import REDIS_OUTAGE, Backoff, ReconnectingWorker
+
+log = logging.getLogger("billing.worker")
 
 FUNCTIONS: list[Any] = [jobs.advance_test_clock_job, jobs.deliver_webhooks, send_emails]
 CRON_JOBS = [
@@ -49,13 +53,13 @@ def build_worker(
         ctx["services"] = services
         # In-process channel sandboxes of this process deliver their notifications through the engine's app.
         services.gateways.notify_app = ChannelNotifyApp(services.sessions, services.gateways)
-        if with_cron:
+        if with_cron and "webhook_listener" not in ctx:
             await jobs.start_webhook_listener(ctx)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await jobs.stop_webhooks(ctx)
 
-    return Worker(
+    return ReconnectingWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS if with_cron else None,
         redis_pool=services.redis,
@@ -68,17 +72,38 @@ def build_worker(
         job_timeout=600,
         keep_result=3600,
         handle_signals=not burst,
+        job_serializer=codec.serialize,
+        job_deserializer=codec.deserialize,
     )
 
 
 async def run_worker(settings: Settings) -> None:
+    """`billing worker`: runs until SIGINT/SIGTERM. Redis going away never ends it (ReconnectingWorker): at start
+    it waits for Redis with backoff; while running it keeps retrying and goes on when Redis is back."""
     services = await open_services(settings)
     worker = build_worker(services)
+    backoff = Backoff()
     try:
-        await worker.async_run()
+        while True:
+            try:
+                await worker.async_run()
+                return
+            except REDIS_OUTAGE as exc:
+                # Redis failed before the poll loop (arq's start-up reads the server's info): start again.
+                delay = backoff.next_delay()
+                log.warning("Redis is unavailable at start (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
     except asyncio.CancelledError:
         # arq cancels its main task on SIGINT/SIGTERM: that is the normal way a worker stops.
         pass
     finally:
-        await worker.close()
+        # Jobs cancelled by the signal end with CancelledError, which arq's close() would raise again before it
+        # closes anything; their work is in PostgreSQL, and the next worker picks it up.
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        worker.tasks.clear()
+        try:
+            await worker.close()
+        except REDIS_OUTAGE:
+            log.warning("Redis is unavailable while stopping; stopped without cleaning up arq's health key")
+        await jobs.stop_webhooks(worker.ctx)
         await services.close()

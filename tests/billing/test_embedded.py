@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import asyncpg
 import psutil
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -120,7 +122,9 @@ async def test_start_use_stop_and_restart_keeps_data(tmp_path: Path) -> None:
         assert pg.pgdata == tmp_path / "postgres" / "data"
         assert pg.url.startswith("postgresql://")
         assert "/billing?" in pg.url
-        assert rd.url == f"redis://127.0.0.1:{rd.port}/0"
+        password = (tmp_path / "redis" / "password").read_text().strip()
+        assert len(password) >= 32
+        assert rd.url == f"redis://:{password}@127.0.0.1:{rd.port}/0"
         assert rd.port not in (6379, 5432)
 
         conn = await asyncpg.connect(pg.url)
@@ -300,3 +304,39 @@ def test_redis_on_a_taken_port_fails_clearly_and_leaves_nothing(tmp_path: Path) 
             EmbeddedRedis.start(tmp_path, port=port)
     assert "Address already in use" in str(failure.value)  # the log tail is part of the message
     assert _server_processes(tmp_path) == []
+
+
+async def test_embedded_redis_needs_its_generated_password(tmp_path: Path) -> None:
+    """Any local user can reach a loopback port: the embedded Redis takes commands only with the password kept in
+    the data dir (mode 0600), which never appears on its command line (issue #12 item 14)."""
+    rd = EmbeddedRedis.start(tmp_path)
+    try:
+        password_file = tmp_path / "redis" / "password"
+        password = password_file.read_text().strip()
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "redis" / "redis.conf").stat().st_mode) == 0o600
+        assert not any(password in part for part in psutil.Process(rd.pid).cmdline())
+
+        anonymous = aioredis.from_url(f"redis://127.0.0.1:{rd.port}/0")
+        try:
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                await anonymous.set("queue", "anything")
+        finally:
+            await anonymous.aclose()
+        assert await _pings(rd.url)
+    finally:
+        rd.stop()
+    # Started again on the same data dir: the same password (every process sharing the folder finds it).
+    again = EmbeddedRedis.start(tmp_path)
+    try:
+        assert f":{password}@" in again.url
+    finally:
+        again.stop()
+
+
+async def _pings(url: str) -> bool:
+    client = aioredis.from_url(url)
+    try:
+        return bool(await client.ping())
+    finally:
+        await client.aclose()

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.clock import utc_now
-from billing.errors import ApiError, CardError, Conflict, InvalidRequest
+from billing.errors import CardError, Conflict, InvalidRequest
 from billing.gateways.models import GatewayAttempt
 from billing.merchants.service import NewMerchant
 from billing.payments.janitor import run_janitor
@@ -136,7 +136,8 @@ async def test_a_processing_error_is_technical_and_settles_failed_without_a_char
     customer, _ = await customer_with_card(api, "4000000000000119")
     payment = await pay(services, merchant, customer)
     assert payment.status == "pending" and payment.next_action == "wait"
-    assert isinstance(payment_error(payment), ApiError)
+    # Pending is not an error: the API answers 202 with the payment (tests/billing/test_request_connections.py).
+    assert payment_error(payment) is None
     await settle_everything_due(services)
     shown = (await api.get(f"/v1/payments/{payment.id}")).json()
     assert (shown["status"], shown["failure_code"], shown["decline_type"]) == (
@@ -156,8 +157,7 @@ async def test_a_gateway_that_times_out_then_succeeds_when_asked_charges_exactly
     payment = await pay(services, merchant, customer, purpose="invoice:timeout")
     # No answer within 400 ms: unknown. It must not fail over (the first gateway may have charged).
     assert payment.status == "pending" and payment.gateway == "slowpoke"
-    error = payment_error(payment)
-    assert isinstance(error, ApiError) and error.to_body()["error"]["type"] == "api_error"
+    assert payment_error(payment) is None
     assert await charges_with_key(sandboxes[1], payment.id) == []
 
     # Asking again with the same purpose and attempt returns the same payment and sends nothing.
@@ -230,16 +230,7 @@ async def test_both_down_is_a_clean_api_error_and_a_pending_payment_the_janitor_
     customer, _ = await customer_with_card(api, "4242424242424242", locale="zh-CN")
     payment = await pay(services, merchant, customer)
     assert payment.status == "pending"
-    error = payment_error(payment)
-    assert isinstance(error, ApiError)
-    body = error.to_body()["error"]
-    assert (error.status, body["type"], body["code"], body["payment"]) == (
-        500,
-        "api_error",
-        "payment_pending",
-        payment.id,
-    )
-    assert "at most once" in body["message"]
+    assert payment_error(payment) is None
 
     # While the gateways are down the janitor cannot ask them: still pending.
     report = await settle_everything_due(services)

@@ -1,0 +1,72 @@
+"""A worker killed in the middle of a test-clock advance (issue #12 item 11): another worker finishes the advance
+promptly (not after arq's hour-long in-progress marker expires), and nothing is billed twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from billing.config import Settings
+from tests.billing.processes import billing_env, billing_worker, wait_for
+from tests.billing.world import Billing, at
+
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(400)]
+
+SUBSCRIPTIONS = 20
+MONTHS = 4
+
+
+async def test_a_worker_killed_mid_advance_is_replaced_promptly_and_nothing_is_doubled(
+    api: httpx.AsyncClient, services: object, settings: Settings, tmp_path: Path
+) -> None:
+    world = Billing(api, services)  # type: ignore[arg-type]
+    await world.start(at("2027-01-01T00:00:00+00:00"))
+    plan = await world.plan(1500)
+    subscriptions = [await world.subscribe(await world.customer(), plan) for _ in range(SUBSCRIPTIONS)]
+    # The workers share the API's queue (the run's Redis prefix): the job the API enqueues is the one the first
+    # worker takes, and the one arq then holds as "in progress" after the kill.
+    env = billing_env(settings)
+
+    first = billing_worker(env, tmp_path / "first.log")
+    second = None
+    try:
+        advanced = await api.post(
+            f"/v1/test_clocks/{world.clock}/advance", json={"frozen_time": "2027-05-02T00:00:00Z"}
+        )
+        assert advanced.json()["status"] == "advancing"
+
+        async def partway() -> bool:
+            shown = (await api.get(f"/v1/test_clocks/{world.clock}")).json()
+            assert shown["status"] == "advancing", f"the advance ended before the kill: {shown}"
+            return shown["frozen_time"] >= "2027-02-15"
+
+        await wait_for(partway, deadline_s=180, what="the first worker to be part-way through the advance")
+        first.kill()
+
+        second = billing_worker(env, tmp_path / "second.log")
+
+        async def ready() -> bool:
+            shown = (await api.get(f"/v1/test_clocks/{world.clock}")).json()
+            assert shown["status"] != "internal_failure", shown
+            return bool(shown["status"] == "ready")
+
+        # arq keeps the killed worker's job marked "in progress" for an hour: waiting far less than that proves
+        # the new worker did not wait for it.
+        await wait_for(ready, deadline_s=150, what="the second worker to finish the advance")
+        assert second.alive(), second.output()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+    clock = (await api.get(f"/v1/test_clocks/{world.clock}")).json()
+    assert clock["frozen_time"].startswith("2027-05-02")
+    numbers: list[str] = []
+    for subscription in subscriptions:
+        invoices = await world.invoices(subscription["id"])
+        # The first period and one renewal per month boundary crossed: Feb 1 ... Jul 1.
+        assert [i["period_start"][:7] for i in invoices] == [f"2027-0{m}" for m in range(1, MONTHS + 2)]
+        numbers += [i["number"] for i in invoices]
+    assert len(set(numbers)) == len(numbers) == SUBSCRIPTIONS * (MONTHS + 1)
