@@ -359,11 +359,13 @@ async def settle_pending_agreements(
     *,
     now: datetime | None = None,
     limit: int = 50,
+    merchant_id: str | None = None,
 ) -> int:
     """The janitor's part for agreements (a missed notification is recovered by asking): a pending agreement is
     asked about RECHECK_EVERY after its link was made and as often again; approved, it is activated; once its link
     ran out (plus EXPIRY_GRACE) unapproved, it is `expired`. Each in its own transaction, claimed with SKIP
-    LOCKED, so several workers share the work. Returns how many changed."""
+    LOCKED, so several workers share the work; `merchant_id` keeps the pass to one merchant. Returns how many
+    changed."""
     moment = now or utc_now()
     recheck_at = cast_(PaymentMethod.next_action["recheck_at"].astext, DateTime(timezone=True))
     changed = 0
@@ -372,7 +374,10 @@ async def settle_pending_agreements(
             pm = await session.scalar(
                 select(PaymentMethod)
                 .where(
-                    PaymentMethod.status == PENDING, PaymentMethod.detached_at.is_(None), recheck_at <= moment
+                    PaymentMethod.status == PENDING,
+                    PaymentMethod.detached_at.is_(None),
+                    recheck_at <= moment,
+                    *([PaymentMethod.merchant_id == merchant_id] if merchant_id is not None else []),
                 )
                 .order_by(PaymentMethod.created_at)
                 .limit(1)

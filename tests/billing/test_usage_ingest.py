@@ -488,8 +488,6 @@ async def test_properties_postgresql_would_refuse_are_reported_per_event(
         + head
         + b'"id": "huge_number", "properties": {"a": [1, {"b": 1e200000}]}},'
         + head
-        + b'"id": "bad_utf8", "properties": {"a": "\xff"}},'
-        + head
         + b'"id": "too_big", "properties": {"a": "'
         + b"x" * 9000
         + b'"}},'
@@ -505,10 +503,20 @@ async def test_properties_postgresql_would_refuse_are_reported_per_event(
     assert [(e["index"], e["code"]) for e in answer["errors"]] == [
         (0, "invalid_properties"),
         (1, "invalid_properties"),
-        (2, "invalid_properties"),
     ]
     [row] = await stored(services, merchant.id)
     assert row["event_id"] == "fine" and row["properties"]["b"] == "é"
+    # Bytes that are not UTF-8 make the body itself not JSON (RFC 8259 §8.1): the whole batch is refused,
+    # naming the byte, and nothing of it is stored.
+    bad_utf8 = b'{"events": [' + head + b'"id": "bad_utf8", "properties": {"a": "\xff"}}]}'
+    refused = await api.post(
+        "/v1/usage_events/batch", content=bad_utf8, headers={"content-type": "application/json"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "body_invalid_utf8"
+    first_bad_byte = bad_utf8.index(b"\xff")
+    assert f"byte {first_bad_byte}" in refused.json()["error"]["message"]
+    assert [r["event_id"] for r in await stored(services, merchant.id)] == ["fine"]
 
 
 async def test_the_daily_maintenance_job_keeps_partitions_ahead_and_prunes_keys(
