@@ -271,10 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser(
         "sandbox-gateway",
-        help="run the sandbox card processor, or a channel's sandbox (--channel alipay|wechat_pay), over HTTP "
+        help="run the sandbox card processor, or a channel's sandbox (--channel alipay|wechat_pay|unionpay|ecny), over HTTP "
         "(not in production)",
     )
-    sandbox.add_argument("--channel", choices=("card", "alipay", "wechat_pay"), default="card")
+    sandbox.add_argument(
+        "--channel", choices=("card", "alipay", "wechat_pay", "unionpay", "ecny"), default="card"
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=9100)
     sandbox.set_defaults(handler=cmd_sandbox_gateway)

@@ -38,7 +38,8 @@ HARD_DECLINE_CODES: Final[frozenset[str]] = frozenset(
     }
 )
 
-EXPIRED_DECLINE_CODES: Final[frozenset[str]] = frozenset({"expired_card"})
+# A UnionPay token past its validity is an expired credential: only a new authentication renews it.
+EXPIRED_DECLINE_CODES: Final[frozenset[str]] = frozenset({"expired_card", "token_expired"})
 
 # Failures of the processing chain rather than answers about the card: the charge was not made.
 TECHNICAL_ERROR_CODES: Final[frozenset[str]] = frozenset(

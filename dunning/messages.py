@@ -136,6 +136,17 @@ _AGREEMENT_BY_CODE: Final[dict[str, FailureText]] = {
         "or pay another way.",
         "本次扣款超出您{channel_zh}扣款协议的限额。请以更高限额重新签约，或使用其他方式付款。",
     ),
+    "token_expired": FailureText(
+        "Your {channel} payment authorization (token) has expired. Authorize again to keep your subscription.",
+        "您的{channel_zh}无感支付授权（token）已过期。请重新授权，以免订阅中断。",
+    ),
+    # An e-CNY sub-wallet's own limits (per payment, per day), set by the customer in the wallet app: a soft
+    # decline, as the next day (or a raised limit) lets the debit through.
+    "wallet_limit_exceeded": FailureText(
+        "This payment is above the limit of your {channel} sub-wallet. Raise the sub-wallet's limit in your wallet "
+        "app, or pay another way; we will try again.",
+        "本次扣款超出您{channel_zh}子钱包的支付限额。请在钱包App中调高子钱包限额，或使用其他方式付款，我们会再次尝试扣款。",
+    ),
     "currency_not_supported": FailureText(
         "{channel} pays in Chinese yuan (CNY) only. Add a card to pay in this currency.",
         "{channel_zh}仅支持人民币（CNY）付款。请添加银行卡以使用该币种付款。",

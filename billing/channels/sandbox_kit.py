@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from billing.channels.crypto import generate_private_key_pem, public_key_pem
+from billing.channels.crypto import generate_private_key_pem, load_public_key, public_key_pem
 from billing.channels.yuan import fee_for
 from billing.clock import utc_now
 from billing.gateways.asgi import ASGIApp, HttpRequest, HttpResponse, MiniApp
@@ -68,6 +68,22 @@ BUYER_WORDS = {
     "buyer_frozen": ("account frozen (hard decline)", "账户冻结（硬拒绝）"),
     "buyer_slow": ("no answer at first, then success when queried", "先无结果，查询后成功"),
 }
+
+
+def buyer_outcome(agreement: Document) -> str | None:
+    """What the test buyer who signed `agreement` makes of every debit (None: success)."""
+    buyer = TEST_BUYERS.get(str(agreement.get("buyer")))
+    return buyer.outcome if buyer else None
+
+
+def merchant_key_pair(given: object) -> tuple[str | None, str]:
+    """A new sandbox account's key pair: the public key the caller brings (None, public), or a fresh pair
+    (private, public). KeyFormatError for a key that cannot be read."""
+    if isinstance(given, str):
+        load_public_key(given)
+        return None, given
+    private = generate_private_key_pem()
+    return private, public_key_pem(private)
 
 
 def digits(count: int) -> str:

@@ -1,17 +1,14 @@
-"""`billing sandbox-gateway --channel alipay|wechat_pay --port P`: one channel's sandbox on its own port, its
+"""`billing sandbox-gateway --channel alipay|wechat_pay|unionpay|ecny --port P`: one channel's sandbox on its own port, its
 ledger in memory, its key pair made at start, its notifications sent over HTTP to the notify URLs it is given."""
 
 from __future__ import annotations
 
 import asyncio
 
-from billing.channels.alipay.sandbox import AlipaySandbox
 from billing.channels.sandbox_kit import ChannelSandbox, http_deliver, platform_key
-from billing.channels.wechat_pay.sandbox import WechatPaySandbox
+from billing.channels.types import SANDBOXES
 from billing.gateways.asgi import serve
 from billing.gateways.sandbox_store import MemoryStore
-
-SANDBOXES: dict[str, type[ChannelSandbox]] = {"alipay": AlipaySandbox, "wechat_pay": WechatPaySandbox}
 
 
 def standalone_sandbox(channel: str) -> ChannelSandbox:

@@ -1,8 +1,9 @@
-"""The gateway types of the channels (SPEC §8), registered with billing.gateways.registry on import: `alipay` and
-`wechat_pay` (UnionPay and e-CNY join here in part 2, with the same shape).
+"""The gateway types of the channels (SPEC §8), registered with billing.gateways.registry on import: `alipay`,
+`wechat_pay`, `unionpay` and `ecny`, all of the same shape.
 
 A connection of a channel type (in `settings.gateways`):
-- `url`: the channel's API base (`https://openapi.alipay.com`, `https://api.mch.weixin.qq.com`), a standalone
+- `url`: the channel's API base (`https://openapi.alipay.com`, `https://api.mch.weixin.qq.com`,
+  `https://gateway.95516.com`, the e-CNY operator's merchant API), a standalone
   sandbox (`billing sandbox-gateway --channel alipay --port P` → `http://127.0.0.1:P`), or null for the
   in-process sandbox (outside production only);
 - `credentials`: the channel's ids and keys (CREDENTIALS below); secret ones are sealed by the vault when saved
@@ -24,7 +25,11 @@ import httpx
 from billing.channels.alipay.adapter import AlipayGateway
 from billing.channels.alipay.sandbox import AlipaySandbox
 from billing.channels.crypto import KeyFormatError, load_private_key, load_public_key
-from billing.channels.sandbox_kit import asgi_deliver
+from billing.channels.ecny.adapter import EcnyGateway
+from billing.channels.ecny.sandbox import EcnySandbox
+from billing.channels.sandbox_kit import ChannelSandbox, asgi_deliver
+from billing.channels.unionpay.adapter import UnionpayGateway
+from billing.channels.unionpay.sandbox import UnionpaySandbox
 from billing.channels.wechat_pay.adapter import WechatPayGateway
 from billing.channels.wechat_pay.protocol import APIV3_KEY_BYTES
 from billing.channels.wechat_pay.sandbox import WechatPaySandbox
@@ -32,8 +37,8 @@ from billing.errors import InvalidRequest
 from billing.gateways.base import ConnectionConfig, Gateway
 from billing.gateways.registry import GatewayPool, GatewayType, NotifyAnswer, register_gateway_type
 
-ALIPAY, WECHAT_PAY = "alipay", "wechat_pay"
-CHANNEL_TYPES = (ALIPAY, WECHAT_PAY)
+ALIPAY, WECHAT_PAY, UNIONPAY, ECNY = "alipay", "wechat_pay", "unionpay", "ecny"
+CHANNEL_TYPES = (ALIPAY, WECHAT_PAY, UNIONPAY, ECNY)
 REQUIRED = {
     ALIPAY: ("app_id", "app_private_key", "alipay_public_key"),
     WECHAT_PAY: (
@@ -46,14 +51,31 @@ REQUIRED = {
         "platform_public_key_id",
         "plan_id",
     ),
+    UNIONPAY: ("mer_id", "merchant_cert_id", "merchant_private_key", "unionpay_public_key"),
+    ECNY: ("merchant_no", "merchant_private_key", "ecny_public_key"),
 }
-OPTIONAL = {ALIPAY: ("sign_scene", "notify_url_base"), WECHAT_PAY: ("notify_url_base",)}
+OPTIONAL = {
+    ALIPAY: ("sign_scene", "notify_url_base"),
+    WECHAT_PAY: ("notify_url_base",),
+    UNIONPAY: ("notify_url_base",),
+    ECNY: ("notify_url_base",),
+}
 SECRET = {
     ALIPAY: frozenset({"app_private_key"}),
     WECHAT_PAY: frozenset({"merchant_private_key", "apiv3_key"}),
+    UNIONPAY: frozenset({"merchant_private_key"}),
+    ECNY: frozenset({"merchant_private_key"}),
+}
+API_EXAMPLES = {
+    ALIPAY: "https://openapi.alipay.com",
+    WECHAT_PAY: "https://api.mch.weixin.qq.com",
+    UNIONPAY: "https://gateway.95516.com",
+    ECNY: "https://ecny.operator.example.cn",
 }
 _PRIVATE_KEYS = frozenset({"app_private_key", "merchant_private_key"})
-_PUBLIC_KEYS = frozenset({"alipay_public_key", "platform_public_key"})
+_PUBLIC_KEYS = frozenset(
+    {"alipay_public_key", "platform_public_key", "unionpay_public_key", "ecny_public_key"}
+)
 _ID = re.compile(r"^[A-Za-z0-9_\-|.]{1,64}$")
 
 
@@ -79,7 +101,7 @@ def _validator(kind: str) -> Callable[[ConnectionConfig, bool, str], None]:
         if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
             raise InvalidRequest(
                 f"url must be the {kind} API's base URL ({'https' if production else 'http(s)'}), e.g. "
-                f"{'https://openapi.alipay.com' if kind == ALIPAY else 'https://api.mch.weixin.qq.com'}, a standalone "
+                f"{API_EXAMPLES[kind]}, a standalone "
                 "sandbox such as http://127.0.0.1:9200, or null for the in-process sandbox.",
                 param=f"{param}.url",
             )
@@ -190,10 +212,45 @@ def _build_wechat_pay(connection: ConnectionConfig, pool: GatewayPool) -> Gatewa
     )
 
 
-def _sandbox_factory(kind: str) -> Callable[[GatewayPool], AlipaySandbox | WechatPaySandbox]:
-    cls = AlipaySandbox if kind == ALIPAY else WechatPaySandbox
+def _build_unionpay(connection: ConnectionConfig, pool: GatewayPool) -> Gateway:
+    in_process = connection.url is None
+    browser_url = (
+        f"{pool.public_url().rstrip('/')}/sandbox/{UNIONPAY}"
+        if in_process
+        else str(connection.url).rstrip("/")
+    )
+    return UnionpayGateway(
+        connection,
+        _sandbox_client(pool, connection),
+        secrets=pool.secrets,
+        in_process=in_process,
+        browser_url=browser_url,
+        notify_url=notify_url(pool, connection),
+    )
 
-    def make(pool: GatewayPool) -> AlipaySandbox | WechatPaySandbox:
+
+def _build_ecny(connection: ConnectionConfig, pool: GatewayPool) -> Gateway:
+    return EcnyGateway(
+        connection,
+        _sandbox_client(pool, connection),
+        secrets=pool.secrets,
+        in_process=connection.url is None,
+        notify_url=notify_url(pool, connection),
+    )
+
+
+SANDBOXES: dict[str, type[ChannelSandbox]] = {
+    ALIPAY: AlipaySandbox,
+    WECHAT_PAY: WechatPaySandbox,
+    UNIONPAY: UnionpaySandbox,
+    ECNY: EcnySandbox,
+}
+
+
+def _sandbox_factory(kind: str) -> Callable[[GatewayPool], ChannelSandbox]:
+    cls = SANDBOXES[kind]
+
+    def make(pool: GatewayPool) -> ChannelSandbox:
         return cls(
             pool.sandbox_store(kind),
             deliver=asgi_deliver(lambda: pool.notify_app),
@@ -215,6 +272,20 @@ def _wechat_pay_reply(accepted: bool, why: str) -> NotifyAnswer:
     return 400, "application/json; charset=utf-8", body
 
 
+def _unionpay_reply(accepted: bool, why: str) -> NotifyAnswer:
+    # UnionPay reads the status only: 200 stops its retries (the body is ignored), anything else asks again.
+    return (
+        (200, "text/plain; charset=utf-8", b"ok") if accepted else (400, "text/plain; charset=utf-8", b"fail")
+    )
+
+
+def _ecny_reply(accepted: bool, why: str) -> NotifyAnswer:
+    if accepted:
+        return 200, "application/json; charset=utf-8", b'{"retCode":"SUCCESS"}'
+    body = ('{"retCode":"FAIL","errMsg":"' + why.replace('"', "'")[:200] + '"}').encode()
+    return 400, "application/json; charset=utf-8", body
+
+
 for _kind, _description, _build, _reply in (
     (
         ALIPAY,
@@ -227,6 +298,18 @@ for _kind, _description, _build, _reply in (
         "WeChat Pay API v3: 委托代扣 contracts, pre-notified deductions (CNY only).",
         _build_wechat_pay,
         _wechat_pay_reply,
+    ),
+    (
+        UNIONPAY,
+        "UnionPay 全渠道 gateway: 无感支付 tokens opened on UnionPay's page, debited with txnType 01 (CNY only).",
+        _build_unionpay,
+        _unionpay_reply,
+    ),
+    (
+        ECNY,
+        "e-CNY (数字人民币) operator API: 子钱包免密支付 agreements signed in the wallet app (CNY only).",
+        _build_ecny,
+        _ecny_reply,
     ),
 ):
     register_gateway_type(

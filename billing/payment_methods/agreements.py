@@ -67,7 +67,7 @@ SIGN_LINK_LIFETIME = timedelta(minutes=30)
 # a link that ran out is expired only after this grace, for an approval made at its last moment.
 RECHECK_EVERY = timedelta(minutes=5)
 EXPIRY_GRACE = timedelta(minutes=2)
-CHANNEL_NAMES = {"alipay": "Alipay", "wechat_pay": "WeChat Pay"}
+CHANNEL_NAMES = {"alipay": "Alipay", "wechat_pay": "WeChat Pay", "unionpay": "UnionPay", "ecny": "e-CNY"}
 OutsideTransaction = Callable[[], AbstractAsyncContextManager[None]]
 
 

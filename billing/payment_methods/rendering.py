@@ -31,7 +31,7 @@ def _agreement_fields(pm: PaymentMethod) -> dict[str, Any]:
 
 
 def render_payment_method(pm: PaymentMethod) -> schemas.PaymentMethod:
-    card = alipay = wechat_pay = next_action = None
+    card = alipay = wechat_pay = unionpay = ecny = next_action = None
     if pm.type == CARD:
         assert pm.card_brand is not None and pm.card_last4 is not None and pm.card_fingerprint is not None
         assert pm.card_exp_month is not None and pm.card_exp_year is not None
@@ -56,6 +56,20 @@ def render_payment_method(pm: PaymentMethod) -> schemas.PaymentMethod:
             out_contract_code=pm.external_agreement_no or "",
             openid=(pm.agreement or {}).get("buyer"),
         )
+    elif pm.type == "unionpay":
+        unionpay = schemas.UnionpayToken(
+            **_agreement_fields(pm),
+            token=pm.agreement_no,
+            order_id=pm.external_agreement_no or "",
+            acc_no=(pm.agreement or {}).get("buyer"),
+        )
+    elif pm.type == "ecny":
+        ecny = schemas.EcnyAgreement(
+            **_agreement_fields(pm),
+            agreement_id=pm.agreement_no,
+            out_agreement_no=pm.external_agreement_no or "",
+            wallet_id=(pm.agreement or {}).get("buyer"),
+        )
     if pm.next_action is not None and pm.detached_at is None:
         next_action = schemas.NextAction(
             type=pm.next_action["type"],
@@ -74,6 +88,8 @@ def render_payment_method(pm: PaymentMethod) -> schemas.PaymentMethod:
         card=card,
         alipay=alipay,
         wechat_pay=wechat_pay,
+        unionpay=unionpay,
+        ecny=ecny,
         next_action=next_action,
     )
 

@@ -47,10 +47,10 @@ class PaymentMethodsController(Controller):
         "/",
         status_code=200,
         responses=ERROR_RESPONSES,
-        summary="Attach a card (card details or a tok_ token), or start a debit agreement (alipay, wechat_pay)",
+        summary="Attach a card (card details or a tok_ token), or start a debit agreement (alipay, wechat_pay, unionpay, ecny)",
         description="A card's number is checked (Luhn, brand, expiry, CVC length), encrypted in the vault and "
-        "never returned; errors about the card are `card_error` (402) naming the field. An agreement (type alipay "
-        "or wechat_pay, CNY customers) is created `pending` with a `next_action` (a URL, and the same URL as an "
+        "never returned; errors about the card are `card_error` (402) naming the field. An agreement (type alipay, "
+        "wechat_pay, unionpay or ecny, CNY customers) is created `pending` with a `next_action` (a URL, and the same URL as an "
         "SVG QR code) for the customer to approve in the channel; the channel's notification makes it `active` "
         "(event payment_method.activated). See docs/channels.md.",
     )

@@ -37,8 +37,8 @@ class Card(msgspec.Struct, kw_only=True):
     fingerprint: str
 
 
-PaymentMethodType = Literal["card", "alipay", "wechat_pay"]
-AgreementType = Literal["alipay", "wechat_pay"]
+PaymentMethodType = Literal["card", "alipay", "wechat_pay", "unionpay", "ecny"]
+AgreementType = Literal["alipay", "wechat_pay", "unionpay", "ecny"]
 PaymentMethodStatus = Literal["pending", "active", "revoked", "expired"]
 
 
@@ -81,6 +81,24 @@ class WechatPayContract(AgreementDetails, kw_only=True):
     openid: str | None
 
 
+class UnionpayToken(AgreementDetails, kw_only=True):
+    """A UnionPay 无感支付 token: UnionPay's `token` once the customer authenticated, ours as `order_id` (the
+    opening order), and the bound card as UnionPay shows it (masked)."""
+
+    token: str | None
+    order_id: str
+    acc_no: str | None
+
+
+class EcnyAgreement(AgreementDetails, kw_only=True):
+    """An e-CNY 子钱包免密支付 agreement: the operator's `agreement_id` once signed in the wallet app, ours as
+    `out_agreement_no`, and the paying wallet's id (masked)."""
+
+    agreement_id: str | None
+    out_agreement_no: str
+    wallet_id: str | None
+
+
 class NextAction(msgspec.Struct, kw_only=True):
     """What the customer must do for a pending agreement: open `url` (redirect_to_url) or scan `qr_code_svg`
     (display_qr_code, an SVG of the same URL) before `expires_at`."""
@@ -92,7 +110,7 @@ class NextAction(msgspec.Struct, kw_only=True):
 
 
 class PaymentMethod(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A card (`card`) or a debit agreement in a channel (`alipay`, `wechat_pay`): only the sub-object of its
+    """A card (`card`) or a debit agreement in a channel (`alipay`, `wechat_pay`, `unionpay`, `ecny`): only the sub-object of its
     type is present, and `next_action` only while the customer has to approve."""
 
     id: str
@@ -105,6 +123,8 @@ class PaymentMethod(msgspec.Struct, kw_only=True, omit_defaults=True):
     card: Card | None = None
     alipay: AlipayAgreement | None = None
     wechat_pay: WechatPayContract | None = None
+    unionpay: UnionpayToken | None = None
+    ecny: EcnyAgreement | None = None
     next_action: NextAction | None = None
 
 
@@ -113,7 +133,7 @@ class PaymentMethodList(ListResponse[PaymentMethod]):
 
 
 class AgreementInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The terms of a debit agreement to sign (type alipay or wechat_pay); every field has a default."""
+    """The terms of a debit agreement to sign (type alipay, wechat_pay, unionpay or ecny); every field has a default."""
 
     single_amount_limit: Annotated[
         int,
@@ -154,7 +174,7 @@ class AgreementInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PaymentMethodCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A card: give `card` (server-side, with your secret key) or `token` (a tok_ made in the browser). A debit
-    agreement (`type` alipay or wechat_pay, customers paying in CNY): give `agreement` terms or nothing; the payment
+    agreement (`type` alipay, wechat_pay, unionpay or ecny, customers paying in CNY): give `agreement` terms or nothing; the payment
     method is `pending` with a `next_action` until the customer approves in the channel."""
 
     customer: Annotated[str, Meta(max_length=64)]

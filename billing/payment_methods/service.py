@@ -107,7 +107,7 @@ async def create_payment_method(
         raise InvalidRequest(f"{params.type} payment methods are agreements, not cards.", param="type")
     if params.agreement is not None:
         raise InvalidRequest(
-            "agreement is for agreement payment methods (type alipay or wechat_pay); a card takes card or token.",
+            "agreement is for agreement payment methods (type alipay, wechat_pay, unionpay or ecny); a card takes card or token.",
             code="parameters_exclusive",
             param="agreement",
         )

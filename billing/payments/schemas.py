@@ -23,7 +23,7 @@ class PaymentCard(msgspec.Struct, kw_only=True):
 class PaymentMethodDetails(msgspec.Struct, kw_only=True):
     """What was debited: a card (brand and last four), or a debit agreement of a channel (`card` is null)."""
 
-    type: Literal["card", "alipay", "wechat_pay"]
+    type: Literal["card", "alipay", "wechat_pay", "unionpay", "ecny"]
     card: PaymentCard | None
 
 

@@ -35,7 +35,9 @@ class GatewayConnection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
             description="A channel's ids and keys (docs/channels.md): alipay takes app_id, app_private_key, "
             "alipay_public_key (and optional sign_scene, notify_url_base); wechat_pay takes mchid, appid, "
             "merchant_serial_no, merchant_private_key, apiv3_key, platform_public_key, platform_public_key_id, "
-            "plan_id (and optional notify_url_base). Private keys and the APIv3 key are sealed in the vault and "
+            "plan_id (and optional notify_url_base); unionpay takes mer_id, merchant_cert_id, merchant_private_key, "
+            "unionpay_public_key; ecny takes merchant_no, merchant_private_key, ecny_public_key (both with optional "
+            "notify_url_base). Private keys and the APIv3 key are sealed in the vault and "
             'shown as "[sealed]"; sending "[sealed]" back (or leaving credentials out) keeps what is stored. '
             "Outside production, a channel connection saved without credentials gets a sandbox account.",
         ),

@@ -10,7 +10,14 @@ import httpx
 
 from billing.settings.service import SANDBOX_CONNECTION
 
-CHANNELS = ("alipay", "wechat_pay")
+CHANNELS = ("alipay", "wechat_pay", "unionpay", "ecny")
+# The channel's own number for a signed agreement, as the payment method shows it.
+AGREEMENT_NO_FIELD = {
+    "alipay": "agreement_no",
+    "wechat_pay": "contract_id",
+    "unionpay": "token",
+    "ecny": "agreement_id",
+}
 
 
 def path_of(url: str) -> str:
@@ -79,8 +86,7 @@ async def sign_agreement(
 
 
 def agreement_no(pm: dict[str, Any]) -> str:
-    details = pm[pm["type"]]
-    return str(details["agreement_no"] if pm["type"] == "alipay" else details["contract_id"])
+    return str(pm[pm["type"]][AGREEMENT_NO_FIELD[pm["type"]]])
 
 
 async def sandbox_admin(

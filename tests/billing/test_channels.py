@@ -1,4 +1,4 @@
-"""Alipay and WeChat Pay debit agreements through the HTTP API on test clocks (SPEC §8, docs/channels.md): signed
+"""Alipay, WeChat Pay, UnionPay and e-CNY debit agreements through the HTTP API on test clocks (SPEC §8, docs/channels.md): signed
 on the sandbox's approval page, they pay subscriptions, renewals, dunning retries, refunds and credit notes like
 cards do, with the channels' decline reasons; notifications are verified, applied once, and forged ones change
 nothing. Each test runs once per channel, against its in-process sandbox (the adapter's real code path)."""
@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.channels.alipay import protocol as alipay_protocol
+from billing.channels.ecny import protocol as ecny_protocol
 from billing.channels.models import ChannelNotification
 from billing.channels.sandbox_kit import ChannelSandbox, platform_key
+from billing.channels.unionpay import protocol as unionpay_protocol
 from billing.channels.wechat_pay import protocol as wechat_protocol
 from billing.channels.yuan import to_yuan
 from billing.clock import utc_now
@@ -42,7 +44,11 @@ from tests.billing.channel_helpers import (
 from tests.billing.world import run_worker
 
 T0 = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-NAMES = {"alipay": "支付宝", "wechat_pay": "微信支付"}
+NAMES = {"alipay": "支付宝", "wechat_pay": "微信支付", "unionpay": "银联", "ecny": "数字人民币"}
+# What each sandbox calls its notifications (the `what` of its log): signed, debited, ended.
+SIGNED = ("dut_user_sign", "PAPAY.SIGN", "token_opened", "AGREEMENT.SIGNED")
+DEBITED = ("trade_status_sync", "TRANSACTION.SUCCESS", "consume", "PAYMENT.SUCCESS")
+ENDED = ("dut_user_unsign", "PAPAY.TERMINATE", "token_cancelled", "AGREEMENT.CANCELLED")
 
 
 class ChannelWorld:
@@ -289,7 +295,9 @@ def _accepted(channel: str, response: httpx.Response) -> bool:
     if channel == "alipay":
         assert response.status_code == 200
         return response.text == "success"
-    return response.status_code == 204
+    if channel == "ecny":
+        return response.status_code == 200 and response.json() == {"retCode": "SUCCESS"}
+    return response.status_code == (200 if channel == "unionpay" else 204)
 
 
 async def test_repeated_and_forged_notifications_change_nothing(
@@ -299,8 +307,8 @@ async def test_repeated_and_forged_notifications_change_nothing(
     invoice = await world.renew()
     [payment] = await world.payments(invoice["id"])
     sent = await world.notifications()
-    signed = next(n for n in sent if n["what"] in ("dut_user_sign", "PAPAY.SIGN"))
-    trade = [n for n in sent if n["what"] in ("trade_status_sync", "TRANSACTION.SUCCESS")][-1]
+    signed = next(n for n in sent if n["what"] in SIGNED)
+    trade = [n for n in sent if n["what"] in DEBITED][-1]
     merchant_id = (await world.call("GET", "/v1/settings"))["id"]
     seen = await _count_notifications(services, merchant_id)
     events = (await world.call("GET", "/v1/events", limit=100))["data"]
@@ -313,6 +321,14 @@ async def test_repeated_and_forged_notifications_change_nothing(
         params["agreement_no"] = "20279999999999999999"
         forged = await _post(world.api, signed, body=urlencode(params))
         assert (forged.status_code, forged.text) == (200, "fail")
+    elif world.channel == "unionpay":
+        params = dict(parse_qsl(signed["body"]))
+        params["accNo"] = "621700******9999"
+        forged = await _post(world.api, signed, body=urlencode(params))
+        assert (forged.status_code, forged.text) == (400, "fail")
+    elif world.channel == "ecny":
+        forged = await _post(world.api, signed, body=signed["body"].replace('"SIGNED"', '"SIGNED "'))
+        assert forged.status_code == 400 and forged.json()["retCode"] == "FAIL"
     else:
         forged = await _post(world.api, signed, body=signed["body"].replace("签约成功", "签约成功!"))
         assert forged.status_code == 400 and forged.json()["code"] == "FAIL"
@@ -340,6 +356,28 @@ async def _resigned_with_amount(
         params["notify_id"] = "forged" + secrets.token_hex(8)
         body = urlencode(alipay_protocol.sign_notification(params, key["private_key"]))
         return await _post(world.api, notification, body=body)
+    if world.channel == "unionpay":
+        params = dict(parse_qsl(notification["body"]))
+        params["txnAmt"] = str(amount)
+        params["queryId"] = "9" + secrets.token_hex(10)
+        signed = unionpay_protocol.sign(params, key["private_key"], params["certId"])
+        return await _post(world.api, notification, body=urlencode(signed))
+    if world.channel == "ecny":
+        envelope = json.loads(notification["body"])
+        envelope["data"]["amount"] = amount
+        envelope["notifyId"] = "Nforged" + secrets.token_hex(8)
+        text = ecny_protocol.body_text(envelope)
+        headers = {
+            "content-type": "application/json",
+            **ecny_protocol.signed_headers(
+                private_key=key["private_key"],
+                merchant=envelope["merchantNo"],
+                body=text,
+                timestamp=int(datetime.now(UTC).timestamp()),
+                nonce=secrets.token_hex(16),
+            ),
+        }
+        return await _post(world.api, notification, body=text, headers=headers)
     [connection] = [
         g for g in (await world.call("GET", "/v1/settings"))["gateways"] if g["type"] == "wechat_pay"
     ]
@@ -478,10 +516,15 @@ async def test_detach_unsigns_the_agreement_in_the_channel_and_nothing_changes_w
         for a in (await world.ledger())["agreements"]
         if a.get("agreement_no", a.get("contract_id")) == agreement_no(world.pm)
     ]
-    assert agreement.get("status", agreement.get("contract_state")) in ("UNSIGN", "TERMINATED")
+    assert agreement.get("status", agreement.get("contract_state")) in (
+        "UNSIGN",
+        "TERMINATED",
+        "DELETED",
+        "CANCELLED",
+    )
     # The channel's own notice of the unsigning arrives and changes nothing more.
     sent = await world.notifications()
-    assert sent[-1]["what"] in ("dut_user_unsign", "PAPAY.TERMINATE") and sent[-1]["accepted"]
+    assert sent[-1]["what"] in ENDED and sent[-1]["accepted"]
     assert len(await world.events(world.pm["id"], "payment_method.detached")) == 1
     assert (await world.call("GET", f"/v1/payment_methods/{world.pm['id']}"))["status"] == "active"
     # A pending agreement is detached without asking the channel.

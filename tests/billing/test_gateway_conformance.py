@@ -1,5 +1,5 @@
-"""One behavioural suite for every adapter behind the gateway interface (SPEC §6, §8): the card sandbox's, Alipay's
-and WeChat Pay's, each against its sandbox through its real code path (HTTP to a standalone sandbox process, or
+"""One behavioural suite for every adapter behind the gateway interface (SPEC §6, §8): the card sandbox's, Alipay's,
+WeChat Pay's, UnionPay's and e-CNY's, each against its sandbox through its real code path (HTTP to a standalone sandbox process, or
 the same sandbox in-process through an ASGI transport). Whatever the protocol, an adapter must answer the same
 outcome classes for the same situations:
 
@@ -53,7 +53,8 @@ from billing.vault.cards import SecretPan
 from tests.billing.payment_helpers import FUTURE_YEAR, standalone_sandbox
 
 CHINA = ZoneInfo("Asia/Shanghai")
-SETTLEMENT = ("alipay", "wechat_pay", "alipay (standalone)", "wechat_pay (standalone)")
+CHANNELS = ("alipay", "wechat_pay", "unionpay", "ecny")
+SETTLEMENT = CHANNELS + tuple(f"{channel} (standalone)" for channel in CHANNELS)
 
 
 @dataclass
@@ -142,8 +143,13 @@ async def _channel_subject(name: str, kind: str, pool: GatewayPool, url: str | N
 
 @pytest.fixture(scope="module")
 def standalone_urls() -> Iterator[dict[str, str]]:
-    with standalone_sandbox("alipay") as alipay, standalone_sandbox("wechat_pay") as wechat_pay:
-        yield {"alipay": alipay, "wechat_pay": wechat_pay}
+    with (
+        standalone_sandbox("alipay") as alipay,
+        standalone_sandbox("wechat_pay") as wechat_pay,
+        standalone_sandbox("unionpay") as unionpay,
+        standalone_sandbox("ecny") as ecny,
+    ):
+        yield {"alipay": alipay, "wechat_pay": wechat_pay, "unionpay": unionpay, "ecny": ecny}
 
 
 @pytest.fixture(scope="module")
@@ -161,15 +167,11 @@ async def subjects(standalone_urls: dict[str, str]) -> AsyncIterator[dict[str, S
             slow=_card("4000002760003184"),
             hard_code="stolen_card",
         ),
-        "alipay": await _channel_subject("alipay", "alipay", pool, None),
-        "wechat_pay": await _channel_subject("wechat_pay", "wechat_pay", pool, None),
-        "alipay (standalone)": await _channel_subject(
-            "alipay (standalone)", "alipay", pool, standalone_urls["alipay"]
-        ),
-        "wechat_pay (standalone)": await _channel_subject(
-            "wechat_pay (standalone)", "wechat_pay", pool, standalone_urls["wechat_pay"]
-        ),
     }
+    for channel in CHANNELS:
+        found[channel] = await _channel_subject(channel, channel, pool, None)
+        standalone = f"{channel} (standalone)"
+        found[standalone] = await _channel_subject(standalone, channel, pool, standalone_urls[channel])
     try:
         yield found
     finally:
@@ -178,7 +180,7 @@ async def subjects(standalone_urls: dict[str, str]) -> AsyncIterator[dict[str, S
         await pool.aclose()
 
 
-NAMES = ["card", "alipay", "wechat_pay", "alipay (standalone)", "wechat_pay (standalone)"]
+NAMES = ["card", *SETTLEMENT]
 
 
 @pytest.fixture(params=NAMES)

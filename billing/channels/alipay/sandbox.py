@@ -20,13 +20,14 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from billing.channels.alipay import protocol
-from billing.channels.crypto import KeyFormatError, generate_private_key_pem, load_public_key, public_key_pem
+from billing.channels.crypto import KeyFormatError
 from billing.channels.sandbox_kit import (
-    TEST_BUYERS,
     ChannelSandbox,
     TestBuyer,
+    buyer_outcome,
     digits,
     link_lifetime,
+    merchant_key_pair,
     message_page,
     on_china_day,
     period_words,
@@ -81,16 +82,10 @@ class AlipaySandbox(ChannelSandbox):
     async def provision(self, body: Document) -> Document:
         """A sandbox app: its app_id, its key pair (unless the caller brings its public key), Alipay's key."""
         key = await platform_key(self.store)
-        private = None
-        public = body.get("app_public_key")
-        if not isinstance(public, str):
-            private = generate_private_key_pem()
-            public = public_key_pem(private)
-        else:
-            try:
-                load_public_key(public)
-            except KeyFormatError as exc:
-                return {"error": str(exc)}
+        try:
+            private, public = merchant_key_pair(body.get("app_public_key"))
+        except KeyFormatError as exc:
+            return {"error": str(exc)}
         app_id = "2021" + digits(12)
         await self.store.put("accounts", app_id, {"app_id": app_id, "public_key": public})
         credentials = {"app_id": app_id, "alipay_public_key": key["public_key"]}
@@ -375,7 +370,7 @@ class AlipaySandbox(ChannelSandbox):
             raise _business("ACQ.AGREEMENT_INVALID", "用户协议已失效")
         if amount > int(agreement["single_amount"]):
             raise _business("ACQ.CYCLE_PAY_SINGLE_FEE_EXCEED", "周期扣款单笔金额超限")
-        outcome = _buyer_outcome(agreement)
+        outcome = buyer_outcome(agreement)
         if outcome in _OUTCOME_SUB_CODES:
             raise _business(*_OUTCOME_SUB_CODES[outcome])
         now = utc_now()
@@ -613,8 +608,3 @@ class AlipaySandbox(ChannelSandbox):
                 )
             )
         return lines
-
-
-def _buyer_outcome(agreement: Document) -> str | None:
-    buyer = TEST_BUYERS.get(str(agreement.get("buyer")))
-    return buyer.outcome if buyer else None
