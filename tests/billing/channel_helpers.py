@@ -3,11 +3,15 @@ approval page (HTTP form posts, as a tester's browser sends them), and the sandb
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from billing.channels.base import AgreementState, AgreementTerms, ChannelGateway, SignLink
+from billing.gateways.base import AgreementInstrument
 from billing.settings.service import SANDBOX_CONNECTION
 
 CHANNELS = ("alipay", "wechat_pay", "unionpay", "ecny")
@@ -98,3 +102,36 @@ async def sandbox_admin(
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def sign_in_sandbox(
+    gateway: ChannelGateway, browser: httpx.AsyncClient, buyer: str, *, single_amount_limit: int = 100_000
+) -> AgreementInstrument:
+    """An agreement started by the adapter, approved as `buyer` on the sandbox's page (`browser` reaches the
+    sandbox), and found again by asking the channel: the adapter's own path, without the engine."""
+    external = "pm" + secrets.token_hex(12)
+    link = await gateway.start_agreement(
+        AgreementTerms(
+            external_agreement_no=external,
+            single_amount_limit=single_amount_limit,
+            period="month",
+            period_count=1,
+            subject="conformance@example.com",
+            return_url=None,
+            expires_at=datetime.now(UTC) + timedelta(minutes=30),
+        )
+    )
+    assert isinstance(link, SignLink), link
+    url = path_of(link.url)
+    page = await browser.get(url)
+    if page.status_code == 302:
+        url = path_of(page.headers["location"])
+        page = await browser.get(url)
+    assert page.status_code == 200 and 'name="decision"' in page.text, page.text
+    answered = await browser.post(url, data={"decision": "approve", "buyer": buyer})
+    assert answered.status_code == 200, answered.text
+    state = await gateway.retrieve_agreement(external)
+    assert isinstance(state, AgreementState) and state.status == "active" and state.agreement_no, state
+    return AgreementInstrument(
+        channel=gateway.connection.type, agreement_no=state.agreement_no, external_agreement_no=external
+    )

@@ -28,7 +28,12 @@ from tests.billing.payment_helpers import sandbox_admin as standalone_admin
 from tests.billing.payment_helpers import standalone_sandbox
 from tests.billing.portal_helpers import form, portal_link, sign_in, visible_text, visitor
 
-SECRETS = {"alipay": ("app_private_key",), "wechat_pay": ("merchant_private_key", "apiv3_key")}
+SECRETS = {
+    "alipay": ("app_private_key",),
+    "wechat_pay": ("merchant_private_key", "apiv3_key"),
+    "unionpay": ("merchant_private_key",),
+    "ecny": ("merchant_private_key",),
+}
 
 
 async def _stored(services: Services, merchant_id: str) -> dict[str, Any]:
@@ -93,7 +98,12 @@ async def test_credentials_are_checked_and_errors_name_the_field(
         )
         assert response.status_code == 400, response.text
         assert (response.json()["error"]["param"], response.json()["error"]["code"]) == (param, code)
-    partial = {"app_id": "2021000000000001"} if channel == "alipay" else {"mchid": "1900000109"}
+    partial = {
+        "alipay": {"app_id": "2021000000000001"},
+        "wechat_pay": {"mchid": "1900000109"},
+        "unionpay": {"mer_id": "777290058110048"},
+        "ecny": {"merchant_no": "E100000000000001"},
+    }[channel]
     response = await api.patch(
         "/v1/settings", json={"gateways": [{"id": channel, "type": channel, "credentials": partial}]}
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
 from urllib.parse import urlsplit
@@ -30,10 +30,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from billing.channels.base import AgreementState, AgreementTerms, ChannelGateway, SignLink
+from billing.channels.base import ChannelGateway
 from billing.channels.sandbox_kit import ChannelSandbox
 from billing.gateways.base import (
-    AgreementInstrument,
     CardInstrument,
     ChargeRequest,
     ConnectionConfig,
@@ -50,6 +49,7 @@ from billing.gateways.base import (
 from billing.gateways.registry import GatewayPool, gateway_type
 from billing.gateways.sandbox_store import MemoryStore
 from billing.vault.cards import SecretPan
+from tests.billing.channel_helpers import sign_in_sandbox
 from tests.billing.payment_helpers import FUTURE_YEAR, standalone_sandbox
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -78,37 +78,6 @@ def _path(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-async def sign(gateway: ChannelGateway, browser: httpx.AsyncClient, buyer: str) -> AgreementInstrument:
-    """An agreement approved as `buyer` on the sandbox's page, found again by asking the channel."""
-    external = "pm" + secrets.token_hex(12)
-    link = await gateway.start_agreement(
-        AgreementTerms(
-            external_agreement_no=external,
-            single_amount_limit=100_000,
-            period="month",
-            period_count=1,
-            subject="conformance@example.com",
-            return_url=None,
-            expires_at=datetime.now(UTC) + timedelta(minutes=30),
-        )
-    )
-    assert isinstance(link, SignLink), link
-    url = _path(link.url)
-    page = await browser.get(url)
-    if page.status_code == 302:
-        url = _path(page.headers["location"])
-        page = await browser.get(url)
-    assert page.status_code == 200 and 'name="decision"' in page.text, page.text
-    answered = await browser.post(url, data={"decision": "approve", "buyer": buyer})
-    assert answered.status_code == 200, answered.text
-    state = await gateway.retrieve_agreement(external)
-    assert isinstance(state, AgreementState) and state.status == "active" and state.agreement_no, state
-    channel = gateway.connection.type
-    return AgreementInstrument(
-        channel=channel, agreement_no=state.agreement_no, external_agreement_no=external
-    )
-
-
 async def _channel_subject(name: str, kind: str, pool: GatewayPool, url: str | None) -> Subject:
     config = ConnectionConfig(id=kind, type=kind, url=url, timeout_ms=5_000, merchant_id="mer_conformance")
     provision = gateway_type(kind).provision
@@ -126,7 +95,7 @@ async def _channel_subject(name: str, kind: str, pool: GatewayPool, url: str | N
         browser = httpx.AsyncClient(base_url=url)
     async with browser:
         instruments = {
-            buyer: await sign(gateway, browser, buyer)
+            buyer: await sign_in_sandbox(gateway, browser, buyer)
             for buyer in ("buyer_ok", "buyer_poor", "buyer_frozen", "buyer_slow")
         }
     return Subject(
