@@ -4,11 +4,13 @@ gateway interface (billing.gateways.base) with its own protocol, notifications a
 - `base`: what every channel adapter adds to a gateway (start, retrieve and end an agreement; read a signed
   notification; the daily settlement listing), in the engine's terms;
 - `crypto`, `yuan`: RSA-SHA256 signatures and CNY amounts as the channels write them (pure functions);
-- `alipay/`, `wechat_pay/`: one package per channel: `protocol` (pure: signing, verification, bills), `adapter`
-  (the gateway over HTTP), `sandbox` (the channel's stand-in for development and tests);
-- `sandbox_kit`: what both sandboxes share (ledger store, test buyers, approval page, notification sender);
-- `types`: the gateway types `alipay` and `wechat_pay` registered with billing.gateways.registry;
+- `alipay/`, `wechat_pay/`, `unionpay/`, `ecny/`: one package per channel: `protocol` (pure: signing,
+  verification, bills), `adapter` (the gateway over HTTP), `sandbox` (the channel's stand-in for development and
+  tests);
+- `sandbox_kit`: what the sandboxes share (ledger store, test buyers, approval page, notification sender);
+- `types`: the gateway types `alipay`, `wechat_pay`, `unionpay` and `ecny` registered with
+  billing.gateways.registry, and their sandboxes;
 - `notify`: the engine's side of `POST /channels/<type>/notify/...`.
 
-UnionPay and e-CNY (part 2) drop in as two more packages of the same shape registered in `types`.
+docs/channels.md §10 says how another channel joins.
 """

@@ -1,5 +1,6 @@
-"""`billing sandbox-gateway --channel alipay|wechat_pay|unionpay|ecny --port P`: one channel's sandbox on its own port, its
-ledger in memory, its key pair made at start, its notifications sent over HTTP to the notify URLs it is given."""
+"""`billing sandbox-gateway --channel alipay|wechat_pay|unionpay|ecny --port P`: one channel's sandbox on its own
+port, its ledger in memory, its key pair made at start, its notifications sent over HTTP to the notify URLs it
+is given."""
 
 from __future__ import annotations
 

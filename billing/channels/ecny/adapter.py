@@ -179,8 +179,7 @@ class EcnyGateway:
             return NotFound()
         if answer.get("retCode") != protocol.SUCCESS:
             return Unknown(f"the e-CNY query answered {answer.get('errCode')}")
-        outcome = await self._payment_outcome(idempotency_key, answer)
-        return outcome
+        return await self._payment_outcome(idempotency_key, answer)
 
     async def refund(self, request: RefundRequest) -> RefundOutcome:
         if request.currency != CHANNEL_CURRENCY:
