@@ -8,15 +8,25 @@ read back from the invoice under test to compute what it should hold."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from billing.clock import utc_now
+from billing.gateways.sandbox import HANG_CARD
+from billing.payments.janitor import run_janitor
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
-from tests.billing.payment_helpers import configure_gateways
+from tests.billing.payment_helpers import (
+    charges_with_key,
+    configure_gateways,
+    sandbox_admin,
+    set_mode,
+    standalone_sandbox,
+)
 from tests.billing.test_dunning import SOFT, World
 from tests.billing.test_dunning import at as after_renewal
 from tests.billing.test_resume import figures
@@ -145,6 +155,60 @@ async def test_voiding_an_invoice_in_dunning_closes_its_case_and_stops_the_retri
     assert [p["status"] for p in await world.payments(invoice["id"])] == ["failed"]
     assert (await world.case(invoice["id"]))["state"] == "voided"
     assert (await world.subscription())["status"] != "canceled"
+
+
+@pytest.fixture(scope="module")
+def hanging_sandbox() -> Iterator[str]:
+    """A standalone sandbox whose HANG_CARD charges are recorded, then answered only after 1.5 s."""
+    with standalone_sandbox() as url:
+        yield url
+
+
+async def test_a_success_the_gateway_reports_after_the_engine_lost_the_answer_recovers_the_case_once(
+    api: httpx.AsyncClient, services: Services, hanging_sandbox: str
+) -> None:
+    """The renewal is declined (a failure recorded, a dunning case opened); the recovery charge on the new card
+    is taken by the gateway but its answer never reaches the engine (400 ms timeout, the answer comes after
+    1.5 s), so the engine records it pending. The janitor later asks the gateway, which reports success: the
+    invoice ends paid at the collection task's next look, the case recovered, and the planned retries charge nothing more."""
+    await sandbox_admin(hanging_sandbox, "/admin/reset", {})
+    await set_mode(hanging_sandbox, "normal", hang_ms=1500)
+    await configure_gateways(
+        api, {"id": "main", "type": "sandbox", "url": hanging_sandbox, "timeout_ms": 400}
+    )
+    world = World(api, services)
+    await world.start(card=SOFT)
+    await world.advance(after_renewal(0, 1))
+    invoice = await world.renewal()
+    assert (await world.case(invoice["id"]))["state"] == "retrying"
+    await world.attach(HANG_CARD)
+    await world.advance(after_renewal(0, 2))
+    [declined, unknown] = await world.payments(invoice["id"])
+    assert (declined["status"], unknown["status"]) == ("failed", "pending")
+    assert (await world.call("GET", f"/v1/invoices/{invoice['id']}"))["status"] == "open"
+
+    await run_janitor(services, now=utc_now() + timedelta(hours=2))
+    assert (await world.call("GET", f"/v1/payments/{unknown['id']}"))["status"] == "succeeded"
+    # The invoice's collection task looks at its pending payment again every minute (docs/dunning.md
+    # "Technical errors"): its next look finds the success and pays the invoice, charging nothing.
+    await world.advance(after_renewal(0, 3))
+    paid = await world.call("GET", f"/v1/invoices/{invoice['id']}")
+    assert (paid["status"], paid["amount_paid"]) == ("paid", 2500)
+    case = await world.case(invoice["id"])
+    assert (case["state"], case["recovered_amount"]) == ("recovered", 2500)
+    assert (await world.subscription())["status"] == "active"
+    # Days 1 to 7 of the schedule pass: nothing more is charged for this invoice.
+    await world.advance(after_renewal(8))
+    assert [p["status"] for p in await world.payments(invoice["id"])] == ["failed", "succeeded"]
+    assert [c["status"] for c in await charges_with_key(hanging_sandbox, unknown["id"])] == ["succeeded"]
+    state = await sandbox_admin(hanging_sandbox, "/admin/state")
+    # The processor's whole ledger: the first invoice (good card, at the start), the declined renewal, and the
+    # one recovery charge.
+    assert sorted((c["status"], c["amount"]) for c in state["charges"]) == [
+        ("declined", 2500),
+        ("succeeded", 2500),
+        ("succeeded", 2500),
+    ]
 
 
 async def test_an_explicit_billing_cycle_anchor_bills_a_stub_for_exactly_its_fraction_of_a_period(
