@@ -9,6 +9,7 @@ import signal
 import sys
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 
 from billing.config import Settings
@@ -138,12 +139,15 @@ async def _renewal_tasks(services: Services, ids: list[str]) -> list[ScheduledTa
         return [t for t in tasks if t.payload["subscription"] in set(ids)]
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(300)
 async def test_a_worker_killed_mid_run_leaves_nothing_doubled(
     api: httpx.AsyncClient, services: Services, settings: Settings
 ) -> None:
     """The kill certainly interrupts a renewal: the test holds the row lock of one subscription in the middle of
     the run, waits until PostgreSQL shows the worker blocked on it with its renewal task claimed, and only then
-    kills the worker."""
+    kills the worker. About 20 s on a loaded two-core machine, most of it setting up the subscriptions and
+    starting a real worker process."""
     plan, ids = await _subscribe_many(api, KILLED_RUN)
     await _make_renewals_due(services, plan)
     hostage_task = (await _renewal_tasks(services, ids))[KILLED_RUN // 2]

@@ -170,7 +170,9 @@ async def test_a_success_the_gateway_reports_after_the_engine_lost_the_answer_re
     """The renewal is declined (a failure recorded, a dunning case opened); the recovery charge on the new card
     is taken by the gateway but its answer never reaches the engine (400 ms timeout, the answer comes after
     1.5 s), so the engine records it pending. The janitor later asks the gateway, which reports success: the
-    invoice ends paid at the collection task's next look, the case recovered, and the planned retries charge nothing more."""
+    invoice ends paid at the collection task's next look, the case recovered, and the planned retries charge
+    nothing more. About 3–7 s: a standalone sandbox process, and a week of the retry schedule run to show that
+    nothing more is charged."""
     await sandbox_admin(hanging_sandbox, "/admin/reset", {})
     await set_mode(hanging_sandbox, "normal", hang_ms=1500)
     await configure_gateways(
