@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import billing.channels.types  # noqa: F401  registers the channels' gateway types (alipay, wechat_pay)
+import billing.channels.types  # noqa: F401  registers the channels' gateway types (alipay, wechat_pay, unionpay, ecny)
 from billing.config import Settings
 from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.gateways.registry import GatewayPool

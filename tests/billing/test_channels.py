@@ -156,6 +156,8 @@ def trade_keys(ledger: dict[str, Any]) -> set[str]:
 async def test_an_agreement_signed_on_the_sandbox_page_pays_three_renewals_a_refund_and_a_credit_note(
     world: ChannelWorld,
 ) -> None:
+    """About 9 s per channel: three test-clock advances, each a worker run collecting a renewal through the
+    channel, are the point of the test (bounded: three periods)."""
     await world.start()
     assert world.pm["type"] == world.channel and world.pm[world.channel]["single_amount_limit"] == 100_000
     assert [
@@ -536,6 +538,8 @@ async def test_detach_unsigns_the_agreement_in_the_channel_and_nothing_changes_w
 async def test_buyer_slow_is_unknown_then_settled_by_the_janitor(
     world: ChannelWorld, services: Services
 ) -> None:
+    """About 6 s per channel: a renewal left pending, a janitor pass over the run, and a second clock advance
+    (bounded: one of each)."""
     await world.start()
     await world.agreement("buyer_slow")
     invoice = await world.renew()
