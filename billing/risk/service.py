@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.db.pagination import Page, paginate
+from billing.errors import CardError
 from billing.ids import new_id
 from billing.merchants.models import Merchant
 from billing.risk import schemas
+from billing.risk.messages import blocked_message
 from billing.risk.models import RiskDecision
 from billing.risk.rules import AmountLimit, Attempt, Decision, RiskRules, decide
 from billing.settings.schemas import RiskSettings
@@ -152,6 +154,8 @@ async def check_risk(session: AsyncSession, merchant_id: str, subject: Subject, 
         ],
         created_at=now,
     )
+    if decision.outcome == "block" and subject.type != "payment":
+        await _refuse_new_payment_method(session, row, decision, customer.locale if customer else "en", clock)
     session.add(row)
     await session.flush()
     if decision.outcome != "allow":
@@ -163,6 +167,35 @@ async def check_risk(session: AsyncSession, merchant_id: str, subject: Subject, 
             clock=clock,
         )
     return decision
+
+
+async def _refuse_new_payment_method(
+    session: AsyncSession, row: RiskDecision, decision: Decision, locale: str, clock: Clock
+) -> None:
+    """A blocked card, token or agreement is refused with a card_error. The request's transaction rolls back with
+    that error, so the decision (which is also an attempt for the velocity rules) is stored in its own: a short
+    second connection, on this path only."""
+    async with AsyncSession(bind=session.bind, expire_on_commit=False) as own, own.begin():
+        own.add(row)
+        await own.flush()
+        record_event(
+            own,
+            merchant_id=row.merchant_id,
+            event_type="risk.decision",
+            obj=render_decision(row),
+            clock=clock,
+        )
+    rule = decision.deciding_rule or "risk"
+    raise CardError(
+        blocked_message(rule, locale),
+        code="card_declined",
+        extra={
+            "decline_code": "highest_risk_level",
+            "decline_type": "hard",
+            "risk_decision": row.id,
+            "rule": rule,
+        },
+    )
 
 
 def render_decision(row: RiskDecision) -> schemas.RiskDecision:

@@ -117,7 +117,8 @@ async def test_velocity_per_customer_blocks_the_attempt_over_the_limit(
     api: httpx.AsyncClient, services: Services, merchant: NewMerchant
 ) -> None:
     customer, _ = await customer_with_card(api, GOOD_CARD)
-    assert (await _risk(api, {"velocity": {"per_customer_per_hour": 2}})).status_code == 200
+    # Attaching the card was the customer's first attempt of the hour; the limit is 3.
+    assert (await _risk(api, {"velocity": {"per_customer_per_hour": 3}})).status_code == 200
     first = await _pay(services, merchant, customer, "v1")
     second = await _pay(services, merchant, customer, "v2")
     third = await _pay(services, merchant, customer, "v3")
@@ -177,3 +178,48 @@ async def test_a_refused_review_fails_hard_without_a_charge(
     assert "refused_in_review" in body["failure_message"]
     assert await _gateway_calls(services, held.id) == 0
     assert (await api.post(f"/v1/payments/{held.id}/approve")).status_code == 409
+
+
+async def test_rapid_attachments_of_one_card_are_blocked_and_the_blocked_attempt_is_kept(
+    api: httpx.AsyncClient,
+) -> None:
+    assert (await _risk(api, {"velocity": {"per_fingerprint_per_hour": 3}})).status_code == 200
+    customer = (await api.post("/v1/customers", json={"email": "rapid@example.com"})).json()
+    card = {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2040}
+    answers = [
+        await api.post("/v1/payment_methods", json={"customer": customer["id"], "card": card})
+        for _ in range(5)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 402, 402]
+    error = answers[3].json()["error"]
+    assert (error["type"], error["decline_code"], error["rule"]) == (
+        "card_error",
+        "highest_risk_level",
+        "velocity_fingerprint",
+    )
+    assert "velocity_fingerprint" in error["message"]
+    blocked = (await api.get("/v1/risk_decisions", params={"outcome": "block"})).json()["data"]
+    # Both refused attempts are stored (in their own transaction: the request's rolled back), newest first.
+    assert [d["reasons"][0]["detail"] for d in blocked] == [
+        "5 attempts per card in the last hour, over the limit of 3",
+        "4 attempts per card in the last hour, over the limit of 3",
+    ]
+    attached = (await api.get("/v1/payment_methods", params={"customer": customer["id"]})).json()["data"]
+    assert len(attached) == 3
+
+
+async def test_a_customer_in_a_blocked_country_cannot_attach_a_card(api: httpx.AsyncClient) -> None:
+    assert (await _risk(api, {"blocklists": {"countries": ["kp"]}})).status_code == 200
+    customer = (
+        await api.post(
+            "/v1/customers",
+            json={"email": "c@example.com", "locale": "zh-CN", "address": {"line1": "1", "country": "KP"}},
+        )
+    ).json()
+    answer = await api.post(
+        "/v1/payment_methods",
+        json={"customer": customer["id"], "card": {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2040}},
+    )
+    assert answer.status_code == 402, answer.text
+    assert "blocklist_country" in answer.json()["error"]["message"]
+    assert "风控规则" in answer.json()["error"]["message"]
