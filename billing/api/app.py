@@ -32,7 +32,7 @@ from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
-from billing.reconciliation.schemas import Reconciliation as _Reconciliation  # noqa: F401 - until its route lands
+from billing.reconciliation.routes import ReconciliationController
 from billing.reporting.routes import ExportsController, ReportsController
 from billing.risk.routes import RiskDecisionsController
 from billing.services import Services, open_services
@@ -92,6 +92,7 @@ def create_litestar(services: Services) -> Litestar:
             RefundsController,
             GatewaysController,
             RiskDecisionsController,
+            ReconciliationController,
             SettingsController,
             DunningController,
             PortalSessionsController,
