@@ -5,6 +5,8 @@ so an approval repeated, raced or interrupted never charges twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.customers.service import get_customer
@@ -31,6 +33,10 @@ from webhooks.outbox import record_event
 
 APPROVED, REFUSED = "approved", "refused"
 
+# Called in the transaction that records the review's outcome, with the payment as it now stands: the console
+# writes its audit entry there, so the entry and the outcome commit together.
+Recorder = Callable[[AsyncSession, Payment], None]
+
 
 async def _held(
     session: AsyncSession, merchant_id: str, payment_id: str, action: str
@@ -52,7 +58,9 @@ async def _held(
     )
 
 
-async def approve_payment(services: Services, merchant_id: str, payment_id: str, *, by: str) -> Payment:
+async def approve_payment(
+    services: Services, merchant_id: str, payment_id: str, *, by: str, record: Recorder | None = None
+) -> Payment:
     """Charge a held payment, exactly once; a repeated approval returns the payment as it stands."""
     async with transaction(services.sessions) as session:
         payment, held = await _held(session, merchant_id, payment_id, APPROVED)
@@ -84,10 +92,14 @@ async def approve_payment(services: Services, merchant_id: str, payment_id: str,
     async with transaction(services.sessions) as session:
         settled = await finish_payment(session, pending, result)
         await hooks.payment_reviewed(session, settled, clock)
+        if record is not None:
+            record(session, settled)
         return settled
 
 
-async def refuse_payment(services: Services, merchant_id: str, payment_id: str, *, by: str) -> Payment:
+async def refuse_payment(
+    services: Services, merchant_id: str, payment_id: str, *, by: str, record: Recorder | None = None
+) -> Payment:
     """Fail a held payment as a hard decline (highest_risk_level); nothing was or will be charged."""
     async with transaction(services.sessions) as session:
         payment, held = await _held(session, merchant_id, payment_id, REFUSED)
@@ -106,4 +118,6 @@ async def refuse_payment(services: Services, merchant_id: str, payment_id: str, 
             clock=clock,
         )
         await hooks.payment_reviewed(session, payment, clock)
+        if record is not None:
+            record(session, payment)
         return payment
