@@ -12,6 +12,7 @@ from billing.db.engine import transaction
 from billing.gateways.models import GatewayAttempt
 from billing.merchants.service import NewMerchant
 from billing.payments.service import collect_payment
+from billing.scheduler.runner import run_due_tasks
 from billing.services import Services
 from tests.billing.payment_helpers import customer_with_card
 
@@ -223,3 +224,59 @@ async def test_a_customer_in_a_blocked_country_cannot_attach_a_card(api: httpx.A
     assert answer.status_code == 402, answer.text
     assert "blocklist_country" in answer.json()["error"]["message"]
     assert "风控规则" in answer.json()["error"]["message"]
+
+
+async def _open_invoice(api: httpx.AsyncClient, customer: dict[str, Any], amount: int) -> dict[str, Any]:
+    body = {
+        "customer": customer["id"],
+        "currency": "USD",
+        "lines": [{"description": "Seats", "amount": amount}],
+    }
+    invoice = (await api.post("/v1/invoices", json=body)).json()
+    finalized = await api.post(f"/v1/invoices/{invoice['id']}/finalize")
+    assert finalized.status_code == 200, finalized.text
+    return dict(finalized.json())
+
+
+async def test_an_invoice_held_for_review_is_paid_once_approved(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    customer, _ = await customer_with_card(api, GOOD_CARD)
+    assert (await _risk(api, {"amount_limits": {"USD": {"review": 5000}}})).status_code == 200
+    invoice = await _open_invoice(api, customer, 9000)
+    paying = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+    assert paying.status_code in (200, 202), paying.text
+    [held] = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
+    assert held["status"] == "requires_review"
+    after = (await api.get(f"/v1/invoices/{invoice['id']}")).json()
+    assert (after["status"], after["attempt_count"], after["amount_remaining"]) == ("open", 0, 9000)
+    # Paying again while it waits finds the same held payment.
+    await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+    assert len((await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]) == 1
+
+    assert (await api.post(f"/v1/payments/{held['id']}/approve")).json()["status"] == "succeeded"
+    # The review scheduled the invoice's collection again for the same attempt (the worker's tick runs it).
+    assert await run_due_tasks(services) >= 1
+    paid = (await api.get(f"/v1/invoices/{invoice['id']}")).json()
+    assert (paid["status"], paid["amount_paid"], paid["attempt_count"]) == ("paid", 9000, 1)
+    assert await _gateway_calls(services, held["id"]) == 1
+
+
+async def test_a_blocked_invoice_payment_is_a_hard_failure_for_dunning(api: httpx.AsyncClient) -> None:
+    customer, pm = await customer_with_card(api, GOOD_CARD)
+    assert (
+        await _risk(api, {"blocklists": {"fingerprints": [pm["card"]["fingerprint"]]}})
+    ).status_code == 200
+    invoice = await _open_invoice(api, customer, 900)
+    declined = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+    assert declined.status_code == 402
+    assert declined.json()["error"]["decline_code"] == "highest_risk_level"
+    after = (await api.get(f"/v1/invoices/{invoice['id']}")).json()
+    error = after["last_payment_error"]
+    assert (error["code"], error["decline_type"], error["decline_class"]) == (
+        "highest_risk_level",
+        "hard",
+        "hard",
+    )
+    # A hard decline is not retried on a schedule: it waits for a new payment method.
+    assert after["next_payment_attempt"] is None
