@@ -89,6 +89,25 @@ async def sign_agreement(
     return dict(active)
 
 
+async def pay_one_off(api: httpx.AsyncClient, customer: str, amount: int) -> dict[str, Any]:
+    """A CNY invoice of one line, finalized and paid with the customer's default payment method: its payment."""
+    invoice = (
+        await api.post(
+            "/v1/invoices",
+            json={
+                "customer": customer,
+                "currency": "CNY",
+                "lines": [{"description": "Seats", "amount": amount}],
+            },
+        )
+    ).json()
+    await api.post(f"/v1/invoices/{invoice['id']}/finalize", json={})
+    paid = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+    [payment] = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
+    return dict(payment)
+
+
 def agreement_no(pm: dict[str, Any]) -> str:
     return str(pm[pm["type"]][AGREEMENT_NO_FIELD[pm["type"]]])
 

@@ -21,6 +21,7 @@ from tests.billing.channel_helpers import (
     answer_page,
     approval_page,
     configure_channels,
+    pay_one_off,
     sign_agreement,
     start_agreement,
 )
@@ -148,20 +149,7 @@ async def test_an_agreement_is_debited_by_the_account_that_signed_it_even_when_d
     drained = [dict(g, weight=0) if g["id"] == "ali_second" else g for g in shown]
     assert (await api.patch("/v1/settings", json={"gateways": drained})).status_code == 200
     await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pinned["id"]})
-    invoice = (
-        await api.post(
-            "/v1/invoices",
-            json={
-                "customer": customer,
-                "currency": "CNY",
-                "lines": [{"description": "Seats", "amount": 1200}],
-            },
-        )
-    ).json()
-    await api.post(f"/v1/invoices/{invoice['id']}/finalize", json={})
-    paid = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
-    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
-    [payment] = (await api.get("/v1/payments", params={"invoice": invoice["id"]})).json()["data"]
+    payment = await pay_one_off(api, customer, 1200)
     assert (payment["gateway"], payment["payment_method"]) == ("ali_second", pinned["id"])
 
 

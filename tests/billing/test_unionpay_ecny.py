@@ -1,6 +1,7 @@
 """UnionPay's and e-CNY's own parts: their wire formats (billing.channels.unionpay.protocol, ecny.protocol) from
 worked examples and hypothesis round trips, and the declines only they have (a UnionPay token past its end, an e-CNY
-sub-wallet's own limit) through the adapter against the in-process sandbox, with the customer's words for them."""
+sub-wallet's own limit) through the adapter against the in-process sandbox, with the customer's words for them;
+and a day of debits and a refund reconciled (GET /v1/reconciliation) against each channel's own listing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
 
 import httpx
@@ -29,7 +31,7 @@ from billing.gateways.registry import GatewayPool, gateway_type
 from billing.gateways.sandbox_store import MemoryStore
 from dunning.declines import classify_decline
 from dunning.messages import failure_message, next_action
-from tests.billing.channel_helpers import sign_in_sandbox
+from tests.billing.channel_helpers import configure_channels, pay_one_off, sign_agreement, sign_in_sandbox
 
 PRIVATE = generate_private_key_pem()
 PUBLIC = public_key_pem(PRIVATE)
@@ -291,3 +293,42 @@ async def test_an_ecny_debit_above_the_sub_wallets_own_limit_is_a_soft_decline(p
     assert "数字人民币子钱包的支付限额" in failure_message("wallet_limit_exceeded", "zh-CN", "ecny")
     # At the limit itself the same agreement pays.
     assert not isinstance(await gateway.charge(_charge(agreement, 200_000)), Declined)
+
+
+# --- reconciliation against their own settlement listings -------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["unionpay", "ecny"])
+async def test_a_days_debits_and_refund_reconcile_against_the_channels_own_listing(
+    api: httpx.AsyncClient, channel: str
+) -> None:
+    await configure_channels(api, {"id": channel, "type": channel, "url": None})
+    customer = (await api.post("/v1/customers", json={"currency": "CNY", "locale": "zh-CN"})).json()["id"]
+    pm = await sign_agreement(api, customer, channel)
+    await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pm["id"]})
+    paid = [await pay_one_off(api, customer, amount) for amount in (2500, 1999)]
+    refund = (await api.post("/v1/refunds", json={"payment": paid[0]["id"], "amount": 700})).json()
+    assert refund["status"] == "succeeded", refund
+    today = datetime.now(CHINA).date()
+    answer = await api.get("/v1/reconciliation", params={"connection": channel, "date": today.isoformat()})
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    assert run["counts"] == {
+        "matched": 3,
+        "missing_in_engine": 0,
+        "missing_in_settlement": 0,
+        "amount_mismatch": 0,
+    }
+    assert {(r["kind"], r["id"]) for r in run["rows"]} == {
+        ("charge", paid[0]["id"]),
+        ("charge", paid[1]["id"]),
+        ("refund", refund["id"]),
+    }
+    fees = sum(
+        int((Decimal(a) * Decimal("0.006")).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        for a in (2500, 1999)
+    )
+    assert fees == 15 + 12
+    assert run["totals"] == [
+        {"currency": "CNY", "charges": 4499, "refunds": 700, "fees": fees, "net": 4499 - 700 - fees}
+    ]
