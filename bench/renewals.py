@@ -22,7 +22,7 @@ import itertools
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -183,11 +183,13 @@ async def _catalog(services: Services, merchant: str) -> tuple[Catalog, str]:
     return catalog, clock.id
 
 
-async def _seed_cards(services: Services, merchant: str) -> None:
+async def _seed_cards(services: Services, merchant: str, cards: Mapping[int, str]) -> None:
     """A card in the vault for every customer of the merchant, made their default (the vault seals each number
-    with the entry's own key, so every card is stored, not copied)."""
-    pan = SecretPan(TEST_CARD)
-    fingerprint = await services.vault.card_fingerprint(merchant, pan)
+    with the entry's own key, so every card is stored, not copied): TEST_CARD, or `cards[n]` for customer n."""
+    pans = {number: SecretPan(number) for number in {TEST_CARD, *cards.values()}}
+    fingerprints = {
+        number: await services.vault.card_fingerprint(merchant, pan) for number, pan in pans.items()
+    }
     async with services.sessions() as session:
         customers = list(
             (await session.scalars(select(Customer.id).where(Customer.merchant_id == merchant))).all()
@@ -196,6 +198,8 @@ async def _seed_cards(services: Services, merchant: str) -> None:
         async with services.sessions() as session, session.begin():
             now = utc_now()
             for customer in customers[start : start + 500]:
+                number = cards.get(int(customer[-20:]), TEST_CARD)
+                pan = pans[number]
                 entry = await services.vault.store(session, merchant, pan)
                 session.add(
                     PaymentMethod(
@@ -207,7 +211,7 @@ async def _seed_cards(services: Services, merchant: str) -> None:
                         card_last4=pan.last4,
                         card_exp_month=12,
                         card_exp_year=2040,
-                        card_fingerprint=fingerprint,
+                        card_fingerprint=fingerprints[number],
                         vault_entry_id=entry.id,
                         created_at=now,
                         updated_at=now,
@@ -221,9 +225,11 @@ async def _seed_cards(services: Services, merchant: str) -> None:
             )
 
 
-async def _seed(services: Services, dsn: str, count: int) -> tuple[str, str, dict[int, int]]:
-    """A merchant with `count` subscriptions due at RENEWS_AT on one test clock; returns the merchant, the clock
-    and how many subscriptions of each kind."""
+async def seed_due_renewals(
+    services: Services, dsn: str, count: int, cards: Mapping[int, str] | None = None
+) -> tuple[str, str, dict[int, int]]:
+    """A merchant with `count` subscriptions due at RENEWS_AT on one test clock (customer n's card: TEST_CARD, or
+    `cards[n]`); returns the merchant, the clock and how many subscriptions of each kind."""
     merchant = "mer_" + secrets.token_hex(12)
     connection = await asyncpg.connect(dsn)
     try:
@@ -255,7 +261,7 @@ async def _seed(services: Services, dsn: str, count: int) -> tuple[str, str, dic
             )
     finally:
         await connection.close()
-    await _seed_cards(services, merchant)
+    await _seed_cards(services, merchant, cards or {})
     kinds = {kind: sum(1 for n in range(1, count + 1) if n % 4 == kind) for kind in range(4)}
     return merchant, clock, kinds
 
@@ -331,7 +337,7 @@ async def _engine_run(database_url: str, redis_url: str, count: int, *, profile:
     dsn = asyncpg_url(database_url).replace("+asyncpg", "")
     services = await open_services(_bench_settings(database_url, redis_url), pool_size=4)
     try:
-        merchant, clock, kinds = await _seed(services, dsn, count)
+        merchant, clock, kinds = await seed_due_renewals(services, dsn, count)
         async with services.sessions() as session, session.begin():
             await request_advance(session, merchant, clock, ADVANCE_TO)
         start_profile, stop_profile = _profiled(profile)
