@@ -44,6 +44,9 @@ install_pan_redaction()
 os.environ.setdefault("BILLING_VAULT_KEYS", generate_key_line("test"))
 
 
+THROWAWAY_CLUSTER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 @dataclass(frozen=True)
 class Servers:
     admin_database_url: str
@@ -71,7 +74,8 @@ def servers() -> Iterator[Servers]:
         if not database_url:
             from billing.runtime.embedded import EmbeddedPostgres
 
-            postgres = EmbeddedPostgres.start(folder)
+            # A throwaway cluster: durability buys nothing here and every commit's fsync costs the suite minutes.
+            postgres = EmbeddedPostgres.start(folder, settings=THROWAWAY_CLUSTER)
             started.append(postgres)
             database_url = postgres.admin_url("postgres")
         if not redis_url:

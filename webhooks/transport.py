@@ -14,7 +14,7 @@ import typing
 import httpcore
 import httpx
 
-from webhooks.urls import UnsafeUrl, reachable_addresses
+from webhooks.urls import Resolver, UnsafeUrl, reachable_addresses, system_resolver
 
 
 class RefusedAddress(httpcore.ConnectError):
@@ -22,9 +22,10 @@ class RefusedAddress(httpcore.ConnectError):
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, *, production: bool = True) -> None:
+    def __init__(self, *, production: bool = True, resolver: Resolver = system_resolver) -> None:
         self._inner = httpcore.AnyIOBackend()
         self.production = production
+        self.resolver = resolver
 
     async def connect_tcp(
         self,
@@ -35,7 +36,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await reachable_addresses(host, port, production=self.production)
+            addresses = await reachable_addresses(
+                host, port, production=self.production, resolver=self.resolver
+            )
         except UnsafeUrl as exc:
             raise RefusedAddress(str(exc)) from None
         last_error: Exception | None = None
@@ -66,7 +69,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, limits: httpx.Limits, *, production: bool) -> None:
+    def __init__(self, limits: httpx.Limits, *, production: bool, resolver: Resolver) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx does not take a network backend; its pool is rebuilt with the same settings plus ours.
         self._pool = httpcore.AsyncConnectionPool(
@@ -74,17 +77,20 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(production=production),
+            network_backend=GuardedBackend(production=production, resolver=resolver),
         )
 
 
-def make_client(*, production: bool, max_connections: int = 100) -> httpx.AsyncClient:
+def make_client(
+    *, production: bool, max_connections: int = 100, resolver: Resolver = system_resolver
+) -> httpx.AsyncClient:
     """A client for webhook deliveries: no redirects followed (a 3xx is a failure, and following it could lead
     anywhere), no proxy or netrc from the environment, and the address guard on every connection (with the
     development allowance for loopback and private addresses outside production). Timeouts are applied per attempt
-    by the caller."""
+    by the caller. `resolver` answers host names (the operating system's unless a test or a deployment with its
+    own DNS gives another)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport = _GuardedTransport(limits, production=production)
+    transport = _GuardedTransport(limits, production=production, resolver=resolver)
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,

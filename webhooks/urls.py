@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -125,18 +126,28 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (getaddrinfo, in a thread), in the resolver's order."""
+# Answers a host name with its addresses as text, in the resolver's order; raises OSError when it cannot.
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The operating system's answer (getaddrinfo, in a thread)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def resolve(host: str, port: int, resolver: Resolver = system_resolver) -> list[IPAddress]:
+    """Every address `host` resolves to, in the resolver's order."""
     literal = _literal(host)
     if literal is not None:
         return [literal]
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        answers = await resolver(host, port)
     except (OSError, UnicodeError) as exc:
         raise UnsafeUrl(f"The host {host!r} does not resolve ({exc}).") from None
     addresses: list[IPAddress] = []
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+    for answer in answers:
+        address = ipaddress.ip_address(answer.split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
@@ -144,10 +155,12 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-async def reachable_addresses(host: str, port: int, *, production: bool = True) -> list[IPAddress]:
+async def reachable_addresses(
+    host: str, port: int, *, production: bool = True, resolver: Resolver = system_resolver
+) -> list[IPAddress]:
     """The addresses of `host`, every one of them one webhooks may reach; UnsafeUrl if any is not (a name that
     resolves to both an allowed and a refused address is refused: the resolver may hand out either)."""
-    addresses = await resolve(host, port)
+    addresses = await resolve(host, port, resolver)
     for address in addresses:
         reason = address_refusal(address, production=production)
         if reason is not None:
@@ -158,21 +171,27 @@ async def reachable_addresses(host: str, port: int, *, production: bool = True) 
     return addresses
 
 
-async def check_endpoint_url(url: str, *, production: bool) -> EndpointUrl:
+async def check_endpoint_url(
+    url: str, *, production: bool, resolver: Resolver = system_resolver
+) -> EndpointUrl:
     """Validate a URL for a webhook endpoint: its shape, and the addresses its host resolves to. Outside production
     a name that does not resolve yet is accepted (it is checked at every connection)."""
     parsed = parse_endpoint_url(url)
     try:
-        await reachable_addresses(parsed.host, parsed.port, production=production)
+        await reachable_addresses(parsed.host, parsed.port, production=production, resolver=resolver)
     except UnsafeUrl:
-        if production or _literal(parsed.host) is not None or await _resolves(parsed.host, parsed.port):
+        if (
+            production
+            or _literal(parsed.host) is not None
+            or await _resolves(parsed.host, parsed.port, resolver)
+        ):
             raise
     return parsed
 
 
-async def _resolves(host: str, port: int) -> bool:
+async def _resolves(host: str, port: int, resolver: Resolver) -> bool:
     try:
-        await resolve(host, port)
+        await resolve(host, port, resolver)
     except UnsafeUrl:
         return False
     return True

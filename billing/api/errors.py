@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -28,6 +29,30 @@ def error_json(error: BillingError) -> bytes:
 
 def _render(error: BillingError, headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(content=error_json(error), status_code=error.status, media_type=JSON, headers=headers)
+
+
+_CONSTRAINTS = (
+    (re.compile(r"Expected int >= (-?\d+)"), "must be a whole number of at least {0}"),
+    (re.compile(r"Expected int <= (-?\d+)"), "must be a whole number of at most {0}"),
+    (re.compile(r"Expected str of length >= 1$"), "must not be empty"),
+    (re.compile(r"Expected str of length >= (\d+)"), "must be at least {0} characters long"),
+    (re.compile(r"Expected str of length <= (\d+)"), "must be at most {0} characters long"),
+    (re.compile(r"Expected (?:array|object) of length >= 1$"), "must not be empty"),
+    (re.compile(r"Expected (?:array|object) of length >= (\d+)"), "must hold at least {0} items"),
+    (re.compile(r"Expected (?:array|object) of length <= (\d+)"), "must hold at most {0} items"),
+    (re.compile(r"Invalid enum value (.+)$"), "{0} is not one of its accepted values"),
+    (re.compile(r"Expected (\w+), got (\w+)"), "must be {0}, not {1}"),
+)
+
+
+def explain_constraint(raw: str) -> str:
+    """msgspec's words for a broken constraint ("Expected int >= 1") as a sentence about the value."""
+    plain = raw.replace("`", "")
+    for pattern, template in _CONSTRAINTS:
+        found = pattern.search(plain)
+        if found:
+            return template.format(*found.groups())
+    return plain
 
 
 def _validation_error(exc: ValidationException) -> BillingError:
@@ -61,11 +86,13 @@ def _validation_error(exc: ValidationException) -> BillingError:
             "JSON object as documented in /schema/openapi.json.",
             code="body_invalid",
         )
-    if "matching regex" in raw:
-        raw = "it does not have the expected format"
+    explained = "it does not have the expected format" if "matching regex" in raw else explain_constraint(raw)
     where = f" (in the {source})" if source in ("query", "path", "header", "cookie") else ""
+    # The fix is in the schema: it lists the accepted values, lengths, ranges and formats of every parameter.
     return InvalidRequest(
-        f"Invalid value for '{location}'{where}: {raw.replace('`', '')}.", param=location or None
+        f"Invalid value for '{location}'{where}: {explained.replace('`', '')}. Send a value that fits "
+        f"'{location}' as /schema/openapi.json describes it.",
+        param=location or None,
     )
 
 

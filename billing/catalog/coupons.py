@@ -111,9 +111,9 @@ def _validate_max_redemptions(value: int | None, times_redeemed: int = 0) -> int
         return None
     floor = max(1, times_redeemed)
     if value < floor:
-        reason = f"it has been redeemed {times_redeemed} times already" if times_redeemed else "at least 1"
+        reason = f" (it has been redeemed {times_redeemed} times already)" if times_redeemed else ""
         raise InvalidRequest(
-            f"max_redemptions must be at least {floor} ({reason}), or null for no limit; got {value}.",
+            f"max_redemptions must be at least {floor}{reason}, or null for no limit; got {value}.",
             param="max_redemptions",
         )
     return value

@@ -341,7 +341,11 @@ async def create_subscription(
             param="plan",
         )
     if params.collection_method == "send_invoice" and params.days_until_due is None:
-        raise InvalidRequest("collection_method=send_invoice needs days_until_due.", param="days_until_due")
+        raise InvalidRequest(
+            "collection_method=send_invoice needs days_until_due: the number of days the customer has to pay "
+            "each invoice (e.g. 30). Send it, or use collection_method=charge_automatically.",
+            param="days_until_due",
+        )
     if params.default_payment_method is not None:
         await ensure_payment_method_attached(session, customer, params.default_payment_method)
     tax_rate_ids: list[str] = []
@@ -351,13 +355,17 @@ async def create_subscription(
         await mark_tax_rate_in_use(session, rate)
         tax_rate_ids.append(rate.id)
     if len(set(tax_rate_ids)) != len(tax_rate_ids):
-        raise InvalidRequest("tax_rates lists the same rate twice.", param="tax_rates")
+        raise InvalidRequest(
+            "tax_rates lists the same rate twice; it would tax the invoice twice. List each rate once.",
+            param="tax_rates",
+        )
     coupon_id = None
     if params.coupon is not None:
         coupon = await get_coupon(session, merchant_id, params.coupon, param="coupon")
         if coupon.currency is not None and coupon.currency != plan.currency:
             raise InvalidRequest(
-                f"Coupon {coupon.id} is an amount in {coupon.currency}; the plan bills in {plan.currency}.",
+                f"Coupon {coupon.id} is an amount in {coupon.currency}; the plan bills in {plan.currency}. Use "
+                f"a coupon in {plan.currency} or a percent_off coupon.",
                 param="coupon",
             )
         await redeem_coupon(session, coupon, now)

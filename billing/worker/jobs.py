@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 from billing.api import idempotency
 from billing.clock import utc_now
@@ -40,6 +41,20 @@ async def enqueue_advance(
         _job_id=advance_job_id(test_clock_id, requested_at, attempt=attempt),
         _queue_name=queue_name,
     )
+
+
+async def discard_abandoned_advances(redis: ArqRedis, queue_name: str, test_clock_id: str) -> int:
+    """Drop the queue entries of a clock's advance jobs that no live worker runs (the caller checked that), with
+    their arq keys. arq keeps a killed worker's job queued and marked in progress until its marker expires (the
+    longest job timeout): meanwhile a burst worker never sees an empty queue and every poll walks past it."""
+    abandoned = [
+        member async for member, _ in redis.zscan_iter(queue_name, match=f"advance:{test_clock_id}:*")
+    ]
+    for job_id in abandoned:
+        name = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
+        await redis.zrem(queue_name, name)
+        await redis.delete(job_key_prefix + name, in_progress_key_prefix + name, retry_key_prefix + name)
+    return len(abandoned)
 
 
 def _services(ctx: dict[str, Any]) -> Services:
@@ -122,6 +137,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         webhooks = await webhook_delivery.sweep(session, utc_now())
     sweep_attempt = f"sweep{int(utc_now().timestamp() * 1000)}"
     for clock_id, requested_at in stale:
+        await discard_abandoned_advances(services.redis, services.queue_name, clock_id)
         await enqueue_advance(
             services.redis, services.queue_name, clock_id, requested_at, attempt=sweep_attempt
         )

@@ -41,7 +41,7 @@ async def test_create_returns_the_meter_and_records_meter_created(api: httpx.Asy
         ({"aggregation": "unique_count"}, "property", "required for a unique_count meter"),
         ({"aggregation": "sum", "property": "bytes"}, "property", "only used by unique_count"),
         ({"code": "api calls!"}, "code", "letters, digits"),
-        ({"code": ""}, "code", "length"),
+        ({"code": ""}, "code", "must not be empty"),
         ({"metadata": {"k": "v" * 501}}, "metadata[k]", "500"),
     ],
 )

@@ -18,6 +18,7 @@ from billing.db.engine import transaction
 from billing.errors import Conflict
 from billing.merchants.service import NewMerchant
 from billing.services import Services
+from tests.billing.locks import backend_pid, wait_until_blocked_by
 
 
 async def create_meter(api: httpx.AsyncClient, code: str = "api_calls", **fields: Any) -> dict:
@@ -471,11 +472,14 @@ async def test_marking_in_use_waits_for_a_concurrent_pricing_change_and_reads_th
     plan = await create_plan(api)
     async with services.sessions() as editor, services.sessions() as subscriber:
         stale = await get_plan(subscriber, merchant.id, plan["id"])  # a subscription read the old price
+        subscriber_pid = await backend_pid(subscriber)
         async with editor.begin():
             await update_plan(editor, merchant.id, plan["id"], PlanUpdate(amount=3900))
             marking = asyncio.create_task(mark_plan_in_use(subscriber, stale))
-            await asyncio.sleep(0.3)
-            assert not marking.done()  # it waits for the editor's row lock
+            # It waits for the editor's row lock: PostgreSQL says so, and it has not finished.
+            editor_pid = await backend_pid(editor)
+            assert await wait_until_blocked_by(services, editor_pid, marking) == subscriber_pid
+            assert not marking.done()
         marked = await marking
         assert marked.amount_decimal == Decimal(3900)  # and then prices with what was committed
         await subscriber.commit()

@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from billing.clock import SYSTEM_CLOCK
 from billing.db.engine import transaction
-from billing.invoices.documents import customer_zone, format_local_date
 from billing.invoices.models import Invoice
 from billing.notifications import sender as email_sender
 from billing.notifications.emails import queue_payment_failed_email
@@ -191,8 +190,10 @@ async def test_a_failed_renewal_emails_the_customer_in_english_through_smtp(
         f"We could not collect $25.00 for invoice {invoice['number']} from your card Visa •••• 0341." in text
     )
     assert "Your card was declined." in text  # dunning.messages, the customer's words for card_declined
-    next_attempt = datetime.fromisoformat(invoice["next_payment_attempt"])
-    assert f"We will try again on {format_local_date(next_attempt, customer_zone('UTC'), 'en')}." in text
+    # The trial ends on Mar 9 (the first midnight 7 days after Mar 1 10:00), the renewal is declined, and the
+    # day-1 retry of the schedule falls on Mar 10.
+    assert invoice["next_payment_attempt"].startswith("2027-03-10T")
+    assert "We will try again on Mar 10, 2027." in text
     assert portal_path(text).startswith("/portal/")
     html_part = body(message, "html")
     assert "$25.00" in html_part and portal_path(text) in html_part
@@ -212,8 +213,8 @@ async def test_the_payment_failed_email_is_in_simplified_chinese_for_a_zh_cn_cus
     assert "李雷，您好：" in text
     assert f"我们未能从您的银行卡 Visa •••• 0341 收取发票 {invoice['number']} 的款项 US$25.00。" in text
     assert "您的银行卡被拒绝。" in text
-    next_attempt = datetime.fromisoformat(invoice["next_payment_attempt"])
-    assert f"我们将于 {format_local_date(next_attempt, customer_zone('UTC'), 'zh-CN')} 再次尝试扣款" in text
+    assert invoice["next_payment_attempt"].startswith("2027-03-10T")
+    assert "我们将于 2027年3月10日 再次尝试扣款" in text
     assert "更新银行卡" in body(message, "html")
 
 
@@ -384,8 +385,9 @@ async def test_the_trial_ending_email_goes_with_trial_will_end_on_the_test_clock
     events = await world.get("/v1/events", object_id=sub["id"], type="subscription.trial_will_end")
     assert len(events["data"]) == 1
     [mail] = await emails_of(services, customer, "trial_ending")
-    date = format_local_date(trial_end, customer_zone("UTC"), "zh-CN")
-    assert mail.subject == f"您的 Team 试用将于 {date} 结束"
+    # 14 days after Mar 1 10:00, the first midnight is Mar 16.
+    assert sub["trial_end"] == "2027-03-16T00:00:00Z"
+    assert mail.subject == "您的 Team 试用将于 2027年3月16日 结束"
     assert "首张发票（2027年3月16日至4月16日）金额为 US$25.00。" in mail.text_body
     assert "Visa •••• 4242" in mail.text_body
     assert mail.locale == "zh-CN"

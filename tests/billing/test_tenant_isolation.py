@@ -192,12 +192,14 @@ async def test_another_merchant_gets_404(
     api: httpx.AsyncClient, other_api: httpx.AsyncClient, resource: Resource, route: Route
 ) -> None:
     object_id = await resource.create(api)
+    owner_view = route.path.split("/{id}")[0] + "/" + object_id
+    before = await api.get(owner_view)
+    assert before.status_code == 200, before.text
     response = await other_api.request(route.method, route.path.format(id=object_id), json=route.json)
     assert response.status_code == 404, response.text
     assert response.json()["error"]["type"] == "not_found"
-    # And the owner still sees it unchanged.
-    owner_view = route.path.split("/{id}")[0] + "/" + object_id
-    assert (await api.get(owner_view)).status_code == 200
+    # And the owner still sees it unchanged: every field as it was before the other merchant's request.
+    assert (await api.get(owner_view)).json() == before.json()
 
 
 async def test_lists_show_only_the_callers_objects(
