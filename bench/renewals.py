@@ -45,6 +45,7 @@ from billing.config import Settings
 from billing.customers.models import Customer
 from billing.db.engine import asyncpg_url
 from billing.payment_methods.models import PaymentMethod
+from billing.scheduler.registry import TASKS, TaskRegistry
 from billing.scheduler.runner import advance_test_clock
 from billing.services import Services, open_services
 from billing.test_clocks.schemas import TestClockCreate
@@ -86,7 +87,7 @@ FROM customers c, LATERAL (SELECT (substr(c.id, 9)::bigint % 4)::int AS kind) k
 WHERE c.merchant_id = $1
 """
 
-TASKS = """
+RENEWAL_TASKS = """
 INSERT INTO scheduled_tasks (id, merchant_id, test_clock_id, kind, due_at, payload, status, attempts, created_at,
                              dedupe_key)
 SELECT 'task_' || substr(s.id, 5), s.merchant_id, $2, 'subscription.renew', s.current_period_end,
@@ -255,7 +256,7 @@ async def seed_due_renewals(
                 period_start,
                 RENEWS_AT,
             )
-            await connection.execute(TASKS, merchant, clock)
+            await connection.execute(RENEWAL_TASKS, merchant, clock)
             await connection.execute(
                 USAGE, merchant, catalog.meter, CALLS_PER_METERED_SUBSCRIPTION, catalog.metered
             )
@@ -333,7 +334,9 @@ def _profiled(enabled: bool) -> tuple[Callable[[], None], Callable[[], str]]:
     return profiler.start, stop
 
 
-async def _engine_run(database_url: str, redis_url: str, count: int, *, profile: bool) -> EngineRun:
+async def _engine_run(
+    database_url: str, redis_url: str, count: int, *, profile: bool, registry: TaskRegistry
+) -> EngineRun:
     dsn = asyncpg_url(database_url).replace("+asyncpg", "")
     services = await open_services(_bench_settings(database_url, redis_url), pool_size=4)
     try:
@@ -344,7 +347,7 @@ async def _engine_run(database_url: str, redis_url: str, count: int, *, profile:
         with RssSampler() as rss, StatementCounter(services) as statements:
             start_profile()
             started = time.perf_counter()
-            status = await advance_test_clock(services, clock)
+            status = await advance_test_clock(services, clock, registry=registry)
             elapsed = time.perf_counter() - started
             text = stop_profile()
     finally:
@@ -441,13 +444,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="print a pyinstrument profile of the engine run"
     )
+    parser.add_argument(
+        "--singles",
+        action="store_true",
+        help="run every task alone (no batch handlers): the path before issue 13",
+    )
     parser.add_argument("--note", default="", help="a line recorded with the figures (what the engine was)")
     args = parser.parse_args()
     load = psutil.getloadavg()
     with servers() as (database_url, redis_url):
         dsn = asyncpg_url(database_url).replace("+asyncpg", "")
         floor_before = asyncio.run(_floor_rate(dsn, args.floor_transactions))
-        run = asyncio.run(_engine_run(database_url, redis_url, args.subscriptions, profile=args.profile))
+        registry = TASKS.singles_only() if args.singles else TASKS
+        run = asyncio.run(
+            _engine_run(database_url, redis_url, args.subscriptions, profile=args.profile, registry=registry)
+        )
         floor_after = asyncio.run(_floor_rate(dsn, args.floor_transactions))
     floor = (floor_before + floor_after) / 2
     if run.profile:
