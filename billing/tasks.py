@@ -4,5 +4,6 @@ tasks (a worker, a test clock advance) knows every kind."""
 import billing.dunning_cases.service  # dunning deadlines (retries are invoice.collect tasks)
 import billing.invoices.collection
 import billing.notifications.card_expiry  # the daily card-expiry scan
+import billing.subscriptions.batch  # renewals as a set, beside the single renewal
 import billing.subscriptions.service  # renewals, trial ends, incomplete expiry
 import billing.usage.close  # noqa: F401  renewal invoices held for late usage

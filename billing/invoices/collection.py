@@ -12,6 +12,8 @@ attempt number as its attempt: however often the task runs, one attempt charges 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_
 from billing.payments import hooks as payment_hooks
 from billing.payments.models import Payment
 from billing.payments.service import (
+    PaymentOrder,
     PendingCharge,
     begin_payment,
     charge_pending,
@@ -38,13 +41,14 @@ from billing.payments.service import (
     finish_payment,
 )
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext
-from billing.scheduler.runner import run_task_step, schedule_task
+from billing.scheduler.registry import TASKS, BatchContext, TaskContext
+from billing.scheduler.runner import NewTask, run_task_step, schedule_task
 from billing.services import Services
 from billing.test_clocks.service import customer_clock
 from webhooks.outbox import record_event
 
 COLLECT = "invoice.collect"
+log = logging.getLogger("billing.invoices.collection")
 
 
 # How a collection makes its payment, called as `collect_payment` is: a Payment, or a PendingCharge when the
@@ -83,6 +87,25 @@ async def request_collection(
             "attempt": attempt,
             "payment_method": payment_method,
             "source": dunning.REQUEST if on_request else dunning.AUTOMATIC,
+        },
+        dedupe_key=f"collect:{invoice.id}:{attempt}",
+    )
+
+
+def automatic_collection(invoice: Invoice, clock: Clock, payment_method: str | None) -> NewTask:
+    """The collection task `request_collection` schedules for an open invoice charged automatically, for callers
+    that schedule many at once (`schedule_tasks`); the caller checked there is something to charge."""
+    attempt = next_attempt_number(invoice)
+    invoice.next_payment_attempt = clock.now()
+    return NewTask(
+        merchant_id=invoice.merchant_id,
+        kind=COLLECT,
+        due_at=clock.now(),
+        payload={
+            "invoice": invoice.id,
+            "attempt": attempt,
+            "payment_method": payment_method,
+            "source": dunning.AUTOMATIC,
         },
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
@@ -229,19 +252,7 @@ async def attempt_collection(
         await mark_paid(session, invoice, clock, action="pay")
         return invoice
     try:
-        payment = await charge(
-            services,
-            merchant_id=invoice.merchant_id,
-            customer_id=invoice.customer_id,
-            amount=invoice.amount_remaining,
-            currency=invoice.currency,
-            purpose=invoice.id,
-            attempt=attempt,
-            payment_method=payment_method,
-            invoice=invoice.id,
-            description=f"Invoice {invoice.number}",
-            clock=clock,
-        )
+        payment = await charge(services, **_order(invoice, attempt, payment_method, clock))
     except BillingError as error:
         # Nothing could be charged (no usable payment method, no gateway): a failed attempt all the same.
         await record_failure(
@@ -285,6 +296,104 @@ async def attempt_collection(
         source=source,
     )
     return invoice
+
+
+def _order(invoice: Invoice, attempt: int, payment_method: str | None, clock: Clock) -> PaymentOrder:
+    """The charge of what remains of `invoice`, attempt `attempt`."""
+    return PaymentOrder(
+        merchant_id=invoice.merchant_id,
+        customer_id=invoice.customer_id,
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        purpose=invoice.id,
+        attempt=attempt,
+        payment_method=payment_method,
+        invoice=invoice.id,
+        description=f"Invoice {invoice.number}",
+        clock=clock,
+    )
+
+
+# Charges of one batch in flight at once. Each holds a pooled connection only for its pending row and for its
+# outcome (none during the gateway call, where the gateways' own bound, BILLING_GATEWAY_CONCURRENCY, applies),
+# beside the batch's own connection: the bound keeps a worker well inside its pool.
+BATCH_CHARGES_IN_FLIGHT = 8
+
+
+def _batch_order(task: ScheduledTask, invoice: Invoice | None, clock: Clock) -> PaymentOrder | None:
+    """The charge a collection task of a batch makes before its outcome is recorded, or None when the task is
+    left to run alone: anything but a first automatic charge of an open invoice (retries consult dunning)."""
+    payload = task.payload
+    attempt = payload.get("attempt")
+    if (
+        invoice is None
+        or attempt is None
+        or payload.get("source", dunning.AUTOMATIC) != dunning.AUTOMATIC
+        or invoice.status != states.OPEN
+        or invoice.amount_remaining == 0
+        or _already_recorded(invoice, int(attempt))
+    ):
+        return None
+    return _order(invoice, int(attempt), payload.get("payment_method"), clock)
+
+
+def _made(outcome: Payment | BaseException) -> Charge:
+    """A charge step that returns (or raises) the outcome of a charge already made."""
+
+    async def made(services: Services, **order: Any) -> Payment:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return made
+
+
+@TASKS.register_batch(COLLECT)
+async def collect_batch(ctx: BatchContext) -> set[str]:
+    """The collections of a batch: their charges run concurrently (BATCH_CHARGES_IN_FLIGHT at once), each with
+    its idempotency key and its pending row committed before the call, as `collect_payment` makes them (an
+    unknown outcome stays pending for the janitor); then each outcome is written back in the batch's
+    transaction exactly as `collect_task` writes it (paid, or the failure that dunning takes up)."""
+    ids = sorted({task.payload["invoice"] for task in ctx.tasks})
+    # FOR NO KEY UPDATE, in id order: serializes collectors without blocking the payment rows.
+    invoices = {
+        invoice.id: invoice
+        for invoice in (
+            await ctx.session.scalars(
+                select(Invoice)
+                .where(Invoice.id.in_(ids))
+                .order_by(Invoice.id)
+                .with_for_update(key_share=True)
+            )
+        ).all()
+    }
+    orders: dict[str, PaymentOrder] = {}
+    charged: set[str] = set()
+    for task in ctx.tasks:
+        order = _batch_order(task, invoices.get(task.payload["invoice"]), ctx.clock)
+        # One charge per invoice in a batch: a second task of the same invoice runs alone, after it.
+        if order is not None and order["purpose"] not in charged:
+            orders[task.id] = order
+            charged.add(order["purpose"])
+    in_flight = asyncio.Semaphore(BATCH_CHARGES_IN_FLIGHT)
+
+    async def charge(order: PaymentOrder) -> Payment:
+        async with in_flight:
+            return await collect_payment(ctx.services, **order)
+
+    outcomes = await asyncio.gather(*[charge(order) for order in orders.values()], return_exceptions=True)
+    finished = set()
+    for task_id, outcome in zip(orders, outcomes, strict=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, BillingError):
+            log.warning("charge of collection task %s left to run alone: %r", task_id, outcome)
+            continue  # run alone: the charge is found again by its idempotency key, never made twice
+        task = next(task for task in ctx.tasks if task.id == task_id)
+        await _collect_for_task(
+            TaskContext(session=ctx.session, task=task, clock=ctx.clock, services=ctx.services),
+            charge=_made(outcome),
+        )
+        finished.add(task_id)
+    return finished
 
 
 async def _subscription_payment_method(session: AsyncSession, subscription_id: str) -> str | None:

@@ -31,7 +31,7 @@ from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
-from plans.totals import TaxAmount, compute_invoice_totals
+from plans.totals import InvoiceTotals, TaxAmount, compute_invoice_totals
 from webhooks.outbox import record_event
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -316,6 +316,20 @@ async def next_invoice_number(session: AsyncSession, merchant_id: str, prefix: s
     return f"{prefix}-{number:0{NUMBER_WIDTH}d}"
 
 
+async def next_invoice_numbers(session: AsyncSession, merchant_id: str, prefix: str, count: int) -> list[str]:
+    """`count` consecutive numbers of the merchant in one statement (a batch of renewals), under the same row
+    lock as `next_invoice_number`, so numbers stay gap-free and unique whoever else is numbering."""
+    stmt = insert(InvoiceNumberSequence).values(merchant_id=merchant_id, next_number=count + 1)
+    first = await session.scalar(
+        stmt.on_conflict_do_update(
+            index_elements=["merchant_id"],
+            set_={"next_number": InvoiceNumberSequence.next_number + count},
+        ).returning(InvoiceNumberSequence.next_number - count)
+    )
+    assert first is not None
+    return [f"{prefix}-{number:0{NUMBER_WIDTH}d}" for number in range(first, first + count)]
+
+
 async def record_balance_change(
     session: AsyncSession,
     customer: Customer,
@@ -377,34 +391,11 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, tax_rates, customer.balance, currency=invoice.currency
     )
-    for line, line_totals in zip(lines, totals.lines, strict=True):
-        line.discount_amount = line_totals.discount_amount
-        line.tax_amount = line_totals.inclusive_tax + line_totals.exclusive_tax
     now = clock.now()
-    invoice.number = await next_invoice_number(
+    number = await next_invoice_number(
         session, merchant_id, await merchant_invoice_prefix(session, merchant_id)
     )
-    invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
-        totals.subtotal,
-        totals.discount,
-        totals.tax,
-        totals.total,
-    )
-    invoice.starting_balance = totals.starting_balance
-    invoice.balance_applied = totals.balance_applied
-    invoice.ending_balance = totals.ending_balance
-    invoice.amount_due = invoice.amount_remaining = totals.amount_due
-    invoice.amount_paid = 0
-    invoice.finalized_at = now
-    invoice.hosted_token = hosted.new_hosted_token()
-    invoice.customer_details = {
-        "name": customer.name,
-        "email": customer.email,
-        "address": customer.address,
-        "tax_ids": list(customer.tax_ids or []),
-    }
-    if invoice.collection_method == "send_invoice":
-        invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
+    set_final_figures(invoice, lines, totals, customer, number, now)
     if totals.balance_applied:
         await record_balance_change(
             session,
@@ -431,6 +422,43 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     if invoice.amount_due == 0:
         await mark_paid(session, invoice, clock, action="settle")
     return invoice
+
+
+def set_final_figures(
+    invoice: Invoice,
+    lines: list[InvoiceLine],
+    totals: InvoiceTotals,
+    customer: Customer,
+    number: str,
+    now: datetime,
+) -> None:
+    """What finalizing a draft sets on it and its lines, the status excepted: the figures with the customer
+    balance applied, the number, the customer's details as of now, the due date of an invoice sent."""
+    for line, line_totals in zip(lines, totals.lines, strict=True):
+        line.discount_amount = line_totals.discount_amount
+        line.tax_amount = line_totals.inclusive_tax + line_totals.exclusive_tax
+    invoice.number = number
+    invoice.subtotal, invoice.discount, invoice.tax, invoice.total = (
+        totals.subtotal,
+        totals.discount,
+        totals.tax,
+        totals.total,
+    )
+    invoice.starting_balance = totals.starting_balance
+    invoice.balance_applied = totals.balance_applied
+    invoice.ending_balance = totals.ending_balance
+    invoice.amount_due = invoice.amount_remaining = totals.amount_due
+    invoice.amount_paid = 0
+    invoice.finalized_at = now
+    invoice.hosted_token = hosted.new_hosted_token()
+    invoice.customer_details = {
+        "name": customer.name,
+        "email": customer.email,
+        "address": customer.address,
+        "tax_ids": list(customer.tax_ids or []),
+    }
+    if invoice.collection_method == "send_invoice":
+        invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
 
 
 async def discount_and_taxes(
@@ -527,7 +555,7 @@ async def create_draft(
     )
     session.add(invoice)
     await session.flush()
-    rows = [_line_row(invoice, line, now) for line in lines]
+    rows = [line_row(invoice, line, now) for line in lines]
     session.add_all(rows)
     await _recompute_draft(session, invoice, rows)
     await session.flush()
@@ -541,7 +569,7 @@ async def create_draft(
     return invoice
 
 
-def _line_row(invoice: Invoice, line: NewLine, now: datetime) -> InvoiceLine:
+def line_row(invoice: Invoice, line: NewLine, now: datetime) -> InvoiceLine:
     return InvoiceLine(
         id=new_id("il"),
         merchant_id=invoice.merchant_id,
@@ -577,7 +605,7 @@ async def replace_draft_lines(
     gone = [line.id for line in current if replaced(line)]
     if gone:
         await session.execute(delete(InvoiceLine).where(InvoiceLine.id.in_(gone)))
-    rows = [_line_row(invoice, line, clock.now()) for line in lines]
+    rows = [line_row(invoice, line, clock.now()) for line in lines]
     session.add_all(rows)
     await session.flush()
     await _recompute_draft(session, invoice, [line for line in current if line.id not in gone] + rows)

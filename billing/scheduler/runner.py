@@ -13,7 +13,9 @@ clock (`internal_failure`) rather than skip or reorder its work.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
 from billing.db.engine import transaction
 from billing.ids import new_id
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext, TaskRegistry, TaskStep
+from billing.scheduler.registry import TASKS, BatchContext, TaskContext, TaskRegistry, TaskStep
 from billing.services import Services
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.service import render_test_clock
@@ -34,6 +36,8 @@ from webhooks.outbox import record_event
 log = logging.getLogger("billing.scheduler")
 
 MAX_ATTEMPTS = 8
+# The most tasks of one kind claimed together for a batch handler (one transaction, one set of statements).
+BATCH_SIZE = 500
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -71,6 +75,41 @@ async def schedule_task(
     return inserted
 
 
+@dataclass(frozen=True)
+class NewTask:
+    """A task to schedule with `schedule_tasks`, as `schedule_task` takes it."""
+
+    merchant_id: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None
+
+
+async def schedule_tasks(session: AsyncSession, tasks: list[NewTask], clock: Clock) -> None:
+    """Add many tasks in the caller's transaction with one statement; a dedupe_key already used is skipped."""
+    if not tasks:
+        return
+    rows = [
+        {
+            "id": new_id("task"),
+            "merchant_id": task.merchant_id,
+            "test_clock_id": clock.test_clock_id,
+            "kind": task.kind,
+            "due_at": task.due_at,
+            "payload": task.payload,
+            "dedupe_key": task.dedupe_key,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": clock.now(),
+        }
+        for task in tasks
+    ]
+    await session.execute(
+        insert(ScheduledTask).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
 async def _execute(
     session: AsyncSession,
     task: ScheduledTask,
@@ -102,10 +141,46 @@ async def _execute(
         return False
     if not finished:
         return True
+    _done(task)
+    return True
+
+
+def _done(task: ScheduledTask) -> None:
     task.status = "done"
     task.completed_at = utc_now()
     task.attempts += 1
-    return True
+
+
+async def _execute_set(
+    session: AsyncSession,
+    tasks: list[ScheduledTask],
+    clock: Clock,
+    registry: TaskRegistry,
+    services: Services,
+) -> bool:
+    """Run claimed tasks of one kind with its batch handler in a savepoint, then alone (`_execute`) those the
+    batch left; when the batch raises, it is rolled back and every task runs alone, so one bad task fails only
+    itself. True when every task succeeded."""
+    batch = registry.batch_handler(tasks[0].kind)
+    finished: set[str] = set()
+    if batch is not None and len(tasks) > 1:
+        savepoint = await session.begin_nested()
+        try:
+            finished = await batch(BatchContext(session=session, tasks=tasks, clock=clock, services=services))
+            await savepoint.commit()
+        except Exception:
+            await savepoint.rollback()
+            log.exception("batch of %d %s tasks failed; running each alone", len(tasks), tasks[0].kind)
+            finished = set()
+            for task in tasks:
+                await session.refresh(task)
+    succeeded = True
+    for task in tasks:
+        if task.id in finished:
+            _done(task)
+        elif not await _execute(session, task, clock, registry, services):
+            succeeded = False
+    return succeeded
 
 
 async def run_due_tasks(services: Services, *, limit: int = 100, registry: TaskRegistry = TASKS) -> int:
@@ -135,8 +210,26 @@ async def _run_due_real_time_tasks(services: Services, *, limit: int, registry: 
             )
             if task is None:
                 break
-            await _execute(session, task, SYSTEM_CLOCK, registry, services)
-            ran += 1
+            tasks = [task]
+            if registry.batch_handler(task.kind) is not None and limit - ran > 1:
+                tasks += (
+                    await session.scalars(
+                        select(ScheduledTask)
+                        .where(
+                            ScheduledTask.kind == task.kind,
+                            ScheduledTask.status == "pending",
+                            ScheduledTask.test_clock_id.is_(None),
+                            ScheduledTask.due_at <= now,
+                            or_(ScheduledTask.available_at.is_(None), ScheduledTask.available_at <= now),
+                            ScheduledTask.id != task.id,
+                        )
+                        .order_by(ScheduledTask.due_at, ScheduledTask.seq)
+                        .limit(min(BATCH_SIZE, limit - ran) - 1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            await _execute_set(session, tasks, SYSTEM_CLOCK, registry, services)
+            ran += len(tasks)
     return ran
 
 
@@ -181,8 +274,7 @@ async def _run_due_test_clock_tasks(services: Services, *, limit: int, registry:
                 # A request is running this very task (run_task_now): the clock's later work waits for it.
                 busy.append(clock.id)
                 continue
-            await _run_clock_task(session, clock, task, services, registry)
-            ran += 1
+            ran += await _run_clock_tasks(session, clock, task, services, registry)
     return ran
 
 
@@ -298,7 +390,7 @@ async def _advance_one_step(services: Services, test_clock_id: str, registry: Ta
             return "ready"
         clock.frozen_time = max(clock.frozen_time, task.due_at)
         await session.flush()
-        if not await _run_clock_task(session, clock, task, services, registry):
+        if not await _run_clock_tasks(session, clock, task, services, registry):
             return "internal_failure"
         return "stepped"
 
@@ -317,29 +409,67 @@ def _first_due(test_clock_id: str, until: datetime) -> Select[ScheduledTask]:
     )
 
 
-async def _run_clock_task(
-    session: AsyncSession, clock: TestClock, task: ScheduledTask, services: Services, registry: TaskRegistry
-) -> bool:
-    """Run one task of a locked test clock at the clock's time; False when it failed, which stops the clock."""
-    succeeded = await _execute(session, task, FrozenClock(clock.frozen_time, clock.id), registry, services)
-    if not succeeded:
-        # A test clock must not skip or reorder work: stop, and say which task failed.
-        task.status = "failed"
-        clock.status = "internal_failure"
-        clock.failure_message = (
-            f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: {task.last_error}"[
-                :2000
-            ]
+async def _same_instant_run(
+    session: AsyncSession, clock: TestClock, first: ScheduledTask
+) -> list[ScheduledTask]:
+    """`first` and the tasks right after it in the clock's order that share its kind and due instant: running
+    them as one set keeps the clock's order (nothing else is due between them)."""
+    following = (
+        await session.execute(
+            select(ScheduledTask.id, ScheduledTask.kind)
+            .where(
+                ScheduledTask.test_clock_id == clock.id,
+                ScheduledTask.status == "pending",
+                ScheduledTask.due_at == first.due_at,
+                ScheduledTask.seq > first.seq,
+            )
+            .order_by(ScheduledTask.seq)
+            .limit(BATCH_SIZE - 1)
         )
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=clock.merchant_id,
-            event_type="test_clock.internal_failure",
-            obj=render_test_clock(clock),
-            clock=FrozenClock(clock.frozen_time, clock.id),
+    ).all()
+    run = list(itertools.takewhile(lambda row: row.kind == first.kind, following))
+    if not run:
+        return [first]
+    locked = (
+        await session.scalars(
+            select(ScheduledTask)
+            .where(ScheduledTask.id.in_([row.id for row in run]), ScheduledTask.status == "pending")
+            .order_by(ScheduledTask.seq)
+            .with_for_update(skip_locked=True)
         )
-    return succeeded
+    ).all()
+    return [first, *locked]
+
+
+async def _run_clock_tasks(
+    session: AsyncSession, clock: TestClock, first: ScheduledTask, services: Services, registry: TaskRegistry
+) -> int:
+    """Run the next task of a locked test clock at the clock's time, with the tasks due at the same instant
+    that its kind's batch handler can take; returns how many ran, 0 when one failed, which stops the clock."""
+    tasks = [first]
+    if registry.batch_handler(first.kind) is not None:
+        tasks = await _same_instant_run(session, clock, first)
+    succeeded = await _execute_set(
+        session, tasks, FrozenClock(clock.frozen_time, clock.id), registry, services
+    )
+    if succeeded:
+        return len(tasks)
+    # A test clock must not skip or reorder work: stop, and say which task failed.
+    task = next(task for task in tasks if task.status != "done")
+    task.status = "failed"
+    clock.status = "internal_failure"
+    clock.failure_message = (
+        f"Task {task.id} ({task.kind}) due {task.due_at:%Y-%m-%dT%H:%M:%SZ} failed: {task.last_error}"[:2000]
+    )
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=clock.merchant_id,
+        event_type="test_clock.internal_failure",
+        obj=render_test_clock(clock),
+        clock=FrozenClock(clock.frozen_time, clock.id),
+    )
+    return 0
 
 
 async def stale_advancing_clocks(session: AsyncSession, older_than: timedelta) -> list[tuple[str, datetime]]:

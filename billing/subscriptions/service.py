@@ -35,7 +35,7 @@ from billing.notifications.card_expiry import ensure_card_expiry_scan
 from billing.notifications.emails import FirstInvoice, queue_trial_ending_email
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
-from billing.scheduler.runner import schedule_task
+from billing.scheduler.runner import NewTask, schedule_task, schedule_tasks
 from billing.subscriptions import schemas, states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
@@ -171,33 +171,39 @@ def _renewal_key(sub: Subscription) -> str:
     return f"renew:{sub.id}:{sub.period_index + 1}:{int(sub.current_period_end.timestamp())}"
 
 
-async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+def renewal_tasks(sub: Subscription, clock: Clock) -> list[NewTask]:
+    """The next renewal of `sub` (into period_index + 1, due at the current period's end) and its upcoming
+    notice; periods shorter than the notice get none: the renewal is as close as the notice would be."""
     next_index = sub.period_index + 1
-    await schedule_task(
-        session,
-        merchant_id=sub.merchant_id,
-        kind=RENEW,
-        due_at=sub.current_period_end,
-        clock=clock,
-        payload={"subscription": sub.id, "period_index": next_index},
-        dedupe_key=_renewal_key(sub),
-    )
+    tasks = [
+        NewTask(
+            merchant_id=sub.merchant_id,
+            kind=RENEW,
+            due_at=sub.current_period_end,
+            payload={"subscription": sub.id, "period_index": next_index},
+            dedupe_key=_renewal_key(sub),
+        )
+    ]
     notice_at = sub.current_period_end - UPCOMING_WARNING
     if notice_at > clock.now():
-        # Periods shorter than the notice get none: the renewal is as close as the notice would be.
-        await schedule_task(
-            session,
-            merchant_id=sub.merchant_id,
-            kind=UPCOMING_NOTICE,
-            due_at=notice_at,
-            clock=clock,
-            payload={
-                "subscription": sub.id,
-                "period_index": next_index,
-                "renews_at": sub.current_period_end.isoformat(),
-            },
-            dedupe_key=f"upcoming:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
+        tasks.append(
+            NewTask(
+                merchant_id=sub.merchant_id,
+                kind=UPCOMING_NOTICE,
+                due_at=notice_at,
+                payload={
+                    "subscription": sub.id,
+                    "period_index": next_index,
+                    "renews_at": sub.current_period_end.isoformat(),
+                },
+                dedupe_key=f"upcoming:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
+            )
         )
+    return tasks
+
+
+async def _schedule_renewal(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
+    await schedule_tasks(session, renewal_tasks(sub, clock), clock)
 
 
 async def _cancel_pending_tasks(session: AsyncSession, sub: Subscription, kind: str | None = None) -> None:

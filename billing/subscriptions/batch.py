@@ -1,0 +1,270 @@
+"""Renewals as a set (issue 13 item 1): the due renewals the scheduler claimed together are loaded with a fixed
+number of queries, each invoice is computed with the pure functions of `plans/`, and invoices, lines, numbers,
+events and next tasks are written with bulk statements in the batch's one transaction.
+
+The batch takes the plain renewals: an active subscription renewing into its next period on the same plan, with
+no metered charge or usage ever billed, no pending invoice item, no pending change, no cancel at the period end,
+a customer with a zero balance and no other subscription in the batch, and something to charge. Everything else
+(trials converting, pauses, cancels, plan changes, usage in arrears, balances) is left to the single renewal
+(`service.renew_task`), which stays the reference: the batch writes what it writes, row for row.
+
+A subscription whose computation raises is left out of the batch and renewed alone (where its error is recorded
+on its task and retried like any task's); a batch whose writes fail is rolled back and every renewal runs alone
+(`scheduler.runner._execute_set`), so one bad subscription never holds back its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.catalog.coupons import pure_coupon
+from billing.catalog.models import Coupon, Plan, TaxRate
+from billing.catalog.tax_rates import pure_tax_rate
+from billing.clock import Clock
+from billing.customers.models import Customer
+from billing.ids import new_id
+from billing.invoices import collection
+from billing.invoices import service as invoices
+from billing.invoices import states as invoice_states
+from billing.invoices.models import Invoice, InvoiceLine
+from billing.invoices.service import NewLine
+from billing.scheduler.models import ScheduledTask
+from billing.scheduler.registry import TASKS, BatchContext
+from billing.scheduler.runner import NewTask, schedule_tasks
+from billing.subscriptions import states
+from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.subscriptions.service import RENEW, _fee_line, _period, render_subscription, renewal_tasks
+from billing.usage.billed import UsageBilled
+from plans.calendar import Period
+from plans.discounts import coupon_applies
+from plans.totals import InvoiceTotals, compute_invoice_totals
+from webhooks.outbox import record_event
+
+log = logging.getLogger("billing.subscriptions.batch")
+
+
+@dataclass(frozen=True)
+class RenewalInputs:
+    """Everything the batch's renewals read, loaded once for the whole batch."""
+
+    subscriptions: dict[str, Subscription]
+    customers: dict[str, Customer]
+    plans: dict[str, Plan]
+    coupons: dict[str, Coupon]
+    tax_rates: dict[str, TaxRate]
+    # Subscriptions the batch leaves to the single renewal: pending invoice items, or usage billed before.
+    irregular: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlannedRenewal:
+    """One renewal as computed, before anything is written."""
+
+    task: ScheduledTask
+    sub: Subscription
+    customer: Customer
+    plan: Plan
+    period_index: int
+    period: Period
+    line: NewLine
+    coupon_id: str | None
+    totals: InvoiceTotals
+
+
+def plan_renewal(task: ScheduledTask, inputs: RenewalInputs) -> PlannedRenewal | None:
+    """The renewal `task` asks for, computed without I/O; None when the batch leaves it to the single renewal."""
+    sub = inputs.subscriptions.get(task.payload["subscription"])
+    if sub is None or sub.id in inputs.irregular:
+        return None
+    period_index = int(task.payload["period_index"])
+    customer = inputs.customers[sub.customer_id]
+    plan = inputs.plans[sub.plan_id]
+    if (
+        sub.period_index + 1 != period_index
+        or sub.status != states.ACTIVE
+        or sub.cancel_at_period_end
+        or sub.pending_change
+        or plan.charges
+        or sub.collection_method != "charge_automatically"
+        or customer.deleted_at is not None
+        or customer.balance != 0
+    ):
+        return None
+    period = _period(sub, plan, ZoneInfo(customer.timezone), period_index)
+    line = _fee_line(plan, sub.quantity, period.start, period.end)
+    coupon_id = None
+    if sub.coupon_id is not None and sub.coupon_start_index is not None:
+        coupon = pure_coupon(inputs.coupons[sub.coupon_id])
+        coupon_id = sub.coupon_id if coupon_applies(coupon, period_index - sub.coupon_start_index) else None
+    totals = compute_invoice_totals(
+        [line.amount],
+        pure_coupon(inputs.coupons[coupon_id]) if coupon_id is not None else None,
+        [pure_tax_rate(inputs.tax_rates[rate]) for rate in sub.tax_rate_ids],
+        customer.balance,
+        currency=plan.currency,
+    )
+    if totals.amount_due == 0:
+        return None  # paid at once on finalization: the single renewal's path
+    return PlannedRenewal(task, sub, customer, plan, period_index, period, line, coupon_id, totals)
+
+
+async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> RenewalInputs:
+    """The batch's subscriptions (locked, in id order so that concurrent batches never deadlock) and what their
+    renewals read: a fixed number of queries, whatever the batch's size."""
+    ids = sorted({task.payload["subscription"] for task in tasks})
+    subs = (
+        await session.scalars(
+            select(Subscription).where(Subscription.id.in_(ids)).order_by(Subscription.id).with_for_update()
+        )
+    ).all()
+    customers = (
+        await session.scalars(
+            select(Customer)
+            .where(Customer.id.in_({sub.customer_id for sub in subs}))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
+    ).all()
+    plans = (await session.scalars(select(Plan).where(Plan.id.in_({sub.plan_id for sub in subs})))).all()
+    coupon_ids = {sub.coupon_id for sub in subs if sub.coupon_id is not None}
+    coupons = (
+        (await session.scalars(select(Coupon).where(Coupon.id.in_(coupon_ids)))).all() if coupon_ids else []
+    )
+    rate_ids = {rate for sub in subs for rate in sub.tax_rate_ids}
+    rates = (await session.scalars(select(TaxRate).where(TaxRate.id.in_(rate_ids)))).all() if rate_ids else []
+    irregular = set(
+        (
+            await session.scalars(
+                select(PendingInvoiceItem.subscription_id)
+                .where(PendingInvoiceItem.subscription_id.in_(ids))
+                .union(select(UsageBilled.subscription_id).where(UsageBilled.subscription_id.in_(ids)))
+            )
+        ).all()
+    )
+    # Two renewals of one customer would share its row (its balance, its lock): renewed alone, one by one.
+    per_customer = Counter(sub.customer_id for sub in subs)
+    irregular |= {sub.id for sub in subs if per_customer[sub.customer_id] > 1}
+    return RenewalInputs(
+        subscriptions={sub.id: sub for sub in subs},
+        customers={customer.id: customer for customer in customers},
+        plans={plan.id: plan for plan in plans},
+        coupons={coupon.id: coupon for coupon in coupons},
+        tax_rates={rate.id: rate for rate in rates},
+        irregular=frozenset(irregular),
+    )
+
+
+def _draft(planned: PlannedRenewal, now: datetime) -> tuple[Invoice, InvoiceLine]:
+    """The draft `invoices.create_draft` makes for this renewal, with its draft figures (before the balance)."""
+    sub, totals = planned.sub, planned.totals
+    invoice = Invoice(
+        id=new_id("in"),
+        merchant_id=sub.merchant_id,
+        customer_id=sub.customer_id,
+        status=invoice_states.DRAFT,
+        currency=planned.plan.currency,
+        collection_method=sub.collection_method,
+        days_until_due=sub.days_until_due,
+        description=None,
+        metadata_={},
+        created_at=now,
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        tax=totals.tax,
+        total=totals.total,
+        starting_balance=0,
+        balance_applied=0,
+        amount_due=max(0, totals.total),
+        amount_paid=0,
+        amount_remaining=max(0, totals.total),
+        attempt_count=0,
+        paid_out_of_band=False,
+        billing_reason="subscription_cycle",
+        subscription_id=sub.id,
+        subscription_period_index=planned.period_index,
+        period_start=planned.period.start,
+        period_end=planned.period.end,
+        coupon_id=planned.coupon_id,
+        tax_rate_ids=list(sub.tax_rate_ids),
+    )
+    return invoice, invoices.line_row(invoice, planned.line, now)
+
+
+async def write_renewals(session: AsyncSession, planned: list[PlannedRenewal], clock: Clock) -> None:
+    """Write the planned renewals: drafts and lines in bulk, numbers in one block per merchant, the drafts
+    finalized, collection and next tasks in one statement, every event in the same transaction."""
+    now = clock.now()
+    drafts = [_draft(renewal, now) for renewal in planned]
+    session.add_all([row for pair in drafts for row in pair])
+    for invoice, line in drafts:
+        record_event(
+            session,
+            merchant_id=invoice.merchant_id,
+            event_type="invoice.created",
+            obj=invoices.render_invoice(invoice, [line]),
+            clock=clock,
+        )
+    numbers: dict[str, list[str]] = {}
+    for merchant in sorted({renewal.sub.merchant_id for renewal in planned}):
+        count = sum(1 for renewal in planned if renewal.sub.merchant_id == merchant)
+        prefix = await invoices.merchant_invoice_prefix(session, merchant)
+        numbers[merchant] = await invoices.next_invoice_numbers(session, merchant, prefix, count)
+    for renewal, (invoice, line) in zip(planned, drafts, strict=True):
+        invoices.set_final_figures(
+            invoice, [line], renewal.totals, renewal.customer, numbers[invoice.merchant_id].pop(0), now
+        )
+        invoices.check_invariants(invoice)
+    # Figures and lines are written while the invoices are drafts; the status comes last (the guard triggers).
+    await session.flush()
+    next_tasks: list[NewTask] = []
+    for renewal, (invoice, line) in zip(planned, drafts, strict=True):
+        invoice.status = invoice_states.transition(invoice.id, invoice.status, "finalize")
+        record_event(
+            session,
+            merchant_id=invoice.merchant_id,
+            event_type="invoice.finalized",
+            obj=invoices.render_invoice(invoice, [line]),
+            clock=clock,
+        )
+        next_tasks.append(collection.automatic_collection(invoice, clock, renewal.sub.default_payment_method))
+        sub = renewal.sub
+        sub.period_index = renewal.period_index
+        sub.current_period_start, sub.current_period_end = renewal.period.start, renewal.period.end
+        sub.updated_at = now
+        sub.latest_invoice_id = invoice.id
+        next_tasks += renewal_tasks(sub, clock)
+        record_event(
+            session,
+            merchant_id=sub.merchant_id,
+            event_type="subscription.renewed",
+            obj=render_subscription(sub),
+            clock=clock,
+        )
+    await session.flush()
+    await schedule_tasks(session, next_tasks, clock)
+
+
+@TASKS.register_batch(RENEW)
+async def renew_batch(ctx: BatchContext) -> set[str]:
+    """Renew the plain renewals of the claimed set; the others are left to `service.renew_task`."""
+    inputs = await load_inputs(ctx.session, ctx.tasks)
+    planned = []
+    for task in ctx.tasks:
+        try:
+            renewal = plan_renewal(task, inputs)
+        except Exception:
+            # Isolated: renewed alone by the single renewal, where the error is recorded on its task.
+            log.exception("renewal task %s left out of its batch", task.id)
+            continue
+        if renewal is not None:
+            planned.append(renewal)
+    if planned:
+        await write_renewals(ctx.session, planned, ctx.clock)
+    return {renewal.task.id for renewal in planned}

@@ -1,0 +1,179 @@
+"""Renewals as a set (issue 13 item 1, billing/subscriptions/batch.py): a batch of mixed subscriptions renews
+exactly as the single renewal does, and one poisoned subscription fails alone.
+
+The subscriptions are seeded by the renewal benchmark's own seeding (bench/renewals.py): on one test clock, due
+at the same instant, four kinds (flat; three seats with a 10 % coupon; metered with an 8 % tax, which the batch
+leaves to the single renewal; flat with the coupon and the tax), each customer with a card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+
+from bench.renewals import ADVANCE_TO, expected_total, seed_due_renewals
+from billing.db.engine import asyncpg_url
+from billing.scheduler.registry import TASKS, TaskRegistry
+from billing.scheduler.runner import advance_test_clock
+from billing.services import Services
+from billing.test_clocks.models import TestClock
+from billing.test_clocks.service import request_advance
+
+SUBSCRIPTIONS = 12  # three of each kind
+# Customer 5 (seats + coupon) pays with a card soft-declined, customer 6 (metered + tax) with one hard-declined.
+DECLINED = {5: "4000000000000002", 6: "4000000000009979"}
+
+
+def _dsn(services: Services) -> str:
+    return asyncpg_url(services.settings.database_url or "").replace("+asyncpg", "")
+
+
+async def _advance(services: Services, merchant: str, clock: str, registry: TaskRegistry) -> str:
+    async with services.sessions() as session, session.begin():
+        await request_advance(session, merchant, clock, ADVANCE_TO)
+    return await advance_test_clock(services, clock, registry=registry)
+
+
+async def _world(services: Services, dsn: str, registry: TaskRegistry) -> tuple[str, dict[int, int]]:
+    """Seed the subscriptions, give customer 1 (three seats with the coupon) a credit of 500 (the batch leaves a customer
+    with a balance to the single renewal), and advance the clock through the renewals and their charges."""
+    merchant, clock, kinds = await seed_due_renewals(services, dsn, SUBSCRIPTIONS, DECLINED)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "UPDATE customers SET balance = -500 WHERE merchant_id = $1 AND id LIKE '%0001'", merchant
+        )
+    finally:
+        await connection.close()
+    assert await _advance(services, merchant, clock, registry) == "ready"
+    return merchant, kinds
+
+
+async def _renewed(dsn: str, merchant: str) -> dict[str, Any]:
+    """What the renewals wrote, keyed by the customer's number (ids differ between merchants)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        invoices = await connection.fetch(
+            "SELECT right(i.customer_id, 20) AS n, p.code, i.status, i.subtotal, i.discount, i.tax, i.total, "
+            "i.starting_balance, i.balance_applied, i.amount_due, i.amount_paid, i.amount_remaining, "
+            "i.period_start, i.period_end, i.subscription_period_index, i.coupon_id IS NOT NULL AS coupon, "
+            "jsonb_array_length(i.tax_rate_ids) AS rates, i.finalized_at, i.attempt_count, "
+            "i.customer_details, i.hosted_token IS NOT NULL AS hosted, "
+            "(SELECT jsonb_agg(jsonb_build_array(l.type, l.description, l.amount, l.quantity::text, "
+            "  l.discount_amount, l.tax_amount, l.period_start, l.period_end) ORDER BY l.seq) "
+            "  FROM invoice_lines l WHERE l.invoice_id = i.id) AS lines, "
+            "(SELECT array_agg(e.type ORDER BY e.seq) FROM events e WHERE e.object_id = i.id) AS events, "
+            "(SELECT array_agg(e.type ORDER BY e.seq) FROM events e WHERE e.object_id = i.subscription_id) "
+            "  AS subscription_events, "
+            "(SELECT array_agg(p2.status || ':' || p2.amount ORDER BY p2.seq) FROM payments p2 "
+            "  WHERE p2.invoice_id = i.id) AS payments "
+            "FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id JOIN plans p ON p.id = s.plan_id "
+            "WHERE i.merchant_id = $1 AND i.billing_reason = 'subscription_cycle' ORDER BY n",
+            merchant,
+        )
+        subscriptions = await connection.fetch(
+            "SELECT right(customer_id, 20) AS n, status, period_index, current_period_start, current_period_end, "
+            "latest_invoice_id IS NOT NULL AS latest FROM subscriptions WHERE merchant_id = $1 ORDER BY n",
+            merchant,
+        )
+        tasks = await connection.fetch(
+            "SELECT right(s.customer_id, 20) AS n, t.kind, t.status, t.due_at, t.payload - 'subscription' AS payload "
+            "FROM scheduled_tasks t JOIN subscriptions s ON s.id = t.payload->>'subscription' "
+            "WHERE t.merchant_id = $1 ORDER BY n, t.kind, t.due_at",
+            merchant,
+        )
+        numbers = await connection.fetch(
+            "SELECT number FROM invoices WHERE merchant_id = $1 AND number IS NOT NULL ORDER BY number",
+            merchant,
+        )
+        balances = await connection.fetch(
+            "SELECT right(id, 20) AS n, balance FROM customers WHERE merchant_id = $1 ORDER BY n", merchant
+        )
+    finally:
+        await connection.close()
+    return {
+        "invoices": [dict(row) for row in invoices],
+        "subscriptions": [dict(row) for row in subscriptions],
+        "tasks": [dict(row) for row in tasks],
+        "numbers": [row["number"] for row in numbers],
+        "balances": [dict(row) for row in balances],
+    }
+
+
+async def test_a_batch_of_mixed_subscriptions_renews_as_the_single_renewal_does(services: Services) -> None:
+    dsn = _dsn(services)
+    # The reference: the same subscriptions renewed one task at a time by the single renewal.
+    reference_merchant, kinds = await _world(services, dsn, TASKS.singles_only())
+    merchant, _ = await _world(services, dsn, TASKS)
+    reference, batched = await _renewed(dsn, reference_merchant), await _renewed(dsn, merchant)
+
+    assert batched == reference
+    invoices = batched["invoices"]
+    assert len(invoices) == SUBSCRIPTIONS  # one invoice per subscription period
+    declined = {f"{n:020d}" for n in DECLINED}
+    assert {invoice["n"]: invoice["status"] for invoice in invoices} == {
+        f"{n:020d}": "open" if f"{n:020d}" in declined else "paid" for n in range(1, SUBSCRIPTIONS + 1)
+    }
+    assert {s["n"]: s["status"] for s in batched["subscriptions"] if s["n"] in declined} == dict.fromkeys(
+        declined, "past_due"
+    )
+    # Amounts worked out by hand (bench.renewals.expected_total); the credited customer paid 500 less.
+    assert sum(invoice["total"] for invoice in invoices) == sum(
+        expected_total(k) * n for k, n in kinds.items()
+    )
+    paid = sum(invoice["total"] for invoice in invoices if invoice["n"] not in declined) - 500
+    assert sum(invoice["amount_paid"] for invoice in invoices) == paid
+    # Gap-free numbering: the renewal invoices are the merchant's numbers 1..N.
+    assert batched["numbers"] == [f"INV-{n:06d}" for n in range(1, SUBSCRIPTIONS + 1)]
+    assert invoices[0]["events"] == ["invoice.created", "invoice.finalized", "invoice.paid"]
+
+
+async def test_one_poisoned_subscription_fails_alone_and_its_neighbours_renew(services: Services) -> None:
+    dsn = _dsn(services)
+    merchant, clock, _ = await seed_due_renewals(services, dsn, SUBSCRIPTIONS)
+    connection = await asyncpg.connect(dsn)
+    try:
+        # An inconsistent row on purpose: a tax rate that does not exist.
+        poisoned = await connection.fetchval(
+            "UPDATE subscriptions SET tax_rate_ids = '[\"txr_missing\"]' WHERE merchant_id = $1 "
+            "AND customer_id LIKE '%0004' RETURNING id",
+            merchant,
+        )
+    finally:
+        await connection.close()
+
+    # A test clock never skips work: it stops at the failed renewal, after its neighbours ran.
+    assert await _advance(services, merchant, clock, TASKS) == "internal_failure"
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        renewed = await connection.fetch(
+            "SELECT subscription_id, status, number, right(customer_id, 20)::int % 4 AS kind FROM invoices "
+            "WHERE merchant_id = $1 "
+            "AND billing_reason = 'subscription_cycle'",
+            merchant,
+        )
+        task = await connection.fetchrow(
+            "SELECT status, last_error FROM scheduled_tasks WHERE payload->>'subscription' = $1 "
+            "AND kind = 'subscription.renew' AND payload->>'period_index' = '1'",
+            poisoned,
+        )
+    finally:
+        await connection.close()
+    assert poisoned not in {row["subscription_id"] for row in renewed}
+    assert len(renewed) == SUBSCRIPTIONS - 1
+    # Finalized and numbered, except the metered ones: drafts until the usage grace window closes (the clock
+    # stopped before it did).
+    assert {(row["kind"], row["status"], row["number"] is None) for row in renewed} == {
+        (0, "open", False),
+        (1, "open", False),
+        (2, "draft", True),
+        (3, "open", False),
+    }
+    assert task["status"] == "failed"
+    assert "txr_missing" in task["last_error"]
+    async with services.sessions() as session:
+        stopped = await session.scalar(select(TestClock).where(TestClock.id == clock))
+    assert stopped is not None and stopped.failure_message is not None
+    assert "subscription.renew" in stopped.failure_message
