@@ -142,6 +142,16 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return _run_console_admin(admin.revoke_key(settings, args.merchant, args.key))
 
 
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.reporting.audit import audit_database
+
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set: point it at PostgreSQL, or run `billing up`.")
+    report, violations = asyncio.run(audit_database(settings.database_url, args.merchant, as_json=args.json))
+    print(report)
+    return 1 if violations else 0
+
+
 def cmd_vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from billing.vault.rotation import rotate_with_settings
 
@@ -205,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=cmd_migrate)
+
+    audit = commands.add_parser(
+        "audit",
+        help="check the money invariants over every row (invoice totals, numbering, one invoice per period, "
+        "refunds, payments, balance ledgers); exit code 1 when any is broken",
+    )
+    audit.add_argument("--merchant", default=None, help="only this merchant's rows (mer_...)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    audit.set_defaults(handler=cmd_audit)
 
     merchants = commands.add_parser("merchants", help="manage merchants")
     merchant_commands = merchants.add_subparsers(dest="merchants_command", required=True)
@@ -286,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 DATABASE_COMMANDS = frozenset(
     {
         cmd_migrate,
+        cmd_audit,
         cmd_merchants_create,
         cmd_users_create,
         cmd_users_reset_password,
