@@ -124,6 +124,11 @@ def settings(database_url: str, servers: Servers, tmp_path_factory: pytest.TempP
         env="test",
         redis_prefix=f"billing-test-{RUN_ID}",
         vault_keys=os.environ["BILLING_VAULT_KEYS"],
+        # The suite's many unauthenticated and single-key requests from one address must not meet the
+        # production rate limits; tests/billing/test_rate_limits.py builds an app with small ones.
+        rate_limit_per_key=(100_000, 200_000),
+        rate_limit_usage_per_key=(100_000, 200_000),
+        rate_limit_per_ip=(100_000, 200_000),
     )
 
 
