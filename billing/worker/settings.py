@@ -77,11 +77,12 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     """`billing worker`: runs until SIGINT/SIGTERM. Redis going away never ends it (ReconnectingWorker): at start
     it waits for Redis with backoff; while running it keeps retrying and goes on when Redis is back."""
-    services = await open_services(settings)
-    worker = build_worker(services)
+    # At least a connection per job in flight, so jobs do not queue at the pool.
+    services = await open_services(settings, pool_size=max(10, concurrency))
+    worker = build_worker(services, max_jobs=concurrency)
     backoff = Backoff()
     try:
         while True:
