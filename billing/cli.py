@@ -65,7 +65,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             "address people reach `billing serve` at (`billing up` sets it for its worker).",
             DEFAULT_PUBLIC_URL,
         )
-    asyncio.run(run_worker(settings, concurrency=args.concurrency))
+    asyncio.run(run_worker(settings, concurrency=args.concurrency, graceful_timeout=args.graceful_timeout))
     return 0
 
 
@@ -243,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(1, 1000),
         default=10,
         help="jobs this process runs at once (default 10); run more processes to use more cores",
+    )
+    worker.add_argument(
+        "--graceful-timeout",
+        type=_whole_number(0, 3600),
+        default=30,
+        help="seconds a stopping worker (SIGTERM) gives its running jobs to finish before cancelling them "
+        "(default 30)",
     )
     worker.set_defaults(handler=cmd_worker)
 
