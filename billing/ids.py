@@ -44,6 +44,8 @@ PREFIXES = frozenset(
         "ub",
         "cs",
         "aud",
+        "rsk",
+        "rcn",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

@@ -60,6 +60,7 @@ EVENT_TYPES: dict[str, str] = {
     "payment_method.detached": "A payment method was detached from its customer: a card's number destroyed, an agreement unsigned in its channel.",
     "payment.created": "A payment attempt started; payment.succeeded or payment.failed follows.",
     "payment.succeeded": "A payment was captured.",
+    "payment.requires_review": "The risk check held a payment for review (status requires_review): nothing is charged until it is approved (POST /v1/payments/{id}/approve) or refused.",
     "payment.failed": "A payment failed: declined (see decline_type), or not processed by any gateway.",
     "refund.created": "A refund was requested and is being sent to the gateway.",
     "refund.succeeded": "A refund went through; the money is on its way back to the card.",
@@ -68,5 +69,7 @@ EVENT_TYPES: dict[str, str] = {
     "credit_note.voided": "A pre-payment credit note was voided: its amount is owed again.",
     "dunning.retry_scheduled": "A failed automatic charge will be retried: the dunning case's next_attempt_at says when (docs/dunning.md).",
     "dunning.exhausted": "Every retry of an invoice failed (or its last slot passed while a new card was awaited): the final action (final_action) has run.",
+    "risk.decision": "A risk check blocked or held a charge or a new payment method; the decision carries its score and the rules that fired (docs/risk.md).",
+    "reconciliation.completed": "A connection's settlement listing of one day was matched against the engine's payments and refunds; the run carries its counts (docs/reconciliation.md).",
     "settings.updated": "The account's settings (gateways and routing) changed.",
 }

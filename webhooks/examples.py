@@ -45,6 +45,8 @@ ID_PREFIXES = {
     "test_clock": "clk",
     "settings": "mer",
     "dunning_case": "dc",
+    "risk_decision": "rsk",
+    "reconciliation": "rcn",
 }
 
 
@@ -605,6 +607,8 @@ BUILDERS: dict[str, Builder] = {
     "subscription": _subscription,
     "credit_note": _credit_note,
     "dunning": _dunning,
+    # risk.decision is about a risk decision (SPEC §9), shown from its API schema.
+    "risk": lambda _event_type: _from_schema("risk_decision"),
 }
 
 

@@ -32,7 +32,9 @@ from billing.notifications.routes import InvoiceEmailController
 from billing.payment_methods.routes import PaymentMethodsController, TokensController
 from billing.payments.routes import GatewaysController, PaymentsController, RefundsController
 from billing.portal.routes import PortalSessionsController, make_portal_router
+from billing.reconciliation.routes import ReconciliationController
 from billing.reporting.routes import ExportsController, ReportsController
+from billing.risk.routes import RiskDecisionsController
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
 from billing.subscriptions.routes import SubscriptionsController
@@ -89,6 +91,8 @@ def create_litestar(services: Services) -> Litestar:
             PaymentsController,
             RefundsController,
             GatewaysController,
+            RiskDecisionsController,
+            ReconciliationController,
             SettingsController,
             DunningController,
             PortalSessionsController,

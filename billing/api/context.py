@@ -31,6 +31,8 @@ class RequestContext:
     # A route that answers 202 uses it to answer a retry with the outcome of what it started then, and never
     # starts it a second time.
     earlier_pending: bytes | None = None
+    # The address the request came from (the TCP peer; no proxy header is trusted), for the risk check's IP rules.
+    client_ip: str | None = None
 
 
 def provide_context(request: Request) -> RequestContext:  # type: ignore[type-arg]

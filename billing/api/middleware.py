@@ -396,6 +396,7 @@ class ApiMiddleware:
                     services=self.services,
                     committed=unit.committed,
                     earlier_pending=earlier_pending,
+                    client_ip=(scope.get("client") or (None, None))[0],
                 )
                 scope[SCOPE_KEY] = context
                 response = _CapturedResponse()

@@ -10,12 +10,13 @@ GCRA (the generic cell rate algorithm) keeps one number per bucket: the theoreti
 next request at the sustained rate. A request may arrive up to `burst` intervals ahead of it. Times are Redis's
 own clock in microseconds, so API processes with skewed clocks agree.
 
-If Redis does not answer, requests are let through (fail open) and a warning is logged at most once a minute:
+If Redis does not answer (refused, or no answer within half a second), requests are let through (fail open) and a warning is logged at most once a minute:
 Redis holds only queued work and these counters (SPEC §2), and an outage of it must not stop the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -64,6 +65,9 @@ return {1, 0, remaining, reset}
 """
 
 _OUTAGE_LOG_INTERVAL_S = 60.0
+# A Redis that accepts connections but does not answer (paused, overloaded) must not hold every request for the
+# client's 10 s socket timeout: past this, the request goes through as in an outage.
+_CHECK_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,10 @@ class RateLimiter:
             interval = 1_000_000 // bucket.budget.per_second
             arguments += [interval, interval * bucket.budget.burst]
         try:
-            allowed, retry_after_us, remaining, reset_us = await self._script(keys=keys, args=arguments)
-        except (RedisError, OSError) as error:
+            allowed, retry_after_us, remaining, reset_us = await asyncio.wait_for(
+                self._script(keys=keys, args=arguments), _CHECK_TIMEOUT_S
+            )
+        except (RedisError, OSError, TimeoutError) as error:
             now = time.monotonic()
             if now - self._last_outage_log >= _OUTAGE_LOG_INTERVAL_S:
                 self._last_outage_log = now

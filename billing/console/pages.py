@@ -31,6 +31,8 @@ NAV = (
     ("invoices", "/console/invoices", "nav_invoices", False),
     ("reports", "/console/reports", "nav_reports", False),
     ("exports", "/console/exports", "nav_exports", False),
+    ("reconciliation", "/console/reconciliation", "nav_reconciliation", False),
+    ("risk", "/console/risk", "nav_risk", False),
     ("audit", "/console/audit", "nav_audit", False),
     ("keys", "/console/keys", "nav_keys", True),
     ("settings", "/console/settings", "nav_settings", True),

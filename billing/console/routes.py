@@ -26,6 +26,7 @@ from billing.clock import SYSTEM_CLOCK
 from billing.console import key_actions, pages, users
 from billing.console.audit import Actor, list_audit, record_audit
 from billing.console.models import ConsoleSession, ConsoleUser
+from billing.console.money_views import ConsoleTools, make_money_views
 from billing.console.report_views import REPORT_NAV, sections_for
 from billing.console.texts import pick_locale, text
 from billing.credit_notes import service as credit_notes
@@ -1160,9 +1161,22 @@ def make_console_router(services: Services) -> Router:
             await savepoint.commit()
         return _redirect("/console/settings?saved=1")
 
+    money_views = make_money_views(
+        services,
+        ConsoleTools(
+            gate=gate,
+            is_viewer=lambda found: isinstance(found, Viewer),
+            page=page,
+            message=message,
+            audit=audit,
+            csrf_ok=csrf_ok,
+        ),
+    )
+
     return Router(
         path="/console",
         route_handlers=[
+            *money_views,
             home,
             stylesheet,
             login_form,

@@ -15,6 +15,8 @@ from billing.notifications.models import EmailMessage
 from billing.payment_methods.models import CardToken, PaymentMethod
 from billing.payments.models import Payment, Refund
 from billing.portal.models import PortalSession
+from billing.reconciliation.models import ReconciliationRun
+from billing.risk.models import RiskDecision
 from billing.scheduler.models import ScheduledTask
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.models import TestClock
@@ -53,7 +55,9 @@ __all__ = [
     "PendingInvoiceItem",
     "Plan",
     "PortalSession",
+    "ReconciliationRun",
     "Refund",
+    "RiskDecision",
     "ScheduledTask",
     "Subscription",
     "TaxRate",

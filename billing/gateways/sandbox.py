@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -66,6 +67,9 @@ class SandboxCharge:
     amount_refunded: int = 0
     created: float = field(default_factory=time.time)
     object: str = "charge"
+    # The merchant account the charge was made for (one sandbox serves every merchant of a process): its
+    # settlement listing holds its own charges only.
+    account: str | None = None
 
 
 @dataclass
@@ -219,6 +223,7 @@ class _ChargeBody(msgspec.Struct, forbid_unknown_fields=True):
     card: _CardBody
     description: str | None = None
     metadata: dict[str, str] = {}
+    account: str | None = None
 
 
 class _RefundBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -263,6 +268,8 @@ class SandboxApp(MiniApp):
                 charge = await state.ledger.charge(parts[1])
                 found = (200, asdict(charge)) if charge else (404, _error("no_such_charge"))
                 return await self._delayed(found)
+            if method == "GET" and len(parts) in (2, 3) and parts[0] == "settlements":
+                return await self._settlement(parts[1], parts[2] if len(parts) == 3 else None)
             if method == "GET" and len(parts) == 2 and parts[0] == "refunds":
                 refund = await state.ledger.refund(parts[1])
                 found = (200, asdict(refund)) if refund else (404, _error("no_such_refund"))
@@ -311,6 +318,7 @@ class SandboxApp(MiniApp):
                 brand=_brand(number),
                 last4=number[-4:],
                 cvc_provided=body.card.cvc is not None,
+                account=body.account,
             )
             # Recorded before any delay: a processor commits first, then answers (or fails to). Two requests
             # racing with one key get the first one's charge.
@@ -347,6 +355,45 @@ class SandboxApp(MiniApp):
             await ledger.take_refundable(charge, -body.amount)
         return 200, asdict(held)
 
+    async def _settlement(self, day: str, account: str | None) -> tuple[int, Any]:
+        """The daily settlement listing (UTC days) of one account: succeeded charges, with a fee of 2.9% + 30
+        minor units (half up), and succeeded refunds, without fee."""
+        try:
+            start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp()
+        except ValueError:
+            return 400, _error("invalid_request", "The day must be written YYYY-MM-DD.")
+        charges, refunds = await self.state.ledger.everything()
+        mine = {c.idempotency_key: c for c in charges if account is None or c.account == account}
+        rows: list[dict[str, Any]] = []
+        for charge in sorted(mine.values(), key=lambda c: c.created):
+            if charge.status == "succeeded" and start <= charge.created < start + 86_400:
+                rows.append(
+                    _settlement_row(
+                        "charge",
+                        charge.idempotency_key,
+                        charge.id,
+                        charge.amount,
+                        charge.currency,
+                        (charge.amount * 29 + 500) // 1000 + 30,
+                        charge.created,
+                    )
+                )
+        for refund in sorted(refunds, key=lambda r: r.created):
+            paid = mine.get(refund.charge)
+            if paid is not None and refund.status == "succeeded" and start <= refund.created < start + 86_400:
+                rows.append(
+                    _settlement_row(
+                        "refund",
+                        refund.idempotency_key,
+                        refund.id,
+                        refund.amount,
+                        paid.currency,
+                        0,
+                        refund.created,
+                    )
+                )
+        return 200, {"object": "list", "day": day, "data": rows}
+
     async def _admin(self, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
         state = self.state
         if method == "POST" and parts == ["mode"]:
@@ -374,6 +421,20 @@ class SandboxApp(MiniApp):
             "charges": [asdict(c) for c in charges],
             "refunds": [asdict(r) for r in refunds],
         }
+
+
+def _settlement_row(
+    kind: str, key: str, reference: str, amount: int, currency: str, fee: int, at: float
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "idempotency_key": key,
+        "reference": reference,
+        "amount": amount,
+        "currency": currency,
+        "fee": fee,
+        "settled_at": datetime.fromtimestamp(at, UTC).isoformat(),
+    }
 
 
 def _brand(number: str) -> str:

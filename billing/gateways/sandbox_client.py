@@ -5,6 +5,7 @@ and which unknown; a 200 with status "error" is a processing error: technical).
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from billing.gateways.base import (
     RefundSucceeded,
     RetrieveOutcome,
     RetrieveRefundOutcome,
+    SettlementRow,
     Succeeded,
     TechnicalError,
     Unknown,
@@ -80,6 +82,7 @@ class SandboxGateway:
             "card": {"number": card.pan.reveal(), "exp_month": card.exp_month, "exp_year": card.exp_year},
             "description": request.description,
             "metadata": request.metadata,
+            "account": self.connection.merchant_id or None,
         }
         if card.cvc is not None:
             body["card"]["cvc"] = card.cvc
@@ -129,6 +132,34 @@ class SandboxGateway:
             return self._refund_outcome(self._json(response))
         except Answer as answer:
             return answer.outcome
+
+    async def settlement(self, day: date) -> list[SettlementRow]:
+        """The listing of `day` (UTC) for this connection's merchant. Raises RuntimeError when it cannot be had."""
+        account = self.connection.merchant_id
+        try:
+            response = await self._request(
+                "GET", f"/settlements/{day.isoformat()}" + (f"/{account}" if account else "")
+            )
+        except Answer as answer:
+            raise RuntimeError(
+                f"the sandbox settlement of {day} could not be fetched: {answer.outcome}"
+            ) from None
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"the sandbox settlement of {day} could not be fetched ({response.status_code})"
+            )
+        return [
+            SettlementRow(
+                kind=row["kind"],
+                idempotency_key=row["idempotency_key"],
+                reference=row["reference"],
+                amount=int(row["amount"]),
+                currency=row["currency"],
+                fee=int(row["fee"]),
+                settled_at=datetime.fromisoformat(row["settled_at"]),
+            )
+            for row in self._json(response)["data"]
+        ]
 
     async def retrieve_refund(self, idempotency_key: str, charge_key: str) -> RetrieveRefundOutcome:
         try:

@@ -28,6 +28,7 @@ from billing.errors import BillingError
 from billing.invoices import hooks, states
 from billing.invoices.models import Invoice
 from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
+from billing.payments import hooks as payment_hooks
 from billing.payments.models import Payment
 from billing.payments.service import (
     PendingCharge,
@@ -249,6 +250,9 @@ async def attempt_collection(
         return invoice
     if isinstance(payment, PendingCharge):
         return payment
+    if payment.status == "requires_review":
+        # Held by the risk check: nothing is recorded until its review settles it (_collect_after_review).
+        return invoice
     if payment.status == "pending":
         # The gateways did not confirm the charge yet; the janitor will. Look again then (same attempt: the
         # payment row is found again, never charged twice).
@@ -389,3 +393,26 @@ async def _stop_collecting_from_a_deleted_customer(
 
 
 customer_hooks.ON_DELETED.append(_stop_collecting_from_a_deleted_customer)
+
+
+async def _collect_after_review(session: AsyncSession, payment: Payment, clock: Clock) -> None:
+    """A held payment of an invoice was approved or refused: its collection task runs again for the same attempt,
+    finds the payment by its attempt key (never charging again) and records its outcome as for any charge."""
+    if payment.invoice_id is None:
+        return
+    await schedule_task(
+        session,
+        merchant_id=payment.merchant_id,
+        kind=COLLECT,
+        due_at=clock.now(),
+        clock=clock,
+        payload={
+            "invoice": payment.invoice_id,
+            "attempt": payment.attempt,
+            "payment_method": payment.payment_method_id,
+        },
+        dedupe_key=f"{COLLECT}:{payment.id}:reviewed",
+    )
+
+
+payment_hooks.ON_REVIEWED.append(_collect_after_review)

@@ -58,6 +58,7 @@ from billing.payment_methods.models import ACTIVE, EXPIRED, PENDING, REVOKED, Pa
 from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import AgreementInput, PaymentMethodCreate
 from billing.payment_methods.service import detach_payment_method, get_payment_method
+from billing.risk.service import Subject, check_risk
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
 from webhooks.outbox import previous_attributes, record_event
@@ -239,9 +240,18 @@ async def create_agreement(
     pool: GatewayPool,
     *,
     outside_transaction: OutsideTransaction | None = None,
+    ip: str | None = None,
 ) -> PaymentMethod:
-    """A pending agreement payment method with its `next_action` (SPEC §8)."""
+    """A pending agreement payment method with its `next_action` (SPEC §8), once the risk check allows it (a
+    block is a card_error, before the channel hears of it)."""
     plan = await plan_agreement(session, merchant_id, params, pool)
+    customer = await get_customer(session, merchant_id, plan.customer_id)
+    await check_risk(
+        session,
+        merchant_id,
+        Subject(type="payment_method", id=plan.payment_method_id, customer=customer, ip=ip),
+        plan.clock,
+    )
     async with (outside_transaction or contextlib.nullcontext)():
         connection, link = await open_sign_link(pool, plan)
     return await record_pending_agreement(session, plan, connection, link)

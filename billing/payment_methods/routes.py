@@ -59,11 +59,16 @@ class PaymentMethodsController(Controller):
     ) -> PaymentMethod:
         if data.type != CARD:
             pm = await agreements.create_agreement(
-                ctx.session, ctx.merchant_id, data, ctx.services.gateways, outside_transaction=ctx.committed
+                ctx.session,
+                ctx.merchant_id,
+                data,
+                ctx.services.gateways,
+                outside_transaction=ctx.committed,
+                ip=ctx.client_ip,
             )
             return render_payment_method(pm)
         pm, entered = await service.create_payment_method(
-            ctx.session, ctx.merchant_id, data, ctx.services.vault
+            ctx.session, ctx.merchant_id, data, ctx.services.vault, ip=ctx.client_ip
         )
         _hold_cvc_after_commit(ctx, entered)
         return render_payment_method(pm)
@@ -161,6 +166,8 @@ class TokensController(Controller):
                 "POST /v1/payment_methods.",
                 code="publishable_key_required",
             )
-        token, entered = await service.create_token(ctx.session, ctx.merchant_id, data, ctx.services.vault)
+        token, entered = await service.create_token(
+            ctx.session, ctx.merchant_id, data, ctx.services.vault, ip=ctx.client_ip
+        )
         _hold_cvc_after_commit(ctx, entered)
         return render_token(token)

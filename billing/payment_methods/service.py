@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.clock import Clock, utc_now
+from billing.clock import SYSTEM_CLOCK, Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
 from billing.db.lookup import get_owned
@@ -25,6 +25,7 @@ from billing.metadata import merge_metadata, validate_metadata
 from billing.payment_methods.models import CARD, EXPIRED, PENDING, CardToken, PaymentMethod
 from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate, TokenCreate
+from billing.risk.service import Subject, check_risk
 from billing.test_clocks.service import clock_for
 from billing.vault.cards import SecretPan, check_card, check_expiry
 from billing.vault.models import VaultEntry
@@ -43,16 +44,25 @@ class EnteredCard:
 
 
 async def create_token(
-    session: AsyncSession, merchant_id: str, params: TokenCreate, vault: Vault
+    session: AsyncSession, merchant_id: str, params: TokenCreate, vault: Vault, *, ip: str | None = None
 ) -> tuple[CardToken, EnteredCard]:
-    """Tokenize a card entered client-side (publishable key): single use, valid for 15 minutes."""
+    """Tokenize a card entered client-side (publishable key): single use, valid for 15 minutes. The risk check
+    runs first (per card and per IP: a token has no customer yet)."""
     now = utc_now()
     card, cvc = check_card(
         params.card.number, params.card.exp_month, params.card.exp_year, params.card.cvc, now
     )
+    token_id = new_id("tok")
+    fingerprint = await vault.card_fingerprint(merchant_id, card.pan)
+    await check_risk(
+        session,
+        merchant_id,
+        Subject(type="token", id=token_id, customer=None, fingerprint=fingerprint, ip=ip),
+        SYSTEM_CLOCK,
+    )
     entry = await vault.store(session, merchant_id, card.pan)
     token = CardToken(
-        id=new_id("tok"),
+        id=token_id,
         merchant_id=merchant_id,
         card_brand=card.brand,
         card_last4=card.last4,
@@ -99,10 +109,15 @@ async def _consume_token(
 
 
 async def create_payment_method(
-    session: AsyncSession, merchant_id: str, params: PaymentMethodCreate, vault: Vault
+    session: AsyncSession,
+    merchant_id: str,
+    params: PaymentMethodCreate,
+    vault: Vault,
+    *,
+    ip: str | None = None,
 ) -> tuple[PaymentMethod, EnteredCard]:
     """Attach a card to a customer, from card details or from a token (agreements: billing.payment_methods.
-    agreements.create_agreement)."""
+    agreements.create_agreement), once the risk check allows it (a block is a card_error)."""
     if params.type != CARD:
         raise InvalidRequest(f"{params.type} payment methods are agreements, not cards.", param="type")
     if params.agreement is not None:
@@ -153,6 +168,12 @@ async def create_payment_method(
     )
     session.add(pm)
     await session.flush()
+    await check_risk(
+        session,
+        merchant_id,
+        Subject(type="payment_method", id=pm.id, customer=customer, fingerprint=pm.card_fingerprint, ip=ip),
+        clock,
+    )
     record_event(
         session,
         merchant_id=merchant_id,

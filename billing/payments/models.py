@@ -15,7 +15,7 @@ class Payment(Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'requires_review')", name="status"),
         CheckConstraint("decline_type IS NULL OR decline_type IN ('soft', 'hard')", name="decline_type"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_bounds"),
@@ -27,7 +27,11 @@ class Payment(Base):
             "merchant_id",
             "purpose",
             unique=True,
-            postgresql_where=text("status IN ('pending', 'succeeded')"),
+            postgresql_where=text("status IN ('pending', 'succeeded', 'requires_review')"),
+        ),
+        # The risk review queue (SPEC §9).
+        Index(
+            "ix_payments_review", "merchant_id", "seq", postgresql_where=text("status = 'requires_review'")
         ),
         Index("ix_payments_merchant_seq", "merchant_id", "seq"),
         Index("ix_payments_customer_seq", "merchant_id", "customer_id", "seq"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -13,8 +13,16 @@ from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
 from billing.clock import utc_now
-from billing.payments import refunds, service
-from billing.payments.schemas import GatewayStats, Payment, PaymentList, Refund, RefundCreate, RefundList
+from billing.payments import refunds, review, service
+from billing.payments.schemas import (
+    GatewayStats,
+    Payment,
+    PaymentList,
+    PaymentStatus,
+    Refund,
+    RefundCreate,
+    RefundList,
+)
 
 PaymentId = Annotated[str, PathParameter(description="A payment id, pay_...", max_length=64)]
 RefundId = Annotated[str, PathParameter(description="A refund id, re_...", max_length=64)]
@@ -34,7 +42,8 @@ class PaymentsController(Controller):
             str | None, QueryParameter(description="Only this customer's.", max_length=64)
         ] = None,
         status: Annotated[
-            Literal["pending", "succeeded", "failed"] | None, QueryParameter(description="Only this status.")
+            PaymentStatus | None,
+            QueryParameter(description="Only this status (requires_review: the risk review queue)."),
         ] = None,
         invoice: Annotated[
             str | None, QueryParameter(description="Only this invoice's.", max_length=64)
@@ -59,6 +68,34 @@ class PaymentsController(Controller):
     @get("/{payment_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a payment")
     async def retrieve(self, ctx: NamedDependency[RequestContext], payment_id: PaymentId) -> Payment:
         return service.render_payment(await service.get_payment(ctx.session, ctx.merchant_id, payment_id))
+
+    @post(
+        "/{payment_id:str}/approve",
+        status_code=200,
+        responses=ERROR_RESPONSES,
+        summary="Approve a payment held for review: it is charged, once",
+        description="Only a payment with status requires_review (held by the risk check, docs/risk.md). The "
+        "answer is the payment as the charge left it (succeeded, failed, or pending while its gateway confirms). "
+        "Approving again returns the payment as it stands and never charges twice.",
+    )
+    async def approve(self, ctx: NamedDependency[RequestContext], payment_id: PaymentId) -> Payment:
+        assert ctx.committed is not None
+        # The charge commits its pending row before the gateway hears of it, outside the request's transaction.
+        async with ctx.committed():
+            payment = await review.approve_payment(ctx.services, ctx.merchant_id, payment_id, by="api")
+        return service.render_payment(payment)
+
+    @post(
+        "/{payment_id:str}/refuse",
+        status_code=200,
+        responses=ERROR_RESPONSES,
+        summary="Refuse a payment held for review: it fails as a hard decline (highest_risk_level)",
+    )
+    async def refuse(self, ctx: NamedDependency[RequestContext], payment_id: PaymentId) -> Payment:
+        assert ctx.committed is not None
+        async with ctx.committed():
+            payment = await review.refuse_payment(ctx.services, ctx.merchant_id, payment_id, by="api")
+        return service.render_payment(payment)
 
 
 class RefundsController(Controller):

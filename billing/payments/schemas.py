@@ -11,7 +11,8 @@ from msgspec import Meta
 from billing.api.schemas import ListResponse
 from billing.customers.schemas import Metadata
 
-PaymentStatus = Literal["pending", "succeeded", "failed"]
+# requires_review: held by the risk check until approved or refused (docs/risk.md); never charged meanwhile.
+PaymentStatus = Literal["pending", "succeeded", "failed", "requires_review"]
 RefundReason = Literal["duplicate", "fraudulent", "requested_by_customer"]
 
 

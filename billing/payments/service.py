@@ -72,6 +72,8 @@ from billing.payment_methods.models import CARD, PaymentMethod
 from billing.payment_methods.service import chargeable_payment_method
 from billing.payments import schemas
 from billing.payments.models import Payment
+from billing.risk.messages import blocked_message, held_message
+from billing.risk.service import Subject, check_risk
 from billing.services import Services
 from billing.settings.service import gateway_connections
 from billing.test_clocks.service import clock_for
@@ -186,6 +188,8 @@ class PaymentOrder(TypedDict, total=False):
     # The caller's clock (a task run by a test-clock advance sees the clock's new time before it is committed);
     # default: the customer's clock.
     clock: Clock | None
+    # The address the request came from, for the risk check's IP rules (None from a worker).
+    ip: str | None
 
 
 async def collect_payment(services: Services, **order: Unpack[PaymentOrder]) -> Payment:
@@ -233,7 +237,7 @@ async def begin_payment(
     if clock is None or clock.test_clock_id != customer.test_clock_id:
         clock = await clock_for(session, merchant_id, customer.test_clock_id)
     pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
-    route, refusal = await _route(session, merchant_id, pm, amount, currency, clock)
+    route, refusal = await route_for(session, merchant_id, pm, amount, currency, clock)
     payment_id = new_id("pay")
     savepoint = await session.begin_nested()
     try:
@@ -294,6 +298,36 @@ async def begin_payment(
         obj=render_payment(payment),
         clock=clock,
     )
+    # SPEC §9: the risk check, in this transaction, before any gateway hears of the charge.
+    decision = await check_risk(
+        session,
+        merchant_id,
+        Subject(
+            type="payment",
+            id=payment.id,
+            customer=customer,
+            fingerprint=pm.card_fingerprint,
+            amount=amount,
+            currency=currency,
+            ip=order.get("ip"),
+        ),
+        clock,
+    )
+    if decision.outcome != "allow":
+        rule = decision.deciding_rule or "risk"
+        if decision.outcome == "block":
+            hold_or_block(payment, "failed", rule, customer.locale, clock)
+        else:
+            hold_or_block(payment, "requires_review", rule, customer.locale, clock)
+        await session.flush()
+        record_event(
+            session,
+            merchant_id=merchant_id,
+            event_type="payment.failed" if decision.outcome == "block" else "payment.requires_review",
+            obj=render_payment(payment),
+            clock=clock,
+        )
+        return payment
     return PendingCharge(
         payment=payment,
         route=route,
@@ -305,6 +339,21 @@ async def begin_payment(
         description=description,
         metadata=dict(metadata or {}),
     )
+
+
+def hold_or_block(payment: Payment, status: str, rule: str, locale: str, clock: Clock) -> None:
+    """A charge the risk check stopped before any gateway heard of it: failed with the hard decline
+    highest_risk_level, or held (requires_review) until approved or refused. Its message names the rule."""
+    payment.status = status
+    payment.next_action = None
+    if status == "failed":
+        payment.failure_code = "highest_risk_level"
+        payment.decline_type = "hard"
+        payment.failure_message = blocked_message(rule, locale)
+        payment.next_action = next_action("highest_risk_level")
+        payment.settled_at = clock.now()
+    else:
+        payment.failure_message = held_message(rule, locale)
 
 
 async def charge_pending(services: Services, pending: PendingCharge) -> RouteResult:
@@ -341,7 +390,7 @@ async def finish_payment(session: AsyncSession, pending: PendingCharge, result: 
     return payment
 
 
-async def _route(
+async def route_for(
     session: AsyncSession, merchant_id: str, pm: PaymentMethod, amount: int, currency: str, clock: Clock
 ) -> tuple[list[ConnectionConfig], str | None]:
     """The connections a charge of `pm` may try, in order, and the reason an agreement's debit must not reach the

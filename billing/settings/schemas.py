@@ -222,6 +222,58 @@ class BrandingSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields
     ) = UNSET
 
 
+Limit = Annotated[int, Meta(ge=1, le=1_000_000)]
+Listed = Annotated[list[Annotated[str, Meta(min_length=1, max_length=320)]], Meta(max_length=10_000)]
+
+
+class RiskVelocity(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Attempts (charges and new payment methods) allowed per hour, the current one included; over a limit the
+    attempt is blocked, at 80% of it the attempt scores 30. null: no limit (the default)."""
+
+    per_fingerprint_per_hour: Limit | None = None
+    per_customer_per_hour: Limit | None = None
+    per_ip_per_hour: Limit | None = None
+
+
+class RiskAmountLimit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Minor units of one currency: a charge at or above `review` scores 60 (a review at the default
+    review_score), at or above `block` it is blocked."""
+
+    review: Annotated[int, Meta(ge=1, lt=10**15)] | None = None
+    block: Annotated[int, Meta(ge=1, lt=10**15)] | None = None
+
+
+class RiskBlocklists(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Attempts that match an entry are blocked: card fingerprints (as payment methods show them), customer
+    emails (any case), IP addresses, customer countries (ISO 3166-1 alpha-2, from the customer's address)."""
+
+    fingerprints: Listed = msgspec.field(default_factory=list)
+    emails: Listed = msgspec.field(default_factory=list)
+    ips: Listed = msgspec.field(default_factory=list)
+    countries: Listed = msgspec.field(default_factory=list)
+
+
+class RiskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The risk check every charge and new payment method passes (docs/risk.md). PATCH replaces the section."""
+
+    enabled: bool = True
+    velocity: RiskVelocity = msgspec.field(default_factory=RiskVelocity)
+    amount_limits: Annotated[
+        dict[Annotated[str, Meta(max_length=3)], RiskAmountLimit],
+        Meta(max_length=200, description='Per ISO 4217 currency code, e.g. {"USD": {"review": 50000}}.'),
+    ] = msgspec.field(default_factory=dict)
+    blocklists: RiskBlocklists = msgspec.field(default_factory=RiskBlocklists)
+    review_score: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=100,
+            description="A charge whose score reaches this (without a blocking rule) is held for review "
+            "(default 50).",
+        ),
+    ] = 50
+
+
 class MerchantSettings(msgspec.Struct, kw_only=True):
     """The merchant's settings; `id` is the merchant's id."""
 
@@ -232,6 +284,7 @@ class MerchantSettings(msgspec.Struct, kw_only=True):
     dunning: DunningSettings = msgspec.field(default_factory=DunningSettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     branding: BrandingSettings = msgspec.field(default_factory=BrandingSettings)
+    risk: RiskSettings = msgspec.field(default_factory=RiskSettings)
 
 
 class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -242,3 +295,4 @@ class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dunning: DunningSettingsUpdate | UnsetType = UNSET
     portal: PortalSettingsUpdate | UnsetType = UNSET
     branding: BrandingSettingsUpdate | UnsetType = UNSET
+    risk: RiskSettings | UnsetType = UNSET

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,10 +28,12 @@ from billing.settings.schemas import (
     MerchantSettings,
     PortalSettings,
     PortalSettingsUpdate,
+    RiskSettings,
     SettingsUpdate,
     UsageSettings,
 )
 from dunning.policy import ScheduleError, validate_schedule
+from plans.money import validate_currency
 from webhooks.outbox import previous_attributes, record_event
 
 SANDBOX_CONNECTION: dict[str, Any] = {"id": "sandbox", "type": "sandbox", "url": None, "weight": 1}
@@ -58,6 +61,59 @@ def dunning_settings(raw: dict[str, Any]) -> DunningSettings:
 def portal_settings(raw: dict[str, Any]) -> PortalSettings:
     """What the merchant lets customers do in the portal, defaults filled in."""
     return msgspec.convert(raw.get("portal") or {}, PortalSettings)
+
+
+def risk_settings(raw: dict[str, Any]) -> RiskSettings:
+    """The merchant's risk rules as stored (validated on the way in), defaults filled in."""
+    return msgspec.convert(raw.get("risk") or {}, RiskSettings)
+
+
+def _checked_risk(settings: RiskSettings) -> dict[str, Any]:
+    """The risk section as stored: currencies, countries, emails and IPs checked and normalized."""
+    limits: dict[str, Any] = {}
+    for code, limit in settings.amount_limits.items():
+        param = f"risk.amount_limits.{code}"
+        try:
+            currency = validate_currency(code)
+        except ValueError as exc:
+            raise InvalidRequest(f"{param}: {exc}", param=param) from None
+        if limit.review is not None and limit.block is not None and limit.review >= limit.block:
+            raise InvalidRequest(
+                f"{param}: review ({limit.review}) must be below block ({limit.block}), or leave one out.",
+                param=param,
+            )
+        limits[currency] = msgspec.to_builtins(limit)
+    lists = settings.blocklists
+    for index, ip in enumerate(lists.ips):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidRequest(
+                f"risk.blocklists.ips[{index}]: {ip[:64]!r} is not an IPv4 or IPv6 address (e.g. 203.0.113.9).",
+                param=f"risk.blocklists.ips[{index}]",
+            ) from None
+    for index, country in enumerate(lists.countries):
+        if not (len(country) == 2 and country.isascii() and country.isalpha()):
+            raise InvalidRequest(
+                f"risk.blocklists.countries[{index}]: {country[:64]!r} is not a two-letter ISO 3166-1 country "
+                "code (e.g. KP).",
+                param=f"risk.blocklists.countries[{index}]",
+            )
+    for index, email in enumerate(lists.emails):
+        if "@" not in email.strip("@"):
+            raise InvalidRequest(
+                f"risk.blocklists.emails[{index}]: {email[:64]!r} is not an email address.",
+                param=f"risk.blocklists.emails[{index}]",
+            )
+    stored: dict[str, Any] = msgspec.to_builtins(settings)
+    stored["amount_limits"] = limits
+    stored["blocklists"] = {
+        "fingerprints": sorted(set(lists.fingerprints)),
+        "emails": sorted({e.strip().lower() for e in lists.emails}),
+        "ips": sorted({str(ipaddress.ip_address(ip)) for ip in lists.ips}),
+        "countries": sorted({c.upper() for c in lists.countries}),
+    }
+    return stored
 
 
 def branding_settings(raw: dict[str, Any]) -> BrandingSettings:
@@ -158,6 +214,7 @@ def render_settings(merchant: Merchant) -> MerchantSettings:
         dunning=dunning_settings(merchant.settings or {}),
         portal=portal_settings(merchant.settings or {}),
         branding=branding_settings(merchant.settings or {}),
+        risk=risk_settings(merchant.settings or {}),
     )
 
 
@@ -348,6 +405,8 @@ async def update_settings(
         current["portal"] = _merged_portal(current, params.portal)
     if params.branding is not msgspec.UNSET:
         current["branding"] = _merged_branding(current, params.branding)
+    if params.risk is not msgspec.UNSET:
+        current["risk"] = _checked_risk(params.risk)
     merchant.settings = current
     await session.flush()
     after = render_settings(merchant)

@@ -14,6 +14,7 @@ from billing.api import idempotency
 from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.payment_methods.agreements import settle_pending_agreements
+from billing.reconciliation.service import reconcile_yesterday
 from billing.scheduler import runner
 from billing.services import Services
 from webhooks import delivery as webhook_delivery
@@ -82,6 +83,11 @@ async def payments_janitor(ctx: dict[str, Any]) -> dict[str, int]:
     report = await run_janitor(services)
     agreements = await settle_pending_agreements(services.sessions, services.gateways)
     return {**report.__dict__, "agreements_settled": agreements}
+
+
+async def reconcile_yesterday_job(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: yesterday's settlement listing of every connection matched and stored (billing.reconciliation)."""
+    return {"runs": await reconcile_yesterday(_services(ctx))}
 
 
 def _webhook_dispatcher(ctx: dict[str, Any]) -> webhook_delivery.Dispatcher:

@@ -32,6 +32,17 @@ CRON_JOBS = [
     cron(jobs.deliver_webhooks, second=set(range(60)), unique=True, timeout=120, keep_result=0),
     # Every 5 s: customer emails due (new ones and retries) are read from PostgreSQL (billing.notifications).
     cron(send_emails, second=set(range(0, 60, 5)), unique=True, timeout=300, keep_result=0),
+    # Daily at 02:30 UTC (China's 10:30, when its channels' bills of the day before are out): reconciliation of
+    # yesterday for every connection; idempotent, so two workers running it store each run once.
+    cron(
+        jobs.reconcile_yesterday_job,
+        hour={2},
+        minute={30},
+        second={0},
+        unique=True,
+        timeout=3600,
+        keep_result=0,
+    ),
     # Daily (and at start-up): usage_events partitions for the months around now, old usage dedupe keys pruned.
     cron(
         usage_maintenance_job,

@@ -26,6 +26,7 @@ OTHER_OBJECTS = {
     "invoice.upcoming": "upcoming_invoice",
     "dunning.retry_scheduled": "dunning_case",
     "dunning.exhausted": "dunning_case",
+    "risk.decision": "risk_decision",
 }
 
 

@@ -317,6 +317,28 @@ async def _payment(w: Walk) -> None:
     assert (await w.call("GET", f"/v1/payments/{w.ids['payment']}"))["status"] == "succeeded"
 
 
+async def _held_payment(w: Walk) -> None:
+    """A review limit of 40.00 USD holds the walk's 49.00 charge (docs/risk.md)."""
+    await w.call("PATCH", "/v1/settings", {"risk": {"amount_limits": {"USD": {"review": 4000}}}})
+    await _collect(w, "held_payment")
+    assert (await w.call("GET", f"/v1/payments/{w.ids['held_payment']}"))["status"] == "requires_review"
+    decisions = await w.call("GET", f"/v1/risk_decisions?subject={w.ids['held_payment']}")
+    w.ids["risk_decision"] = decisions["data"][0]["id"]
+
+
+async def _approve_held_payment(w: Walk) -> None:
+    assert (await w.call("POST", f"/v1/payments/{w.ids['held_payment']}/approve"))["status"] == "succeeded"
+    # The rules back to their defaults, for the steps after this one.
+    await w.call("PATCH", "/v1/settings", {"risk": {}})
+
+
+async def _reconcile(w: Walk) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    w.ids["reconciliation"] = (await w.call("GET", f"/v1/reconciliation?connection=sandbox&date={today}"))[
+        "id"
+    ]
+
+
 async def _declined_payment(w: Walk) -> None:
     await _attach(w, "declined_card", "payer", DECLINED_CARD)
     await _collect(w, "declined_payment", payment_method="declined_card")
@@ -548,6 +570,23 @@ WALK = [
         "a card declines a payment (collect_payment)",
         {"payment.created": "declined_payment", "payment.failed": "declined_payment"},
         _declined_payment,
+    ),
+    Step(
+        "the risk check holds a payment for review",
+        {
+            "payment.created": "held_payment",
+            "payment.requires_review": "held_payment",
+            "risk.decision": "risk_decision",
+        },
+        _held_payment,
+    ),
+    Step(
+        "approve the held payment (charged once)",
+        {"payment.succeeded": "held_payment"},
+        _approve_held_payment,
+    ),
+    Step(
+        "reconcile the day's settlement listing", {"reconciliation.completed": "reconciliation"}, _reconcile
     ),
     Step("refund part of a payment", {"refund.created": "refund", "refund.succeeded": "refund"}, _refund),
     Step(
