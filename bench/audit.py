@@ -1,6 +1,7 @@
 """`billing audit` over 100,000 invoices (issue 16 item 4): synthetic rows bulk-inserted set-based into a fresh
 migrated database (10 merchants, 10,000 customers each with two balance ledger entries, invoices numbered 1..n
-per merchant, half of them paid by a succeeded payment with a partial refund, cycle invoices one per period),
+per merchant, half of them paid by a succeeded payment with a partial refund, cycle invoices one per period,
+the outbox events of all of it),
 then the audit timed, whole and check by check, over one REPEATABLE READ snapshot. Every row is clean, so the
 run also proves the checks report nothing on a consistent database of this size.
 
@@ -68,6 +69,13 @@ SETUP = [
                            settle_after, janitor_attempts)
        SELECT 're_audit' || substr(id, 10), merchant_id, id, 300, 'USD', 'succeeded', 'sandbox', now(), now(), 0
        FROM payments""",
+    # The outbox events of those state changes.
+    """INSERT INTO events (id, merchant_id, type, object_id, data, created_at)
+       SELECT 'evt_f' || id, merchant_id, 'invoice.finalized', id, '{}'::jsonb, now() FROM invoices
+       UNION ALL SELECT 'evt_p' || id, merchant_id, 'invoice.paid', id, '{}'::jsonb, now() FROM invoices
+       WHERE status = 'paid'
+       UNION ALL SELECT 'evt_s' || id, merchant_id, 'payment.succeeded', id, '{}'::jsonb, now() FROM payments
+       UNION ALL SELECT 'evt_r' || id, merchant_id, 'refund.succeeded', id, '{}'::jsonb, now() FROM refunds""",
     "ANALYZE",
 ]
 
@@ -119,7 +127,8 @@ def main() -> None:
         f"Audit: `billing audit` over {args.invoices:,} invoices",
         [
             f"- Data: {args.invoices:,} invoices of {MERCHANTS} merchants, {args.invoices // 10:,} customers with 2 "
-            f"ledger entries each, {args.invoices // 2:,} succeeded payments with a refund each, all consistent; "
+            f"ledger entries each, {args.invoices // 2:,} succeeded payments with a refund each, "
+            f"{args.invoices * 5 // 2:,} outbox events, all consistent; "
             f"inserted set-based in {setup_s:.1f} s",
             f"- All {len(CHECKS)} checks, one query each, one REPEATABLE READ snapshot, warm cache: "
             f"**{total:.2f} s**, {violations} violations",

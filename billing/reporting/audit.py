@@ -142,6 +142,29 @@ CHECKS: tuple[Check, ...] = (
         ),
     ),
     Check(
+        "state_changes_have_events",
+        "every finalized, paid or voided invoice, succeeded payment and succeeded refund has its event in the "
+        "outbox (invoice.finalized, invoice.paid, invoice.voided, payment.succeeded, refund.succeeded)",
+        _scoped(
+            "SELECT x.id, format('no %s event', x.event_type) FROM ("
+            "SELECT i.merchant_id, i.id, 'invoice.finalized' AS event_type FROM invoices i "
+            "WHERE {scope_i} AND i.finalized_at IS NOT NULL "
+            "UNION ALL SELECT i.merchant_id, i.id, 'invoice.paid' FROM invoices i "
+            "WHERE {scope_i} AND i.status = 'paid' "
+            "UNION ALL SELECT i.merchant_id, i.id, 'invoice.voided' FROM invoices i "
+            "WHERE {scope_i} AND i.status = 'void' "
+            "UNION ALL SELECT p.merchant_id, p.id, 'payment.succeeded' FROM payments p "
+            "WHERE {scope_p} AND p.status = 'succeeded' "
+            "UNION ALL SELECT r.merchant_id, r.id, 'refund.succeeded' FROM refunds r "
+            "WHERE {scope_r} AND r.status = 'succeeded') x "
+            "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.merchant_id = x.merchant_id "
+            "AND e.object_id = x.id AND e.type = x.event_type)",
+            "i",
+            "p",
+            "r",
+        ),
+    ),
+    Check(
         "customer_balance_ledger",
         "a customer's balance is the sum of its balance ledger, and equals the last entry's ending_balance",
         _scoped(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ SHADOWED = (
     "refunds",
     "customers",
     "customer_balance_transactions",
+    "events",
 )
 
 GOOD_INVOICE: dict[str, Any] = {
@@ -82,7 +83,13 @@ async def _broken_world(connection: AsyncConnection) -> None:
     await _insert(
         connection,
         "refunds",
-        {"id": "re_good", "payment_id": "pay_good1", "amount": 300, "status": "succeeded"},
+        {
+            "id": "re_good",
+            "merchant_id": "mer_a",
+            "payment_id": "pay_good1",
+            "amount": 300,
+            "status": "succeeded",
+        },
     )
     await _insert(
         connection,
@@ -118,7 +125,7 @@ async def _broken_world(connection: AsyncConnection) -> None:
         paid_out_of_band=True,
     )
     await _invoice(connection, "in_unmatched", number="INV-000006", **PAID)
-    await _insert(connection, "invoice_number_sequences", {"merchant_id": "mer_a", "next_number": 7})
+    await _insert(connection, "invoice_number_sequences", {"merchant_id": "mer_a", "next_number": 8})
     # Merchant B: number 2 missing, and the sequence handed out 4.
     await _invoice(connection, "in_b1", merchant_id="mer_b", number="INV-000001")
     await _invoice(connection, "in_b3", merchant_id="mer_b", number="B-000003")
@@ -134,7 +141,13 @@ async def _broken_world(connection: AsyncConnection) -> None:
         await _insert(
             connection,
             "refunds",
-            {"id": refund_id, "payment_id": "pay_over", "amount": 600, "status": "succeeded"},
+            {
+                "id": refund_id,
+                "merchant_id": "mer_a",
+                "payment_id": "pay_over",
+                "amount": 600,
+                "status": "succeeded",
+            },
         )
     await _payment(connection, "pay_phantom_refund", amount_refunded=100)
     # A succeeded payment naming an invoice that is not there.
@@ -147,6 +160,21 @@ async def _broken_world(connection: AsyncConnection) -> None:
         {"id": "cbt_bad", "seq": 9, "customer_id": "cus_bad", "amount": -200, "ending_balance": -200},
     )
     await _insert(connection, "customers", {"id": "cus_no_ledger", "merchant_id": "mer_a", "balance": 50})
+    # Every state change has its event, but for an invoice finalized silently and a refund whose event is gone.
+    await connection.execute(text("UPDATE invoices SET finalized_at = now() WHERE number IS NOT NULL"))
+    await connection.execute(
+        text(
+            "INSERT INTO events (id, merchant_id, type, object_id) "
+            "SELECT 'evt_f' || id, merchant_id, 'invoice.finalized', id FROM invoices WHERE number IS NOT NULL "
+            "UNION ALL SELECT 'evt_p' || id, merchant_id, 'invoice.paid', id FROM invoices WHERE status = 'paid' "
+            "UNION ALL SELECT 'evt_s' || id, merchant_id, 'payment.succeeded', id FROM payments "
+            "UNION ALL SELECT 'evt_r' || id, merchant_id, 'refund.succeeded', id FROM refunds "
+            "WHERE status = 'succeeded' AND id <> 're_good'"
+        )
+    )
+    await _invoice(
+        connection, "in_silent", number="INV-000007", finalized_at=datetime(2027, 1, 1, tzinfo=UTC)
+    )
 
 
 EXPECTED = {
@@ -157,6 +185,7 @@ EXPECTED = {
     "one_invoice_per_period": {"in_p1"},
     "refunds_within_payment": {"pay_over", "pay_phantom_refund"},
     "payments_match_invoices": {"in_unmatched", "pay_orphan"},
+    "state_changes_have_events": {"in_silent", "re_good"},
     "customer_balance_ledger": {"cus_bad", "cus_no_ledger"},
 }
 
