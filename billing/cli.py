@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit",
         help="check the money invariants over every row (invoice totals, numbering, one invoice per period, "
-        "refunds, payments, balance ledgers); exit code 1 when any is broken",
+        "refunds, payments, events of state changes, balance ledgers); exit code 1 when any is broken",
     )
     audit.add_argument("--merchant", default=None, help="only this merchant's rows (mer_...)")
     audit.add_argument("--json", action="store_true", help="print one JSON object instead of text")
