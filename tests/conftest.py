@@ -29,9 +29,11 @@ from billing.vault.redact import install_pan_redaction
 
 # In CI every property test runs with a fixed seed: a new counterexample is found and fixed locally, and never
 # turns a submission red at random. Local runs keep exploring new examples.
-hypothesis_settings.register_profile("ci", derandomize=True, database=None)
-if os.environ.get("CI"):
-    hypothesis_settings.load_profile("ci")
+# No deadline anywhere: a property's examples run beside other processes on a shared machine, and a slow example
+# is not a wrong one (no timed assertions in tests).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+hypothesis_settings.register_profile("local", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 # Real-browser fixtures (`browser`) for the pages of SPEC §10.
 pytest_plugins = ["tests.browser"]

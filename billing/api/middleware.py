@@ -24,6 +24,7 @@ from billing.api.errors import JSON, error_json
 from billing.api.rate_limit import Bucket, Budget, Decision, RateLimiter, refusal
 from billing.api.request_text import check_request_text
 from billing.clock import utc_now
+from billing.db.engine import take_kept_writes
 from billing.errors import (
     ApiError,
     AuthenticationFailed,
@@ -410,8 +411,12 @@ class ApiMiddleware:
                     )
                 if response.status >= 400:
                     await unit.work.rollback()
-                elif unit.work.is_active:
-                    await unit.work.commit()
+                    for write in take_kept_writes(session):
+                        await write(session)
+                else:
+                    take_kept_writes(session)  # only a refusal keeps its record apart from its work
+                    if unit.work.is_active:
+                        await unit.work.commit()
                 if claimed_key is not None:
                     await idempotency.complete(
                         session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,3 +42,20 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """One unit of work: commit when the block ends normally, roll back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+# A write that must outlive the rollback of the work that staged it: the record of a refusal (a risk decision
+# that blocked a new card is also an attempt the velocity rules count). Whoever rolls that work back runs it
+# afterwards, in the transaction it goes on with or in a new one, never on a second connection meanwhile.
+KeptWrite = Callable[[AsyncSession], Awaitable[None]]
+_KEPT = "billing.kept_after_rollback"
+
+
+def keep_after_rollback(session: AsyncSession, write: KeptWrite) -> None:
+    session.info.setdefault(_KEPT, []).append(write)
+
+
+def take_kept_writes(session: AsyncSession) -> list[KeptWrite]:
+    """The writes staged with keep_after_rollback, removed from the session (call it after the rollback)."""
+    kept: list[KeptWrite] = session.info.pop(_KEPT, [])
+    return kept

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.customers.billing_details import TAX_ID_TYPES, clean_address, clean_tax_id, tax_id_label
 from billing.customers.schemas import Address, CustomerUpdate, TaxId
 from billing.customers.service import update_customer
+from billing.db.engine import KeptWrite, take_kept_writes
 from billing.errors import BillingError, InvalidRequest
 from billing.gateways.registry import GatewayPool
 from billing.invoices import collection
@@ -56,6 +57,12 @@ class PortalRefusal(Exception):
         self.message = message
         self.code = code
         self.values = values
+        # Records the refused work kept for after its rollback (a risk decision): submit writes them.
+        self.kept: list[KeptWrite] = []
+
+    def keeping(self, kept: list[KeptWrite]) -> PortalRefusal:
+        self.kept = kept
+        return self
 
     def words(self, locale: str) -> str:
         if self.key == "card_invalid":
@@ -221,8 +228,9 @@ async def add_card(
             )
     except BillingError as error:
         await savepoint.rollback()
+        kept = take_kept_writes(session)
         # Our card errors name the field and the rule, never the number.
-        raise PortalRefusal("card_invalid", message=error.message, code=error.code) from None
+        raise PortalRefusal("card_invalid", message=error.message, code=error.code).keeping(kept) from None
     await savepoint.commit()
     return pm, entered
 
@@ -241,7 +249,8 @@ async def add_agreement(
         pm = await agreements.create_agreement(session, customer.merchant_id, params, gateways)
     except BillingError as error:
         await savepoint.rollback()
-        raise PortalRefusal("not_saved", message=error.message) from None
+        kept = take_kept_writes(session)
+        raise PortalRefusal("not_saved", message=error.message).keeping(kept) from None
     await savepoint.commit()
     return pm
 

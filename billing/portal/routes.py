@@ -695,6 +695,10 @@ def make_portal_router(services: Services) -> Router:
                     return not_found(ctx) if ctx is not None else signed_out(request)
             except actions.PortalRefusal as refused:
                 refusal = refused
+        if refusal is not None and refusal.kept:
+            async with transaction(services.sessions) as session:
+                for write in refusal.kept:
+                    await write(session)
         if refusal is not None:
             async with services.sessions() as session:
                 ctx = await load(session, request)

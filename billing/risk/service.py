@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.customers.models import Customer
+from billing.db.engine import keep_after_rollback
 from billing.db.pagination import Page, paginate
 from billing.errors import CardError
 from billing.ids import new_id
@@ -232,19 +233,22 @@ async def check_risk(session: AsyncSession, merchant_id: str, subject: Subject, 
 async def _refuse_new_payment_method(
     session: AsyncSession, values: dict[str, Any], decision: Decision, locale: str, clock: Clock
 ) -> None:
-    """A blocked card, token or agreement is refused with a card_error. The request's transaction rolls back with
-    that error, so the decision (which is also an attempt for the velocity rules) is stored in its own: a short
-    second connection, on this path only."""
+    """A blocked card, token or agreement is refused with a card_error. The work of the request rolls back with
+    that error, so the decision (which is also an attempt for the velocity rules) is kept for after the rollback
+    (billing.db.engine.keep_after_rollback): the API middleware and the portal write it then."""
     row = RiskDecision(**values)
-    async with AsyncSession(bind=session.bind, expire_on_commit=False) as own, own.begin():
-        await own.execute(INSERT_DECISION, values)
+
+    async def record(kept_in: AsyncSession) -> None:
+        await kept_in.execute(INSERT_DECISION, values)
         record_event(
-            own,
+            kept_in,
             merchant_id=row.merchant_id,
             event_type="risk.decision",
             obj=render_decision(row),
             clock=clock,
         )
+
+    keep_after_rollback(session, record)
     rule = decision.deciding_rule or "risk"
     raise CardError(
         blocked_message(rule, locale),
