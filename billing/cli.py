@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -23,9 +23,10 @@ def _configure_logging() -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from billing.api.app import create_app_from_env
     from billing.runtime.listen import bind_socket, default_public_url, listening_url
+    from billing.runtime.serving import APP_FACTORY, app_from_environment
 
     settings.require_urls()
     try:
@@ -36,16 +37,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         ) from None
     # Links in hosted pages, PDFs, portal sessions and emails: the address really bound, unless configured.
     default_public_url(listening_url(args.host, sock.getsockname()[1]))
-    config = uvicorn.Config(
-        create_app_from_env(settings),
-        host=args.host,
-        port=sock.getsockname()[1],
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": sock.getsockname()[1],
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": args.graceful_timeout,
+    }
+    if args.workers == 1:
+        uvicorn.Server(uvicorn.Config(app_from_environment(), **options)).run(sockets=[sock])
+    else:
+        # Each worker process imports the factory and builds its own pools; all accept on the one socket.
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=args.workers, **options)
+        Multiprocess(config, sockets=[sock]).run()
     return 0
 
 
@@ -59,7 +65,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             "address people reach `billing serve` at (`billing up` sets it for its worker).",
             DEFAULT_PUBLIC_URL,
         )
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, concurrency=args.concurrency, graceful_timeout=args.graceful_timeout))
     return 0
 
 
@@ -142,6 +148,16 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return _run_console_admin(admin.revoke_key(settings, args.merchant, args.key))
 
 
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from billing.reporting.audit import audit_database
+
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set: point it at PostgreSQL, or run `billing up`.")
+    report, violations = asyncio.run(audit_database(settings.database_url, args.merchant, as_json=args.json))
+    print(report)
+    return 1 if violations else 0
+
+
 def cmd_vault_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from billing.vault.rotation import rotate_with_settings
 
@@ -182,6 +198,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return run_up(settings, host=args.host, port=args.port)
 
 
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return int(text)
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="billing", description="Subscription and recurring-billing engine.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,13 +223,47 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_whole_number(1, 64),
+        default=1,
+        help="API processes sharing the port (default 1); each has its own database pool (10 + 10 overflow)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_whole_number(1, 3600),
+        default=30,
+        help="seconds a stopping process (SIGTERM) gives its requests in flight to finish (default 30)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run the background worker and scheduler")
+    worker.add_argument(
+        "--concurrency",
+        type=_whole_number(1, 1000),
+        default=10,
+        help="jobs this process runs at once (default 10); run more processes to use more cores",
+    )
+    worker.add_argument(
+        "--graceful-timeout",
+        type=_whole_number(0, 3600),
+        default=30,
+        help="seconds a stopping worker (SIGTERM) gives its running jobs to finish before cancelling them "
+        "(default 30)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=cmd_migrate)
+
+    audit = commands.add_parser(
+        "audit",
+        help="check the money invariants over every row (invoice totals, numbering, one invoice per period, "
+        "refunds, payments, events of state changes, balance ledgers); exit code 1 when any is broken",
+    )
+    audit.add_argument("--merchant", default=None, help="only this merchant's rows (mer_...)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    audit.set_defaults(handler=cmd_audit)
 
     merchants = commands.add_parser("merchants", help="manage merchants")
     merchant_commands = merchants.add_subparsers(dest="merchants_command", required=True)
@@ -288,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 DATABASE_COMMANDS = frozenset(
     {
         cmd_migrate,
+        cmd_audit,
         cmd_merchants_create,
         cmd_users_create,
         cmd_users_reset_password,

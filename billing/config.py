@@ -39,6 +39,12 @@ class Settings:
     concurrency_per_key: int = 8
     # Origins whose browser pages may call the publishable-key routes (POST /v1/tokens): ("*",) is any origin.
     cors_origins: tuple[str, ...] = ("*",)
+    # Rate limits (SPEC §3) as (requests per second, burst): per secret key (BILLING_RATE_LIMIT_PER_KEY), per
+    # key on the usage ingestion routes, a budget of its own (BILLING_RATE_LIMIT_USAGE_PER_KEY), and per client
+    # IP for requests without a secret key (BILLING_RATE_LIMIT_PER_IP).
+    rate_limit_per_key: tuple[int, int] = (100, 200)
+    rate_limit_usage_per_key: tuple[int, int] = (500, 1000)
+    rate_limit_per_ip: tuple[int, int] = (20, 40)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,7 +93,28 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         gateway_concurrency=int(gateway_concurrency),
         concurrency_per_key=int(per_key),
         cors_origins=_cors_origins(env_vars.get("BILLING_CORS_ORIGINS") or "*"),
+        rate_limit_per_key=_rate_limit(env_vars, "BILLING_RATE_LIMIT_PER_KEY", "100:200"),
+        rate_limit_usage_per_key=_rate_limit(env_vars, "BILLING_RATE_LIMIT_USAGE_PER_KEY", "500:1000"),
+        rate_limit_per_ip=_rate_limit(env_vars, "BILLING_RATE_LIMIT_PER_IP", "20:40"),
     )
+
+
+_RATE_LIMIT = re.compile(r"([0-9]{1,7})(?::([0-9]{1,7}))?")
+
+
+def _rate_limit(env_vars: dict[str, str], name: str, default: str) -> tuple[int, int]:
+    """`RATE` or `RATE:BURST` (requests per second, and how many at once after a quiet spell; 2 × RATE when
+    left out), both from 1 to 1,000,000."""
+    value = (env_vars.get(name) or default).strip()
+    match = _RATE_LIMIT.fullmatch(value)
+    rate = int(match.group(1)) if match else 0
+    burst = int(match.group(2) or 2 * rate) if match else 0
+    if not (1 <= rate <= 1_000_000 and 1 <= burst <= 1_000_000):
+        raise ConfigError(
+            f"{name} must be RATE or RATE:BURST, whole numbers of requests from 1 to 1000000 (RATE per second, "
+            f"BURST at once; default {default}), not {value!r}."
+        )
+    return rate, burst
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")

@@ -44,6 +44,10 @@ install_pan_redaction()
 # One vault key for the whole run, inherited by the processes tests start: every process sharing a database
 # must hold the keys that wrap its card data keys.
 os.environ.setdefault("BILLING_VAULT_KEYS", generate_key_line("test"))
+# The suite sends many requests with one key or none from one address, in and out of process; the production
+# rate limits would refuse some. tests/billing/test_rate_limits.py checks the limits with small ones of its own.
+for _limit in ("BILLING_RATE_LIMIT_PER_KEY", "BILLING_RATE_LIMIT_USAGE_PER_KEY", "BILLING_RATE_LIMIT_PER_IP"):
+    os.environ.setdefault(_limit, "100000")
 
 
 THROWAWAY_CLUSTER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -126,6 +130,10 @@ def settings(database_url: str, servers: Servers, tmp_path_factory: pytest.TempP
         env="test",
         redis_prefix=f"billing-test-{RUN_ID}",
         vault_keys=os.environ["BILLING_VAULT_KEYS"],
+        # Generous rate limits, as for the processes the suite starts (above).
+        rate_limit_per_key=(100_000, 200_000),
+        rate_limit_usage_per_key=(100_000, 200_000),
+        rate_limit_per_ip=(100_000, 200_000),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
@@ -131,14 +131,17 @@ def create_app(services: Services) -> ASGIApp:
     )
 
 
-def create_app_from_env(settings: Settings) -> ASGIApp:
-    """For `billing serve`: services opened in the server's own event loop, closed at shutdown."""
+def create_app_from_env(settings: Settings, on_startup: Callable[[], None] | None = None) -> ASGIApp:
+    """For `billing serve`: services opened in the server's own event loop, closed at shutdown; `on_startup`
+    runs once they are open, in the server's thread."""
     holder: dict[str, ASGIApp] = {}
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         services = await open_services(settings)
         holder["app"] = create_app(services)
+        if on_startup is not None:
+            on_startup()
         try:
             yield
         finally:

@@ -1,4 +1,6 @@
-"""Liveness and readiness (SPEC §2): /health says the process is up, /ready that PostgreSQL and Redis answer."""
+"""Liveness and readiness (SPEC §2): /health says the process is up, /ready that PostgreSQL and Redis answer and
+that the process is not draining (stopping after SIGTERM: finishing its requests in flight, taking no more), so
+a load balancer stops sending it work before it goes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,23 @@ from litestar import Response, get
 from sqlalchemy import text
 
 from billing.services import Services
+
+_draining = False
+
+
+def start_draining() -> None:
+    """From now on /ready answers 503 "draining" in this process (called on SIGTERM)."""
+    global _draining
+    _draining = True
+
+
+def stop_draining() -> None:
+    global _draining
+    _draining = False
+
+
+def is_draining() -> bool:
+    return _draining
 
 
 class HealthStatus(msgspec.Struct, kw_only=True):
@@ -39,9 +58,12 @@ def make_ready_handler(services: Services) -> Any:
         "/ready",
         security=[],
         tags=["operations"],
-        summary="Readiness: 200 only when PostgreSQL and Redis answer, 503 otherwise",
+        summary="Readiness: 200 only when PostgreSQL and Redis answer and the process is not draining, 503 "
+        "otherwise",
     )
     async def ready() -> Response[HealthStatus]:
+        if _draining:
+            return Response(HealthStatus(status="draining"), status_code=503)
         checks = dict(
             await asyncio.gather(_check("postgres", ping_db()), _check("redis", services.redis.ping()))
         )

@@ -21,6 +21,7 @@ from billing.api.bulkhead import Bulkhead
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.cors import CorsPolicy
 from billing.api.errors import JSON, error_json
+from billing.api.rate_limit import Bucket, Budget, Decision, RateLimiter, refusal
 from billing.api.request_text import check_request_text
 from billing.clock import utc_now
 from billing.db.engine import take_kept_writes
@@ -187,6 +188,11 @@ class ApiMiddleware:
         # GET routes whose answer is streamed (CSV exports): authenticated here, then passed straight through,
         # never held in memory; they only read, so they need no transaction of ours nor idempotency.
         self.streaming_prefixes = streaming_prefixes
+        settings = services.settings
+        self.rate_limiter = RateLimiter(services.redis, settings.redis_prefix)
+        self.key_budget = Budget(*settings.rate_limit_per_key)
+        self.usage_budget = Budget(*settings.rate_limit_usage_per_key)
+        self.ip_budget = Budget(*settings.rate_limit_per_ip)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -195,6 +201,19 @@ class ApiMiddleware:
             return
         request_id = "req_" + random_token(20)
         origin = _header(scope, b"origin")
+        is_preflight = (
+            scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None
+        )
+        limits: Decision | None = None
+        if not is_preflight:
+            buckets = self._buckets(scope, path)
+            limits = await self.rate_limiter.check(buckets)
+            if limits is not None and not limits.allowed:
+                body = error_json(refusal(buckets, limits))
+                headers = _json_headers(request_id, body, limits.headers())
+                headers += self.cors.response_headers(scope["method"], path, origin)
+                await _send(send, 429, body, headers)
+                return
         if scope["method"] == "GET" and path.startswith(self.streaming_prefixes):
             try:
                 await self._stream(scope, receive, send, request_id)
@@ -204,7 +223,7 @@ class ApiMiddleware:
                 await _send(send, error.status, body, _json_headers(request_id, body))
                 return
         try:
-            if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None:
+            if is_preflight:
                 status, body, headers = self._preflight(scope, origin, request_id)
             else:
                 status, body, headers = await self._handle(scope, receive, request_id)
@@ -214,7 +233,25 @@ class ApiMiddleware:
             if error.status == 401:
                 headers.append((b"www-authenticate", b'Bearer realm="billing"'))
         headers += self.cors.response_headers(scope["method"], path, origin)
+        if limits is not None:
+            headers += limits.headers()
         await _send(send, status, body, headers)
+
+    def _buckets(self, scope: Scope, path: str) -> list[Bucket]:
+        """The bucket a request spends from: its secret key's (the usage one on usage ingestion routes), or,
+        without a secret key (none, a publishable key, a malformed header), its client IP's."""
+        header = _header(scope, b"authorization") or ""
+        scheme, _, value = header.strip().partition(" ")
+        key = value.strip()
+        if scheme.lower() == "bearer" and key.startswith("sk_"):
+            if scope["method"] == "POST" and path.startswith("/v1/usage_events"):
+                return [
+                    Bucket(f"usage:{hash_key(key)}", self.usage_budget, "usage ingestion with this API key")
+                ]
+            return [Bucket(f"key:{hash_key(key)}", self.key_budget, "this API key")]
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        return [Bucket(f"ip:{address}", self.ip_budget, "requests without a secret key from your IP address")]
 
     def _preflight(
         self, scope: Scope, origin: str | None, request_id: str

@@ -58,7 +58,12 @@ CRON_JOBS = [
 
 
 def build_worker(
-    services: Services, *, burst: bool = False, with_cron: bool = True, max_jobs: int = 10
+    services: Services,
+    *,
+    burst: bool = False,
+    with_cron: bool = True,
+    max_jobs: int = 10,
+    graceful_timeout: int = 0,
 ) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
@@ -83,16 +88,20 @@ def build_worker(
         job_timeout=600,
         keep_result=3600,
         handle_signals=not burst,
+        # On SIGTERM/SIGINT: take no new job, give the running ones this long to finish, then cancel them (a
+        # cancelled job's work is rolled back and picked up again by the sweeper).
+        job_completion_wait=graceful_timeout,
         job_serializer=codec.serialize,
         job_deserializer=codec.deserialize,
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, *, concurrency: int = 10, graceful_timeout: int = 30) -> None:
     """`billing worker`: runs until SIGINT/SIGTERM. Redis going away never ends it (ReconnectingWorker): at start
     it waits for Redis with backoff; while running it keeps retrying and goes on when Redis is back."""
-    services = await open_services(settings)
-    worker = build_worker(services)
+    # At least a connection per job in flight, so jobs do not queue at the pool.
+    services = await open_services(settings, pool_size=max(10, concurrency))
+    worker = build_worker(services, max_jobs=concurrency, graceful_timeout=graceful_timeout)
     backoff = Backoff()
     try:
         while True:
