@@ -47,6 +47,10 @@ def test_json_depth_worked_examples() -> None:
     assert json_depth(b'{"a": [1, {"b": []}]}') == 4
     assert json_depth(b'{"a": "[[[[{{{{"}') == 1
     assert json_depth(b'{"a": "\\"[[["}') == 1
+    # An escaped backslash ends right before the closing quote; an escaped backslash then an escaped quote.
+    assert json_depth(b'{"a": "\\\\", "b": [[]]}') == 3
+    assert json_depth(b'{"a": "\\\\\\"[[", "b": [[]]}') == 3
+    assert json_depth(b'{"a": "\\u005b\\n{{"}') == 1
     assert json_depth(b"12") == 0
 
 
