@@ -127,13 +127,22 @@ def _usage_body(fixture: Fixture, request_number: int) -> bytes:
     return msgspec.json.encode({"events": events})
 
 
+def rotation(with_usage: bool) -> tuple[str, ...]:
+    """The request kinds in sending order; without usage, the batch's slot becomes one more invoice read."""
+    return (
+        ROTATION
+        if with_usage
+        else tuple("retrieve invoice" if k.startswith("usage") else k for k in ROTATION)
+    )
+
+
 async def _drive(
-    url: str, fixture: Fixture, rate: int, seconds: float, tag: str
+    url: str, fixture: Fixture, rate: int, seconds: float, tag: str, kinds: tuple[str, ...]
 ) -> list[tuple[str, float, int]]:
     total = int(rate * seconds)
     # Bodies are made before the clock starts so the sender spends its time sending.
     usage_bodies = {
-        i: _usage_body(fixture, i) for i in range(total) if ROTATION[i % len(ROTATION)].startswith("usage")
+        i: _usage_body(fixture, i) for i in range(total) if kinds[i % len(kinds)].startswith("usage")
     }
     results: list[tuple[str, float, int]] = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
@@ -141,8 +150,8 @@ async def _drive(
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
 
         async def one(i: int, planned: float) -> None:
-            kind = ROTATION[i % len(ROTATION)]
-            n = i // len(ROTATION)
+            kind = kinds[i % len(kinds)]
+            n = i // len(kinds)
             if kind == "create customer":
                 request = client.post("/v1/customers", json={"email": f"{tag}-{i}@example.com"})
             elif kind == "retrieve invoice":
@@ -177,15 +186,19 @@ async def _drive(
     return results
 
 
-def _drive_in_process(url: str, fixture: Fixture, rate: int, seconds: float, tag: str, out: Any) -> None:
-    out.put(asyncio.run(_drive(url, fixture, rate, seconds, tag)))
+def _drive_in_process(
+    url: str, fixture: Fixture, rate: int, seconds: float, tag: str, kinds: tuple[str, ...], out: Any
+) -> None:
+    out.put(asyncio.run(_drive(url, fixture, rate, seconds, tag, kinds)))
 
 
-def run_load(url: str, fixture: Fixture, rate: int, seconds: float, tag: str) -> list[tuple[str, float, int]]:
+def run_load(
+    url: str, fixture: Fixture, rate: int, seconds: float, tag: str, kinds: tuple[str, ...]
+) -> list[tuple[str, float, int]]:
     """The open-loop sender runs in a process of its own, so its work does not share the bench's interpreter."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    sender = context.Process(target=_drive_in_process, args=(url, fixture, rate, seconds, tag, out))
+    sender = context.Process(target=_drive_in_process, args=(url, fixture, rate, seconds, tag, kinds, out))
     sender.start()
     results: list[tuple[str, float, int]] = out.get(timeout=seconds + 300)
     sender.join(60)
@@ -203,7 +216,9 @@ def _wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
-def summarize(workers: int, rate: int, results: list[tuple[str, float, int]]) -> list[str]:
+def summarize(
+    workers: int, rate: int, results: list[tuple[str, float, int]], kinds: tuple[str, ...]
+) -> list[str]:
     by_kind: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
     for kind, latency, status in results:
@@ -211,8 +226,9 @@ def summarize(workers: int, rate: int, results: list[tuple[str, float, int]]) ->
         if status != 200:
             failures[kind] += 1
     ms = 1000
-    lines = [f"- {workers} API process{'es' if workers > 1 else ''}, {rate} requests/s:"]
-    for kind in dict.fromkeys(ROTATION):
+    mix = "" if "usage batch of 1,000" in kinds else " (no usage batches)"
+    lines = [f"- {workers} API process{'es' if workers > 1 else ''}, {rate} requests/s{mix}:"]
+    for kind in dict.fromkeys(kinds):
         values = by_kind[kind]
         lines.append(
             f"  - {kind}: p50 {percentile(values, 50) * ms:.0f} ms, p95 {percentile(values, 95) * ms:.0f} ms, "
@@ -228,10 +244,12 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is held")
+    parser.add_argument("--no-usage", action="store_true", help="send invoice reads instead of usage batches")
     parser.add_argument("--note", default="", help="a line saying what this run measures (e.g. the commit)")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to results.md")
     args = parser.parse_args()
     lines = [*([args.note] if args.note else [])]
+    kinds = rotation(not args.no_usage)
     with servers() as (database_url, redis_url):
         env = {
             **os.environ,
@@ -264,8 +282,8 @@ def main() -> None:
                     fixture = asyncio.run(build_fixture(url, key))
                 for rate in args.rates:
                     load = os.getloadavg()
-                    results = run_load(url, fixture, rate, args.seconds, f"run{next(tags)}")
-                    lines += summarize(workers, rate, results)
+                    results = run_load(url, fixture, rate, args.seconds, f"run{next(tags)}", kinds)
+                    lines += summarize(workers, rate, results, kinds)
                     lines.append(f"  - load average before: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
             finally:
                 server.terminate()
