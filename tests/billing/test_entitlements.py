@@ -258,3 +258,26 @@ async def test_across_subscriptions_the_highest_value_wins_and_ended_ones_give_n
     assert await _entitlements(world, customer) == {seats: 10, support: "priority"}
     missing = await api.get("/v1/customers/cus_000000000000000000000000/entitlements")
     assert missing.status_code == 404
+
+
+async def test_a_downgrade_at_the_period_end_keeps_the_higher_values_until_the_renewal(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    seats = await _feature(world, "limit")
+    pro, basic = await world.plan(3000), await world.plan(1000)
+    await _grant(world, pro, seats, 20)
+    await _grant(world, basic, seats, 3)
+    customer = await world.customer()
+    sub = await world.subscribe(customer, pro)
+    pending = await world.post(
+        f"/v1/subscriptions/{sub['id']}/change", {"plan": basic, "effective": "period_end"}
+    )
+    assert pending["pending_change"]["plan"] == basic
+    assert await _entitlements(world, customer) == {seats: 20}
+    await world.advance(datetime.fromisoformat(pending["current_period_end"]) + timedelta(hours=1))
+    assert (await world.subscription(sub["id"]))["plan"] == basic
+    assert await _entitlements(world, customer) == {seats: 3}
+    announced = await _announced(world, customer)
+    assert [event["data"]["object"]["entitlements"][0]["value"] for event in announced] == [20, 3]
