@@ -17,6 +17,7 @@ PREFIXES = frozenset(
         "tok",
         "plan",
         "mtr",
+        "feat",
         "sub",
         "in",
         "il",

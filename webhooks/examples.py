@@ -47,6 +47,7 @@ ID_PREFIXES = {
     "dunning_case": "dc",
     "risk_decision": "rsk",
     "reconciliation": "rcn",
+    "feature": "feat",
 }
 
 
@@ -712,8 +713,17 @@ def _from_schema(kind: str) -> Example:
     return Example(_struct_placeholder(info))
 
 
+# Event types whose object is not their kind's object (a customer's or a plan's entitlements).
+TYPE_BUILDERS: dict[str, Builder] = {
+    "customer.entitlements_updated": lambda _event_type: _from_schema("customer_entitlements"),
+    "plan.entitlements_updated": lambda _event_type: _from_schema("plan_entitlements"),
+}
+
+
 def example(event_type: str) -> Example:
     """The example object (and previous attributes) of `event_type`."""
+    if event_type in TYPE_BUILDERS:
+        return TYPE_BUILDERS[event_type](event_type)
     kind = event_type.split(".", 1)[0]
     builder = BUILDERS.get(kind)
     return builder(event_type) if builder is not None else _from_schema(kind)
@@ -733,4 +743,4 @@ def example_event(event_type: str) -> Event:
 
 
 def built_from_render_function(event_type: str) -> bool:
-    return event_type.split(".", 1)[0] in BUILDERS
+    return event_type not in TYPE_BUILDERS and event_type.split(".", 1)[0] in BUILDERS

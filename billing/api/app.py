@@ -24,6 +24,7 @@ from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
 from billing.dunning_cases.routes import DunningController
+from billing.entitlements.routes import ENTITLEMENT_CONTROLLERS
 from billing.events.routes import EventsController
 from billing.gateways.asgi import ASGIApp as RawApp
 from billing.invoices.hosted_routes import make_hosted_invoice_router
@@ -86,6 +87,7 @@ def create_litestar(services: Services) -> Litestar:
             WebhookEndpointsController,
             EventRedeliveryController,
             *CATALOG_CONTROLLERS,
+            *ENTITLEMENT_CONTROLLERS,
             PaymentMethodsController,
             TokensController,
             PaymentsController,

@@ -6,13 +6,16 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock
-from billing.errors import Conflict, InvalidRequest
+from billing.db.lookup import get_owned
+from billing.errors import Conflict, InvalidRequest, not_found
+from billing.ids import PREFIXES, is_valid_id
 from webhooks.outbox import record_event
 
 #: Catalog objects are merchant-level, not a customer's: they live in real time even when a test-clock
@@ -20,6 +23,8 @@ from webhooks.outbox import record_event
 CATALOG_CLOCK: Clock = SYSTEM_CLOCK
 
 _CODE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+Row = TypeVar("Row")
 
 
 class Archivable(Protocol):
@@ -37,6 +42,53 @@ def validate_code(code: str, *, param: str = "code") -> str:
             param=param,
         )
     return code
+
+
+def validate_new_code(code: str, *, param: str = "code") -> str:
+    """A code for an object that is also found by its code where an id is accepted (plans, meters, features):
+    it must not have the shape of an id, so that an id and a code can never be confused."""
+    validate_code(code, param=param)
+    if any(is_valid_id(code, prefix) for prefix in PREFIXES):
+        raise InvalidRequest(
+            f"{param} {code!r} has the shape of an object id; codes are accepted wherever an id is, so a code "
+            "must not look like one. Choose a code such as 'pro-monthly'.",
+            param=param,
+        )
+    return code
+
+
+async def get_by_id_or_code(
+    session: AsyncSession,
+    model: type[Row],
+    key: str,
+    *,
+    merchant_id: str,
+    prefix: str,
+    kind: str,
+    param: str | None = None,
+    for_update: bool = False,
+) -> Row:
+    """The merchant's `model` row whose id is `key` (when `key` has the id's shape) or else whose code is
+    `key`; NotFound naming `kind` otherwise. Codes never have an id's shape (`validate_new_code`)."""
+    if is_valid_id(key, prefix):
+        return await get_owned(
+            session,
+            model,
+            key,
+            merchant_id=merchant_id,
+            prefix=prefix,
+            kind=kind,
+            param=param,
+            for_update=for_update,
+        )
+    table: Any = model
+    stmt = select(model).where(table.merchant_id == merchant_id, table.code == key)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = await session.scalar(stmt) if _CODE.fullmatch(key) else None
+    if row is None:
+        raise not_found(kind, key, param)
+    return row
 
 
 def code_taken(kind: str, code: str, existing_id: str | None, *, archived: bool = False) -> Conflict:

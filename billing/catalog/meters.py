@@ -19,13 +19,13 @@ from billing.catalog.common import (
     CATALOG_CLOCK,
     code_taken,
     flush_unique,
+    get_by_id_or_code,
     in_use_conflict,
     set_archived,
-    validate_code,
+    validate_new_code,
 )
 from billing.catalog.models import Aggregation, Meter
 from billing.catalog.schemas import MeterCreate, MeterUpdate
-from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import InvalidRequest
 from billing.ids import new_id
@@ -76,7 +76,7 @@ async def _code_owner(session: AsyncSession, merchant_id: str, code: str) -> Met
 
 
 async def create_meter(session: AsyncSession, merchant_id: str, params: MeterCreate) -> Meter:
-    code = validate_code(params.code)
+    code = validate_new_code(params.code)
     aggregation, property_ = validate_aggregation(params.aggregation, params.property)
     if (owner := await _code_owner(session, merchant_id, code)) is not None:
         raise code_taken("meter", code, owner.id, archived=owner.archived_at is not None)
@@ -108,8 +108,9 @@ async def create_meter(session: AsyncSession, merchant_id: str, params: MeterCre
 async def get_meter(
     session: AsyncSession, merchant_id: str, meter_id: str, *, for_update: bool = False
 ) -> Meter:
-    """The merchant's meter with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    return await get_owned(
+    """The merchant's meter with that id or code, archived or not; NotFound for another merchant's or an
+    unknown one."""
+    return await get_by_id_or_code(
         session,
         Meter,
         meter_id,

@@ -29,15 +29,16 @@ from billing.catalog.common import (
     code_taken,
     decimal_text,
     flush_unique,
+    get_by_id_or_code,
     in_use_conflict,
     set_archived,
     validate_code,
+    validate_new_code,
     whole,
 )
 from billing.catalog.meters import mark_meters_in_use, meters_by_code
 from billing.catalog.models import Plan
 from billing.catalog.schemas import PlanCreate, PlanUpdate
-from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, InvalidRequest, not_found
 from billing.ids import new_id
@@ -287,7 +288,7 @@ async def _code_owner(session: AsyncSession, merchant_id: str, code: str) -> Pla
 
 
 async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreate) -> Plan:
-    code = validate_code(params.code)
+    code = validate_new_code(params.code)
     currency = validate_currency(params.currency)
     interval, interval_count = validate_interval(params.interval, params.interval_count)
     amount = _price(params.amount, params.amount_decimal, param="amount")
@@ -334,8 +335,9 @@ async def get_plan(
     param: str | None = None,
     for_update: bool = False,
 ) -> Plan:
-    """The merchant's plan with that id, archived or not; NotFound for another merchant's or an unknown id."""
-    return await get_owned(
+    """The merchant's plan with that id or code, archived or not; NotFound for another merchant's or an
+    unknown one."""
+    return await get_by_id_or_code(
         session,
         Plan,
         plan_id,
@@ -426,7 +428,7 @@ async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, par
             "create a new plan with the new pricing (and move subscriptions to it with change).",
         )
     if params.code is not msgspec.UNSET and params.code != plan.code:
-        code = validate_code(params.code)
+        code = validate_new_code(params.code)
         if (owner := await _code_owner(session, merchant_id, code)) is not None:
             raise code_taken("plan", code, owner.id, archived=owner.archived_at is not None)
         plan.code = code

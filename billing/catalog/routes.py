@@ -35,8 +35,8 @@ from billing.catalog.schemas import (
     TaxRateUpdate,
 )
 
-MeterId = Annotated[str, PathParameter(description="A meter id, mtr_...", max_length=64)]
-PlanId = Annotated[str, PathParameter(description="A plan id, plan_...", max_length=64)]
+MeterId = Annotated[str, PathParameter(description="A meter id (mtr_...) or its code", max_length=100)]
+PlanId = Annotated[str, PathParameter(description="A plan id (plan_...) or its code", max_length=100)]
 CouponId = Annotated[str, PathParameter(description="A coupon id, cpn_...", max_length=64)]
 TaxRateId = Annotated[str, PathParameter(description="A tax rate id, txr_...", max_length=64)]
 Active = Annotated[

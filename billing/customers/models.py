@@ -42,6 +42,9 @@ class Customer(Base):
     tax_ids: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list, server_default="[]")
     test_clock_id: Mapped[str | None] = mapped_column(ForeignKey("test_clocks.id"), index=True)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
+    # The effective entitlements last announced in `customer.entitlements_updated` (billing.entitlements):
+    # a change of subscriptions is compared with it, so the event fires only when they change.
+    entitlements: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)

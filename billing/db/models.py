@@ -8,6 +8,7 @@ from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.db.base import Base
 from billing.dunning_cases.models import DunningCase
+from billing.entitlements.models import Feature, PlanEntitlement
 from billing.gateways.models import GatewayAttempt, GatewayHealth
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import ApiKey, Merchant
@@ -42,6 +43,7 @@ __all__ = [
     "DunningCase",
     "EmailMessage",
     "Event",
+    "Feature",
     "GatewayAttempt",
     "GatewayHealth",
     "IdempotencyRecord",
@@ -54,6 +56,7 @@ __all__ = [
     "PaymentMethod",
     "PendingInvoiceItem",
     "Plan",
+    "PlanEntitlement",
     "PortalSession",
     "ReconciliationRun",
     "Refund",

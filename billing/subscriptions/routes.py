@@ -61,7 +61,10 @@ class SubscriptionsController(Controller):
         status: Annotated[
             str | None, QueryParameter(description="Only subscriptions in this status.")
         ] = None,
-        plan: Annotated[str | None, QueryParameter(description="Only subscriptions on this plan.")] = None,
+        plan: Annotated[
+            str | None,
+            QueryParameter(description="Only subscriptions on this plan (its id or code).", max_length=100),
+        ] = None,
     ) -> SubscriptionList:
         result = await service.list_subscriptions(
             ctx.session,

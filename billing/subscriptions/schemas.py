@@ -12,6 +12,8 @@ from billing.api.schemas import ListResponse
 from billing.customers.schemas import Metadata
 
 Id = Annotated[str, Meta(max_length=64)]
+# A plan's id (plan_...) or its code.
+PlanRef = Annotated[str, Meta(max_length=100)]
 Quantity = Annotated[int, Meta(ge=1, le=1_000_000)]
 
 
@@ -83,7 +85,7 @@ class SubscriptionList(ListResponse[Subscription]):
 
 class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     customer: Id
-    plan: Id
+    plan: PlanRef
     quantity: Quantity = 1
     trial_period_days: Annotated[int, Meta(ge=0, le=730)] | None = None
     billing_cycle_anchor: datetime | None = None
@@ -129,7 +131,7 @@ class SubscriptionResume(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    plan: Id | None = None
+    plan: PlanRef | None = None
     quantity: Quantity | None = None
     proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
     effective: Literal["now", "period_end"] = "now"

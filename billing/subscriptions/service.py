@@ -24,8 +24,9 @@ from billing.customers.models import Customer
 from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
 from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
+from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
-from billing.ids import new_id
+from billing.ids import is_valid_id, new_id
 from billing.invoices import collection, hooks
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
@@ -98,13 +99,21 @@ def render_subscription(sub: Subscription) -> schemas.Subscription:
     )
 
 
-def _emit(
+#: Subscription events that may change what the customer is entitled to, whatever their previous attributes.
+_ENTITLING_EVENTS = frozenset({"subscription.created", "subscription.canceled"})
+#: Changes that move a subscription in or out of the entitling statuses, or onto another plan.
+_ENTITLING_FIELDS = frozenset({"status", "plan"})
+
+
+async def _emit(
     session: AsyncSession,
     sub: Subscription,
     event_type: str,
     clock: Clock,
     previous: dict[str, Any] | None = None,
 ) -> None:
+    """Stage the subscription's event and, when its status or plan changed, the customer's
+    `customer.entitlements_updated` if that changes what the customer may use."""
     record_event(
         session,
         merchant_id=sub.merchant_id,
@@ -113,6 +122,10 @@ def _emit(
         clock=clock,
         previous_attributes=previous,
     )
+    if event_type in _ENTITLING_EVENTS or (previous is not None and _ENTITLING_FIELDS & previous.keys()):
+        customer = await session.get(Customer, sub.customer_id)
+        assert customer is not None, f"{sub.id} has no customer"
+        await refresh_customer_entitlements(session, customer, clock)
 
 
 def _calendar(plan: Plan) -> tuple[Interval, int]:
@@ -417,7 +430,7 @@ async def create_subscription(
         sub.current_period_start, sub.current_period_end = now, trial_ends
         sub.coupon_start_index = 0 if coupon_id else None
         await session.flush()
-        _emit(session, sub, "subscription.created", clock)
+        await _emit(session, sub, "subscription.created", clock)
         if trial_ends - TRIAL_WARNING > now:
             await schedule_task(
                 session,
@@ -437,7 +450,7 @@ async def create_subscription(
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.coupon_start_index = index if coupon_id else None
     await session.flush()
-    _emit(session, sub, "subscription.created", clock)
+    await _emit(session, sub, "subscription.created", clock)
     line = _fee_line(plan, sub.quantity, now, bounds.end)
     full = bounds.end - bounds.start
     if now > bounds.start and params.billing_cycle_anchor is not None:
@@ -480,7 +493,7 @@ async def create_subscription(
     await session.flush()
     await _schedule_renewal(session, sub, clock)
     if sub.status != states.INCOMPLETE:
-        _emit(session, sub, "subscription.updated", clock, {"status": states.INCOMPLETE})
+        await _emit(session, sub, "subscription.updated", clock, {"status": states.INCOMPLETE})
     return sub
 
 
@@ -508,7 +521,7 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         sub.ended_at = sub.current_period_end
         sub.updated_at = now
         await session.flush()
-        _emit(session, sub, "subscription.canceled", clock, {"status": previous} if paused else None)
+        await _emit(session, sub, "subscription.canceled", clock, {"status": previous} if paused else None)
         if closed is not None:
             await _bill_final_usage(session, sub, customer, clock, closed)
         return
@@ -552,7 +565,7 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         if invoice.status == "paid" or sub.collection_method == "send_invoice":
             sub.status = states.transition(sub.id, sub.status, event)
     await _schedule_renewal(session, sub, clock)
-    _emit(
+    await _emit(
         session,
         sub,
         "subscription.renewed",
@@ -654,7 +667,7 @@ async def _cancel_at_period_end(
     sub.canceled_at = sub.updated_at = clock.now()
     sub.cancellation_details = details
     await session.flush()
-    _emit(session, sub, "subscription.updated", clock, {"cancel_at_period_end": False})
+    await _emit(session, sub, "subscription.updated", clock, {"cancel_at_period_end": False})
 
 
 async def _undo_cancel_at_period_end(session: AsyncSession, sub: Subscription, clock: Clock) -> None:
@@ -673,7 +686,7 @@ async def _undo_cancel_at_period_end(session: AsyncSession, sub: Subscription, c
     sub.cancellation_details = None
     sub.updated_at = clock.now()
     await session.flush()
-    _emit(session, sub, "subscription.updated", clock, previous)
+    await _emit(session, sub, "subscription.updated", clock, previous)
 
 
 async def _end_now(
@@ -687,7 +700,7 @@ async def _end_now(
     sub.updated_at = now
     await _cancel_pending_tasks(session, sub)
     await session.flush()
-    _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
+    await _emit(session, sub, "subscription.canceled", clock, {"status": previous_status})
     if previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
         await _bill_final_usage(session, sub, customer, clock, Period(sub.current_period_start, now))
     elif previous_status == states.PAUSED and sub.paused_at is not None and sub.period_index >= 0:
@@ -713,7 +726,7 @@ async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: 
         return
     sub.updated_at = clock.now()
     await session.flush()
-    _emit(session, sub, "subscription.updated", clock, {"status": previous})
+    await _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
 async def pause_subscription(session: AsyncSession, merchant_id: str, subscription_id: str) -> Subscription:
@@ -725,7 +738,7 @@ async def pause_subscription(session: AsyncSession, merchant_id: str, subscripti
     sub.status = states.transition(sub.id, sub.status, "pause")
     sub.paused_at = sub.updated_at = clock.now()
     await session.flush()
-    _emit(session, sub, "subscription.paused", clock, {"status": previous})
+    await _emit(session, sub, "subscription.paused", clock, {"status": previous})
     return sub
 
 
@@ -800,7 +813,7 @@ async def resume_subscription(
             session, sub, customer, plan, clock, usage, params.proration_behavior
         )
     await session.flush()
-    _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
+    await _emit(session, sub, "subscription.resumed", clock, {"status": states.PAUSED})
     return sub
 
 
@@ -890,7 +903,7 @@ async def change_subscription(
     now = clock.now()
     old_plan = await get_plan(session, merchant_id, sub.plan_id)
     new_plan = old_plan
-    if params.plan is not None and params.plan != sub.plan_id:
+    if params.plan is not None and params.plan not in (old_plan.id, old_plan.code):
         new_plan = await get_plan(session, merchant_id, params.plan, param="plan")
         ensure_plan_subscribable(new_plan)
         new_plan = await mark_plan_in_use(session, new_plan)
@@ -908,13 +921,13 @@ async def change_subscription(
         and sub.status != states.TRIALING
     ):
         await _change_interval_now(session, sub, customer, old_plan, new_plan, new_quantity, params, clock)
-        _emit(session, sub, "subscription.updated", clock, previous)
+        await _emit(session, sub, "subscription.updated", clock, previous)
         return sub
     if params.effective == "period_end":
         sub.pending_change = {"plan": new_plan.id, "quantity": new_quantity}
         sub.updated_at = now
         await session.flush()
-        _emit(session, sub, "subscription.updated", clock, {"pending_change": None})
+        await _emit(session, sub, "subscription.updated", clock, {"pending_change": None})
         return sub
     in_trial = sub.status == states.TRIALING
     period = Period(sub.current_period_start, sub.current_period_end)
@@ -961,7 +974,7 @@ async def change_subscription(
     sub.pending_change = None
     sub.updated_at = now
     await session.flush()
-    _emit(session, sub, "subscription.updated", clock, previous)
+    await _emit(session, sub, "subscription.updated", clock, previous)
     return sub
 
 
@@ -1100,7 +1113,7 @@ async def update_subscription(
     if previous:
         sub.updated_at = clock.now()
         await session.flush()
-        _emit(session, sub, "subscription.updated", clock, previous)
+        await _emit(session, sub, "subscription.updated", clock, previous)
     if params.default_payment_method not in (msgspec.UNSET, None) and (
         previous["default_payment_method"] != sub.default_payment_method
     ):
@@ -1210,7 +1223,10 @@ async def list_subscriptions(
     if customer is not None:
         stmt = stmt.where(Subscription.customer_id == customer)
     if plan is not None:
-        stmt = stmt.where(Subscription.plan_id == plan)
+        by_code = select(Plan.id).where(Plan.merchant_id == merchant_id, Plan.code == plan)
+        stmt = stmt.where(
+            Subscription.plan_id == plan if is_valid_id(plan, "plan") else Subscription.plan_id.in_(by_code)
+        )
     if status is not None:
         if status not in states.STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
@@ -1255,7 +1271,7 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is None or sub.status != states.TRIALING or await _customer_deleted(ctx.session, sub):
         return
-    _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
+    await _emit(ctx.session, sub, "subscription.trial_will_end", ctx.clock)
     if sub.cancel_at_period_end:
         return
     first = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
@@ -1335,7 +1351,7 @@ async def expire_incomplete_task(ctx: TaskContext) -> None:
         if invoice is not None and invoice.status == "open":
             await invoices.void_invoice(ctx.session, sub.merchant_id, invoice.id)
     await ctx.session.flush()
-    _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
+    await _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
 
 
 async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -1357,7 +1373,7 @@ async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock
         if previous == states.INCOMPLETE:
             await _cancel_pending_tasks(session, sub, EXPIRE_INCOMPLETE)
         await session.flush()
-        _emit(session, sub, "subscription.updated", clock, {"status": previous})
+        await _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
 async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -1373,7 +1389,7 @@ async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clo
     sub.updated_at = clock.now()
     await session.flush()
     if previous != sub.status:
-        _emit(session, sub, "subscription.past_due", clock, {"status": previous})
+        await _emit(session, sub, "subscription.past_due", clock, {"status": previous})
 
 
 async def _customer_deleted(session: AsyncSession, sub: Subscription) -> bool:
@@ -1391,7 +1407,7 @@ async def _end_for_deleted_customer(session: AsyncSession, sub: Subscription, cl
     sub.ended_at = sub.updated_at = now
     await _cancel_pending_tasks(session, sub)
     await session.flush()
-    _emit(session, sub, "subscription.canceled", clock, {"status": previous})
+    await _emit(session, sub, "subscription.canceled", clock, {"status": previous})
 
 
 async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock: Clock) -> None:

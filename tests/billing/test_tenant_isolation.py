@@ -74,6 +74,7 @@ RESOURCES = [
         (
             Route("GET", "/v1/customers/{id}"),
             Route("PATCH", "/v1/customers/{id}", {"name": "stolen"}),
+            Route("GET", "/v1/customers/{id}/entitlements"),
             Route("DELETE", "/v1/customers/{id}"),
         ),
     ),
@@ -125,8 +126,11 @@ RESOURCES = [
                 (
                     Route("GET", "/v1/plans/{id}/price_preview"),
                     Route("POST", "/v1/plans/{id}/price_preview", {"quantity": 2}),
+                    Route("GET", "/v1/plans/{id}/entitlements"),
+                    Route("POST", "/v1/plans/{id}/entitlements", {"feature": "sso", "value": True}),
                 ),
             ),
+            ("feature", "/v1/features", {"code": "sso", "name": "SSO"}, ()),
             ("coupon", "/v1/coupons", {"percent_off": 10}, ()),
             ("tax_rate", "/v1/tax_rates", {"display_name": "VAT", "percentage": "20"}, ()),
         )

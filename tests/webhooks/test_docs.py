@@ -27,6 +27,8 @@ OTHER_OBJECTS = {
     "dunning.retry_scheduled": "dunning_case",
     "dunning.exhausted": "dunning_case",
     "risk.decision": "risk_decision",
+    "customer.entitlements_updated": "customer_entitlements",
+    "plan.entitlements_updated": "plan_entitlements",
 }
 
 

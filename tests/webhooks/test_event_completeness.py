@@ -236,6 +236,15 @@ async def _plan(w: Walk) -> None:
     await _catalog_object(w, "plan", "/v1/plans", create, {"name": "Pro (walk)", "metadata": {"tier": "2"}})
 
 
+async def _feature(w: Walk) -> None:
+    create = {"code": "walk_seats", "name": "Seats", "type": "limit"}
+    await _catalog_object(w, "feature", "/v1/features", create, {"description": "Seats (walk)"})
+    granted = await w.call(
+        "POST", f"/v1/plans/{w.ids['plan']}/entitlements", {"feature": "walk_seats", "value": 5}
+    )
+    assert granted["entitlements"][0]["value"] == 5
+
+
 async def _coupon(w: Walk) -> None:
     create = {"name": "Launch", "percent_off": "10", "duration": "once"}
     await _catalog_object(w, "coupon", "/v1/coupons", create, {"max_redemptions": 100})
@@ -525,6 +534,17 @@ WALK = [
         _plan,
     ),
     Step(
+        "create, update, archive and unarchive a feature; the plan grants it",
+        {
+            "feature.created": "feature",
+            "feature.updated": "feature",
+            "feature.archived": "feature",
+            "feature.unarchived": "feature",
+            "plan.entitlements_updated": "plan",
+        },
+        _feature,
+    ),
+    Step(
         "create, update, archive and unarchive a coupon",
         {
             "coupon.created": "coupon",
@@ -605,10 +625,12 @@ WALK = [
         _void_credit_note,
     ),
     Step(
-        "subscribe with a trial, a coupon and a tax rate: the plan, its meter and the rate come into use",
+        "subscribe with a trial, a coupon and a tax rate: the plan, its meter and the rate come into use, and the "
+        "customer gets the plan's feature",
         {
             "test_clock.created": "sub_clock",
             "subscription.created": "sub",
+            "customer.entitlements_updated": "subscriber",
             "plan.updated": "plan",
             "meter.updated": "meter",
             "tax_rate.updated": "tax_rate",

@@ -1,0 +1,1 @@
+"""Entitlements: features, their values on plans, and what a customer may use now (SPEC §4 catalog)."""
