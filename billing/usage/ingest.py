@@ -2,9 +2,9 @@
 
 `ingest_usage_events` is the use case. Its cost is flat in round trips whatever the batch size: one query
 resolves every customer (ids and external_ids, with their test clocks' time), one resolves every meter; the
-events are checked in plain Python; then one COPY puts the valid rows into a per-connection temporary staging
-table and ONE statement claims their ids in `usage_event_keys` (ON CONFLICT DO NOTHING) and inserts the rows
-whose id it claimed into `usage_events`. It runs in the caller's transaction (the request's), so the events are
+events are checked in plain Python; then ONE statement claims the valid events' ids in `usage_event_keys` (ON
+CONFLICT DO NOTHING, returning the ids it claimed) and one COPY puts the rows whose id was claimed into
+`usage_events`. It runs in the caller's transaction (the request's), so the events are
 visible, and billable, the moment the request commits, and not at all if it does not.
 
 Exactly once under races: the primary key of `usage_event_keys` makes a second transaction inserting the same
@@ -47,30 +47,22 @@ _INVALID = object()
 MAX_PROPERTIES_BYTES = 8192
 MAX_PROPERTY_NUMBER_EXPONENT = 1000
 
-STAGING_COLUMNS = ("event_id", "customer_id", "meter_id", "timestamp", "value", "properties", "received_at")
-# ON COMMIT DELETE ROWS: the table lives as long as the pooled connection, its rows only as long as the
-# transaction; it is never written to WAL, and creating it once per connection keeps the catalog quiet.
-_CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS usage_staging (
-  event_id text NOT NULL,
-  customer_id text NOT NULL,
-  meter_id text NOT NULL,
-  "timestamp" timestamptz NOT NULL,
-  value numeric,
-  properties jsonb NOT NULL,
-  received_at timestamptz NOT NULL
-) ON COMMIT DELETE ROWS
-"""
-_CLAIM_AND_INSERT = """
-WITH claimed AS (
-  INSERT INTO usage_event_keys (merchant_id, event_id)
-  SELECT $1, event_id FROM usage_staging ORDER BY event_id
-  ON CONFLICT DO NOTHING
-  RETURNING event_id
+EVENT_COLUMNS = (
+    "merchant_id",
+    "event_id",
+    "customer_id",
+    "meter_id",
+    "timestamp",
+    "value",
+    "properties",
+    "received_at",
 )
-INSERT INTO usage_events (merchant_id, event_id, customer_id, meter_id, "timestamp", value, properties, received_at)
-SELECT $1, s.event_id, s.customer_id, s.meter_id, s."timestamp", s.value, s.properties, s.received_at
-FROM usage_staging s JOIN claimed USING (event_id)
+# Keys are claimed in the order of the ids array, which the caller sorts (see the module's docstring).
+_CLAIM = """
+INSERT INTO usage_event_keys (merchant_id, event_id)
+SELECT $1, event_id FROM unnest($2::text[]) WITH ORDINALITY AS ids(event_id, position) ORDER BY position
+ON CONFLICT DO NOTHING
+RETURNING event_id
 """
 _CUSTOMERS = """
 SELECT c.id, c.external_id, c.test_clock_id, t.frozen_time
@@ -408,9 +400,13 @@ def _properties(raw: msgspec.Raw, meter: MeterRef) -> str:
 
 
 async def write_events(connection: Any, merchant_id: str, rows: list[Row]) -> int:
-    """COPY the rows into staging, claim their ids, insert the claimed ones; the number inserted."""
-    # Empty at the start of every transaction: ON COMMIT DELETE ROWS, and a rollback takes its rows with it.
-    await connection.execute(_CREATE_STAGING)
-    await connection.copy_records_to_table("usage_staging", records=rows, columns=STAGING_COLUMNS)
-    status = await connection.execute(_CLAIM_AND_INSERT, merchant_id)
-    return int(status.rsplit(" ", 1)[1])
+    """Claim the rows' ids, COPY the rows whose id was claimed straight into usage_events; the number inserted.
+    (A COPY into a staging table and one INSERT … SELECT joining it to the claimed ids wrote every row twice: it
+    cost a third more time per batch.)"""
+    ids = sorted(row[0] for row in rows)
+    claimed = {record[0] for record in await connection.fetch(_CLAIM, merchant_id, ids)}
+    if not claimed:
+        return 0
+    records = [(merchant_id, *row) for row in rows if row[0] in claimed]
+    await connection.copy_records_to_table("usage_events", records=records, columns=EVENT_COLUMNS)
+    return len(records)
