@@ -73,7 +73,11 @@ async def test_the_worker_outlives_redis_restarts_and_nothing_asked_meanwhile_is
         ).json()
         assert subscription["status"] == "active", subscription
 
+        def outages_seen() -> int:
+            return worker.log.read_text(errors="replace").count("Redis is unavailable")
+
         for restart in range(2):
+            seen_before = outages_seen()
             redis.kill()
             status, body = await wait_for(
                 lambda: _ready_unavailable(url), deadline_s=60, what="/ready to report the outage"
@@ -86,6 +90,13 @@ async def test_the_worker_outlives_redis_restarts_and_nothing_asked_meanwhile_is
             advanced = await api.post(f"/v1/test_clocks/{clock['id']}/advance", json={"frozen_time": target})
             assert (advanced.status_code, advanced.json()["status"]) == (200, "advancing"), advanced.text
 
+            # The worker must meet the outage itself (a restart between two of its polls would go unnoticed,
+            # redis-py reconnecting on the next command): Redis comes back only once the worker has said so.
+            await wait_for(
+                lambda before=seen_before: outages_seen() > before,
+                deadline_s=60,
+                what="the worker to notice that Redis is gone",
+            )
             redis.start()  # the same port, empty, as after a restart
             await wait_for(lambda: _ready_ok(url), deadline_s=60, what="/ready to recover")
 
