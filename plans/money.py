@@ -104,6 +104,14 @@ def currency_exponent(code: str) -> int:
     return int(get_currency_precision(normalized))
 
 
+def major_units_text(minor: int, currency: str) -> str:
+    """`minor` units of `currency` as plain major units and the code, for messages read in any language:
+    12345 USD -> "123.45 USD", 500 JPY -> "500 JPY"."""
+    exponent = currency_exponent(currency)
+    major = Decimal(minor).scaleb(-exponent)
+    return f"{major:,.{exponent}f} {currency.upper()}"
+
+
 def validate_currency(code: object, *, param: str = "currency") -> str:
     """Return `code` as the upper-case ISO 4217 code of a currency customers can be billed in, or raise.
 

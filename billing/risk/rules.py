@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from plans.money import major_units_text
+
 Outcome = Literal["allow", "review", "block"]
 OUTCOMES: tuple[Outcome, ...] = ("allow", "review", "block")
 
@@ -148,14 +150,16 @@ def _amount(rules: RiskRules, attempt: Attempt) -> Reason | None:
     if limit.block is not None and attempt.amount >= limit.block:
         return Reason(
             "amount_block",
-            f"{attempt.amount} {attempt.currency} is at or above the block limit {limit.block}",
+            f"{major_units_text(attempt.amount, attempt.currency)} is at or above the block limit "
+            f"{major_units_text(limit.block, attempt.currency)}",
             BLOCK_POINTS,
             True,
         )
     if limit.review is not None and attempt.amount >= limit.review:
         return Reason(
             "amount_review",
-            f"{attempt.amount} {attempt.currency} is at or above the review limit {limit.review}",
+            f"{major_units_text(attempt.amount, attempt.currency)} is at or above the review limit "
+            f"{major_units_text(limit.review, attempt.currency)}",
             AMOUNT_REVIEW_POINTS,
             False,
         )

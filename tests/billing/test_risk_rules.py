@@ -75,7 +75,12 @@ def test_amount_limits_review_then_block_in_their_currency_only() -> None:
     assert decide(RULES, replace(CLEAN, amount=49_999)).outcome == "allow"
     review = decide(RULES, replace(CLEAN, amount=50_000))
     assert (review.outcome, review.score, review.deciding_rule) == ("review", 60, "amount_review")
-    assert decide(RULES, replace(CLEAN, amount=200_000)).deciding_rule == "amount_block"
+    block = decide(RULES, replace(CLEAN, amount=200_000))
+    assert block.deciding_rule == "amount_block"
+    # The reason a person reads names money in major units, never the minor units the rules compare.
+    assert [reason.detail for reason in block.reasons if reason.rule == "amount_block"] == [
+        "2,000.00 USD is at or above the block limit 2,000.00 USD"
+    ]
     assert decide(RULES, replace(CLEAN, amount=10**9, currency="EUR")).outcome == "allow"
     # A new payment method has no amount: amount rules do not apply.
     assert decide(RULES, replace(CLEAN, amount=None, currency=None)).outcome == "allow"
