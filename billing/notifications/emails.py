@@ -176,6 +176,7 @@ async def queue_payment_failed_email(
         wait_for_new_card=decline_class in ("hard", "expired"),
         final=final,
         invoice_url=hosted_invoice_url(invoice.hosted_token),
+        method=method,
     )
     await queue_email(
         session,

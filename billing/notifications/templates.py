@@ -125,8 +125,13 @@ def payment_failed(
     wait_for_new_card: bool,
     final: bool,
     invoice_url: str | None,
+    method: str = "card",
 ) -> RenderedEmail:
-    """Payment failed: how much, for which invoice, why, what to do (the portal link), and what happens next."""
+    """Payment failed: how much, for which invoice, why, what to do (the portal link), and what happens next.
+    `method` is the failed payment's method type: a customer who pays by a debit agreement is asked to update
+    their payment method, not a card they do not use."""
+    # The texts that name the card have a "_method" twin for every other method type.
+    variant = "" if method == "card" else "_method"
     subject_key = "payment_failed_final_subject" if final else "payment_failed_subject"
     intro = (
         text("payment_failed_intro", locale, amount=amount, number=number, card=card)
@@ -134,11 +139,11 @@ def payment_failed(
         else text("payment_failed_intro_no_card", locale, amount=amount, number=number)
     )
     if final:
-        then = text("final_notice", locale)
+        then = text("final_notice" + variant, locale)
     elif wait_for_new_card:
-        then = text("no_retry", locale)
+        then = text("no_retry" + variant, locale)
     elif next_attempt is not None:
-        then = text("next_attempt", locale, date=next_attempt)
+        then = text("next_attempt" + variant, locale, date=next_attempt)
     else:
         then = ""
     after = (text("view_invoice", locale, url=invoice_url),) if invoice_url else ()
@@ -155,12 +160,18 @@ def payment_failed(
                     intro,
                     text("why", locale, reason=why),
                     then,
-                    text("what_to_do", locale, action=text("update_card", locale, expires=portal_expires)),
+                    text(
+                        "what_to_do",
+                        locale,
+                        action=text(
+                            "update_method" if variant else "update_card", locale, expires=portal_expires
+                        ),
+                    ),
                 )
                 if p
             ),
             details=((label("number", locale), number), (label("amount_due", locale), amount)),
-            action=(text("update_card_button", locale), portal_url),
+            action=(text("update_method_button" if variant else "update_card_button", locale), portal_url),
             after=after,
         )
     )

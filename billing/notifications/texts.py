@@ -54,6 +54,25 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Update your card now to keep your subscription.",
         "这是我们最后一次自动扣款尝试，此后不会再自动收取此发票。请立即更新银行卡，以免订阅中断。",
     ),
+    # The same, for a customer who pays by a debit agreement (Alipay, WeChat Pay, UnionPay, e-CNY): no card.
+    "update_method": (
+        "Update your payment method on this secure page (the link is valid until {expires}):",
+        "请在以下安全页面更新您的付款方式（链接有效期至 {expires}）：",
+    ),
+    "update_method_button": ("Update your payment method", "更新付款方式"),
+    "next_attempt_method": (
+        "We will try again on {date}. If you add a new payment method before then, we will charge it at once.",
+        "我们将于 {date} 再次尝试扣款。如果您在此之前添加新的付款方式，我们会立即使用它扣款。",
+    ),
+    "no_retry_method": (
+        "We will not retry until you update your payment method.",
+        "在您更新付款方式之前，我们不会再次尝试扣款。",
+    ),
+    "final_notice_method": (
+        "This was our last automatic attempt: we will not try to charge this invoice again by ourselves. "
+        "Update your payment method now to keep your subscription.",
+        "这是我们最后一次自动扣款尝试，此后不会再自动收取此发票。请立即更新付款方式，以免订阅中断。",
+    ),
     "view_invoice": ("View the invoice: {url}", "查看发票：{url}"),
     # The invoice itself (sent, or sent again, by the merchant)
     "invoice_subject": ("Invoice {number} from {merchant}", "{merchant} 的发票 {number}"),

@@ -30,6 +30,7 @@ from billing.notifications.models import EmailMessage
 from billing.notifications.transport import SmtpTransport, Transport, outbox_folder, parse_smtp_url
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
+from tests.billing.channel_helpers import configure_channels, sign_agreement
 from tests.billing.payment_helpers import configure_gateways, free_port
 from tests.billing.portal_helpers import form, sign_in, visible_text, visitor
 from tests.billing.world import Billing
@@ -216,6 +217,31 @@ async def test_the_payment_failed_email_is_in_simplified_chinese_for_a_zh_cn_cus
     assert invoice["next_payment_attempt"].startswith("2027-03-10T")
     assert "我们将于 2027年3月10日 再次尝试扣款" in text
     assert "更新银行卡" in body(message, "html")
+
+
+async def test_a_customer_paying_by_debit_agreement_is_asked_to_update_the_payment_method_not_a_card(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """A UnionPay agreement whose debits fail for lack of balance: the email names the payment method, not a card
+    the customer does not have, in the customer's language."""
+    await configure_channels(api, {"id": "unionpay", "type": "unionpay", "url": None})
+    world = Billing(api, services)
+    await world.start(T0)
+    customer = await world.customer(email=address(), locale="zh-CN", currency="CNY", name="韩梅梅")
+    pm = await sign_agreement(api, customer, "unionpay", buyer="buyer_poor")
+    await api.patch(f"/v1/customers/{customer}", json={"default_payment_method": pm["id"]})
+    plan = await world.plan(9900, name="团队版", currency="CNY")
+    sub = await world.post("/v1/subscriptions", {"customer": customer, "plan": plan, "trial_period_days": 7})
+    await world.advance(T0 + timedelta(days=8))
+    assert (await world.get(f"/v1/subscriptions/{sub['id']}"))["status"] == "past_due"
+    [sent] = await emails_of(services, customer, "payment_failed")
+    assert (
+        "我们将于 2027年3月10日 再次尝试扣款。如果您在此之前添加新的付款方式，我们会立即使用它扣款。"
+        in sent.text_body
+    )
+    assert "请在以下安全页面更新您的付款方式" in sent.text_body
+    assert "更新付款方式" in sent.html_body
+    assert "银行卡" not in sent.text_body and "银行卡" not in sent.html_body
 
 
 async def test_hard_declines_and_the_final_notice_say_what_happens_next(
