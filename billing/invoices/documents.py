@@ -45,6 +45,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.catalog.coupons import get_coupon
 from billing.customers.billing_details import address_lines, tax_id_label
 from billing.customers.models import Customer
 from billing.invoices.labels import BABEL_LOCALES, Locale, label, normalize_locale, status_label
@@ -52,7 +53,7 @@ from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import discount_and_taxes, invoice_lines
 from billing.merchants.models import Merchant
 from billing.settings.branding import DEFAULT_ACCENT
-from billing.settings.service import merchant_branding
+from billing.settings.service import issuer_details, merchant_branding
 from plans.discounts import Coupon
 from plans.money import currency_exponent
 from plans.taxes import TaxRate
@@ -147,6 +148,8 @@ class InvoiceDocument:
     watermark: str | None
     notice: str | None
     bill_to: tuple[str, ...]
+    # The seller: legal name, address, tax ids (settings.business as frozen at finalization).
+    issuer: tuple[str, ...]
     facts: tuple[Fact, ...]
     description: str | None
     lines: tuple[DocumentLine, ...]
@@ -162,6 +165,7 @@ class InvoiceDocument:
     accent_color: str = DEFAULT_ACCENT
     support_note: str | None = None
     logo_url: str | None = None
+    footer: str | None = None
 
     @property
     def is_draft(self) -> bool:
@@ -181,6 +185,7 @@ class InvoiceDocument:
 
 _RENDER_LABELS = (
     "bill_to",
+    "from",
     "description",
     "period",
     "quantity",
@@ -253,9 +258,11 @@ def invoice_document(
     merchant: Merchant,
     locale: str | None = None,
     taxes: Sequence[TaxShare] = (),
+    coupon_name: str | None = None,
 ) -> InvoiceDocument:
     """The invoice in `locale` ("en" or "zh-CN"; by default the customer's), dates in the customer's zone.
-    `taxes`: the tax rate by rate (`tax_shares`); without it the tax is one figure.
+    `taxes`: the tax rate by rate (`tax_shares`); without it the tax is one figure. `coupon_name` names the
+    discount.
 
     It says what is true for the invoice's status: what remains to pay, by when and how (open); when it was paid;
     that nothing is owed and no amount due (void); what remains and who to ask (uncollectible)."""
@@ -319,7 +326,10 @@ def invoice_document(
     subtotal_label = label("subtotal_excl_tax" if tax_included else "subtotal", loc)
     totals = [TotalRow("subtotal", subtotal_label, money(invoice.subtotal))]
     if invoice.discount:
-        totals.append(TotalRow("discount", label("discount", loc), money(-invoice.discount)))
+        discount_label = (
+            label("discount_named", loc).format(name=coupon_name) if coupon_name else label("discount", loc)
+        )
+        totals.append(TotalRow("discount", discount_label, money(-invoice.discount)))
     if taxes:
         totals += [
             TotalRow("tax" if index == 0 else f"tax_{index}", tax_label(share, loc), money(share.amount))
@@ -349,6 +359,8 @@ def invoice_document(
         )
 
     brand = merchant_branding(merchant)
+    # A draft shows the seller as the merchant's profile is now; an issued invoice keeps the one it was issued by.
+    issuer = invoice.issuer_details or issuer_details(merchant)
     remaining = money(invoice.amount_remaining)
     notes: list[str] = []
     if invoice.status == "open":
@@ -362,6 +374,8 @@ def invoice_document(
                     amount=remaining, merchant=brand.name, number=invoice.number or invoice.id
                 )
             )
+            if issuer.get("payment_instructions"):
+                notes.append(label("payment_instructions", loc).format(text=issuer["payment_instructions"]))
         elif invoice.next_payment_attempt is not None:
             notes.append(
                 label("pay_automatic_on", loc).format(
@@ -396,6 +410,7 @@ def invoice_document(
         watermark=label("draft_watermark", loc) if draft else None,
         notice=label("draft_notice", loc) if draft else None,
         bill_to=bill_to_lines(invoice, customer, loc),
+        issuer=party_lines(issuer.get("legal_name"), None, issuer.get("address"), issuer.get("tax_ids"), loc),
         facts=tuple(facts),
         description=invoice.description,
         lines=document_lines,
@@ -417,7 +432,23 @@ def invoice_document(
         if brand.support_email
         else None,
         logo_url=brand.logo_url,
+        footer=issuer.get("invoice_footer"),
     )
+
+
+def party_lines(
+    name: str | None,
+    email: str | None,
+    address: dict[str, Any] | None,
+    tax_ids: Sequence[dict[str, str]] | None,
+    locale: str,
+) -> tuple[str, ...]:
+    """A party to the invoice as printed: name, email, address lines, then each tax id with its kind."""
+    lines = [str(v) for v in (name, email) if v]
+    lines += address_lines(address, locale)
+    colon = "：" if locale == "zh-CN" else ": "
+    lines += [f"{tax_id_label(t['type'], locale)}{colon}{t['value']}" for t in tax_ids or []]
+    return tuple(lines)
 
 
 def bill_to_lines(invoice: Invoice, customer: Customer, locale: str) -> tuple[str, ...]:
@@ -429,11 +460,10 @@ def bill_to_lines(invoice: Invoice, customer: Customer, locale: str) -> tuple[st
         "address": customer.address,
         "tax_ids": customer.tax_ids or [],
     }
-    lines = [str(v) for v in (details.get("name"), details.get("email")) if v]
-    lines += address_lines(details.get("address"), locale)
-    colon = "：" if locale == "zh-CN" else ": "
-    lines += [f"{tax_id_label(t['type'], locale)}{colon}{t['value']}" for t in details.get("tax_ids") or []]
-    return tuple(lines) or (customer.id,)
+    lines = party_lines(
+        details.get("name"), details.get("email"), details.get("address"), details.get("tax_ids"), locale
+    )
+    return lines or (customer.id,)
 
 
 async def load_invoice_document(
@@ -446,7 +476,12 @@ async def load_invoice_document(
     lines = await invoice_lines(session, invoice.id)
     coupon, rates = await discount_and_taxes(session, invoice)
     taxes = tax_shares([line.amount for line in lines], coupon, rates, invoice.tax, invoice.currency)
-    return invoice_document(invoice, lines, customer, merchant, locale, taxes)
+    coupon_name = (
+        (await get_coupon(session, invoice.merchant_id, invoice.coupon_id)).name
+        if invoice.coupon_id is not None
+        else None
+    )
+    return invoice_document(invoice, lines, customer, merchant, locale, taxes, coupon_name)
 
 
 # --- PDF ---------------------------------------------------------------------------------------------------
@@ -666,6 +701,7 @@ def render_pdf(doc: InvoiceDocument, *, compress: bool = True, logo: bytes | Non
     story: list[Any] = []
 
     brand: list[Any] = [_para(doc.merchant_name, styles["merchant"], bold=True)]
+    brand += [_para(value, styles["muted"]) for value in doc.issuer]
     image = _logo_flowable(logo, usable * 0.4, 16 * mm)
     if image is not None:
         brand = [image, Spacer(0, 2 * mm), *brand]
@@ -765,6 +801,8 @@ def render_pdf(doc: InvoiceDocument, *, compress: bool = True, logo: bytes | Non
     story += [totals, Spacer(0, 6 * mm), _para(doc.timezone_note, styles["muted"])]
     if doc.support_note:
         story.append(_para(doc.support_note, styles["muted"]))
+    if doc.footer:
+        story += [Spacer(0, 3 * mm), _para(doc.footer, styles["muted"])]
 
     on_page = _decorate(doc)
     template.build(story, onFirstPage=on_page, onLaterPages=on_page, canvasmaker=_numbered_canvas(doc))
@@ -786,6 +824,9 @@ main{position:relative;max-width:820px;margin:32px auto;padding:40px;background:
 header{display:flex;justify-content:space-between;align-items:baseline;gap:16px}
 .merchant{font-size:22px;font-weight:700;color:var(--accent,#1f2328);display:flex;align-items:center;gap:10px}
 .merchant img.logo{max-height:40px;max-width:160px}
+.issuer{margin:6px 0 0;color:#59636e;font-size:13px}
+.invoice-footer{margin-top:24px;padding-top:12px;border-top:1px solid #eaeef2;color:#59636e;font-size:13px;
+ white-space:pre-line}
 h1{margin:0;font-size:28px;font-weight:400;color:#59636e}
 .notice{color:#9a3412;font-weight:600}
 .parties{display:flex;justify-content:space-between;gap:24px;margin:24px 0}
@@ -860,9 +901,14 @@ def render_html(
     if actions:
         parts.append(f'<nav class="actions">{"".join(actions)}</nav>')
     logo = f'<img class="logo" src="{e(logo_href)}" alt="">' if logo_href and doc.logo_url else ""
+    issuer = (
+        f'<p class="issuer" aria-label="{e(doc.labels["from"])}">{"<br>".join(e(v) for v in doc.issuer)}</p>'
+        if doc.issuer
+        else ""
+    )
     parts += [
         "<header>",
-        f'<div class="merchant">{logo}{e(doc.merchant_name)}</div>',
+        f'<div><div class="merchant">{logo}{e(doc.merchant_name)}</div>{issuer}</div>',
         f"<h1>{e(doc.title)}</h1>",
         "</header>",
     ]
@@ -920,6 +966,7 @@ def render_html(
         "</tbody></table>",
         f'<p class="tz">{e(doc.timezone_note)}</p>',
         *([f'<p class="tz">{e(doc.support_note)}</p>'] if doc.support_note else []),
+        *([f'<footer class="invoice-footer">{e(doc.footer)}</footer>'] if doc.footer else []),
         "</main>",
         "</body>",
         "</html>",

@@ -32,7 +32,7 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "date_paid": ("Date paid", "支付日期"),
     "date_voided": ("Date voided", "作废日期"),
     "bill_to": ("Bill to", "付款方"),
-    "from": ("From", "收款方"),
+    "from": ("From", "开票方"),
     "description": ("Description", "描述"),
     "period": ("Period", "期间"),
     "quantity": ("Qty", "数量"),
@@ -41,6 +41,8 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     "subtotal": ("Subtotal", "小计"),
     "subtotal_excl_tax": ("Subtotal (excl. tax)", "小计（不含税）"),
     "discount": ("Discount", "折扣"),
+    "discount_named": ("Discount ({name})", "折扣（{name}）"),
+    "payment_instructions": ("Payment instructions: {text}", "付款说明：{text}"),
     "tax": ("Tax", "税费"),
     # One tax rate's row: its display name and percentage, and whether the line amounts already include it.
     "tax_rate_included": ("{name} {percentage}% (incl.)", "{name} {percentage}%（含税）"),

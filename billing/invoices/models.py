@@ -111,6 +111,9 @@ class Invoice(Base):
     # The customer's billing details as they were at finalization ({name, email, address, tax_ids}): an issued
     # invoice keeps the address and tax ids it was issued to.
     customer_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # The seller likewise ({legal_name, address, tax_ids, invoice_footer, payment_instructions}): the merchant's
+    # business profile (settings.business) at finalization.
+    issuer_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     finalized_at: Mapped[datetime | None]

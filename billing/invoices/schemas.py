@@ -46,6 +46,16 @@ class InvoiceCustomerDetails(msgspec.Struct, kw_only=True):
     tax_ids: list[TaxId]
 
 
+class InvoiceIssuerDetails(msgspec.Struct, kw_only=True):
+    """Who issued the invoice: the merchant's business profile (settings.business) when it was finalized."""
+
+    legal_name: str
+    address: Address | None
+    tax_ids: list[TaxId]
+    invoice_footer: str | None
+    payment_instructions: str | None
+
+
 class Invoice(msgspec.Struct, kw_only=True):
     id: str
     object: Literal["invoice"] = "invoice"
@@ -92,6 +102,7 @@ class Invoice(msgspec.Struct, kw_only=True):
     voided_at: datetime | None
     marked_uncollectible_at: datetime | None
     customer_details: InvoiceCustomerDetails | None = None
+    issuer_details: InvoiceIssuerDetails | None = None
     hosted_invoice_url: Annotated[
         str | None,
         Meta(

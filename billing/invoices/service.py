@@ -28,6 +28,7 @@ from billing.invoices.models import CustomerBalanceTransaction, Invoice, Invoice
 from billing.invoices.search import InvoiceFilters, apply_filters
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
+from billing.settings.service import issuer_details
 from billing.test_clocks.service import clock_for, customer_clock
 from plans import discounts, taxes
 from plans.money import parse_unit_amount_decimal, round_minor, validate_currency
@@ -77,6 +78,11 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         customer_details=(
             msgspec.convert(invoice.customer_details, schemas.InvoiceCustomerDetails)
             if invoice.customer_details
+            else None
+        ),
+        issuer_details=(
+            msgspec.convert(invoice.issuer_details, schemas.InvoiceIssuerDetails)
+            if invoice.issuer_details
             else None
         ),
         hosted_invoice_url=hosted.hosted_invoice_url(invoice.hosted_token),
@@ -372,11 +378,20 @@ async def record_balance_change(
     return entry
 
 
-async def merchant_invoice_prefix(session: AsyncSession, merchant_id: str) -> str:
-    """The merchant's invoice number prefix (settings.invoice_prefix), INV by default."""
-    settings = await session.scalar(select(Merchant.settings).where(Merchant.id == merchant_id)) or {}
-    prefix = settings.get("invoice_prefix")
-    return prefix if isinstance(prefix, str) and prefix else "INV"
+@dataclass(frozen=True)
+class Issuer:
+    """What finalizing an invoice takes from its merchant: the number prefix (settings.invoice_prefix, INV by
+    default) and the seller's details the invoice keeps."""
+
+    prefix: str
+    details: dict[str, Any]
+
+
+async def invoice_issuer(session: AsyncSession, merchant_id: str) -> Issuer:
+    merchant = await session.get(Merchant, merchant_id)
+    assert merchant is not None  # every invoice's merchant exists (foreign key)
+    prefix = (merchant.settings or {}).get("invoice_prefix")
+    return Issuer(prefix if isinstance(prefix, str) and prefix else "INV", issuer_details(merchant))
 
 
 async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
@@ -392,10 +407,9 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
         [line.amount for line in lines], coupon, tax_rates, customer.balance, currency=invoice.currency
     )
     now = clock.now()
-    number = await next_invoice_number(
-        session, merchant_id, await merchant_invoice_prefix(session, merchant_id)
-    )
-    set_final_figures(invoice, lines, totals, customer, number, now)
+    issuer = await invoice_issuer(session, merchant_id)
+    number = await next_invoice_number(session, merchant_id, issuer.prefix)
+    set_final_figures(invoice, lines, totals, customer, issuer, number, now)
     if totals.balance_applied:
         await record_balance_change(
             session,
@@ -429,11 +443,13 @@ def set_final_figures(
     lines: list[InvoiceLine],
     totals: InvoiceTotals,
     customer: Customer,
+    issuer: Issuer,
     number: str,
     now: datetime,
 ) -> None:
     """What finalizing a draft sets on it and its lines, the status excepted: the figures with the customer
-    balance applied, the number, the customer's details as of now, the due date of an invoice sent."""
+    balance applied, the number, the customer's and the seller's details as of now, the due date of an invoice
+    sent."""
     for line, line_totals in zip(lines, totals.lines, strict=True):
         line.discount_amount = line_totals.discount_amount
         line.tax_amount = line_totals.inclusive_tax + line_totals.exclusive_tax
@@ -457,6 +473,7 @@ def set_final_figures(
         "address": customer.address,
         "tax_ids": list(customer.tax_ids or []),
     }
+    invoice.issuer_details = issuer.details
     if invoice.collection_method == "send_invoice":
         invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from billing.customers.schemas import Address, TaxId, TaxIds
 from dunning.recovery import FinalAction
 
 ConnectionId = Annotated[
@@ -224,6 +225,62 @@ class BrandingSettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields
     ) = UNSET
 
 
+class BusinessProfile(msgspec.Struct, kw_only=True):
+    """Who issues the merchant's invoices: printed as the seller on every invoice (hosted page and PDF), frozen on
+    each invoice when it is finalized."""
+
+    legal_name: str | None = None
+    address: Address | None = None
+    tax_ids: list[TaxId] = msgspec.field(default_factory=list)
+    invoice_footer: str | None = None
+    payment_instructions: str | None = None
+
+
+class BusinessProfileUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields present change; null clears one."""
+
+    legal_name: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=200,
+                description="The registered name printed as the seller, e.g. 上海云图信息技术有限公司 "
+                "(default: the display name).",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    address: Address | UnsetType | None = UNSET
+    tax_ids: TaxIds | UnsetType = UNSET
+    invoice_footer: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=500,
+                description="A closing text on every invoice (registration details, a thank-you, legal notes).",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    payment_instructions: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=1000,
+                description="How to pay an invoice sent for payment (collection_method send_invoice), e.g. a "
+                "bank account for transfers; printed on open invoices of that kind.",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
 Limit = Annotated[int, Meta(ge=1, le=1_000_000)]
 Listed = Annotated[list[Annotated[str, Meta(min_length=1, max_length=320)]], Meta(max_length=10_000)]
 
@@ -286,6 +343,7 @@ class MerchantSettings(msgspec.Struct, kw_only=True):
     dunning: DunningSettings = msgspec.field(default_factory=DunningSettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     branding: BrandingSettings = msgspec.field(default_factory=BrandingSettings)
+    business: BusinessProfile = msgspec.field(default_factory=BusinessProfile)
     risk: RiskSettings = msgspec.field(default_factory=RiskSettings)
 
 
@@ -297,4 +355,5 @@ class SettingsUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dunning: DunningSettingsUpdate | UnsetType = UNSET
     portal: PortalSettingsUpdate | UnsetType = UNSET
     branding: BrandingSettingsUpdate | UnsetType = UNSET
+    business: BusinessProfileUpdate | UnsetType = UNSET
     risk: RiskSettings | UnsetType = UNSET

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK
+from billing.customers.billing_details import clean_address, clean_tax_ids
 from billing.errors import Conflict, InvalidRequest, not_found
 from billing.gateways.base import ConnectionConfig
 from billing.gateways.credentials import SEALED, seal_credential
@@ -22,6 +23,8 @@ from billing.settings.branding import DEFAULT_ACCENT, HEX_COLOUR, Branding, read
 from billing.settings.schemas import (
     BrandingSettings,
     BrandingSettingsUpdate,
+    BusinessProfile,
+    BusinessProfileUpdate,
     DunningSettings,
     DunningSettingsUpdate,
     GatewayConnection,
@@ -120,6 +123,38 @@ def branding_settings(raw: dict[str, Any]) -> BrandingSettings:
     return msgspec.convert(raw.get("branding") or {}, BrandingSettings)
 
 
+def business_profile(raw: dict[str, Any]) -> BusinessProfile:
+    return msgspec.convert(raw.get("business") or {}, BusinessProfile)
+
+
+def issuer_details(merchant: Merchant) -> dict[str, Any]:
+    """The seller as an invoice finalized now prints it (frozen on the invoice): the legal name (else the name
+    customers see), address, tax ids, footer and payment instructions."""
+    profile = business_profile(merchant.settings or {})
+    stored: dict[str, Any] = msgspec.to_builtins(profile)
+    stored["legal_name"] = profile.legal_name or merchant_branding(merchant).name
+    return stored
+
+
+def _merged_business(current: dict[str, Any], update: BusinessProfileUpdate) -> dict[str, Any]:
+    merged: dict[str, Any] = msgspec.to_builtins(business_profile(current))
+    for name in ("legal_name", "invoice_footer", "payment_instructions"):
+        value = getattr(update, name)
+        if value is not msgspec.UNSET:
+            merged[name] = (value.strip() or None) if value is not None else None
+    if update.address is not msgspec.UNSET:
+        merged["address"] = (
+            clean_address(msgspec.to_builtins(update.address), param="business.address")
+            if update.address is not None
+            else None
+        )
+    if update.tax_ids is not msgspec.UNSET:
+        merged["tax_ids"] = clean_tax_ids(
+            [(t.type, t.value) for t in update.tax_ids], param="business.tax_ids"
+        )
+    return merged
+
+
 def merchant_branding(merchant: Merchant) -> Branding:
     """The merchant as customers see it: the branding settings over the merchant's name and our accent."""
     settings = branding_settings(merchant.settings or {})
@@ -214,6 +249,7 @@ def render_settings(merchant: Merchant) -> MerchantSettings:
         dunning=dunning_settings(merchant.settings or {}),
         portal=portal_settings(merchant.settings or {}),
         branding=branding_settings(merchant.settings or {}),
+        business=business_profile(merchant.settings or {}),
         risk=risk_settings(merchant.settings or {}),
     )
 
@@ -405,6 +441,8 @@ async def update_settings(
         current["portal"] = _merged_portal(current, params.portal)
     if params.branding is not msgspec.UNSET:
         current["branding"] = _merged_branding(current, params.branding)
+    if params.business is not msgspec.UNSET:
+        current["business"] = _merged_business(current, params.business)
     if params.risk is not msgspec.UNSET:
         current["risk"] = _checked_risk(params.risk)
     merchant.settings = current

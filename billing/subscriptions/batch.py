@@ -212,13 +212,22 @@ async def write_renewals(session: AsyncSession, planned: list[PlannedRenewal], c
             clock=clock,
         )
     numbers: dict[str, list[str]] = {}
+    issuers: dict[str, invoices.Issuer] = {}
     for merchant in sorted({renewal.sub.merchant_id for renewal in planned}):
         count = sum(1 for renewal in planned if renewal.sub.merchant_id == merchant)
-        prefix = await invoices.merchant_invoice_prefix(session, merchant)
-        numbers[merchant] = await invoices.next_invoice_numbers(session, merchant, prefix, count)
+        issuers[merchant] = await invoices.invoice_issuer(session, merchant)
+        numbers[merchant] = await invoices.next_invoice_numbers(
+            session, merchant, issuers[merchant].prefix, count
+        )
     for renewal, (invoice, line) in zip(planned, drafts, strict=True):
         invoices.set_final_figures(
-            invoice, [line], renewal.totals, renewal.customer, numbers[invoice.merchant_id].pop(0), now
+            invoice,
+            [line],
+            renewal.totals,
+            renewal.customer,
+            issuers[invoice.merchant_id],
+            numbers[invoice.merchant_id].pop(0),
+            now,
         )
         invoices.check_invariants(invoice)
     # Figures and lines are written while the invoices are drafts; the status comes last (the guard triggers).

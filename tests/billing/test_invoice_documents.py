@@ -533,3 +533,141 @@ async def test_exclusive_taxes_are_listed_rate_by_rate(
     assert rows["tax"] == ("State tax 6.25%", "$6.25")
     assert rows["tax_1"] == ("City tax 2.625%", "$2.63")
     assert rows["total"] == ("Total", "$108.88")
+
+
+# --- billing profiles: the seller on every invoice --------------------------------------------------------------
+
+BUSINESS = {
+    "legal_name": "上海云图信息技术有限公司",
+    "address": {"line1": "世纪大道 100 号", "city": "上海", "postal_code": "200120", "country": "cn"},
+    "tax_ids": [{"type": "cn_tin", "value": "91310000 6000 37341L"}],
+    "invoice_footer": "Registered in Shanghai. 感谢您的惠顾。",
+    "payment_instructions": "招商银行 上海分行 账号 6214 8301 2345 6789",
+}
+
+
+async def test_the_sellers_profile_is_printed_on_the_invoice_and_kept_as_it_was_when_issued(
+    api: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    patched = await api.patch("/v1/settings", json={"business": BUSINESS})
+    assert patched.status_code == 200, patched.text
+    # Stored cleaned: the country upper-cased, the tax id without its spaces.
+    assert patched.json()["business"] == {
+        **BUSINESS,
+        "address": {
+            "line1": "世纪大道 100 号",
+            "line2": None,
+            "city": "上海",
+            "state": None,
+            "postal_code": "200120",
+            "country": "CN",
+        },
+        "tax_ids": [{"type": "cn_tin", "value": "91310000600037341L"}],
+    }
+    cus = await clock_customer(
+        api,
+        name="韩梅梅",
+        timezone="UTC",
+        address={"line1": "1 Main St", "city": "Springfield", "country": "US"},
+    )
+    invoice = await draft(
+        api,
+        cus["id"],
+        [{"description": "Consulting", "amount": 4900}],
+        collection_method="send_invoice",
+        days_until_due=14,
+    )
+    invoice = await finalize(api, invoice["id"])
+    assert invoice["issuer_details"] == {
+        "legal_name": "上海云图信息技术有限公司",
+        "address": patched.json()["business"]["address"],
+        "tax_ids": [{"type": "cn_tin", "value": "91310000600037341L"}],
+        "invoice_footer": "Registered in Shanghai. 感谢您的惠顾。",
+        "payment_instructions": "招商银行 上海分行 账号 6214 8301 2345 6789",
+    }
+    page = html.unescape(await hosted_page(client, invoice))
+    assert "上海云图信息技术有限公司<br>世纪大道 100 号<br>上海, 200120<br>China<br>" in page
+    assert "China unified social credit code: 91310000600037341L" in page
+    assert "Payment instructions: 招商银行 上海分行 账号 6214 8301 2345 6789" in page
+    assert "Registered in Shanghai. 感谢您的惠顾。</footer>" in page
+    chinese = html.unescape(await hosted_page(client, invoice, "zh-CN"))
+    assert "统一社会信用代码：91310000600037341L" in chinese
+    assert "付款说明：招商银行 上海分行 账号 6214 8301 2345 6789" in chinese
+    pdf = (await api.get(f"/v1/invoices/{invoice['id']}/pdf", params={"locale": "en"})).content
+    text = pdf_text(pdf)
+    assert "上海云图信息技术有限公司" in text and "91310000600037341L" in text
+    assert "Registered in Shanghai." in text
+
+    # The merchant moves: the issued invoice keeps the address it was issued from; a new draft shows the new one.
+    moved = await api.patch(
+        "/v1/settings",
+        json={"business": {"address": {"line1": "1 Infinite Loop", "city": "Cupertino", "country": "US"}}},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["business"]["legal_name"] == "上海云图信息技术有限公司"  # untouched fields stay
+    kept = html.unescape(await hosted_page(client, invoice))
+    assert "世纪大道 100 号" in kept and "Infinite Loop" not in kept
+    fresh = await draft(api, cus["id"], [{"description": "Support", "amount": 1000}])
+    assert (await api.get(f"/v1/invoices/{fresh['id']}")).json()[
+        "issuer_details"
+    ] is None  # frozen only when issued
+    fresh = await finalize(api, fresh["id"])
+    assert fresh["issuer_details"]["address"]["line1"] == "1 Infinite Loop"
+    # Without a legal name the seller is the name customers see; cleared fields print nothing.
+    cleared = await api.patch("/v1/settings", json={"business": {"legal_name": None, "invoice_footer": None}})
+    assert cleared.status_code == 200, cleared.text
+    last = await finalize(api, (await draft(api, cus["id"], [{"description": "Extra", "amount": 500}]))["id"])
+    assert last["issuer_details"]["legal_name"] == "Merchant A"
+    assert last["issuer_details"]["invoice_footer"] is None
+    assert "<footer" not in await hosted_page(client, last)
+
+
+@pytest.mark.parametrize(
+    ("business", "param", "words"),
+    [
+        (
+            {"tax_ids": [{"type": "cn_tin", "value": "12345"}]},
+            "business.tax_ids[0].value",
+            "91110000600037341L",
+        ),
+        (
+            {"tax_ids": [{"type": "cn_vat", "value": "1"}]},
+            "business.tax_ids[0].type",
+            "must be one of cn_tin",
+        ),
+        ({"address": {"line1": "1 Main St"}}, "business.address.country", "ISO 3166-1"),
+        ({"legal_nme": "Acme"}, "business.legal_nme", "legal_nme"),
+        ({"invoice_footer": "x" * 501}, "business.invoice_footer", "500"),
+    ],
+)
+async def test_a_bad_business_profile_is_refused_naming_the_field(
+    api: httpx.AsyncClient, business: dict[str, Any], param: str, words: str
+) -> None:
+    response = await api.patch("/v1/settings", json={"business": business})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param, error
+    assert words in error["message"], error
+    assert (await api.get("/v1/settings")).json()["business"]["tax_ids"] == []  # nothing half-written
+
+
+async def test_the_discount_row_names_the_coupon(
+    api: httpx.AsyncClient, services: Services, client: httpx.AsyncClient
+) -> None:
+    from tests.billing.world import Billing
+
+    world = Billing(api, services)
+    await world.start()
+    coupon = await world.post(
+        "/v1/coupons", {"name": "Launch 20% off", "percent_off": "20", "duration": "forever"}
+    )
+    sub = await world.subscribe(await world.customer(), await world.plan(1000), coupon=coupon["id"])
+    [invoice] = await world.invoices(sub["id"])
+    assert total_rows(await hosted_page(client, invoice))["discount"] == (
+        "Discount (Launch 20% off)",
+        "-$2.00",
+    )
+    assert total_rows(await hosted_page(client, invoice, "zh-CN"))["discount"] == (
+        "折扣（Launch 20% off）",
+        "-US$2.00",
+    )
