@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from plans.discounts import Coupon, apply_discount
-from plans.money import allocate_pro_rata, validate_currency
+from plans.money import allocate_pro_rata, round_minor, validate_currency
 from plans.taxes import LineTax, TaxRate, compute_line_tax, validate_tax_rate
 
 
@@ -166,3 +167,22 @@ def compute_invoice_totals(
         lines=tuple(line_totals),
         tax_amounts=tax_amounts,
     )
+
+
+def credited_tax(credited_before: int, credit: int, total: int, tax_by_rate: Sequence[int]) -> list[int]:
+    """The tax inside a credit of `credit` on an invoice of `total` whose tax is `tax_by_rate` (one amount per
+    rate), its earlier credit notes having credited `credited_before`.
+
+    Per rate: the rate's share of everything credited so far, less its share of what was credited before. Each
+    note's figure is rounded, yet an invoice's credit notes together always carry the rounded share of what they
+    credited together, and crediting the whole invoice gives back exactly its tax (never a minor unit more).
+    """
+    if credit < 0 or credited_before < 0 or credited_before + credit > max(total, 0):
+        raise ValueError(f"credit {credit} after {credited_before} does not fit in a total of {total}")
+    if total <= 0:
+        return [0 for _ in tax_by_rate]
+
+    def share(credited: int, tax: int) -> int:
+        return round_minor(Fraction(credited * tax, total))
+
+    return [share(credited_before + credit, tax) - share(credited_before, tax) for tax in tax_by_rate]

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.db.base import Base, id_column, seq_column
@@ -60,6 +62,9 @@ class CreditNote(Base):
         ForeignKey("customer_balance_transactions.id"), default=None
     )
     out_of_band_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The tax inside `amount`, rate by rate: [{tax_rate, display_name, percentage, inclusive, amount}]
+    # (plans.totals.credited_tax), or one entry without a rate when the invoice's tax cannot be split by rate.
+    tax_amounts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
     reason: Mapped[str | None] = mapped_column(String(32), default=None)
     memo: Mapped[str | None] = mapped_column(Text, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")

@@ -25,6 +25,19 @@ class CreditNoteLine(msgspec.Struct, kw_only=True):
     amount: int
 
 
+class CreditNoteTaxAmount(msgspec.Struct, kw_only=True):
+    """The tax one rate of the invoice puts inside the credit note's amount."""
+
+    tax_rate: Annotated[
+        str | None,
+        Meta(description="The invoice's tax rate (txr_...); null when its tax is not split by rate."),
+    ]
+    display_name: str
+    percentage: Annotated[str | None, Meta(description='The rate as a decimal string, e.g. "20".')]
+    inclusive: bool
+    amount: Annotated[int, Meta(description="In minor units.")]
+
+
 class CreditNote(msgspec.Struct, kw_only=True):
     """A credit note as the API returns it."""
 
@@ -53,6 +66,14 @@ class CreditNote(msgspec.Struct, kw_only=True):
         str | None, Meta(description="The balance ledger entry (cbt_...) of credit_amount, if any.")
     ]
     out_of_band_amount: int
+    tax_amounts: Annotated[
+        list[CreditNoteTaxAmount],
+        Meta(
+            description="The tax inside `amount`, rate by rate, in the invoice's proportion of tax to total; an "
+            "invoice's credit notes together never carry more tax than it did."
+        ),
+    ]
+    total_excluding_tax: Annotated[int, Meta(description="`amount` less its tax.")]
     reason: Reason | None
     memo: str | None
     lines: list[CreditNoteLine]

@@ -24,10 +24,12 @@ import hashlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.catalog.common import decimal_text
 from billing.clock import Clock
 from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote, CreditNoteLine
@@ -38,7 +40,7 @@ from billing.errors import BillingError, Conflict, IdempotencyError, InvalidRequ
 from billing.ids import is_valid_id, new_id
 from billing.invoices import states
 from billing.invoices.models import Invoice, InvoiceLine
-from billing.invoices.service import check_invariants, mark_paid, record_balance_change
+from billing.invoices.service import check_invariants, invoice_tax_by_rate, mark_paid, record_balance_change
 from billing.invoices.service import render as render_invoice
 from billing.metadata import validate_metadata
 from billing.payments.models import Payment, Refund
@@ -53,6 +55,7 @@ from billing.payments.refunds import (
 )
 from billing.services import Services
 from billing.test_clocks.service import clock_for, customer_clock
+from plans.totals import credited_tax
 from webhooks.outbox import record_event
 
 # Commits the caller's transaction and runs a block outside it (a request's `ctx.committed`).
@@ -67,6 +70,7 @@ REFUND_REASONS = {"duplicate": "duplicate", "fraudulent": "fraudulent"}
 
 def render_credit_note(note: CreditNote, lines: list[CreditNoteLine]) -> schemas.CreditNote:
     post = note.type == "post_payment"
+    taxes = note.tax_amounts or []  # a note not yet flushed has no column defaults
     return schemas.CreditNote(
         id=note.id,
         created_at=note.created_at,
@@ -84,6 +88,8 @@ def render_credit_note(note: CreditNote, lines: list[CreditNoteLine]) -> schemas
         credit_amount=note.credit_amount,
         customer_balance_transaction=note.customer_balance_transaction_id,
         out_of_band_amount=note.out_of_band_amount,
+        tax_amounts=[schemas.CreditNoteTaxAmount(**share) for share in taxes],
+        total_excluding_tax=note.amount - sum(share["amount"] for share in taxes),
         reason=note.reason,  # type: ignore[arg-type]
         memo=note.memo,
         lines=[
@@ -421,6 +427,31 @@ async def _wait_while_a_refund_is_in_flight(
         invoice = await _locked_invoice(session, invoice.merchant_id, invoice.id)
 
 
+async def _tax_inside(session: AsyncSession, invoice: Invoice, amount: int) -> list[dict[str, Any]]:
+    """The tax inside a credit of `amount` on `invoice`, rate by rate (`plans.totals.credited_tax`), before the
+    note is added to the invoice's credited amounts."""
+    if not invoice.tax:
+        return []
+    before = invoice.pre_payment_credit_notes_amount + invoice.post_payment_credit_notes_amount
+    by_rate = await invoice_tax_by_rate(session, invoice)
+    if not by_rate:
+        [tax] = credited_tax(before, amount, invoice.total, [invoice.tax])
+        return [
+            {"tax_rate": None, "display_name": "Tax", "percentage": None, "inclusive": False, "amount": tax}
+        ]
+    amounts = credited_tax(before, amount, invoice.total, [share.amount for _, share in by_rate])
+    return [
+        {
+            "tax_rate": rate_id,
+            "display_name": share.tax_rate.display_name,
+            "percentage": decimal_text(share.tax_rate.percentage),
+            "inclusive": share.tax_rate.inclusive,
+            "amount": tax,
+        }
+        for (rate_id, share), tax in zip(by_rate, amounts, strict=True)
+    ]
+
+
 async def create_credit_note(
     session: AsyncSession,
     services: Services,
@@ -470,6 +501,7 @@ async def create_credit_note(
             f"Customer {customer.id} is deleted and has no balance to credit. Refund it or record it out of band.",
             param="credit_amount",
         )
+    tax_amounts = await _tax_inside(session, invoice, amount)
     payment = await _payment_to_refund(session, invoice, split.refund) if split.refund else None
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     count = await session.scalar(select(func.count(CreditNote.id)).where(CreditNote.invoice_id == invoice.id))
@@ -486,6 +518,7 @@ async def create_credit_note(
         refund_amount=split.refund,
         credit_amount=split.credit,
         out_of_band_amount=split.out_of_band,
+        tax_amounts=tax_amounts,
         reason=params.reason,
         memo=params.memo,
         metadata_=metadata,

@@ -50,14 +50,11 @@ from billing.customers.billing_details import address_lines, tax_id_label
 from billing.customers.models import Customer
 from billing.invoices.labels import BABEL_LOCALES, Locale, label, normalize_locale, status_label
 from billing.invoices.models import Invoice, InvoiceLine
-from billing.invoices.service import discount_and_taxes, invoice_lines
+from billing.invoices.service import invoice_lines, invoice_tax_by_rate
 from billing.merchants.models import Merchant
 from billing.settings.branding import DEFAULT_ACCENT
 from billing.settings.service import issuer_details, merchant_branding
-from plans.discounts import Coupon
 from plans.money import currency_exponent
-from plans.taxes import TaxRate
-from plans.totals import compute_invoice_totals
 
 # --- the data view -----------------------------------------------------------------------------------------
 
@@ -96,29 +93,6 @@ class TaxShare:
     percentage: Decimal
     inclusive: bool
     amount: int
-
-
-def tax_shares(
-    line_amounts: Sequence[int],
-    coupon: Coupon | None,
-    rates: Sequence[TaxRate],
-    invoice_tax: int,
-    currency: str,
-) -> tuple[TaxShare, ...]:
-    """The invoice's tax rate by rate, as `plans.totals` computed it at finalization (the same lines, coupon and
-    rates give the same figures); empty when they no longer add up to the invoice's tax, which is then shown as
-    one figure."""
-    if not rates:
-        return ()
-    totals = compute_invoice_totals(list(line_amounts), coupon, list(rates), 0, currency=currency)
-    if totals.tax != invoice_tax:
-        return ()
-    return tuple(
-        TaxShare(
-            share.tax_rate.display_name, share.tax_rate.percentage, share.tax_rate.inclusive, share.amount
-        )
-        for share in totals.tax_amounts
-    )
 
 
 def tax_label(share: TaxShare, locale: str) -> str:
@@ -261,7 +235,7 @@ def invoice_document(
     coupon_name: str | None = None,
 ) -> InvoiceDocument:
     """The invoice in `locale` ("en" or "zh-CN"; by default the customer's), dates in the customer's zone.
-    `taxes`: the tax rate by rate (`tax_shares`); without it the tax is one figure. `coupon_name` names the
+    `taxes`: the tax rate by rate (`invoice_tax_by_rate`); without it the tax is one figure. `coupon_name` names the
     discount.
 
     It says what is true for the invoice's status: what remains to pay, by when and how (open); when it was paid;
@@ -474,8 +448,12 @@ async def load_invoice_document(
     merchant = await session.get(Merchant, invoice.merchant_id)
     assert customer is not None and merchant is not None  # foreign keys
     lines = await invoice_lines(session, invoice.id)
-    coupon, rates = await discount_and_taxes(session, invoice)
-    taxes = tax_shares([line.amount for line in lines], coupon, rates, invoice.tax, invoice.currency)
+    taxes = tuple(
+        TaxShare(
+            share.tax_rate.display_name, share.tax_rate.percentage, share.tax_rate.inclusive, share.amount
+        )
+        for _, share in await invoice_tax_by_rate(session, invoice, lines) or ()
+    )
     coupon_name = (
         (await get_coupon(session, invoice.merchant_id, invoice.coupon_id)).name
         if invoice.coupon_id is not None

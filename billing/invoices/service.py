@@ -478,6 +478,25 @@ def set_final_figures(
         invoice.due_date = now + timedelta(days=invoice.days_until_due or 0)
 
 
+async def invoice_tax_by_rate(
+    session: AsyncSession, invoice: Invoice, lines: list[InvoiceLine] | None = None
+) -> list[tuple[str, TaxAmount]] | None:
+    """The invoice's tax rate by rate (each with its rate's id), as `plans.totals` computed it at finalization:
+    the same lines, coupon and rates give the same figures. None when they no longer add up to the invoice's
+    tax, which is then one figure."""
+    if lines is None:
+        lines = await invoice_lines(session, invoice.id)
+    coupon, rates = await discount_and_taxes(session, invoice)
+    if not rates:
+        return []
+    totals = compute_invoice_totals(
+        [line.amount for line in lines], coupon, rates, 0, currency=invoice.currency
+    )
+    if totals.tax != invoice.tax:
+        return None
+    return list(zip(invoice.tax_rate_ids, totals.tax_amounts, strict=True))
+
+
 async def discount_and_taxes(
     session: AsyncSession, invoice: Invoice
 ) -> tuple[discounts.Coupon | None, list[taxes.TaxRate]]:

@@ -18,6 +18,7 @@ from billing.invoices.models import CustomerBalanceTransaction
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
 from tests.billing.payment_helpers import configure_gateways, customer_with_card
+from tests.billing.world import Billing
 
 
 async def customer(api: httpx.AsyncClient, **fields: object) -> str:
@@ -475,3 +476,48 @@ async def test_a_refund_the_gateway_refuses_issues_no_credit_note(
     assert (await get(api, f"/v1/credit_notes?invoice={invoice['id']}"))["data"] == []
     assert (await get(api, f"/v1/invoices/{invoice['id']}"))["post_payment_credit_notes_amount"] == 0
     assert (await get(api, f"/v1/customers/{invoice['customer']}"))["balance"] == 0
+
+
+async def test_a_credit_note_shows_the_tax_it_holds_rate_by_rate(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    state = await world.post("/v1/tax_rates", {"display_name": "State tax", "percentage": "6.25"})
+    city = await world.post("/v1/tax_rates", {"display_name": "City tax", "percentage": "2.625"})
+    sub = await world.subscribe(
+        await world.customer(), await world.plan(10000), tax_rates=[state["id"], city["id"]]
+    )
+    [invoice] = await world.invoices(sub["id"])
+    assert (invoice["total"], invoice["tax"]) == (10888, 888)  # 6.25 + 2.63 on 100.00
+    first = await credit(api, invoice["id"], amount=5444)
+    assert first.status_code == 200, first.text
+    assert [
+        (t["tax_rate"], t["display_name"], t["percentage"], t["inclusive"], t["amount"])
+        for t in first.json()["tax_amounts"]
+    ] == [
+        (state["id"], "State tax", "6.25", False, 313),
+        (city["id"], "City tax", "2.625", False, 132),
+    ]
+    assert first.json()["total_excluding_tax"] == 5444 - 313 - 132
+    second = (await credit(api, invoice["id"], amount=5444)).json()
+    # Together the two notes give back exactly the invoice's 6.25 and 2.63.
+    assert [t["amount"] for t in second["tax_amounts"]] == [312, 131]
+    assert second["total_excluding_tax"] == 5444 - 312 - 131
+    assert (await get(api, f"/v1/credit_notes/{second['id']}"))["tax_amounts"] == second["tax_amounts"]
+
+
+async def test_an_inclusive_vat_credit_note_holds_its_share_and_an_untaxed_one_none(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    vat = await world.post("/v1/tax_rates", {"display_name": "VAT", "percentage": "20", "inclusive": True})
+    sub = await world.subscribe(await world.customer(), await world.plan(1200), tax_rates=[vat["id"]])
+    [invoice] = await world.invoices(sub["id"])
+    note = (await credit(api, invoice["id"], amount=600)).json()
+    assert [(t["inclusive"], t["amount"]) for t in note["tax_amounts"]] == [(True, 100)]
+    assert note["total_excluding_tax"] == 500
+    plain = await open_invoice(api, await customer(api), 700)
+    untaxed = (await credit(api, plain["id"], amount=700)).json()
+    assert (untaxed["tax_amounts"], untaxed["total_excluding_tax"]) == ([], 700)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from plans.discounts import Coupon, CouponDuration, apply_discount, coupon_appli
 from plans.errors import CatalogError
 from plans.money import round_minor
 from plans.taxes import TaxRate, compute_line_tax, exclusive_tax, inclusive_tax, validate_tax_rate
-from plans.totals import InvoiceTotals, compute_invoice_totals
+from plans.totals import InvoiceTotals, compute_invoice_totals, credited_tax
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -325,3 +326,34 @@ def test_discount_of_an_invoice_of_charges_is_between_zero_and_the_subtotal(
     if not any(rate.inclusive for rate in rates):
         assert totals.subtotal == sum(lines)
         assert totals.discount == sum(line.discount_amount for line in totals.lines)
+
+
+# --- the tax inside credit notes ---------------------------------------------------------------------------------
+
+
+def test_credit_notes_carry_the_tax_of_what_they_credit_and_together_never_more() -> None:
+    # An invoice of 108.88 with State tax 6.25 (6.25) and City tax 2.625 (2.63) on 100.00, credited in two halves:
+    # 54.44 holds 3.125 and 1.315 of tax, rounded half-up to 3.13 and 1.32; the second half gets the rest.
+    assert credited_tax(0, 5444, 10888, [625, 263]) == [313, 132]
+    assert credited_tax(5444, 5444, 10888, [625, 263]) == [312, 131]
+    # Inclusive VAT 20 %: 12.00 holds 2.00 of VAT; a credit of 6.00 holds 1.00.
+    assert credited_tax(0, 600, 1200, [200]) == [100]
+    with pytest.raises(ValueError, match="does not fit"):
+        credited_tax(1000, 300, 1200, [200])  # beyond the invoice's total
+
+
+@settings(max_examples=300)
+@given(
+    total=st.integers(min_value=1, max_value=10**9),
+    tax_parts=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(min_value=0, max_value=10**9), max_size=8),
+)
+def test_credit_notes_that_credit_a_whole_invoice_give_back_exactly_its_tax(
+    total: int, tax_parts: list[int], cuts: list[int]
+) -> None:
+    # However the total is cut into credit notes, each rate's tax comes back in full and never a unit more, and no
+    # note carries negative tax.
+    points = sorted({0, total, *(cut % (total + 1) for cut in cuts)})
+    notes = [credited_tax(before, after - before, total, tax_parts) for before, after in pairwise(points)]
+    assert all(tax >= 0 for note in notes for tax in note)
+    assert [sum(note[rate] for note in notes) for rate in range(len(tax_parts))] == tax_parts
