@@ -98,6 +98,7 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
         for index, tier in enumerate(charge.tiers)
     )
     model = parse_choice(pricing.PricingModel, charge.model, param=f"{param}.model")
+    rate = None if charge.rate is None else parse_unit_amount_decimal(charge.rate, param=f"{param}.rate")
     pure = pricing.validate_charge(
         pricing.Charge(
             model=model,
@@ -106,6 +107,12 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
             tiers=tiers,
             package_size=charge.package_size,
             free_units=charge.free_units,
+            rate=rate,
+            fixed_amount=charge.fixed_amount,
+            free_units_per_events=charge.free_units_per_events,
+            free_units_per_total_aggregation=charge.free_units_per_total_aggregation,
+            per_transaction_min_amount=charge.per_transaction_min_amount,
+            per_transaction_max_amount=charge.per_transaction_max_amount,
         ),
         param=param,
     )
@@ -126,7 +133,17 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
         ],
         "package_size": pure.package_size,
         "free_units": charge.free_units,
+        **_stored_percentage(pure),
     }
+
+
+def _stored_percentage(charge: pricing.Charge) -> dict[str, Any]:
+    """A percentage charge's own fields (absent from other charges, and from charges stored before them)."""
+    if charge.model is not pricing.PricingModel.PERCENTAGE:
+        return {}
+    stored: dict[str, Any] = {name: getattr(charge, name) for name in pricing.PERCENTAGE_FIELDS}
+    stored["rate"] = decimal_text(stored["rate"])
+    return stored
 
 
 def pricing_charge(stored: Mapping[str, Any]) -> pricing.Charge:
@@ -144,6 +161,12 @@ def pricing_charge(stored: Mapping[str, Any]) -> pricing.Charge:
         ),
         package_size=stored["package_size"],
         free_units=stored["free_units"],
+        rate=_decimal_or_none(stored.get("rate")),
+        fixed_amount=stored.get("fixed_amount"),
+        free_units_per_events=stored.get("free_units_per_events"),
+        free_units_per_total_aggregation=stored.get("free_units_per_total_aggregation"),
+        per_transaction_min_amount=stored.get("per_transaction_min_amount"),
+        per_transaction_max_amount=stored.get("per_transaction_max_amount"),
     )
 
 
@@ -176,6 +199,12 @@ def _render_charge(stored: Mapping[str, Any]) -> schemas.Charge:
         ],
         package_size=stored["package_size"],
         free_units=stored["free_units"],
+        rate=stored.get("rate"),
+        fixed_amount=stored.get("fixed_amount"),
+        free_units_per_events=stored.get("free_units_per_events"),
+        free_units_per_total_aggregation=stored.get("free_units_per_total_aggregation"),
+        per_transaction_min_amount=stored.get("per_transaction_min_amount"),
+        per_transaction_max_amount=stored.get("per_transaction_max_amount"),
     )
 
 
@@ -268,6 +297,13 @@ async def _validate_charges(
                 f"{param}: there is no meter with code {code!r}. Create it first with POST /v1/meters, or "
                 "check the code (GET /v1/meters lists yours).",
                 code="resource_missing",
+                param=param,
+            )
+        if stored[index]["model"] == pricing.PricingModel.PERCENTAGE and meter.aggregation != "sum":
+            raise InvalidRequest(
+                f"{param}: a percentage charge needs a sum meter, whose event value is the transaction amount; "
+                f"meter {code!r} aggregates by {meter.aggregation}. Create a meter with aggregation 'sum'.",
+                code="meter_aggregation_mismatch",
                 param=param,
             )
         if meter.archived_at is not None and code not in already_charged:

@@ -76,7 +76,8 @@ class Charge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A metered charge of a plan, billed in arrears: the usage of `meter` priced by `model`.
 
     per_unit and package take unit_amount (per package for package, with package_size); graduated and volume
-    take tiers. free_units are subtracted from the usage first.
+    take tiers. free_units are subtracted from the usage first. percentage takes rate and, optionally,
+    fixed_amount, free_units_per_events, free_units_per_total_aggregation and per-transaction min/max.
     """
 
     meter: Code
@@ -86,6 +87,35 @@ class Charge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tiers: Annotated[list[Tier], Meta(max_length=100)] = msgspec.field(default_factory=list)
     package_size: int | None = None
     free_units: int = 0
+    rate: (
+        Annotated[
+            str,
+            Meta(
+                max_length=20,
+                description="percentage only: the percent of each transaction's amount, as a string, e.g. '2.9' "
+                "(0 to 100, up to 4 decimals). The meter must be a sum meter whose event value is the amount.",
+            ),
+        ]
+        | None
+    ) = None
+    fixed_amount: Annotated[
+        MinorUnits | None, Meta(description="percentage only: a fee added to each paid transaction.")
+    ] = None
+    free_units_per_events: Annotated[
+        int | None, Meta(description="percentage only: how many first transactions (in time order) are free.")
+    ] = None
+    free_units_per_total_aggregation: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: how much of the period's first transaction amounts is free."),
+    ] = None
+    per_transaction_min_amount: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: the least a paid transaction costs (fee included)."),
+    ] = None
+    per_transaction_max_amount: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: the most a paid transaction costs (fee included)."),
+    ] = None
 
 
 class Meter(msgspec.Struct, kw_only=True):

@@ -30,7 +30,8 @@ from billing.usage.summary_schemas import (
     UsagePeriod,
     UsageTier,
 )
-from plans.pricing import PricingResult, price_quantity
+from billing.usage.transactions import transaction_amounts, transaction_windows
+from plans.pricing import PricingResult, price_usage
 from plans.usage import billable_quantity
 
 
@@ -59,11 +60,13 @@ async def _summaries(
     codes = {charge["meter"] for plan in plans.values() if plan is not None for charge in plan.charges}
     meters = await meters_by_code(session, merchant_id, codes)
     windows: list[UsageWindow] = []
+    window_charges = []
     for sub in subs:
         plan = plans[sub.plan_id]
         assert plan is not None
         for charge in plan.charges:
             meter = meters[charge["meter"]]
+            window_charges.append(charge)
             windows.append(
                 UsageWindow(
                     meter.id,
@@ -73,6 +76,14 @@ async def _summaries(
                     sub.current_period_end,
                 )
             )
+    amounts = iter(
+        await transaction_amounts(
+            session,
+            merchant_id=merchant_id,
+            customer_id=customer_id,
+            windows=transaction_windows(window_charges, windows),
+        )
+    )
     quantities = iter(
         await aggregate_usage(session, merchant_id=merchant_id, customer_id=customer_id, windows=windows)
     )
@@ -84,7 +95,7 @@ async def _summaries(
         charges = []
         for charge in plan.charges:
             quantity: Decimal = billable_quantity(next(quantities))
-            result = price_quantity(pricing_charge(charge), quantity)
+            result = price_usage(pricing_charge(charge), quantity, next(amounts))
             charges.append(_charge_usage(meters[charge["meter"]], result, in_trial=in_trial))
         summaries.append(
             SubscriptionUsage(
