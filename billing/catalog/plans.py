@@ -45,6 +45,7 @@ from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import pricing
 from plans.calendar import MAX_TRIAL_DAYS, validate_interval
+from plans.commitment import validate_minimum_commitment
 from plans.errors import CatalogError, parse_choice
 from plans.money import parse_unit_amount_decimal, validate_amount, validate_currency
 from webhooks.outbox import previous_attributes, record_event
@@ -53,7 +54,15 @@ _UNIQUE_CODE = "uq_plans_merchant_code"
 _PLAIN_QUANTITY = re.compile(r"[0-9]{1,38}(?:\.[0-9]{1,38})?")
 
 #: The fields whose change would change what a subscriber pays; frozen once the plan is in use.
-PRICING_FIELDS = ("currency", "interval", "interval_count", "amount", "trial_period_days", "charges")
+PRICING_FIELDS = (
+    "currency",
+    "interval",
+    "interval_count",
+    "amount",
+    "trial_period_days",
+    "charges",
+    "minimum_commitment",
+)
 
 
 # --- charges: wire <-> stored <-> pure -------------------------------------------------------------------
@@ -222,6 +231,7 @@ def render_plan(plan: Plan) -> schemas.Plan:
         amount_decimal=decimal_text(plan.amount_decimal),
         trial_period_days=plan.trial_period_days,
         charges=[_render_charge(charge) for charge in plan.charges],
+        minimum_commitment=plan.minimum_commitment,
         active=plan.archived_at is None,
         in_use=plan.in_use_since is not None,
         portal_visible=bool(plan.portal_visible),
@@ -242,6 +252,7 @@ class _Pricing:
     amount: Decimal
     trial_period_days: int | None
     charges: list[dict[str, Any]]
+    minimum_commitment: int | None
 
     def differences(self, other: _Pricing) -> list[str]:
         return [name for name in PRICING_FIELDS if getattr(self, name) != getattr(other, name)]
@@ -255,6 +266,7 @@ def _current_pricing(plan: Plan) -> _Pricing:
         amount=plan.amount_decimal,
         trial_period_days=plan.trial_period_days,
         charges=list(plan.charges),
+        minimum_commitment=plan.minimum_commitment,
     )
 
 
@@ -330,6 +342,7 @@ async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreat
     amount = _price(params.amount, params.amount_decimal, param="amount")
     trial_period_days = _validate_trial(params.trial_period_days)
     charges = await _validate_charges(session, merchant_id, params.charges)
+    minimum_commitment = validate_minimum_commitment(params.minimum_commitment)
     metadata = validate_metadata(params.metadata)
     if (owner := await _code_owner(session, merchant_id, code)) is not None:
         raise code_taken("plan", code, owner.id, archived=owner.archived_at is not None)
@@ -346,6 +359,7 @@ async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreat
         amount_decimal=Decimal(0) if amount is None else amount,
         trial_period_days=trial_period_days,
         charges=charges,
+        minimum_commitment=minimum_commitment,
         portal_visible=params.portal_visible,
         metadata_=metadata,
         created_at=now,
@@ -447,7 +461,10 @@ async def _new_pricing(session: AsyncSession, plan: Plan, params: PlanUpdate) ->
             params.charges,
             already_charged=frozenset(charge["meter"] for charge in current.charges),
         )
-    return _Pricing(currency, interval, interval_count, amount, trial, charges)
+    minimum = current.minimum_commitment
+    if params.minimum_commitment is not msgspec.UNSET:
+        minimum = validate_minimum_commitment(params.minimum_commitment)
+    return _Pricing(currency, interval, interval_count, amount, trial, charges, minimum)
 
 
 async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, params: PlanUpdate) -> Plan:
@@ -481,6 +498,7 @@ async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, par
         plan.amount_decimal = new_pricing.amount
         plan.trial_period_days = new_pricing.trial_period_days
         plan.charges = new_pricing.charges
+        plan.minimum_commitment = new_pricing.minimum_commitment
     after = render_plan(plan)
     if previous := previous_attributes(before, after):
         plan.updated_at = CATALOG_CLOCK.now()

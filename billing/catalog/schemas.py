@@ -175,6 +175,7 @@ class Plan(msgspec.Struct, kw_only=True):
     amount_decimal: str
     trial_period_days: int | None
     charges: list[Charge]
+    minimum_commitment: int | None
     active: bool
     in_use: bool
     portal_visible: bool
@@ -197,6 +198,14 @@ class PlanCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount_decimal: DecimalMinorUnits | None = None
     trial_period_days: int | None = None
     charges: Annotated[list[Charge], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    minimum_commitment: Annotated[
+        MinorUnits | None,
+        Meta(
+            description="The least each period bills, in minor units: when its fixed fee and usage (before "
+            "discounts and taxes) fall short, a true-up line on the invoice that closes it makes up the rest, "
+            "prorated for a partial period. Null: no minimum."
+        ),
+    ] = None
     description: Description | None = None
     portal_visible: Annotated[
         bool,
@@ -210,7 +219,8 @@ class PlanCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields present change. name, description, metadata and code can always change; the pricing
-    (currency, interval, interval_count, amount, trial_period_days, charges) only until a subscription uses
+    (currency, interval, interval_count, amount, trial_period_days, charges, minimum_commitment) only until a
+    subscription uses
     the plan (then 409: create a new plan). charges, when sent, replace the whole list."""
 
     code: Code | UnsetType = UNSET
@@ -223,6 +233,7 @@ class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount_decimal: DecimalMinorUnits | UnsetType = UNSET
     trial_period_days: int | UnsetType | None = UNSET
     charges: Annotated[list[Charge], Meta(max_length=50)] | UnsetType = UNSET
+    minimum_commitment: MinorUnits | UnsetType | None = UNSET
     portal_visible: (
         Annotated[
             bool,

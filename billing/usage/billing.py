@@ -38,6 +38,7 @@ from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
 from billing.usage.aggregate import UsageWindow, aggregate_usage
 from billing.usage.billed import UsageBilled
+from billing.usage.commitment import true_up_line
 from billing.usage.transactions import transaction_amounts, transaction_windows
 from plans.calendar import Period
 from plans.pricing import PricingModel, PricingResult, price_usage
@@ -290,6 +291,10 @@ async def bill_usage(
         bill.records.append(
             UsageRecord("usage", plan.id, meter.id, code, period, result.quantity, result.amount)
         )
+    if period is not None and (
+        true_up := true_up_line(sub, plan, period, sum(line.amount for line in bill.lines), source=SOURCE)
+    ):
+        bill.lines.append(true_up)
     for r, quantity, transactions in zip(
         recount, quantities[len(charges) :], amounts[len(charges) :], strict=True
     ):

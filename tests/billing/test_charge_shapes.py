@@ -1,6 +1,7 @@
 """Charge shapes of issue 17 through the HTTP API on test clocks: a percentage charge (rate, fixed fee, min and
 max per transaction, free first transactions) on the upcoming invoice and the renewal, late transactions
-adjusted, and the validation of its fields."""
+adjusted, and the validation of its fields; a plan's minimum commitment (a true-up line when a period falls
+short, none when it does not, prorated on a cancel)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ import httpx
 import pytest
 
 from billing.services import Services
-from tests.billing.test_usage_billing import APRIL, HOUR, MAY, assert_invariants, by_meter, qty, start
+from tests.billing.test_usage_billing import (
+    APRIL,
+    HOUR,
+    MAY,
+    Metered,
+    assert_invariants,
+    by_meter,
+    qty,
+    start,
+)
+from tests.billing.world import at
 
 # 2.9 % + 30¢ a transaction, at least 50¢ and at most $5, the first transaction of a period free.
 CARD_FEES = {
@@ -158,3 +169,99 @@ async def test_a_percentage_field_on_another_model_is_refused(
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["param"], error["code"]) == ("charges[0].rate", "parameter_not_allowed")
+
+
+# --- minimum commitment ------------------------------------------------------------------------------------
+
+
+async def committed(world: Metered, minimum: int = 5000) -> tuple[str, str, dict[str, Any]]:
+    """$10 a month and 10¢ a call, with a $50 minimum per period: (meter, customer, subscription)."""
+    calls = await world.meter("count")
+    plan = await world.plan(
+        1000,
+        name="Metered",
+        charges=[{"meter": calls, "model": "per_unit", "unit_amount": 10}],
+        minimum_commitment=minimum,
+    )
+    assert (await world.get(f"/v1/plans/{plan}"))["minimum_commitment"] == minimum
+    customer = await world.customer()
+    return calls, customer, await world.subscribe(customer, plan)
+
+
+def true_ups(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line for line in invoice["lines"] if line["details"].get("reason") == "minimum_commitment"]
+
+
+async def test_a_period_short_of_the_minimum_gets_a_true_up_line(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls, customer, sub = await committed(world)
+    await world.advance(APRIL + timedelta(days=20))
+    await world.count(customer, calls, *(APRIL + timedelta(days=1, minutes=i) for i in range(100)))
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    # $10 fixed + $10 usage = $20 of a $50 minimum: $30 more.
+    assert [(line["type"], line["amount"]) for line in upcoming["lines"]] == [
+        ("subscription", 1000),
+        ("usage", 1000),
+        ("adjustment", 3000),
+    ]
+    await world.advance(MAY + 2 * HOUR)
+    _, renewal = await world.invoices(sub["id"])
+    [line] = true_ups(renewal)
+    assert (line["type"], line["amount"]) == ("adjustment", 3000)
+    assert line["description"] == "Minimum commitment true-up · Metered / 最低消费补足 · Metered"
+    assert (at(line["period"]["start"]), at(line["period"]["end"])) == (APRIL, MAY)
+    assert {k: line["details"][k] for k in ("minimum_commitment", "fraction", "fixed_prorated", "usage")} == {
+        "minimum_commitment": 5000,
+        "fraction": "1/1",
+        "fixed_prorated": 1000,
+        "usage": 1000,
+    }
+    assert renewal["total"] == 1000 + 1000 + 3000  # May in advance, April's usage and April's true-up
+    assert_invariants(renewal)
+
+
+async def test_no_true_up_when_usage_reaches_the_minimum(api: httpx.AsyncClient, services: Services) -> None:
+    world = await start(api, services)
+    calls, customer, sub = await committed(world)
+    await world.advance(APRIL + timedelta(days=20))
+    # $10 fixed + 400 calls × 10¢ = $50: exactly the minimum, nothing to make up.
+    await world.count(customer, calls, *(APRIL + timedelta(days=1, minutes=i) for i in range(400)))
+    await world.advance(MAY + 2 * HOUR)
+    _, renewal = await world.invoices(sub["id"])
+    assert true_ups(renewal) == []
+    assert renewal["total"] == 1000 + 4000
+
+
+async def test_a_cancel_mid_period_owes_the_minimum_prorated(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls, customer, sub = await committed(world, minimum=6000)
+    cancel_at = APRIL + timedelta(days=10)  # a third of April's 30 days
+    await world.advance(cancel_at)
+    await world.count(customer, calls, *(APRIL + timedelta(days=1, minutes=i) for i in range(50)))
+    canceled = await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {})
+    assert canceled["status"] == "canceled"
+    await world.advance(cancel_at + 2 * HOUR)
+    [_, final] = await world.invoices(sub["id"])
+    assert final["billing_reason"] == "subscription_cancel"
+    # A third of the $60 minimum is $20; a third of the $10 fee ($3.33⅓) and $5 of usage count: $11.66⅔ more.
+    [line] = true_ups(final)
+    assert (line["amount"], line["details"]["fraction"]) == (1167, "1/3")
+    assert final["total"] == 500 + 1167
+
+
+@pytest.mark.parametrize(("value", "message"), [(0, "at least 1"), (-5, "at least 1"), ("5000", "integer")])
+async def test_an_invalid_minimum_commitment_is_refused(
+    api: httpx.AsyncClient, services: Services, value: object, message: str
+) -> None:
+    await start(api, services)
+    response = await api.post(
+        "/v1/plans", json={"code": "min", "name": "Min", "currency": "USD", "minimum_commitment": value}
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "minimum_commitment"
+    assert message in error["message"].lower()
