@@ -285,25 +285,26 @@ async def _validate_charges(
     charges: Sequence[schemas.Charge],
     *,
     already_charged: frozenset[str] = frozenset(),
+    prefix: str = "charges",
 ) -> list[dict[str, Any]]:
     """Validate every charge and its meter: known, not archived (unless the plan already charged for it)."""
-    stored = [stored_charge(charge, param=f"charges[{index}]") for index, charge in enumerate(charges)]
+    stored = [stored_charge(charge, param=f"{prefix}[{index}]") for index, charge in enumerate(charges)]
     first_index: dict[str, int] = {}
     for index, charge in enumerate(charges):
-        validate_code(charge.meter, param=f"charges[{index}].meter")
+        validate_code(charge.meter, param=f"{prefix}[{index}].meter")
         if charge.meter in first_index:
             raise InvalidRequest(
-                f"charges[{index}].meter: meter {charge.meter!r} is already charged by "
-                f"charges[{first_index[charge.meter]}]; its usage would be billed twice. Merge the two "
+                f"{prefix}[{index}].meter: meter {charge.meter!r} is already charged by "
+                f"{prefix}[{first_index[charge.meter]}]; its usage would be billed twice. Merge the two "
                 "charges into one (graduated tiers can express both).",
                 code="parameter_duplicate",
-                param=f"charges[{index}].meter",
+                param=f"{prefix}[{index}].meter",
             )
         first_index[charge.meter] = index
     meters = await meters_by_code(session, merchant_id, first_index, lock=True)
     for code, index in first_index.items():
         meter = meters.get(code)
-        param = f"charges[{index}].meter"
+        param = f"{prefix}[{index}].meter"
         if meter is None:
             raise InvalidRequest(
                 f"{param}: there is no meter with code {code!r}. Create it first with POST /v1/meters, or "
@@ -326,6 +327,83 @@ async def _validate_charges(
                 param=param,
             )
     return stored
+
+
+# --- one subscription's own prices ----------------------------------------------------------------------
+
+#: What a plan's name says on invoice lines when a subscription's prices override it.
+OVERRIDDEN_SUFFIX = " (custom price / 专属价格)"
+
+
+async def validate_price_overrides(
+    session: AsyncSession, plan: Plan, overrides: schemas.PriceOverrides, *, param: str = "price_overrides"
+) -> dict[str, Any]:
+    """Validate `overrides` of `plan`'s prices (as a plan's own prices are validated; a charge must replace one
+    the plan has) and return their stored form, tied to the plan: ``{"plan": id, ...only what is overridden}``."""
+    stored: dict[str, Any] = {"plan": plan.id}
+    if overrides.amount is not msgspec.UNSET or overrides.amount_decimal is not msgspec.UNSET:
+        price = _price(
+            None if overrides.amount is msgspec.UNSET else overrides.amount,
+            None if overrides.amount_decimal is msgspec.UNSET else overrides.amount_decimal,
+            param=f"{param}.amount",
+        )
+        assert price is not None  # one of the two was sent, and neither accepts null
+        stored["amount_decimal"] = decimal_text(price)
+    if overrides.charges is not msgspec.UNSET:
+        prefix = f"{param}.charges"
+        charged = {charge["meter"] for charge in plan.charges}
+        for index, charge in enumerate(overrides.charges):
+            if charge.meter not in charged:
+                known = ", ".join(sorted(repr(code) for code in charged)) or "none"
+                raise InvalidRequest(
+                    f"{prefix}[{index}].meter: plan {plan.id} has no charge for meter {charge.meter[:100]!r} (its "
+                    f"charges: {known}). An override replaces one of the plan's charges; use a plan that "
+                    "charges for this meter.",
+                    param=f"{prefix}[{index}].meter",
+                )
+        stored["charges"] = await _validate_charges(
+            session, plan.merchant_id, overrides.charges, already_charged=frozenset(charged), prefix=prefix
+        )
+    if overrides.minimum_commitment is not msgspec.UNSET:
+        stored["minimum_commitment"] = validate_minimum_commitment(
+            overrides.minimum_commitment, param=f"{param}.minimum_commitment"
+        )
+    if len(stored) == 1:
+        raise InvalidRequest(
+            f"{param} overrides nothing: send amount, amount_decimal, charges or minimum_commitment, or send "
+            f"null to remove the overrides.",
+            code="parameter_missing",
+            param=param,
+        )
+    return stored
+
+
+def priced_plan(plan: Plan, overrides: Mapping[str, Any] | None) -> Plan:
+    """`plan` as one subscription pays it: a copy, never added to a session, with `overrides` applied (when they
+    are the overrides of this plan) and its name marked so that every invoice line says the price is custom."""
+    if not overrides or overrides.get("plan") != plan.id:
+        return plan
+    replaced = {charge["meter"]: charge for charge in overrides.get("charges", ())}
+    return Plan(
+        id=plan.id,
+        merchant_id=plan.merchant_id,
+        code=plan.code,
+        name=plan.name + OVERRIDDEN_SUFFIX,
+        description=plan.description,
+        currency=plan.currency,
+        interval=plan.interval,
+        interval_count=plan.interval_count,
+        amount_decimal=Decimal(overrides.get("amount_decimal", plan.amount_decimal)),
+        trial_period_days=plan.trial_period_days,
+        charges=[replaced.get(charge["meter"], charge) for charge in plan.charges],
+        minimum_commitment=overrides.get("minimum_commitment", plan.minimum_commitment),
+        portal_visible=plan.portal_visible,
+        metadata_=plan.metadata_,
+        in_use_since=plan.in_use_since,
+        archived_at=plan.archived_at,
+        created_at=plan.created_at,
+        updated_at=plan.updated_at,
+    )
 
 
 # --- use cases -------------------------------------------------------------------------------------------

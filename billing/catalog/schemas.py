@@ -247,6 +247,18 @@ class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metadata: Metadata | UnsetType = UNSET
 
 
+class PriceOverrides(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One subscription's own prices for its plan, without a new plan (Lago's plan overrides, Stripe's custom
+    prices). Only what is sent is overridden: `amount` (or `amount_decimal`) replaces the plan's price per unit
+    and period; each of `charges` replaces the plan's charge for the same meter, whole; `minimum_commitment`
+    replaces the plan's minimum (null: none)."""
+
+    amount: MinorUnits | UnsetType = UNSET
+    amount_decimal: DecimalMinorUnits | UnsetType = UNSET
+    charges: Annotated[list[Charge], Meta(max_length=50)] | UnsetType = UNSET
+    minimum_commitment: MinorUnits | UnsetType | None = UNSET
+
+
 class PricePreviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     quantity: int = 1
     usage: Annotated[

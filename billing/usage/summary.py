@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog.common import decimal_text
 from billing.catalog.meters import meters_by_code
 from billing.catalog.models import Meter, Plan
-from billing.catalog.plans import pricing_charge
+from billing.catalog.plans import priced_plan, pricing_charge
 from billing.customers.service import get_customer
 from billing.errors import Conflict
 from billing.subscriptions import states
@@ -52,17 +52,23 @@ def _charge_usage(meter: Meter, result: PricingResult, *, in_trial: bool) -> Cha
     )
 
 
+async def _priced(session: AsyncSession, sub: Subscription) -> Plan:
+    plan = await session.get(Plan, sub.plan_id)
+    assert plan is not None  # subscriptions.plan_id is a foreign key
+    return priced_plan(plan, sub.price_overrides)
+
+
 async def _summaries(
     session: AsyncSession, merchant_id: str, customer_id: str, subs: Sequence[Subscription], now: datetime
 ) -> list[SubscriptionUsage]:
     """Every subscription's usage, with one aggregation query for all their charges (one customer's)."""
-    plans = {sub.plan_id: await session.get(Plan, sub.plan_id) for sub in subs}
+    plans = {sub.id: await _priced(session, sub) for sub in subs}
     codes = {charge["meter"] for plan in plans.values() if plan is not None for charge in plan.charges}
     meters = await meters_by_code(session, merchant_id, codes)
     windows: list[UsageWindow] = []
     window_charges = []
     for sub in subs:
-        plan = plans[sub.plan_id]
+        plan = plans[sub.id]
         assert plan is not None
         for charge in plan.charges:
             meter = meters[charge["meter"]]
@@ -89,7 +95,7 @@ async def _summaries(
     )
     summaries = []
     for sub in subs:
-        plan = plans[sub.plan_id]
+        plan = plans[sub.id]
         assert plan is not None
         in_trial = sub.status == states.TRIALING
         charges = []

@@ -265,3 +265,108 @@ async def test_an_invalid_minimum_commitment_is_refused(
     error = response.json()["error"]
     assert error["param"] == "minimum_commitment"
     assert message in error["message"].lower()
+
+
+# --- per-customer prices -----------------------------------------------------------------------------------
+
+CUSTOM = " (custom price / 专属价格)"
+
+
+async def test_a_subscriptions_own_prices_bill_its_fee_and_usage_and_say_so(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    calls = await world.meter("count")
+    plan = await world.metered_plan(1000, {"meter": calls, "model": "per_unit", "unit_amount": 10})
+    customer = await world.customer()
+    overrides = {"amount": 700, "charges": [{"meter": calls, "model": "per_unit", "unit_amount": 5}]}
+    sub = await world.subscribe(customer, plan, price_overrides=overrides)
+    assert sub["price_overrides"]["plan"] == plan
+    assert sub["price_overrides"]["amount_decimal"] == "700"
+    [first] = await world.invoices(sub["id"])
+    assert [(line["description"], line["amount"]) for line in first["lines"]] == [
+        (f"1 × Metered{CUSTOM}", 700)
+    ]
+    await world.advance(APRIL + timedelta(days=20))
+    await world.count(customer, calls, *(APRIL + timedelta(days=1, minutes=i) for i in range(100)))
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert [(line["type"], line["amount"]) for line in upcoming["lines"]] == [
+        ("subscription", 700),
+        ("usage", 500),
+    ]
+    await world.advance(MAY + 2 * HOUR)
+    _, renewal = await world.invoices(sub["id"])
+    assert [(line["type"], line["amount"]) for line in renewal["lines"]] == [
+        ("subscription", 700),
+        ("usage", 500),
+    ]
+    assert by_meter(renewal)[calls]["description"] == f"Metered{CUSTOM} · {calls.replace('_', ' ')}"
+    # The plan itself is untouched: another customer pays its prices.
+    assert (await world.get(f"/v1/plans/{plan}"))["amount"] == 1000
+    other = await world.subscribe(await world.customer(), plan)
+    assert other["price_overrides"] is None
+
+
+async def test_new_prices_mid_period_are_prorated_and_a_plan_change_drops_them(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    pro = await world.plan(3000, name="Pro")
+    customer = await world.customer()
+    sub = await world.subscribe(customer, pro)
+    await world.advance(APRIL + timedelta(days=10))  # 20 of April's 30 days remain
+    changed = await world.post(
+        f"/v1/subscriptions/{sub['id']}/change",
+        {"price_overrides": {"amount": 1500}, "proration_behavior": "always_invoice"},
+    )
+    assert changed["price_overrides"] == {"plan": pro, "amount_decimal": "1500"}
+    _, proration = await world.invoices(sub["id"])
+    assert [(line["description"], line["amount"]) for line in proration["lines"]] == [
+        ("Unused time on Pro", -2000),
+        (f"Remaining time on Pro{CUSTOM}", 1000),
+    ]
+    assert proration["total"] == -1000
+    await world.advance(MAY + HOUR)
+    renewal = (await world.invoices(sub["id"]))[-1]
+    assert [(line["description"], line["amount"]) for line in renewal["lines"]] == [
+        (f"1 × Pro{CUSTOM}", 1500)
+    ]
+    team = await world.plan(5000, name="Team")
+    moved = await world.post(
+        f"/v1/subscriptions/{sub['id']}/change", {"plan": team, "proration_behavior": "none"}
+    )
+    assert moved["price_overrides"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "param", "code"),
+    [
+        ({"price_overrides": {"amout": 700}}, None, None),  # a typo: refused as an unknown field
+        ({"price_overrides": {}}, "price_overrides", "parameter_missing"),
+        ({"price_overrides": {"amount": -1}}, "price_overrides.amount", "parameter_invalid"),
+        (
+            {"price_overrides": {"charges": [{"meter": "elsewhere", "model": "per_unit", "unit_amount": 1}]}},
+            "price_overrides.charges[0].meter",
+            "parameter_invalid",
+        ),
+        (
+            {"price_overrides": {"amount": 700}, "effective": "period_end"},
+            "price_overrides",
+            "parameter_invalid",
+        ),
+    ],
+)
+async def test_invalid_price_overrides_are_refused_with_the_field_named(
+    api: httpx.AsyncClient, services: Services, change: dict[str, Any], param: str | None, code: str | None
+) -> None:
+    world = await start(api, services)
+    customer = await world.customer()
+    sub = await world.subscribe(customer, await world.plan(1000))
+    response = await api.post(f"/v1/subscriptions/{sub['id']}/change", json=change)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    if param is None:
+        assert "amout" in error["message"]
+    else:
+        assert (error["param"], error["code"]) == (param, code)
+    assert (await world.subscription(sub["id"]))["price_overrides"] is None
