@@ -27,6 +27,7 @@ class Aggregation(StrEnum):
     MAX = "max"  # the largest value
     LAST = "last"  # the value of the latest event
     UNIQUE_COUNT = "unique_count"  # the number of distinct properties[property]
+    AVG = "avg"  # the mean of the events' value
 
 
 class Meter(Base):
@@ -35,7 +36,9 @@ class Meter(Base):
         # Plans and usage events name a meter by its code, so a code names one meter, archived or not.
         Index("uq_meters_merchant_code", "merchant_id", "code", unique=True),
         Index("ix_meters_merchant_seq", "merchant_id", "seq"),
-        CheckConstraint("aggregation IN ('count', 'sum', 'max', 'last', 'unique_count')", name="aggregation"),
+        CheckConstraint(
+            "aggregation IN ('count', 'sum', 'max', 'last', 'unique_count', 'avg')", name="aggregation"
+        ),
     )
 
     id: Mapped[str] = id_column()

@@ -370,3 +370,28 @@ async def test_invalid_price_overrides_are_refused_with_the_field_named(
     else:
         assert (error["param"], error["code"]) == (param, code)
     assert (await world.subscription(sub["id"]))["price_overrides"] is None
+
+
+# --- avg aggregation ---------------------------------------------------------------------------------------
+
+
+async def test_an_avg_meter_bills_the_mean_of_its_events_values(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    seats = await world.meter("avg")
+    plan = await world.metered_plan(0, {"meter": seats, "model": "per_unit", "unit_amount": 100})
+    customer = await world.customer()
+    sub = await world.subscribe(customer, plan)
+    await world.advance(APRIL + timedelta(days=20))
+    day = APRIL + timedelta(days=3)
+    await world.send(customer, seats, (day, 2), (day + HOUR, 4), (day + 2 * HOUR, "9.5"))
+    await world.advance(MAY + 2 * HOUR)
+    _, renewal = await world.invoices(sub["id"])
+    line = by_meter(renewal)[seats]
+    assert (qty(line), line["amount"], line["details"]["aggregation"]) == ("5.166666666667", 517, "avg")
+    refused = await api.post(
+        "/v1/usage_events",
+        json={"id": "no-value", "customer": customer, "meter": seats, "timestamp": day.isoformat()},
+    )
+    assert refused.status_code == 400, refused.text
