@@ -61,6 +61,10 @@ async def test_a_percentage_charge_with_min_max_and_fixed_fee_bills_each_transac
         ("subscription", 1000),
         ("usage", 609),
     ]
+    so_far = await world.get(f"/v1/subscriptions/{sub['id']}/usage")
+    assert [(c["model"], c["quantity"], c["amount"]) for c in so_far["charges"]] == [
+        ("percentage", "111500", 609)
+    ]
     await world.advance(MAY + 2 * HOUR)
     _, renewal = await world.invoices(sub["id"])
     line = by_meter(renewal)[payments]
@@ -294,6 +298,8 @@ async def test_a_subscriptions_own_prices_bill_its_fee_and_usage_and_say_so(
         ("subscription", 700),
         ("usage", 500),
     ]
+    so_far = await world.get(f"/v1/subscriptions/{sub['id']}/usage")
+    assert (so_far["total"], so_far["charges"][0]["amount"]) == (500, 500)
     await world.advance(MAY + 2 * HOUR)
     _, renewal = await world.invoices(sub["id"])
     assert [(line["type"], line["amount"]) for line in renewal["lines"]] == [
