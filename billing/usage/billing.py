@@ -38,7 +38,7 @@ from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
 from billing.usage.aggregate import UsageWindow, aggregate_usage
 from billing.usage.billed import UsageBilled
-from billing.usage.commitment import true_up_line
+from billing.usage.commitment import true_up_corrections, true_up_line
 from billing.usage.transactions import transaction_amounts, transaction_windows
 from plans.calendar import Period
 from plans.pricing import PricingModel, PricingResult, price_usage
@@ -295,11 +295,14 @@ async def bill_usage(
         true_up := true_up_line(sub, plan, period, sum(line.amount for line in bill.lines), source=SOURCE)
     ):
         bill.lines.append(true_up)
+    recounted: dict[Period, tuple[int, int]] = {}  # a period's usage billed, before and after the recount
     for r, quantity, transactions in zip(
         recount, quantities[len(charges) :], amounts[len(charges) :], strict=True
     ):
         meter = meters[r.meter_code]
         charge = _charges(plans[r.plan_id]).get(r.meter_code)
+        before, after = recounted.get(r.period, (0, 0))
+        recounted[r.period] = (before + r.billed.amount, after + r.billed.amount)
         if charge is None:
             continue
         adjustment = usage_adjustment(
@@ -307,6 +310,7 @@ async def bill_usage(
         )
         if adjustment is None:
             continue
+        recounted[r.period] = (before + r.billed.amount, after + r.billed.amount + adjustment.amount)
         details = price_details(meter, r.plan_id, adjustment.priced)
         details["reason"] = "late_usage"
         details["previously_billed"] = {
@@ -335,6 +339,7 @@ async def bill_usage(
                 adjustment.amount,
             )
         )
+    bill.lines.extend(await true_up_corrections(session, sub, recounted, source=SOURCE))
     return bill
 
 

@@ -15,6 +15,7 @@ from billing.services import Services
 from tests.billing.test_usage_billing import (
     APRIL,
     HOUR,
+    JUNE,
     MAY,
     Metered,
     assert_invariants,
@@ -87,12 +88,17 @@ async def test_a_percentage_charge_with_min_max_and_fixed_fee_bills_each_transac
     assert_invariants(renewal)
 
 
+async def no_grace_window(api: httpx.AsyncClient) -> None:
+    """Renewal invoices final at once, so that the next events of their period are late usage."""
+    settings = await api.patch("/v1/settings", json={"usage": {"grace_period_seconds": 0}})
+    assert settings.status_code == 200, settings.text
+
+
 async def test_a_late_transaction_of_a_percentage_charge_is_adjusted_on_the_next_invoice(
     api: httpx.AsyncClient, services: Services
 ) -> None:
     world = await start(api, services)
-    settings = await api.patch("/v1/settings", json={"usage": {"grace_period_seconds": 0}})
-    assert settings.status_code == 200, settings.text
+    await no_grace_window(api)
     payments = await world.meter("sum")
     plan = await world.metered_plan(0, {"meter": payments, **CARD_FEES})
     customer = await world.customer()
@@ -401,3 +407,27 @@ async def test_an_avg_meter_bills_the_mean_of_its_events_values(
         json={"id": "no-value", "customer": customer, "meter": seats, "timestamp": day.isoformat()},
     )
     assert refused.status_code == 400, refused.text
+
+
+async def test_late_usage_lowers_the_true_up_it_was_billed_with(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = await start(api, services)
+    await no_grace_window(api)
+    calls, customer, sub = await committed(world)
+    await world.advance(APRIL + timedelta(days=20))
+    await world.count(customer, calls, *(APRIL + timedelta(days=1, minutes=i) for i in range(100)))
+    await world.advance(MAY + HOUR)
+    _, may = await world.invoices(sub["id"])
+    assert [line["amount"] for line in true_ups(may)] == [3000]
+    # 50 more April calls arrive after April's invoice is final: $5 of late usage, and $5 less to make up.
+    await world.count(customer, calls, *(APRIL + timedelta(days=2, minutes=i) for i in range(50)))
+    await world.advance(JUNE + HOUR)
+    _, _, june = await world.invoices(sub["id"])
+    [late] = [line for line in june["lines"] if line["details"].get("reason") == "late_usage"]
+    assert late["details"]["meter"] == calls
+    assert (qty(late), late["amount"]) == ("50", 500)
+    corrections = [(at(line["period"]["start"]), line["amount"]) for line in true_ups(june)]
+    assert corrections == [(MAY, 4000), (APRIL, -500)]  # May had no usage: $50 − $10; April's lowered
+    assert june["total"] == 1000 + 0 + 500 - 500 + 4000
+    assert_invariants(june)
