@@ -164,6 +164,22 @@ def validate_amount(value: object, *, param: str, minimum: int = 0) -> int:
     return value
 
 
+def validate_percent(value: object, *, param: str, example: str) -> Decimal:
+    """Return `value` if it is a finite Decimal from 0 to 100 with at most `MAX_PERCENT_DECIMAL_PLACES`
+    decimals (a tax rate, a charge's rate), else raise `CatalogError`; `example` shows a valid one."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise CatalogError(f"{param} must be a decimal number such as {example}; got {value!r}", param=param)
+    if not 0 <= value <= 100:
+        raise CatalogError(f"{param} must be between 0 and 100; got '{value}'", param=param)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_PERCENT_DECIMAL_PLACES:
+        raise CatalogError(
+            f"{param} may have at most {MAX_PERCENT_DECIMAL_PLACES} decimal places; got '{value}'",
+            param=param,
+        )
+    return value
+
+
 def validate_unit_amount_decimal(value: object, *, param: str = "unit_amount_decimal") -> Decimal:
     """Return `value` if it is a finite, non-negative Decimal below `MAX_AMOUNT` with at most 12 decimals.
 

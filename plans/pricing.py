@@ -22,6 +22,14 @@ Rules, where the models of Stripe and Lago leave room:
   *per package* (Stripe's ``transform_quantity`` with ``round=up``; Lago's package model).
 * A unit price is either `unit_amount` (int minor units) or `unit_amount_decimal` (Decimal, up to 12 decimal
   places of a minor unit), never both.
+* percentage (Lago's model): each usage event carries a transaction amount (minor units); a paid transaction
+  costs ``rate`` percent of its amount plus ``fixed_amount``, held between ``per_transaction_min_amount`` and
+  ``per_transaction_max_amount``. The first transactions in time order are free while both free allowances
+  last (``free_units_per_events`` transactions, ``free_units_per_total_aggregation`` of amount; whichever ends
+  first, as Lago's docs put it): a free transaction costs nothing, not even the minimum; the one that crosses the
+  amount allowance pays the rate on its part above it, plus the fixed fee. A negative transaction amount (a
+  correction) counts as an amount of zero. `price_transactions` prices the list of amounts; `price_quantity`
+  prices a quantity as one transaction (the plan price preview, which is given totals only).
 """
 
 from __future__ import annotations
@@ -33,7 +41,13 @@ from enum import StrEnum
 from fractions import Fraction
 
 from plans.errors import CatalogError, join_path, parse_choice
-from plans.money import EXACT_CONTEXT, round_minor, validate_amount, validate_unit_amount_decimal
+from plans.money import (
+    EXACT_CONTEXT,
+    round_minor,
+    validate_amount,
+    validate_percent,
+    validate_unit_amount_decimal,
+)
 
 #: A quantity of units: seats, API calls, gigabytes. Never a float.
 Quantity = Decimal | int
@@ -50,6 +64,18 @@ class PricingModel(StrEnum):
     GRADUATED = "graduated"
     VOLUME = "volume"
     PACKAGE = "package"
+    PERCENTAGE = "percentage"
+
+
+#: The fields only a percentage charge takes.
+PERCENTAGE_FIELDS = (
+    "rate",
+    "fixed_amount",
+    "free_units_per_events",
+    "free_units_per_total_aggregation",
+    "per_transaction_min_amount",
+    "per_transaction_max_amount",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +107,13 @@ class Charge:
     tiers: tuple[Tier, ...] = ()
     package_size: int | None = None
     free_units: Quantity = 0
+    # percentage only (see the module's notes); amounts in minor units, `rate` in percent.
+    rate: Decimal | None = None
+    fixed_amount: int | None = None
+    free_units_per_events: int | None = None
+    free_units_per_total_aggregation: int | None = None
+    per_transaction_min_amount: int | None = None
+    per_transaction_max_amount: int | None = None
 
     @property
     def unit_price(self) -> Decimal:
@@ -118,6 +151,20 @@ class PricingResult:
     tiers: tuple[PricedTier, ...]
     exact_amount: Decimal
     amount: int
+    transactions: TransactionCounts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionCounts:
+    """How a percentage charge's transactions were priced: how many, how many free, and what the per-transaction
+    minimum and maximum moved (``adjustment``: positive when minimums lifted fees, negative when maximums cut
+    them). For a percentage result, `PricingResult.quantity` is the total amount, `free_units` the amount not
+    subject to the rate, and its rows are the rate row, the fixed-fee row and the min/max row."""
+
+    count: int
+    free: int
+    paid: int
+    adjustment: Decimal
 
 
 def validate_quantity(value: object, *, param: str = "quantity") -> Decimal:
@@ -220,6 +267,15 @@ def validate_charge(charge: Charge, *, param: str = "") -> Charge:
     """
     model = parse_choice(PricingModel, charge.model, param=join_path(param, "model"))
     validate_quantity(charge.free_units, param=join_path(param, "free_units"))
+    if model is PricingModel.PERCENTAGE:
+        return _validate_percentage(charge, param=param)
+    for name in PERCENTAGE_FIELDS:
+        if getattr(charge, name) is not None:
+            raise CatalogError(
+                f"{join_path(param, name)} is only used by percentage charges, not {model}",
+                param=join_path(param, name),
+                code="parameter_not_allowed",
+            )
     tiered = model in (PricingModel.GRADUATED, PricingModel.VOLUME)
     if tiered:
         for name in ("unit_amount", "unit_amount_decimal"):
@@ -274,6 +330,8 @@ def price_quantity(charge: Charge, quantity: Quantity) -> PricingResult:
     validate_charge(charge)
     model = PricingModel(charge.model)
     units = validate_quantity(quantity)
+    if model is PricingModel.PERCENTAGE:
+        return price_transactions(charge, [units] if units else [])
     free_units = Decimal(charge.free_units)
     with localcontext(EXACT_CONTEXT):
         billable = max(units - free_units, Decimal(0))
@@ -304,6 +362,147 @@ def price_quantity(charge: Charge, quantity: Quantity) -> PricingResult:
         exact_amount=exact_amount,
         amount=round_minor(exact_amount),
     )
+
+
+def _validate_percentage(charge: Charge, *, param: str) -> Charge:
+    for name in ("unit_amount", "unit_amount_decimal", "package_size"):
+        if getattr(charge, name) is not None:
+            raise CatalogError(
+                f"{join_path(param, name)} is not used by a percentage charge; set rate (and fixed_amount)",
+                param=join_path(param, name),
+                code="parameter_not_allowed",
+            )
+    if charge.tiers:
+        raise CatalogError(
+            f"{join_path(param, 'tiers')} is only used by graduated and volume charges, not percentage",
+            param=join_path(param, "tiers"),
+            code="parameter_not_allowed",
+        )
+    if charge.free_units:
+        raise CatalogError(
+            f"{join_path(param, 'free_units')} is not used by a percentage charge; use "
+            "free_units_per_events (free transactions) or free_units_per_total_aggregation (free amount)",
+            param=join_path(param, "free_units"),
+            code="parameter_not_allowed",
+        )
+    rate_param = join_path(param, "rate")
+    rate = charge.rate
+    if rate is None:
+        raise CatalogError(
+            f"{rate_param} is required for a percentage charge: the percent of each transaction, e.g. '2.9'",
+            param=rate_param,
+            code="parameter_missing",
+        )
+    validate_percent(rate, param=rate_param, example="'2.9'")
+    for name in (
+        "fixed_amount",
+        "free_units_per_events",
+        "free_units_per_total_aggregation",
+        "per_transaction_min_amount",
+        "per_transaction_max_amount",
+    ):
+        value = getattr(charge, name)
+        if value is not None:
+            validate_amount(value, param=join_path(param, name))
+    low, high = charge.per_transaction_min_amount, charge.per_transaction_max_amount
+    if low is not None and high is not None and low > high:
+        raise CatalogError(
+            f"{join_path(param, 'per_transaction_min_amount')} ({low}) must not exceed "
+            f"{join_path(param, 'per_transaction_max_amount')} ({high})",
+            param=join_path(param, "per_transaction_min_amount"),
+            code="parameter_conflict",
+        )
+    return charge
+
+
+def price_transactions(charge: Charge, amounts: Sequence[Quantity]) -> PricingResult:
+    """Price a percentage charge from its transactions' amounts, in time order (see the module's notes).
+
+    Each paid transaction's fee is exact (``amount × rate / 100 + fixed_amount``, then held between the
+    minimum and the maximum); the total is rounded once, half-up. Rows: the rate on the amount charged, the
+    fixed fees (one per paid transaction), and what the per-transaction min/max moved, when anything.
+    """
+    validate_charge(charge)
+    if PricingModel(charge.model) is not PricingModel.PERCENTAGE:
+        raise CatalogError(
+            f"price_transactions prices percentage charges only, not {charge.model}", param="model"
+        )
+    assert charge.rate is not None  # validated
+    values = [_transaction_amount(amount, param=f"amounts[{index}]") for index, amount in enumerate(amounts)]
+    with localcontext(EXACT_CONTEXT):
+        share = charge.rate / 100
+        fixed = Decimal(charge.fixed_amount or 0)
+        events_left = charge.free_units_per_events
+        amount_left = (
+            None
+            if charge.free_units_per_total_aggregation is None
+            else Decimal(charge.free_units_per_total_aggregation)
+        )
+        has_allowance = events_left is not None or amount_left is not None
+        charged_total = Decimal(0)
+        adjustment = Decimal(0)
+        free = 0
+        for value in values:
+            charged = value
+            if (
+                has_allowance
+                and (events_left is None or events_left > 0)
+                and (amount_left is None or amount_left > 0)
+            ):
+                if events_left is not None:
+                    events_left -= 1
+                if amount_left is None or value <= amount_left:
+                    if amount_left is not None:
+                        amount_left -= value
+                    free += 1
+                    continue
+                charged = value - amount_left
+                amount_left = Decimal(0)
+            fee = charged * share + fixed
+            held = fee
+            if charge.per_transaction_min_amount is not None:
+                held = max(held, Decimal(charge.per_transaction_min_amount))
+            if charge.per_transaction_max_amount is not None:
+                held = min(held, Decimal(charge.per_transaction_max_amount))
+            adjustment += held - fee
+            charged_total += charged
+        paid = len(values) - free
+        total = sum(values, Decimal(0))
+        rows = [_row(None, 0, None, charged_total, share, 0)] if paid else []
+        if paid and fixed:
+            rows.append(_row(None, 0, None, Decimal(paid), fixed, 0))
+        if adjustment:
+            rows.append(_row(None, 0, None, Decimal(1), adjustment, 0))
+        exact_amount = sum((row.subtotal for row in rows), Decimal(0))
+        free_amount = total - charged_total
+    return PricingResult(
+        model=PricingModel.PERCENTAGE,
+        quantity=total,
+        free_units=free_amount,
+        billable_quantity=charged_total,
+        packages=None,
+        tiers=tuple(rows),
+        exact_amount=exact_amount,
+        amount=round_minor(exact_amount),
+        transactions=TransactionCounts(count=len(values), free=free, paid=paid, adjustment=adjustment),
+    )
+
+
+def _transaction_amount(amount: Quantity, *, param: str) -> Decimal:
+    """A transaction's amount; a negative one (a correction) counts as zero: a fee is never paid back."""
+    if isinstance(amount, int | Decimal) and not isinstance(amount, bool) and amount < 0:
+        return Decimal(0)
+    return validate_quantity(amount, param=param)
+
+
+def price_usage(charge: Charge, quantity: Quantity, transactions: Sequence[Quantity] | None) -> PricingResult:
+    """Price a period's usage: a percentage charge from its `transactions` (required), any other from
+    `quantity`."""
+    if PricingModel(charge.model) is PricingModel.PERCENTAGE:
+        if transactions is None:
+            raise ValueError("a percentage charge is priced from its transactions; none were read")
+        return price_transactions(charge, transactions)
+    return price_quantity(charge, quantity)
 
 
 def _graduated_rows(tiers: Sequence[Tier], billable: Decimal) -> list[PricedTier]:

@@ -22,7 +22,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from plans.errors import CatalogError, join_path
-from plans.money import MAX_PERCENT_DECIMAL_PLACES, allocate_pro_rata, round_minor
+from plans.money import allocate_pro_rata, round_minor, validate_percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +52,7 @@ class LineTax:
 def validate_tax_rate(rate: TaxRate, *, param: str = "") -> TaxRate:
     """Check a tax rate (0 ≤ percentage ≤ 100, at most 4 decimals; `inclusive` a bool); return it or raise."""
     percentage_param = join_path(param, "percentage")
-    percentage = rate.percentage
-    if not isinstance(percentage, Decimal) or not percentage.is_finite():
-        raise CatalogError(
-            f"{percentage_param} must be a decimal number such as '20' or '8.875'; got {percentage!r}",
-            param=percentage_param,
-        )
-    if not 0 <= percentage <= 100:
-        raise CatalogError(
-            f"{percentage_param} must be between 0 and 100; got '{percentage}'", param=percentage_param
-        )
-    exponent = percentage.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MAX_PERCENT_DECIMAL_PLACES:
-        raise CatalogError(
-            f"{percentage_param} may have at most {MAX_PERCENT_DECIMAL_PLACES} decimal places; got '{percentage}'",
-            param=percentage_param,
-        )
+    validate_percent(rate.percentage, param=percentage_param, example="'20' or '8.875'")
     if not isinstance(rate.inclusive, bool):
         inclusive_param = join_path(param, "inclusive")
         raise CatalogError(

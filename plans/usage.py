@@ -11,11 +11,12 @@ always add up to the price of the period's final quantity (the property tested i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
-from plans.pricing import Charge, PricingResult, price_quantity
+from plans.pricing import Charge, PricingResult, Quantity, price_usage
 
 #: Usage quantities are billed with this many decimal places (the precision of an invoice line's quantity).
 QUANTITY_PLACES = 12
@@ -69,13 +70,16 @@ class UsageAdjustment:
     priced: PricingResult
 
 
-def usage_adjustment(charge: Charge, quantity: Decimal, billed: Billed) -> UsageAdjustment | None:
-    """Price the period's whole `quantity` again and subtract what was billed; None when nothing changes.
+def usage_adjustment(
+    charge: Charge, quantity: Decimal, billed: Billed, transactions: Sequence[Quantity] | None = None
+) -> UsageAdjustment | None:
+    """Price the period's whole `quantity` (a percentage charge: all its `transactions`) again and subtract
+    what was billed; None when nothing changes.
 
     The amount may be negative (a `last` meter whose latest value went down), and so may the quantity. The
     caller records ``billed + adjustment`` as billed, so the same recount run again returns None.
     """
-    priced = price_quantity(charge, quantity)
+    priced = price_usage(charge, quantity, transactions)
     delta_quantity = priced.quantity - billed.quantity
     delta_amount = priced.amount - billed.amount
     if delta_quantity == 0 and delta_amount == 0:

@@ -27,6 +27,7 @@ class Aggregation(StrEnum):
     MAX = "max"  # the largest value
     LAST = "last"  # the value of the latest event
     UNIQUE_COUNT = "unique_count"  # the number of distinct properties[property]
+    AVG = "avg"  # the mean of the events' value
 
 
 class Meter(Base):
@@ -35,7 +36,9 @@ class Meter(Base):
         # Plans and usage events name a meter by its code, so a code names one meter, archived or not.
         Index("uq_meters_merchant_code", "merchant_id", "code", unique=True),
         Index("ix_meters_merchant_seq", "merchant_id", "seq"),
-        CheckConstraint("aggregation IN ('count', 'sum', 'max', 'last', 'unique_count')", name="aggregation"),
+        CheckConstraint(
+            "aggregation IN ('count', 'sum', 'max', 'last', 'unique_count', 'avg')", name="aggregation"
+        ),
     )
 
     id: Mapped[str] = id_column()
@@ -61,6 +64,7 @@ class Plan(Base):
         CheckConstraint("interval IN ('day', 'week', 'month', 'year')", name="interval"),
         CheckConstraint("interval_count >= 1", name="interval_count"),
         CheckConstraint("amount_decimal >= 0", name="amount_decimal"),
+        CheckConstraint("minimum_commitment IS NULL OR minimum_commitment > 0", name="minimum_commitment"),
     )
 
     id: Mapped[str] = id_column()
@@ -78,6 +82,9 @@ class Plan(Base):
     # The metered charges in their canonical stored form (billing.catalog.plans.stored_charge), validated by
     # plans.pricing before they are written.
     charges: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
+    # The least a period bills (fixed fee + usage, before discounts and taxes); a true-up line makes up the rest
+    # (plans.commitment). None: no minimum.
+    minimum_commitment: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # Offered to customers in the hosted portal as a plan to change to (plans of the same currency).
     portal_visible: Mapped[bool] = mapped_column(default=False, server_default="false")
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")

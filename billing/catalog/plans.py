@@ -45,6 +45,7 @@ from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import pricing
 from plans.calendar import MAX_TRIAL_DAYS, validate_interval
+from plans.commitment import validate_minimum_commitment
 from plans.errors import CatalogError, parse_choice
 from plans.money import parse_unit_amount_decimal, validate_amount, validate_currency
 from webhooks.outbox import previous_attributes, record_event
@@ -53,7 +54,15 @@ _UNIQUE_CODE = "uq_plans_merchant_code"
 _PLAIN_QUANTITY = re.compile(r"[0-9]{1,38}(?:\.[0-9]{1,38})?")
 
 #: The fields whose change would change what a subscriber pays; frozen once the plan is in use.
-PRICING_FIELDS = ("currency", "interval", "interval_count", "amount", "trial_period_days", "charges")
+PRICING_FIELDS = (
+    "currency",
+    "interval",
+    "interval_count",
+    "amount",
+    "trial_period_days",
+    "charges",
+    "minimum_commitment",
+)
 
 
 # --- charges: wire <-> stored <-> pure -------------------------------------------------------------------
@@ -98,6 +107,7 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
         for index, tier in enumerate(charge.tiers)
     )
     model = parse_choice(pricing.PricingModel, charge.model, param=f"{param}.model")
+    rate = None if charge.rate is None else parse_unit_amount_decimal(charge.rate, param=f"{param}.rate")
     pure = pricing.validate_charge(
         pricing.Charge(
             model=model,
@@ -106,6 +116,12 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
             tiers=tiers,
             package_size=charge.package_size,
             free_units=charge.free_units,
+            rate=rate,
+            fixed_amount=charge.fixed_amount,
+            free_units_per_events=charge.free_units_per_events,
+            free_units_per_total_aggregation=charge.free_units_per_total_aggregation,
+            per_transaction_min_amount=charge.per_transaction_min_amount,
+            per_transaction_max_amount=charge.per_transaction_max_amount,
         ),
         param=param,
     )
@@ -126,7 +142,17 @@ def stored_charge(charge: schemas.Charge, *, param: str) -> dict[str, Any]:
         ],
         "package_size": pure.package_size,
         "free_units": charge.free_units,
+        **_stored_percentage(pure),
     }
+
+
+def _stored_percentage(charge: pricing.Charge) -> dict[str, Any]:
+    """A percentage charge's own fields (absent from other charges, and from charges stored before them)."""
+    if charge.model is not pricing.PricingModel.PERCENTAGE:
+        return {}
+    stored: dict[str, Any] = {name: getattr(charge, name) for name in pricing.PERCENTAGE_FIELDS}
+    stored["rate"] = decimal_text(stored["rate"])
+    return stored
 
 
 def pricing_charge(stored: Mapping[str, Any]) -> pricing.Charge:
@@ -144,6 +170,12 @@ def pricing_charge(stored: Mapping[str, Any]) -> pricing.Charge:
         ),
         package_size=stored["package_size"],
         free_units=stored["free_units"],
+        rate=_decimal_or_none(stored.get("rate")),
+        fixed_amount=stored.get("fixed_amount"),
+        free_units_per_events=stored.get("free_units_per_events"),
+        free_units_per_total_aggregation=stored.get("free_units_per_total_aggregation"),
+        per_transaction_min_amount=stored.get("per_transaction_min_amount"),
+        per_transaction_max_amount=stored.get("per_transaction_max_amount"),
     )
 
 
@@ -176,6 +208,12 @@ def _render_charge(stored: Mapping[str, Any]) -> schemas.Charge:
         ],
         package_size=stored["package_size"],
         free_units=stored["free_units"],
+        rate=stored.get("rate"),
+        fixed_amount=stored.get("fixed_amount"),
+        free_units_per_events=stored.get("free_units_per_events"),
+        free_units_per_total_aggregation=stored.get("free_units_per_total_aggregation"),
+        per_transaction_min_amount=stored.get("per_transaction_min_amount"),
+        per_transaction_max_amount=stored.get("per_transaction_max_amount"),
     )
 
 
@@ -193,6 +231,7 @@ def render_plan(plan: Plan) -> schemas.Plan:
         amount_decimal=decimal_text(plan.amount_decimal),
         trial_period_days=plan.trial_period_days,
         charges=[_render_charge(charge) for charge in plan.charges],
+        minimum_commitment=plan.minimum_commitment,
         active=plan.archived_at is None,
         in_use=plan.in_use_since is not None,
         portal_visible=bool(plan.portal_visible),
@@ -213,6 +252,7 @@ class _Pricing:
     amount: Decimal
     trial_period_days: int | None
     charges: list[dict[str, Any]]
+    minimum_commitment: int | None
 
     def differences(self, other: _Pricing) -> list[str]:
         return [name for name in PRICING_FIELDS if getattr(self, name) != getattr(other, name)]
@@ -226,6 +266,7 @@ def _current_pricing(plan: Plan) -> _Pricing:
         amount=plan.amount_decimal,
         trial_period_days=plan.trial_period_days,
         charges=list(plan.charges),
+        minimum_commitment=plan.minimum_commitment,
     )
 
 
@@ -244,30 +285,38 @@ async def _validate_charges(
     charges: Sequence[schemas.Charge],
     *,
     already_charged: frozenset[str] = frozenset(),
+    prefix: str = "charges",
 ) -> list[dict[str, Any]]:
     """Validate every charge and its meter: known, not archived (unless the plan already charged for it)."""
-    stored = [stored_charge(charge, param=f"charges[{index}]") for index, charge in enumerate(charges)]
+    stored = [stored_charge(charge, param=f"{prefix}[{index}]") for index, charge in enumerate(charges)]
     first_index: dict[str, int] = {}
     for index, charge in enumerate(charges):
-        validate_code(charge.meter, param=f"charges[{index}].meter")
+        validate_code(charge.meter, param=f"{prefix}[{index}].meter")
         if charge.meter in first_index:
             raise InvalidRequest(
-                f"charges[{index}].meter: meter {charge.meter!r} is already charged by "
-                f"charges[{first_index[charge.meter]}]; its usage would be billed twice. Merge the two "
+                f"{prefix}[{index}].meter: meter {charge.meter!r} is already charged by "
+                f"{prefix}[{first_index[charge.meter]}]; its usage would be billed twice. Merge the two "
                 "charges into one (graduated tiers can express both).",
                 code="parameter_duplicate",
-                param=f"charges[{index}].meter",
+                param=f"{prefix}[{index}].meter",
             )
         first_index[charge.meter] = index
     meters = await meters_by_code(session, merchant_id, first_index, lock=True)
     for code, index in first_index.items():
         meter = meters.get(code)
-        param = f"charges[{index}].meter"
+        param = f"{prefix}[{index}].meter"
         if meter is None:
             raise InvalidRequest(
                 f"{param}: there is no meter with code {code!r}. Create it first with POST /v1/meters, or "
                 "check the code (GET /v1/meters lists yours).",
                 code="resource_missing",
+                param=param,
+            )
+        if stored[index]["model"] == pricing.PricingModel.PERCENTAGE and meter.aggregation != "sum":
+            raise InvalidRequest(
+                f"{param}: a percentage charge needs a sum meter, whose event value is the transaction amount; "
+                f"meter {code!r} aggregates by {meter.aggregation}. Create a meter with aggregation 'sum'.",
+                code="meter_aggregation_mismatch",
                 param=param,
             )
         if meter.archived_at is not None and code not in already_charged:
@@ -278,6 +327,83 @@ async def _validate_charges(
                 param=param,
             )
     return stored
+
+
+# --- one subscription's own prices ----------------------------------------------------------------------
+
+#: What a plan's name says on invoice lines when a subscription's prices override it.
+OVERRIDDEN_SUFFIX = " (custom price / 专属价格)"
+
+
+async def validate_price_overrides(
+    session: AsyncSession, plan: Plan, overrides: schemas.PriceOverrides, *, param: str = "price_overrides"
+) -> dict[str, Any]:
+    """Validate `overrides` of `plan`'s prices (as a plan's own prices are validated; a charge must replace one
+    the plan has) and return their stored form, tied to the plan: ``{"plan": id, ...only what is overridden}``."""
+    stored: dict[str, Any] = {"plan": plan.id}
+    if overrides.amount is not msgspec.UNSET or overrides.amount_decimal is not msgspec.UNSET:
+        price = _price(
+            None if overrides.amount is msgspec.UNSET else overrides.amount,
+            None if overrides.amount_decimal is msgspec.UNSET else overrides.amount_decimal,
+            param=f"{param}.amount",
+        )
+        assert price is not None  # one of the two was sent, and neither accepts null
+        stored["amount_decimal"] = decimal_text(price)
+    if overrides.charges is not msgspec.UNSET:
+        prefix = f"{param}.charges"
+        charged = {charge["meter"] for charge in plan.charges}
+        for index, charge in enumerate(overrides.charges):
+            if charge.meter not in charged:
+                known = ", ".join(sorted(repr(code) for code in charged)) or "none"
+                raise InvalidRequest(
+                    f"{prefix}[{index}].meter: plan {plan.id} has no charge for meter {charge.meter[:100]!r} (its "
+                    f"charges: {known}). An override replaces one of the plan's charges; use a plan that "
+                    "charges for this meter.",
+                    param=f"{prefix}[{index}].meter",
+                )
+        stored["charges"] = await _validate_charges(
+            session, plan.merchant_id, overrides.charges, already_charged=frozenset(charged), prefix=prefix
+        )
+    if overrides.minimum_commitment is not msgspec.UNSET:
+        stored["minimum_commitment"] = validate_minimum_commitment(
+            overrides.minimum_commitment, param=f"{param}.minimum_commitment"
+        )
+    if len(stored) == 1:
+        raise InvalidRequest(
+            f"{param} overrides nothing: send amount, amount_decimal, charges or minimum_commitment, or send "
+            f"null to remove the overrides.",
+            code="parameter_missing",
+            param=param,
+        )
+    return stored
+
+
+def priced_plan(plan: Plan, overrides: Mapping[str, Any] | None) -> Plan:
+    """`plan` as one subscription pays it: a copy, never added to a session, with `overrides` applied (when they
+    are the overrides of this plan) and its name marked so that every invoice line says the price is custom."""
+    if not overrides or overrides.get("plan") != plan.id:
+        return plan
+    replaced = {charge["meter"]: charge for charge in overrides.get("charges", ())}
+    return Plan(
+        id=plan.id,
+        merchant_id=plan.merchant_id,
+        code=plan.code,
+        name=plan.name + OVERRIDDEN_SUFFIX,
+        description=plan.description,
+        currency=plan.currency,
+        interval=plan.interval,
+        interval_count=plan.interval_count,
+        amount_decimal=Decimal(overrides.get("amount_decimal", plan.amount_decimal)),
+        trial_period_days=plan.trial_period_days,
+        charges=[replaced.get(charge["meter"], charge) for charge in plan.charges],
+        minimum_commitment=overrides.get("minimum_commitment", plan.minimum_commitment),
+        portal_visible=plan.portal_visible,
+        metadata_=plan.metadata_,
+        in_use_since=plan.in_use_since,
+        archived_at=plan.archived_at,
+        created_at=plan.created_at,
+        updated_at=plan.updated_at,
+    )
 
 
 # --- use cases -------------------------------------------------------------------------------------------
@@ -294,6 +420,7 @@ async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreat
     amount = _price(params.amount, params.amount_decimal, param="amount")
     trial_period_days = _validate_trial(params.trial_period_days)
     charges = await _validate_charges(session, merchant_id, params.charges)
+    minimum_commitment = validate_minimum_commitment(params.minimum_commitment)
     metadata = validate_metadata(params.metadata)
     if (owner := await _code_owner(session, merchant_id, code)) is not None:
         raise code_taken("plan", code, owner.id, archived=owner.archived_at is not None)
@@ -310,6 +437,7 @@ async def create_plan(session: AsyncSession, merchant_id: str, params: PlanCreat
         amount_decimal=Decimal(0) if amount is None else amount,
         trial_period_days=trial_period_days,
         charges=charges,
+        minimum_commitment=minimum_commitment,
         portal_visible=params.portal_visible,
         metadata_=metadata,
         created_at=now,
@@ -411,7 +539,10 @@ async def _new_pricing(session: AsyncSession, plan: Plan, params: PlanUpdate) ->
             params.charges,
             already_charged=frozenset(charge["meter"] for charge in current.charges),
         )
-    return _Pricing(currency, interval, interval_count, amount, trial, charges)
+    minimum = current.minimum_commitment
+    if params.minimum_commitment is not msgspec.UNSET:
+        minimum = validate_minimum_commitment(params.minimum_commitment)
+    return _Pricing(currency, interval, interval_count, amount, trial, charges, minimum)
 
 
 async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, params: PlanUpdate) -> Plan:
@@ -445,6 +576,7 @@ async def update_plan(session: AsyncSession, merchant_id: str, plan_id: str, par
         plan.amount_decimal = new_pricing.amount
         plan.trial_period_days = new_pricing.trial_period_days
         plan.charges = new_pricing.charges
+        plan.minimum_commitment = new_pricing.minimum_commitment
     after = render_plan(plan)
     if previous := previous_attributes(before, after):
         plan.updated_at = CATALOG_CLOCK.now()

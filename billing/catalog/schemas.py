@@ -76,7 +76,8 @@ class Charge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A metered charge of a plan, billed in arrears: the usage of `meter` priced by `model`.
 
     per_unit and package take unit_amount (per package for package, with package_size); graduated and volume
-    take tiers. free_units are subtracted from the usage first.
+    take tiers. free_units are subtracted from the usage first. percentage takes rate and, optionally,
+    fixed_amount, free_units_per_events, free_units_per_total_aggregation and per-transaction min/max.
     """
 
     meter: Code
@@ -86,6 +87,35 @@ class Charge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tiers: Annotated[list[Tier], Meta(max_length=100)] = msgspec.field(default_factory=list)
     package_size: int | None = None
     free_units: int = 0
+    rate: (
+        Annotated[
+            str,
+            Meta(
+                max_length=20,
+                description="percentage only: the percent of each transaction's amount, as a string, e.g. '2.9' "
+                "(0 to 100, up to 4 decimals). The meter must be a sum meter whose event value is the amount.",
+            ),
+        ]
+        | None
+    ) = None
+    fixed_amount: Annotated[
+        MinorUnits | None, Meta(description="percentage only: a fee added to each paid transaction.")
+    ] = None
+    free_units_per_events: Annotated[
+        int | None, Meta(description="percentage only: how many first transactions (in time order) are free.")
+    ] = None
+    free_units_per_total_aggregation: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: how much of the period's first transaction amounts is free."),
+    ] = None
+    per_transaction_min_amount: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: the least a paid transaction costs (fee included)."),
+    ] = None
+    per_transaction_max_amount: Annotated[
+        MinorUnits | None,
+        Meta(description="percentage only: the most a paid transaction costs (fee included)."),
+    ] = None
 
 
 class Meter(msgspec.Struct, kw_only=True):
@@ -145,6 +175,7 @@ class Plan(msgspec.Struct, kw_only=True):
     amount_decimal: str
     trial_period_days: int | None
     charges: list[Charge]
+    minimum_commitment: int | None
     active: bool
     in_use: bool
     portal_visible: bool
@@ -167,6 +198,14 @@ class PlanCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount_decimal: DecimalMinorUnits | None = None
     trial_period_days: int | None = None
     charges: Annotated[list[Charge], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    minimum_commitment: Annotated[
+        MinorUnits | None,
+        Meta(
+            description="The least each period bills, in minor units: when its fixed fee and usage (before "
+            "discounts and taxes) fall short, a true-up line on the invoice that closes it makes up the rest, "
+            "prorated for a partial period. Null: no minimum."
+        ),
+    ] = None
     description: Description | None = None
     portal_visible: Annotated[
         bool,
@@ -180,7 +219,8 @@ class PlanCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields present change. name, description, metadata and code can always change; the pricing
-    (currency, interval, interval_count, amount, trial_period_days, charges) only until a subscription uses
+    (currency, interval, interval_count, amount, trial_period_days, charges, minimum_commitment) only until a
+    subscription uses
     the plan (then 409: create a new plan). charges, when sent, replace the whole list."""
 
     code: Code | UnsetType = UNSET
@@ -193,6 +233,7 @@ class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount_decimal: DecimalMinorUnits | UnsetType = UNSET
     trial_period_days: int | UnsetType | None = UNSET
     charges: Annotated[list[Charge], Meta(max_length=50)] | UnsetType = UNSET
+    minimum_commitment: MinorUnits | UnsetType | None = UNSET
     portal_visible: (
         Annotated[
             bool,
@@ -204,6 +245,18 @@ class PlanUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         | UnsetType
     ) = UNSET
     metadata: Metadata | UnsetType = UNSET
+
+
+class PriceOverrides(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One subscription's own prices for its plan, without a new plan (Lago's plan overrides, Stripe's custom
+    prices). Only what is sent is overridden: `amount` (or `amount_decimal`) replaces the plan's price per unit
+    and period; each of `charges` replaces the plan's charge for the same meter, whole; `minimum_commitment`
+    replaces the plan's minimum (null: none)."""
+
+    amount: MinorUnits | UnsetType = UNSET
+    amount_decimal: DecimalMinorUnits | UnsetType = UNSET
+    charges: Annotated[list[Charge], Meta(max_length=50)] | UnsetType = UNSET
+    minimum_commitment: MinorUnits | UnsetType | None = UNSET
 
 
 class PricePreviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -92,6 +92,8 @@ def plan_renewal(task: ScheduledTask, inputs: RenewalInputs) -> PlannedRenewal |
         or sub.cancel_at_period_end
         or sub.pending_change
         or plan.charges
+        or plan.minimum_commitment is not None  # a true-up may be owed: the single renewal bills it
+        or sub.price_overrides  # its own prices: the single renewal applies them
         or sub.collection_method != "charge_automatically"
         or customer.deleted_at is not None
         or customer.balance != 0

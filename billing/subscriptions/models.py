@@ -55,6 +55,8 @@ class Subscription(Base):
     tax_rate_ids: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     # A change scheduled for the end of the current period: {"plan": ..., "quantity": ...}.
     pending_change: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # This subscription's own prices for its plan (billing.catalog.plans.validate_price_overrides), or None.
+    price_overrides: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     # Why the customer cancelled, when they said: {"reason": ..., "comment": ...} (cleared by an undo).
     cancellation_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     latest_invoice_id: Mapped[str | None] = mapped_column(String(40))

@@ -9,6 +9,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from billing.api.schemas import ListResponse
+from billing.catalog.schemas import PriceOverrides
 from billing.customers.schemas import Metadata
 
 Id = Annotated[str, Meta(max_length=64)]
@@ -75,6 +76,13 @@ class Subscription(msgspec.Struct, kw_only=True):
     coupon: str | None
     tax_rates: list[str]
     pending_change: PendingChange | None
+    price_overrides: Annotated[
+        dict[str, Any] | None,
+        Meta(
+            description="This subscription's own prices for its plan, as stored: plan, and only what is "
+            "overridden (amount_decimal, charges, minimum_commitment); null: the plan's prices."
+        ),
+    ] = None
     latest_invoice: str | None
     metadata: dict[str, str]
 
@@ -94,6 +102,7 @@ class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     collection_method: Literal["charge_automatically", "send_invoice"] = "charge_automatically"
     days_until_due: Annotated[int, Meta(ge=0, le=365)] | None = None
     default_payment_method: Id | None = None
+    price_overrides: PriceOverrides | None = None
     metadata: Metadata = msgspec.field(default_factory=dict)
 
 
@@ -135,6 +144,14 @@ class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     quantity: Quantity | None = None
     proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
     effective: Literal["now", "period_end"] = "now"
+    price_overrides: Annotated[
+        PriceOverrides | UnsetType | None,
+        Meta(
+            description="The subscription's own prices from now on (replacing any it had; null: back to the "
+            "plan's prices), prorated like a plan change. Without it, a change to another plan drops the "
+            "overrides and one to the same plan keeps them. Only with effective=now."
+        ),
+    ] = UNSET
 
 
 class UpcomingInvoice(msgspec.Struct, kw_only=True):

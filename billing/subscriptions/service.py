@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.coupons import get_coupon, pure_coupon, redeem_coupon
 from billing.catalog.models import Plan
-from billing.catalog.plans import ensure_plan_subscribable, get_plan, mark_plan_in_use
+from billing.catalog.plans import (
+    ensure_plan_subscribable,
+    get_plan,
+    mark_plan_in_use,
+    priced_plan,
+    validate_price_overrides,
+)
 from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark_tax_rate_in_use
 from billing.clock import Clock
 from billing.customers import hooks as customer_hooks
@@ -94,6 +100,7 @@ def render_subscription(sub: Subscription) -> schemas.Subscription:
         coupon=sub.coupon_id,
         tax_rates=list(sub.tax_rate_ids),
         pending_change=pending,
+        price_overrides=sub.price_overrides,
         latest_invoice=sub.latest_invoice_id,
         metadata=sub.metadata_,
     )
@@ -137,6 +144,19 @@ def _period(sub: Subscription, plan: Plan, tz: ZoneInfo, index: int) -> Period:
     the calendar restarts from a new anchor, so the calendar's index is ours minus `period_offset`."""
     interval, count = _calendar(plan)
     return period_bounds(sub.billing_cycle_anchor, interval, count, index - sub.period_offset, tz)
+
+
+async def _subscription_plan(session: AsyncSession, sub: Subscription, plan_id: str | None = None) -> Plan:
+    """The plan `sub` pays (its current one, or `plan_id`), with the subscription's own prices applied: a copy,
+    never written (billing.catalog.plans.priced_plan)."""
+    plan = await get_plan(session, sub.merchant_id, plan_id or sub.plan_id)
+    return priced_plan(plan, sub.price_overrides)
+
+
+def _drop_overrides_of_another_plan(sub: Subscription) -> None:
+    """Overrides are prices of one plan: a subscription that moves to another plan pays that plan's prices."""
+    if sub.price_overrides and sub.price_overrides.get("plan") != sub.plan_id:
+        sub.price_overrides = None
 
 
 def _fee(plan: Plan, quantity: int) -> int:
@@ -291,7 +311,7 @@ async def _bill_final_usage(
     """Usage up to the end is still billed (SPEC §5): an ending subscription bills its last period's usage (if
     its plan has charges) and the late usage of periods billed before (an earlier, metered plan) on a final
     invoice, held for the grace window like a renewal's."""
-    plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    plan = await _subscription_plan(session, sub)
     metered_now = bool(plan.charges) and period.end > period.start
     if not metered_now and not await usage_billing.has_billed_usage(session, sub):
         return  # never metered: nothing to bill, now or later
@@ -336,6 +356,10 @@ async def create_subscription(
     plan = await get_plan(session, merchant_id, params.plan, param="plan")
     ensure_plan_subscribable(plan)
     plan = await mark_plan_in_use(session, plan)
+    overrides = None
+    if params.price_overrides is not None:
+        overrides = await validate_price_overrides(session, plan, params.price_overrides)
+        plan = priced_plan(plan, overrides)
     if customer.currency is None:
         previous = customer.currency
         customer.currency = plan.currency
@@ -403,6 +427,7 @@ async def create_subscription(
         merchant_id=merchant_id,
         customer_id=customer.id,
         plan_id=plan.id,
+        price_overrides=overrides,
         quantity=params.quantity,
         status=states.INCOMPLETE,
         collection_method=params.collection_method,
@@ -525,14 +550,15 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
         if closed is not None:
             await _bill_final_usage(session, sub, customer, clock, closed)
         return
-    previous_plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+    previous_plan = await _subscription_plan(session, sub)
     usage = await usage_billing.bill_usage(session, sub=sub, plan=previous_plan, period=closed)
     plan = previous_plan
     if sub.pending_change:
         sub.plan_id = sub.pending_change["plan"]
         sub.quantity = sub.pending_change["quantity"]
         sub.pending_change = None
-        plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+        _drop_overrides_of_another_plan(sub)
+        plan = await _subscription_plan(session, sub)
     if _calendar(plan) != _calendar(previous_plan) and not was_trialing:
         # The new plan has another interval: its calendar starts where the old plan's period ends.
         sub.billing_cycle_anchor = sub.current_period_end
@@ -628,7 +654,7 @@ async def cancel_subscription(
     sub.status = states.transition(sub.id, sub.status, "cancel")
     sub.cancellation_details = details or sub.cancellation_details
     if params.prorate and previous_status in (states.ACTIVE, states.PAST_DUE, states.UNPAID):
-        plan = await get_plan(session, merchant_id, sub.plan_id)
+        plan = await _subscription_plan(session, sub)
         credit, _ = prorate_change(
             _fee(plan, sub.quantity), 1, 0, 0, Period(sub.current_period_start, sub.current_period_end), now
         )
@@ -779,7 +805,7 @@ async def resume_subscription(
     paused_at = sub.paused_at or now
     sub.paused_at = None
     sub.updated_at = now
-    plan = await get_plan(session, merchant_id, sub.plan_id)
+    plan = await _subscription_plan(session, sub)
     # The usage of the period the pause interrupted, up to the pause (trial usage is free), when that period
     # ends at this resume.
     interrupted = None if in_trial else Period(sub.current_period_start, paused_at)
@@ -836,9 +862,10 @@ async def _apply_pending_change(session: AsyncSession, sub: Subscription, plan: 
     old period's end)."""
     if not sub.pending_change:
         return plan
-    new_plan = await get_plan(session, sub.merchant_id, sub.pending_change["plan"])
+    new_plan = await _subscription_plan(session, sub, sub.pending_change["plan"])
     sub.plan_id, sub.quantity = new_plan.id, sub.pending_change["quantity"]
     sub.pending_change = None
+    _drop_overrides_of_another_plan(sub)
     if _calendar(new_plan) != _calendar(plan) and sub.period_index >= 0:
         sub.billing_cycle_anchor = sub.current_period_end
         sub.period_offset = sub.period_index + 1
@@ -894,32 +921,35 @@ async def change_subscription(
     session: AsyncSession, merchant_id: str, subscription_id: str, params: schemas.SubscriptionChange
 ) -> Subscription:
     sub = await get_subscription(session, merchant_id, subscription_id, for_update=True)
-    if params.plan is None and params.quantity is None:
-        raise InvalidRequest("Pass a new plan, a new quantity, or both.", param="plan")
+    if params.plan is None and params.quantity is None and params.price_overrides is msgspec.UNSET:
+        raise InvalidRequest("Pass a new plan, a new quantity or new price_overrides.", param="plan")
     if sub.status in states.ENDED or sub.status in (states.PAUSED, states.INCOMPLETE):
         states.transition(sub.id, sub.status, "change")
     customer = await get_customer(session, merchant_id, sub.customer_id, for_update=True)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
     now = clock.now()
-    old_plan = await get_plan(session, merchant_id, sub.plan_id)
-    new_plan = old_plan
-    if params.plan is not None and params.plan not in (old_plan.id, old_plan.code):
-        new_plan = await get_plan(session, merchant_id, params.plan, param="plan")
-        ensure_plan_subscribable(new_plan)
-        new_plan = await mark_plan_in_use(session, new_plan)
-        if new_plan.currency != old_plan.currency:
+    base_plan = await get_plan(session, merchant_id, sub.plan_id)
+    old_plan = priced_plan(base_plan, sub.price_overrides)
+    if params.plan is not None and params.plan not in (base_plan.id, base_plan.code):
+        base_plan = await get_plan(session, merchant_id, params.plan, param="plan")
+        ensure_plan_subscribable(base_plan)
+        base_plan = await mark_plan_in_use(session, base_plan)
+        if base_plan.currency != old_plan.currency:
             raise InvalidRequest(
-                f"The new plan bills in {new_plan.currency}, this subscription in "
+                f"The new plan bills in {base_plan.currency}, this subscription in "
                 f"{old_plan.currency}; a subscription keeps its currency.",
                 param="plan",
             )
+    new_overrides = await _new_overrides(session, sub, base_plan, params)
+    new_plan = priced_plan(base_plan, new_overrides)
     new_quantity = params.quantity if params.quantity is not None else sub.quantity
-    previous = {"plan": sub.plan_id, "quantity": sub.quantity}
+    previous = {"plan": sub.plan_id, "quantity": sub.quantity, "price_overrides": sub.price_overrides}
     if (
         _calendar(new_plan) != _calendar(old_plan)
         and params.effective == "now"
         and sub.status != states.TRIALING
     ):
+        sub.price_overrides = new_overrides
         await _change_interval_now(session, sub, customer, old_plan, new_plan, new_quantity, params, clock)
         await _emit(session, sub, "subscription.updated", clock, previous)
         return sub
@@ -957,6 +987,7 @@ async def change_subscription(
                 )
         elif lines:
             sub.plan_id, sub.quantity = new_plan.id, new_quantity
+            sub.price_overrides = new_overrides
             await session.flush()
             await _invoice_and_collect(
                 session,
@@ -971,11 +1002,31 @@ async def change_subscription(
                 coupon_id=None,
             )
     sub.plan_id, sub.quantity = new_plan.id, new_quantity
+    sub.price_overrides = new_overrides
     sub.pending_change = None
     sub.updated_at = now
     await session.flush()
     await _emit(session, sub, "subscription.updated", clock, previous)
     return sub
+
+
+async def _new_overrides(
+    session: AsyncSession, sub: Subscription, plan: Plan, params: schemas.SubscriptionChange
+) -> dict[str, Any] | None:
+    """The subscription's own prices after a change to `plan`: those sent (null: none), else the current ones
+    when the plan stays, else none (they were prices of the old plan)."""
+    if params.price_overrides is msgspec.UNSET:
+        kept = sub.price_overrides
+        return kept if kept and kept.get("plan") == plan.id else None
+    if params.effective != "now":
+        raise InvalidRequest(
+            "price_overrides take effect now, prorated; effective=period_end cannot carry them. Send the change "
+            "without effective, or schedule the plan change and set the prices once it has applied.",
+            param="price_overrides",
+        )
+    if params.price_overrides is None:
+        return None
+    return await validate_price_overrides(session, plan, params.price_overrides)
 
 
 def _proration_lines(prorations: Sequence[ProrationLine], description: str) -> list[NewLine]:
@@ -1143,10 +1194,10 @@ async def upcoming_invoice(
             code="no_upcoming_invoice",
         )
     customer = await get_customer(session, merchant_id, sub.customer_id)
-    current = await get_plan(session, merchant_id, sub.plan_id)
+    current = await _subscription_plan(session, sub)
     plan, quantity = current, sub.quantity
     if sub.pending_change:
-        plan = await get_plan(session, merchant_id, sub.pending_change["plan"])
+        plan = await _subscription_plan(session, sub, sub.pending_change["plan"])
         quantity = sub.pending_change["quantity"]
     index = sub.period_index + 1
     tz = ZoneInfo(customer.timezone)
@@ -1294,7 +1345,7 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     )
     if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
         return
-    plan = await get_plan(ctx.session, sub.merchant_id, sub.plan_id)
+    plan = await _subscription_plan(ctx.session, sub)
     late = await usage_billing.bill_usage(ctx.session, sub=sub, plan=plan, period=None)
     if not any(line.amount for line in late.lines):
         return

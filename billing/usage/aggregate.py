@@ -8,7 +8,8 @@ to it, the first instant of the next period to the next. Aggregations (SPEC §4 
 * ``sum`` / ``max``: of the events' `value`;
 * ``last``: the value of the event with the latest `timestamp` (not the latest to arrive); ties on the timestamp
   go to the greatest `event_id`, so the answer never depends on arrival order;
-* ``unique_count``: the number of distinct ``properties ->> meter.property`` (events without it don't count).
+* ``unique_count``: the number of distinct ``properties ->> meter.property`` (events without it don't count);
+* ``avg``: the mean of the events' `value` (None without events).
 
 The windows arrive as arrays and are unnested; each is aggregated by a LATERAL subquery, so PostgreSQL runs an
 index range scan of ``ix_usage_events_customer_meter_timestamp`` (merchant, customer, meter, timestamp) per
@@ -50,6 +51,7 @@ SELECT w.ord,
          WHEN 'sum' THEN a.total
          WHEN 'max' THEN a.maximum
          WHEN 'unique_count' THEN a.uniques
+         WHEN 'avg' THEN a.average
          WHEN 'last' THEN l.value
        END AS quantity
 FROM unnest(CAST(:ords AS integer[]), CAST(:meter_ids AS text[]), CAST(:aggregations AS text[]),
@@ -59,6 +61,7 @@ CROSS JOIN LATERAL (
   SELECT count(*) AS events,
          sum(e.value) AS total,
          max(e.value) AS maximum,
+         avg(e.value) AS average,
          count(DISTINCT e.properties ->> w.property) FILTER (WHERE w.property IS NOT NULL) AS uniques
   FROM usage_events e
   WHERE e.merchant_id = :merchant_id AND e.customer_id = :customer_id AND e.meter_id = w.meter_id
@@ -98,7 +101,7 @@ async def aggregate_usage(
     received_since: datetime | None = None,
 ) -> list[Decimal | None]:
     """The raw aggregate of each window, in order, in one query: an int for count and unique_count (0 without
-    events), the value for sum, max and last (None without events)."""
+    events), the value for sum, max, last and avg (None without events)."""
     if not windows:
         return []
     for window in windows:

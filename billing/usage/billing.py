@@ -29,6 +29,7 @@ from billing.catalog.models import Meter, Plan
 from billing.catalog.plans import pricing_charge
 from billing.clock import Clock
 from billing.ids import new_id
+from billing.invoices.documents import format_amount
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import NewLine
 from billing.merchants.models import Merchant
@@ -37,8 +38,10 @@ from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
 from billing.usage.aggregate import UsageWindow, aggregate_usage
 from billing.usage.billed import UsageBilled
+from billing.usage.commitment import true_up_corrections, true_up_line
+from billing.usage.transactions import transaction_amounts, transaction_windows
 from plans.calendar import Period
-from plans.pricing import PricingModel, PricingResult, price_quantity
+from plans.pricing import PricingModel, PricingResult, price_usage
 from plans.usage import Billed, billable_quantity, recount_horizon, usage_adjustment
 
 #: The scheduled task that finalizes a renewal invoice held for the grace window.
@@ -110,7 +113,43 @@ def price_details(meter: Meter, plan_id: str, result: PricingResult) -> dict[str
         "packages": result.packages,
         "tiers": tier_rows(result),
         "amount_decimal": decimal_text(result.exact_amount),
+        **_transaction_details(result),
     }
+
+
+def _transaction_details(result: PricingResult) -> dict[str, Any]:
+    """A percentage charge's transaction counts and what its per-transaction min/max moved (exact)."""
+    counts = result.transactions
+    if counts is None:
+        return {}
+    return {
+        "transactions": {
+            "count": counts.count,
+            "free": counts.free,
+            "paid": counts.paid,
+            "min_max_adjustment_decimal": decimal_text(counts.adjustment),
+        }
+    }
+
+
+def usage_description(plan: Plan, meter: Meter, charge: Mapping[str, Any]) -> str:
+    """A usage line's description: plan and meter; for a percentage charge its terms, in English and 简体中文
+    ("Pro · Payments · 2.9% + $0.30 per transaction, min $0.50 / 每笔交易 2.9% + $0.30，最低 $0.50")."""
+    base = f"{plan.name} · {meter.name}"
+    if charge["model"] != PricingModel.PERCENTAGE:
+        return base
+    fee = f"{charge['rate']}%"
+    if charge.get("fixed_amount"):
+        fee += f" + {format_amount(charge['fixed_amount'], plan.currency, 'en')}"
+    english, chinese = [f"{fee} per transaction"], [f"每笔交易 {fee}"]
+    for key, en, zh in (
+        ("per_transaction_min_amount", "min", "最低"),
+        ("per_transaction_max_amount", "max", "最高"),
+    ):
+        if charge.get(key) is not None:
+            english.append(f"{en} {format_amount(charge[key], plan.currency, 'en')}")
+            chinese.append(f"{zh} {format_amount(charge[key], plan.currency, 'en')}")
+    return f"{base} · {', '.join(english)} / {'，'.join(chinese)}"
 
 
 def _unit_price(result: PricingResult) -> Decimal | None:
@@ -221,15 +260,26 @@ async def bill_usage(
     quantities = await aggregate_usage(
         session, merchant_id=sub.merchant_id, customer_id=sub.customer_id, windows=windows
     )
+    window_charges = [charges[code] for code in charges] + [
+        _charges(plans[r.plan_id]).get(r.meter_code) for r in recount
+    ]
+    amounts = await transaction_amounts(
+        session,
+        merchant_id=sub.merchant_id,
+        customer_id=sub.customer_id,
+        windows=transaction_windows(window_charges, windows),
+    )
     bill = UsageBill(plan_id=plan.id, period=period)
-    for code, quantity in zip(charges, quantities[: len(charges)], strict=True):
+    for code, quantity, transactions in zip(
+        charges, quantities[: len(charges)], amounts[: len(charges)], strict=True
+    ):
         assert period is not None
         meter = meters[code]
-        result = price_quantity(pricing_charge(charges[code]), billable_quantity(quantity))
+        result = price_usage(pricing_charge(charges[code]), billable_quantity(quantity), transactions)
         bill.lines.append(
             NewLine(
                 type="usage",
-                description=f"{plan.name} · {meter.name}",
+                description=usage_description(plan, meter, charges[code]),
                 amount=result.amount,
                 quantity=result.quantity,
                 unit_amount_decimal=_unit_price(result),
@@ -241,14 +291,26 @@ async def bill_usage(
         bill.records.append(
             UsageRecord("usage", plan.id, meter.id, code, period, result.quantity, result.amount)
         )
-    for r, quantity in zip(recount, quantities[len(charges) :], strict=True):
+    if period is not None and (
+        true_up := true_up_line(sub, plan, period, sum(line.amount for line in bill.lines), source=SOURCE)
+    ):
+        bill.lines.append(true_up)
+    recounted: dict[Period, tuple[int, int]] = {}  # a period's usage billed, before and after the recount
+    for r, quantity, transactions in zip(
+        recount, quantities[len(charges) :], amounts[len(charges) :], strict=True
+    ):
         meter = meters[r.meter_code]
         charge = _charges(plans[r.plan_id]).get(r.meter_code)
+        before, after = recounted.get(r.period, (0, 0))
+        recounted[r.period] = (before + r.billed.amount, after + r.billed.amount)
         if charge is None:
             continue
-        adjustment = usage_adjustment(pricing_charge(charge), billable_quantity(quantity), r.billed)
+        adjustment = usage_adjustment(
+            pricing_charge(charge), billable_quantity(quantity), r.billed, transactions
+        )
         if adjustment is None:
             continue
+        recounted[r.period] = (before + r.billed.amount, after + r.billed.amount + adjustment.amount)
         details = price_details(meter, r.plan_id, adjustment.priced)
         details["reason"] = "late_usage"
         details["previously_billed"] = {
@@ -277,6 +339,7 @@ async def bill_usage(
                 adjustment.amount,
             )
         )
+    bill.lines.extend(await true_up_corrections(session, sub, recounted, source=SOURCE))
     return bill
 
 

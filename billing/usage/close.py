@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from billing.catalog.plans import get_plan
+from billing.catalog.plans import get_plan, priced_plan
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
 from billing.scheduler.registry import TASKS, TaskContext
@@ -31,7 +31,9 @@ async def close_usage_invoice_task(ctx: TaskContext) -> None:
     invoice = await session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if sub is None or invoice is None or invoice.status != "draft":
         return
-    plan = await get_plan(session, sub.merchant_id, ctx.task.payload["plan"])
+    plan = priced_plan(
+        await get_plan(session, sub.merchant_id, ctx.task.payload["plan"]), sub.price_overrides
+    )
     bill = await usage_billing.bill_usage(
         session,
         sub=sub,

@@ -40,7 +40,9 @@ MAX_VALUE = Decimal(10) ** 15
 MAX_VALUE_DECIMALS = 12
 _MAX_INT_VALUE = int(MAX_VALUE)
 
-_VALUE_AGGREGATIONS = frozenset({Aggregation.SUM.value, Aggregation.MAX.value, Aggregation.LAST.value})
+_VALUE_AGGREGATIONS = frozenset(
+    {Aggregation.SUM.value, Aggregation.MAX.value, Aggregation.LAST.value, Aggregation.AVG.value}
+)
 _UNIQUE_COUNT = Aggregation.UNIQUE_COUNT.value
 _EMPTY_PROPERTIES = "{}"
 _INVALID = object()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog.common import decimal_text
 from billing.catalog.meters import meters_by_code
 from billing.catalog.models import Meter, Plan
-from billing.catalog.plans import pricing_charge
+from billing.catalog.plans import priced_plan, pricing_charge
 from billing.customers.service import get_customer
 from billing.errors import Conflict
 from billing.subscriptions import states
@@ -30,7 +30,8 @@ from billing.usage.summary_schemas import (
     UsagePeriod,
     UsageTier,
 )
-from plans.pricing import PricingResult, price_quantity
+from billing.usage.transactions import transaction_amounts, transaction_windows
+from plans.pricing import PricingResult, price_usage
 from plans.usage import billable_quantity
 
 
@@ -51,19 +52,27 @@ def _charge_usage(meter: Meter, result: PricingResult, *, in_trial: bool) -> Cha
     )
 
 
+async def _priced(session: AsyncSession, sub: Subscription) -> Plan:
+    plan = await session.get(Plan, sub.plan_id)
+    assert plan is not None  # subscriptions.plan_id is a foreign key
+    return priced_plan(plan, sub.price_overrides)
+
+
 async def _summaries(
     session: AsyncSession, merchant_id: str, customer_id: str, subs: Sequence[Subscription], now: datetime
 ) -> list[SubscriptionUsage]:
     """Every subscription's usage, with one aggregation query for all their charges (one customer's)."""
-    plans = {sub.plan_id: await session.get(Plan, sub.plan_id) for sub in subs}
+    plans = {sub.id: await _priced(session, sub) for sub in subs}
     codes = {charge["meter"] for plan in plans.values() if plan is not None for charge in plan.charges}
     meters = await meters_by_code(session, merchant_id, codes)
     windows: list[UsageWindow] = []
+    window_charges = []
     for sub in subs:
-        plan = plans[sub.plan_id]
+        plan = plans[sub.id]
         assert plan is not None
         for charge in plan.charges:
             meter = meters[charge["meter"]]
+            window_charges.append(charge)
             windows.append(
                 UsageWindow(
                     meter.id,
@@ -73,18 +82,26 @@ async def _summaries(
                     sub.current_period_end,
                 )
             )
+    amounts = iter(
+        await transaction_amounts(
+            session,
+            merchant_id=merchant_id,
+            customer_id=customer_id,
+            windows=transaction_windows(window_charges, windows),
+        )
+    )
     quantities = iter(
         await aggregate_usage(session, merchant_id=merchant_id, customer_id=customer_id, windows=windows)
     )
     summaries = []
     for sub in subs:
-        plan = plans[sub.plan_id]
+        plan = plans[sub.id]
         assert plan is not None
         in_trial = sub.status == states.TRIALING
         charges = []
         for charge in plan.charges:
             quantity: Decimal = billable_quantity(next(quantities))
-            result = price_quantity(pricing_charge(charge), quantity)
+            result = price_usage(pricing_charge(charge), quantity, next(amounts))
             charges.append(_charge_usage(meters[charge["meter"]], result, in_trial=in_trial))
         summaries.append(
             SubscriptionUsage(

@@ -37,7 +37,7 @@ async def test_create_returns_the_meter_and_records_meter_created(api: httpx.Asy
 @pytest.mark.parametrize(
     ("fields", "param", "reason"),
     [
-        ({"aggregation": "avg"}, "aggregation", "'count', 'sum', 'max', 'last', 'unique_count'"),
+        ({"aggregation": "mean"}, "aggregation", "'count', 'sum', 'max', 'last', 'unique_count', 'avg'"),
         ({"aggregation": "unique_count"}, "property", "required for a unique_count meter"),
         ({"aggregation": "sum", "property": "bytes"}, "property", "only used by unique_count"),
         ({"code": "api calls!"}, "code", "letters, digits"),
