@@ -2,7 +2,7 @@
 subscription's own prices for its plan (price_overrides), and the avg meter aggregation
 
 Revision ID: 0024s
-Revises: 0023e
+Revises: 0024p
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0024s"
-down_revision = "0023e"
+down_revision = "0024p"
 branch_labels = None
 depends_on = None
 
