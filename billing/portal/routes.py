@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES
-from billing.catalog.plans import get_plan
+from billing.catalog.plans import get_plan, priced_plan
 from billing.clock import utc_now
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
@@ -408,7 +408,7 @@ def make_portal_router(services: Services) -> Router:
             if sub.cancel_at_period_end:
                 return Redirect("/portal/", status_code=303)
             return body
-        plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+        plan = priced_plan(await get_plan(session, sub.merchant_id, sub.plan_id), sub.price_overrides)
         note = "cancel_now_credit" if ctx.settings.cancel_now_prorate else "cancel_now_no_credit"
         return _page(
             "cancel.html",
@@ -540,7 +540,7 @@ def make_portal_router(services: Services) -> Router:
                 )
             sub = await views.owned_subscription(session, ctx.found, subscription_id)
             assert sub is not None
-            old_plan = await get_plan(session, sub.merchant_id, sub.plan_id)
+            old_plan = priced_plan(await get_plan(session, sub.merchant_id, sub.plan_id), sub.price_overrides)
             new_plan = await get_plan(session, sub.merchant_id, str(params.plan))
             facts = {
                 "old": text("plan_times", ctx.locale, plan=old_plan.name, quantity=sub.quantity),

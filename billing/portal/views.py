@@ -22,7 +22,7 @@ from babel.dates import format_date, format_time
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.models import Plan
-from billing.catalog.plans import get_plan, list_plans
+from billing.catalog.plans import get_plan, list_plans, priced_plan
 from billing.customers.billing_details import (
     TAX_ID_TYPES,
     address_lines,
@@ -198,7 +198,8 @@ async def overview(
     ended: list[SubscriptionView] = []
     now = found.clock.now()
     for sub in subs.rows:
-        plan = await get_plan(session, customer.merchant_id, sub.plan_id)
+        # The price this customer pays: the subscription's own prices, when it has them.
+        plan = priced_plan(await get_plan(session, customer.merchant_id, sub.plan_id), sub.price_overrides)
         view = SubscriptionView(
             id=sub.id,
             plan=plan.name,
@@ -353,7 +354,7 @@ async def plan_choices(
 ) -> list[PlanChoice]:
     """The plans the merchant offers in the portal, in the subscription's currency, the current one first."""
     merchant_id = found.customer.merchant_id
-    current = await get_plan(session, merchant_id, sub.plan_id)
+    current = priced_plan(await get_plan(session, merchant_id, sub.plan_id), sub.price_overrides)
     offered = await list_plans(
         session,
         merchant_id,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from billing.services import Services
+from tests.billing.portal_helpers import portal_link, sign_in, visible_text, visitor
 from tests.billing.test_usage_billing import (
     APRIL,
     HOUR,
@@ -431,3 +432,17 @@ async def test_late_usage_lowers_the_true_up_it_was_billed_with(
     assert corrections == [(MAY, 4000), (APRIL, -500)]  # May had no usage: $50 − $10; April's lowered
     assert june["total"] == 1000 + 0 + 500 - 500 + 4000
     assert_invariants(june)
+
+
+async def test_the_portal_shows_the_customer_the_price_they_pay_not_the_plans(
+    api: httpx.AsyncClient, services: Services, app: Any
+) -> None:
+    world = await start(api, services)
+    plan = await world.plan(1000)
+    customer = await world.customer()
+    await world.subscribe(customer, plan, price_overrides={"amount": 700})
+    async with visitor(app) as browser:
+        await sign_in(browser, (await portal_link(api, customer))["url"])
+        page = visible_text((await browser.get("/portal/")).text)
+    assert f"Pro{CUSTOM}" in page
+    assert "$7.00" in page and "$10.00" not in page
