@@ -219,8 +219,7 @@ class ApiMiddleware:
                 await self._stream(scope, receive, send, request_id)
                 return
             except BillingError as error:
-                body = error_json(error)
-                await _send(send, error.status, body, _json_headers(request_id, body))
+                await _send(send, error.status, *_error_answer(error, request_id))
                 return
         try:
             if is_preflight:
@@ -228,10 +227,8 @@ class ApiMiddleware:
             else:
                 status, body, headers = await self._handle(scope, receive, request_id)
         except BillingError as error:
-            body = error_json(error)
-            status, headers = error.status, _json_headers(request_id, body)
-            if error.status == 401:
-                headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+            status = error.status
+            body, headers = _error_answer(error, request_id)
         headers += self.cors.response_headers(scope["method"], path, origin)
         if limits is not None:
             headers += limits.headers()
@@ -444,6 +441,15 @@ class ApiMiddleware:
                 except Exception:
                     log.exception("after-commit hook failed; the sweeper will pick the work up")
         return response.status, bytes(response.body), _with_request_id(response.headers, request_id)
+
+
+def _error_answer(error: BillingError, request_id: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and headers of an error answered by this layer (a 401 names the scheme it wants)."""
+    body = error_json(error)
+    headers = _json_headers(request_id, body)
+    if error.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+    return body, headers
 
 
 def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
