@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from billing.api.app import create_app
 from billing.config import Settings
@@ -89,6 +90,28 @@ async def isolated(
             await services.close()
     finally:
         await asyncio.to_thread(database.__exit__, None, None, None)
+
+
+def api_processes(serve_pid: int) -> list[psutil.Process]:
+    """The live API processes of `billing serve --workers N` (uvicorn's spawned children; not multiprocessing's
+    resource tracker, nor a dead child the supervisor has yet to reap)."""
+    return [
+        child
+        for child in psutil.Process(serve_pid).children()
+        if child.status() != psutil.STATUS_ZOMBIE and any("spawn_main" in part for part in child.cmdline())
+    ]
+
+
+def billing_audit(iso: Isolated) -> subprocess.CompletedProcess[str]:
+    """`billing audit` on the test's database (exit 0: no violation; the report is in the output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "billing", "audit"],
+        env=iso.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def wait_for(condition: Any, *, deadline_s: float, what: str, pause: float = 0.1) -> Any:
