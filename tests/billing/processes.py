@@ -102,11 +102,12 @@ def api_processes(serve_pid: int) -> list[psutil.Process]:
     ]
 
 
-def billing_audit(iso: Isolated) -> subprocess.CompletedProcess[str]:
-    """`billing audit` on the test's database (exit 0: no violation; the report is in the output)."""
+def billing_audit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`billing audit [args]` in `env` (exit 0: no violation; the report is in the output). Blocking: from a test,
+    `await asyncio.to_thread(billing_audit, env, ...)`."""
     return subprocess.run(
-        [sys.executable, "-m", "billing", "audit"],
-        env=iso.env,
+        [sys.executable, "-m", "billing", "audit", *args],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

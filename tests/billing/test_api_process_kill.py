@@ -105,5 +105,5 @@ async def test_an_api_process_killed_mid_request_and_the_retry_creates_once(
                 assert serve.alive(), serve.output()
         finally:
             serve.stop()
-        audit = await asyncio.to_thread(billing_audit, iso)
+        audit = await asyncio.to_thread(billing_audit, iso.env)
         assert audit.returncode == 0, audit.stdout + audit.stderr

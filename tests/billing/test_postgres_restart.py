@@ -184,5 +184,5 @@ async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
                 assert worker.alive(), worker.output()
         finally:
             worker.stop()
-        audit = await asyncio.to_thread(billing_audit, iso)
+        audit = await asyncio.to_thread(billing_audit, iso.env)
         assert audit.returncode == 0, audit.stdout + audit.stderr
