@@ -4,7 +4,8 @@ server keeps answering (the other process, and the one uvicorn's supervisor star
 `billing audit` is clean afterwards.
 
 The request is held inside its transaction by a lock this test takes, so the kill certainly lands mid-request; the
-process serving it is found from its PostgreSQL connection (the backend's client port)."""
+process serving it is found from its PostgreSQL connection (the backend's client port). About a minute: two API
+processes start, and the supervisor's replacement is waited for."""
 
 from __future__ import annotations
 

@@ -4,10 +4,12 @@ the second worker runs the job again once the lease lapses, and a burst worker s
 
 The job is the daily usage maintenance cron job, which every worker runs at start-up; the test holds a lock on the
 table it prunes, so the first worker is certainly inside the job when it is killed. Real processes: two
-`billing worker`s on a database and a Redis prefix of this test's own."""
+`billing worker`s on a database and a Redis prefix of this test's own. About a minute: the 30 s lease is waited
+out in real time, after two workers start."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from billing.config import Settings
 from billing.worker.lease import JOB_LEASE
 from billing.worker.settings import build_worker
 from tests.billing.locks import backend_pid, wait_until_blocked_by
-from tests.billing.processes import Isolated, billing_worker, isolated, wait_for
+from tests.billing.processes import Isolated, billing_audit, billing_worker, isolated, wait_for
 from tests.conftest import Servers
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
@@ -72,3 +74,5 @@ async def test_a_job_of_a_killed_worker_is_run_again_once_its_lease_lapses(
         # With the second worker stopped, a burst worker on the queue ends: nothing is left marked for nobody.
         assert await marked_in_progress(iso) == set()
         await build_worker(iso.services, burst=True, with_cron=False).async_run()
+        audit = await asyncio.to_thread(billing_audit, iso.env)
+        assert audit.returncode == 0, audit.stdout + audit.stderr

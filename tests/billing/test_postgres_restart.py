@@ -4,7 +4,8 @@ the retry with the same Idempotency-Key after the restart creates the customer o
 is advancing a test clock: it reconnects and finishes. `billing audit` is clean afterwards.
 
 The cluster is the test's own (the embedded PostgreSQL the suite uses when DATABASE_URL is unset, started in the
-test's folder), never the machine's shared server. Real processes: `billing serve` and `billing worker`."""
+test's folder), never the machine's shared server. Real processes: `billing serve` and `billing worker`. About a minute: a cluster, two processes and a four-month
+advance start, then a restart."""
 
 from __future__ import annotations
 
