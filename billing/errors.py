@@ -100,6 +100,24 @@ class ApiError(BillingError):
     default_code = "internal_error"
 
 
+class ServiceUnavailable(BillingError):
+    """A server we depend on cannot be reached right now; nothing was applied, and the same request (with the
+    same Idempotency-Key) will succeed once it is back. Answered with Retry-After."""
+
+    status = 503
+    type = "api_error"
+    default_code = "service_unavailable"
+    retry_after_seconds: ClassVar[int] = 2
+
+
+def database_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The database is unavailable for a moment (a restart or a failover) and nothing was applied. Retry the "
+        "request after the Retry-After seconds, with the same Idempotency-Key if you sent one.",
+        code="database_unavailable",
+    )
+
+
 def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
     """The one way to say an object does not exist (or belongs to another merchant: same answer, no leak)."""
     return NotFound(

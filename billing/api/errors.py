@@ -15,7 +15,15 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from billing.errors import ApiError, BillingError, InvalidRequest, NotFound
+from billing.db.availability import is_database_unavailable
+from billing.errors import (
+    ApiError,
+    BillingError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    database_unavailable,
+)
 from plans.errors import CatalogError
 
 log = logging.getLogger("billing.api")
@@ -27,7 +35,15 @@ def error_json(error: BillingError) -> bytes:
     return msgspec.json.encode(error.to_body())
 
 
+def error_headers(error: BillingError) -> dict[str, str]:
+    """The headers an error carries beside its body: when to retry a 503."""
+    if isinstance(error, ServiceUnavailable):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    return {}
+
+
 def _render(error: BillingError, headers: dict[str, str] | None = None) -> Response[bytes]:
+    headers = {**error_headers(error), **(headers or {})}
     return Response(content=error_json(error), status_code=error.status, media_type=JSON, headers=headers)
 
 
@@ -150,6 +166,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if is_database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _render(database_unavailable())
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _render(
         ApiError(

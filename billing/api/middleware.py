@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
@@ -20,10 +20,11 @@ from billing.api import idempotency
 from billing.api.bulkhead import Bulkhead
 from billing.api.context import SCOPE_KEY, RequestContext
 from billing.api.cors import CorsPolicy
-from billing.api.errors import JSON, error_json
+from billing.api.errors import JSON, error_headers, error_json
 from billing.api.rate_limit import Bucket, Budget, Decision, RateLimiter, refusal
 from billing.api.request_text import check_request_text
 from billing.clock import utc_now
+from billing.db.availability import is_database_unavailable
 from billing.db.engine import take_kept_writes
 from billing.errors import (
     ApiError,
@@ -31,6 +32,7 @@ from billing.errors import (
     BillingError,
     PayloadTooLarge,
     PermissionDenied,
+    database_unavailable,
 )
 from billing.ids import random_token
 from billing.merchants.service import Principal, authenticate, hash_key
@@ -216,22 +218,21 @@ class ApiMiddleware:
                 return
         if scope["method"] == "GET" and path.startswith(self.streaming_prefixes):
             try:
-                await self._stream(scope, receive, send, request_id)
+                with _outage_is_503():
+                    await self._stream(scope, receive, send, request_id)
                 return
             except BillingError as error:
-                body = error_json(error)
-                await _send(send, error.status, body, _json_headers(request_id, body))
+                await _send(send, error.status, *_error_answer(error, request_id))
                 return
         try:
             if is_preflight:
                 status, body, headers = self._preflight(scope, origin, request_id)
             else:
-                status, body, headers = await self._handle(scope, receive, request_id)
+                with _outage_is_503():
+                    status, body, headers = await self._handle(scope, receive, request_id)
         except BillingError as error:
-            body = error_json(error)
-            status, headers = error.status, _json_headers(request_id, body)
-            if error.status == 401:
-                headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+            status = error.status
+            body, headers = _error_answer(error, request_id)
         headers += self.cors.response_headers(scope["method"], path, origin)
         if limits is not None:
             headers += limits.headers()
@@ -403,7 +404,7 @@ class ApiMiddleware:
                 response = _CapturedResponse()
                 await self.app(scope, _replay(body), response.send)
                 if response.status >= 500:
-                    await unit.transaction.rollback()
+                    await _rollback(unit.transaction)
                     return (
                         response.status,
                         bytes(response.body),
@@ -428,10 +429,12 @@ class ApiMiddleware:
                     )
                 await unit.transaction.commit()
             except BillingError:
-                await unit.transaction.rollback()
+                await _rollback(unit.transaction)
                 raise
-            except Exception:
-                await unit.transaction.rollback()
+            except Exception as exc:
+                await _rollback(unit.transaction)
+                if is_database_unavailable(exc):
+                    raise
                 log.exception("request %s %s failed before a response was committed", method, path)
                 raise ApiError(
                     "Something went wrong on our side and nothing was applied. Retry the request, with "
@@ -444,6 +447,40 @@ class ApiMiddleware:
                 except Exception:
                     log.exception("after-commit hook failed; the sweeper will pick the work up")
         return response.status, bytes(response.body), _with_request_id(response.headers, request_id)
+
+
+def _error_answer(error: BillingError, request_id: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and headers of an error answered by this layer (a 401 names the scheme it wants)."""
+    body = error_json(error)
+    headers = _json_headers(request_id, body)
+    headers += [(name.lower().encode(), value.encode()) for name, value in error_headers(error).items()]
+    if error.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="billing"'))
+    return body, headers
+
+
+@contextmanager
+def _outage_is_503() -> Iterator[None]:
+    """PostgreSQL going away under a request (a restart, a failover) is answered 503 with Retry-After: nothing
+    was committed, and the retry with the same Idempotency-Key is the first to apply."""
+    try:
+        yield
+    except BillingError:
+        raise
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        raise database_unavailable() from None
+
+
+async def _rollback(transaction: AsyncSessionTransaction) -> None:
+    """Roll back after a failure; on a connection the server already closed there is nothing to roll back."""
+    try:
+        await transaction.rollback()
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
 
 
 def _with_request_id(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:

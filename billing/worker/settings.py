@@ -16,7 +16,8 @@ from billing.notifications.jobs import send_emails
 from billing.services import Services, open_services
 from billing.usage.maintenance import usage_maintenance_job
 from billing.worker import codec, jobs
-from billing.worker.reconnect import REDIS_OUTAGE, Backoff, ReconnectingWorker
+from billing.worker.lease import LeasingWorker
+from billing.worker.reconnect import REDIS_OUTAGE, Backoff
 
 log = logging.getLogger("billing.worker")
 
@@ -75,7 +76,7 @@ def build_worker(
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await jobs.stop_webhooks(ctx)
 
-    return ReconnectingWorker(
+    return LeasingWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS if with_cron else None,
         redis_pool=services.redis,

@@ -47,3 +47,18 @@ async def wait_until_gone(services: Services, pid: int) -> None:
                 return
         assert time.monotonic() < deadline, f"backend {pid} is still there"
         await asyncio.sleep(0.02)
+
+
+async def client_port_waiting(services: Services, holder_pid: int, statement: str) -> int | None:
+    """The client port of the connection (which process it is) whose statement starting with `statement` waits
+    for a lock of backend `holder_pid`; None while there is none. For a test that must tell the request it holds
+    from a worker waiting for the same lock."""
+    async with services.sessions() as session:
+        port = await session.scalar(
+            text(
+                "SELECT coalesce(client_port, 0) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)) "
+                "AND query ILIKE :statement LIMIT 1"
+            ),
+            {"holder": holder_pid, "statement": statement + "%"},
+        )
+    return None if port is None else int(port)

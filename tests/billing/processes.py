@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -12,13 +13,21 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
+from billing.api.app import create_app
 from billing.config import Settings
+from billing.db.engine import transaction
+from billing.db.migrate import upgrade
+from billing.merchants.service import NewMerchant, create_merchant
 from billing.runtime.embedded import redis_server_binary
+from billing.services import Services, open_services
+from tests.billing.live import own_database
 from tests.billing.payment_helpers import free_port
 
 
@@ -34,6 +43,76 @@ def billing_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "BILLING_LOG_LEVEL": "WARNING",
         **overrides,
     }
+
+
+@dataclass
+class Isolated:
+    """A database and a Redis prefix of a test's own (so the workers it starts take no other test's work), the
+    Services of the test process on them, one merchant, and the environment for the processes it starts."""
+
+    settings: Settings
+    services: Services
+    merchant: NewMerchant
+    env: dict[str, str]
+
+    def api(self, url: str | None = None, **options: Any) -> httpx.AsyncClient:
+        """A client as the merchant: of `billing serve` at `url`, or of the app in this process."""
+        headers = {"Authorization": f"Bearer {self.merchant.secret_key}"}
+        if url is not None:
+            return httpx.AsyncClient(base_url=url, headers=headers, timeout=60, **options)
+        transport = httpx.ASGITransport(app=create_app(self.services))
+        return httpx.AsyncClient(transport=transport, base_url="http://billing.test", headers=headers)
+
+
+@asynccontextmanager
+async def isolated(
+    settings: Settings, admin_database_url: str, *, redis_url: str | None = None, **env: str
+) -> AsyncIterator[Isolated]:
+    """A fresh migrated database on the server of `admin_database_url` (dropped afterwards) and a new Redis prefix
+    (on `redis_url`, or the suite's Redis); the data dir and vault keys stay the suite's."""
+    # own_database runs its SQL with asyncio.run: entered and left on a thread of its own.
+    database = own_database(admin_database_url)
+    database_url = await asyncio.to_thread(database.__enter__)
+    try:
+        await asyncio.to_thread(upgrade, database_url)
+        own = replace(
+            settings,
+            database_url=database_url,
+            redis_url=redis_url or settings.redis_url,
+            redis_prefix=f"iso-{secrets.token_hex(4)}",
+        )
+        services = await open_services(own, pool_size=5)
+        try:
+            async with transaction(services.sessions) as session:
+                merchant = await create_merchant(session, "Isolated")
+            yield Isolated(own, services, merchant, billing_env(own, **env))
+        finally:
+            await services.close()
+    finally:
+        await asyncio.to_thread(database.__exit__, None, None, None)
+
+
+def api_processes(serve_pid: int) -> list[psutil.Process]:
+    """The live API processes of `billing serve --workers N` (uvicorn's spawned children; not multiprocessing's
+    resource tracker, nor a dead child the supervisor has yet to reap)."""
+    return [
+        child
+        for child in psutil.Process(serve_pid).children()
+        if child.status() != psutil.STATUS_ZOMBIE and any("spawn_main" in part for part in child.cmdline())
+    ]
+
+
+def billing_audit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`billing audit [args]` in `env` (exit 0: no violation; the report is in the output). Blocking: from a test,
+    `await asyncio.to_thread(billing_audit, env, ...)`."""
+    return subprocess.run(
+        [sys.executable, "-m", "billing", "audit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def wait_for(condition: Any, *, deadline_s: float, what: str, pause: float = 0.1) -> Any:

@@ -14,14 +14,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from billing.clock import utc_now
+from billing.config import Settings
+from billing.db.engine import transaction
 from billing.errors import CardError, Conflict, InvalidRequest
 from billing.gateways.models import GatewayAttempt
 from billing.merchants.service import NewMerchant
 from billing.payments.janitor import run_janitor
 from billing.payments.service import collect_payment, payment_error
+from billing.scheduler.models import ScheduledTask
+from billing.scheduler.runner import run_due_tasks
 from billing.services import Services, open_services
 from tests.billing.payment_helpers import (
     charges_with_key,
@@ -32,6 +36,7 @@ from tests.billing.payment_helpers import (
     set_mode,
     standalone_sandbox,
 )
+from tests.billing.processes import billing_audit, billing_env
 
 
 @pytest.fixture(scope="module")
@@ -631,3 +636,84 @@ async def test_a_sandbox_connection_slipped_into_production_settings_receives_no
         await pool.aclose()
     assert isinstance(outcome, TechnicalError) and outcome.code == "gateway_refused"
     assert (await sandbox_admin(sandboxes[0], "/admin/state"))["charge_requests"] == 0
+
+
+# The primary gateway's state while each invoice is paid through the API, and where its money must land. Never
+# CIRCUIT_THRESHOLD (3) failures in a row, so the circuit stays closed and each routing is the failover's own.
+FLAPPING = [
+    ("normal", {}, "primary", "succeeded"),
+    ("down", {}, "secondary", "succeeded"),
+    ("slow", {"delay_ms": 100}, "primary", "succeeded"),  # slow but within its 400 ms timeout
+    ("down", {}, "secondary", "succeeded"),
+    ("normal", {}, "primary", "succeeded"),
+    ("down", {}, "secondary", "succeeded"),
+    # Past its timeout: the outcome is unknown, so no failover (the primary may have charged); 202 pending.
+    ("slow", {"delay_ms": 1500}, "primary", "pending"),
+    ("normal", {}, "primary", "succeeded"),
+]
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(300)
+async def test_a_flapping_slow_and_down_gateway_fails_over_and_charges_every_invoice_once(
+    api: httpx.AsyncClient,
+    services: Services,
+    merchant: NewMerchant,
+    sandboxes: tuple[str, str],
+    settings: Settings,
+) -> None:
+    """Invoices paid through the API while the primary gateway goes down, slow and up again between them: each is
+    charged once, on the gateway the failover rules give, the sandboxes' ledgers hold exactly the succeeded
+    payments, and `billing audit` finds nothing wrong with the merchant's books."""
+    await configure_gateways(api, connection("primary", sandboxes[0]), connection("secondary", sandboxes[1]))
+    customer, _ = await customer_with_card(api, "4242424242424242")
+    invoices = []
+    for index, (mode, extra, _, expected_status) in enumerate(FLAPPING):
+        created = await api.post(
+            "/v1/invoices",
+            json={
+                "customer": customer["id"],
+                "currency": "USD",
+                "lines": [{"description": f"flap {index}", "amount": 1000 + index}],
+            },
+        )
+        assert created.status_code == 200, created.text
+        invoice = created.json()
+        assert (await api.post(f"/v1/invoices/{invoice['id']}/finalize")).status_code == 200
+        await set_mode(sandboxes[0], mode, **extra)
+        paid = await api.post(f"/v1/invoices/{invoice['id']}/pay", json={})
+        assert paid.status_code == (202 if expected_status == "pending" else 200), (mode, paid.text)
+        invoices.append(invoice["id"])
+    await set_mode(sandboxes[0], "normal")
+    await settle_everything_due(services)
+    # The pending invoice's collection looks again PENDING_RECHECK (a minute) after the charge: now, instead.
+    async with transaction(services.sessions) as session:
+        rechecks = await session.execute(
+            update(ScheduledTask)
+            .where(ScheduledTask.status == "pending", ScheduledTask.payload["invoice"].astext.in_(invoices))
+            .values(due_at=utc_now() - timedelta(seconds=1))
+            .returning(ScheduledTask.payload["invoice"].astext)
+        )
+        assert [invoice for (invoice,) in rechecks] == [invoices[6]]
+    await run_due_tasks(services)
+
+    ledgers = {
+        name: await sandbox_admin(url, "/admin/state")
+        for name, url in (("primary", sandboxes[0]), ("secondary", sandboxes[1]))
+    }
+    for index, (invoice_id, (mode, _, gateway, _)) in enumerate(zip(invoices, FLAPPING, strict=True)):
+        shown = (await api.get(f"/v1/invoices/{invoice_id}")).json()
+        # 10.00 USD plus the index, so every invoice's amount is its own.
+        assert (shown["status"], shown["amount_paid"]) == ("paid", 1000 + index), (mode, shown)
+        payments = (await api.get("/v1/payments", params={"invoice": invoice_id})).json()["data"]
+        assert [(p["status"], p["gateway"], p["amount"]) for p in payments] == [
+            ("succeeded", gateway, 1000 + index)
+        ], mode
+        for name, ledger in ledgers.items():
+            charged = [c for c in ledger["charges"] if c["idempotency_key"] == payments[0]["id"]]
+            # The charge is at the gateway that answered, once; the other never saw it.
+            assert [(c["status"], c["amount"]) for c in charged] == (
+                [("succeeded", 1000 + index)] if name == gateway else []
+            ), (mode, name)
+    audit = await asyncio.to_thread(billing_audit, billing_env(settings), "--merchant", merchant.id)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 
 import httpx
-import psutil
 import pytest
 
 from billing.api.health import start_draining, stop_draining
@@ -21,6 +20,7 @@ from billing.config import Settings
 from billing.merchants.service import NewMerchant
 from billing.runtime.up import wait_ready
 from tests.billing.live import READY_DEADLINE, free_port, suite_env
+from tests.billing.processes import api_processes
 from tests.conftest import Servers
 
 
@@ -42,14 +42,6 @@ def two_workers(settings: Settings, servers: Servers) -> Iterator[tuple[subproce
             process.wait(30)
 
 
-def _api_processes(parent: subprocess.Popen[str]) -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process(parent.pid).children()
-        if any("spawn_main" in part for part in child.cmdline())
-    ]
-
-
 # Starting two API processes takes 10-30 s on the shared CI cores (each imports the application and opens its
 # pools); the stop is bounded by the 60 s wait below and the whole test by its timeout.
 @pytest.mark.fault
@@ -58,7 +50,7 @@ async def test_two_workers_share_the_port_and_sigterm_lets_a_request_in_flight_f
     two_workers: tuple[subprocess.Popen[str], int], api: httpx.AsyncClient, merchant: NewMerchant
 ) -> None:
     process, port = two_workers
-    assert len(_api_processes(process)) == 2
+    assert len(api_processes(process.pid)) == 2
     body = json.dumps({"email": "in-flight@example.com"}).encode()
     head = (
         f"POST /v1/customers HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {merchant.secret_key}\r\n"

@@ -73,8 +73,9 @@ class Receiver:
             return queue.popleft()
         return self._default.get(path, Reply())
 
-    async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> Receiver:
+        """Listen on `port` (a free one by default; the same one again to come back after `stop`)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
