@@ -48,6 +48,8 @@ ID_PREFIXES = {
     "risk_decision": "rsk",
     "reconciliation": "rcn",
     "feature": "feat",
+    "wallet": "wlt",
+    "wallet_transaction": "wtx",
 }
 
 

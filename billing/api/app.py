@@ -42,6 +42,7 @@ from billing.subscriptions.routes import SubscriptionsController
 from billing.test_clocks.routes import TestClocksController
 from billing.usage.routes import BATCH_MAX_BODY_BYTES, UsageEventsController
 from billing.usage.summary_routes import UsageSummaryController
+from billing.wallets.routes import WalletsController
 from billing.webhook_endpoints.routes import EventRedeliveryController, WebhookEndpointsController
 
 
@@ -88,6 +89,7 @@ def create_litestar(services: Services) -> Litestar:
             EventRedeliveryController,
             *CATALOG_CONTROLLERS,
             *ENTITLEMENT_CONTROLLERS,
+            WalletsController,
             PaymentMethodsController,
             TokensController,
             PaymentsController,

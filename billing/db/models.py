@@ -24,6 +24,7 @@ from billing.test_clocks.models import TestClock
 from billing.usage.billed import UsageBilled
 from billing.usage.models import usage_event_keys, usage_events
 from billing.vault.models import VaultEntry, VaultSecret
+from billing.wallets.models import Wallet, WalletTransaction
 from webhooks.delivery_models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from webhooks.models import Event
 
@@ -68,6 +69,8 @@ __all__ = [
     "UsageBilled",
     "VaultEntry",
     "VaultSecret",
+    "Wallet",
+    "WalletTransaction",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookEndpoint",

@@ -16,6 +16,14 @@ ON_PAID: list[InvoiceHook] = []
 ON_PAYMENT_FAILED: list[InvoiceHook] = []
 # An open invoice closed without payment by the merchant (voided, or marked uncollectible).
 ON_CLOSED_UNPAID: list[InvoiceHook] = []
+# Run by finalization once the figures and the customer balance are set, before the invariants are checked and
+# the status changes: a hook may take prepaid credits off the amount due (billing.wallets), in the same
+# transaction, with the customer row locked.
+ON_FINALIZING: list[InvoiceHook] = []
+# Asked by the renewal batch which of these customers' invoices must be finalized one by one (through
+# ON_FINALIZING), because a hook has something to apply to them.
+FinalizedAlone = Callable[[AsyncSession, set[str]], Awaitable[set[str]]]
+FINALIZED_ALONE: list[FinalizedAlone] = []
 
 
 async def invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -31,3 +39,16 @@ async def invoice_payment_failed(session: AsyncSession, invoice: Invoice, clock:
 async def invoice_closed_unpaid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
     for hook in ON_CLOSED_UNPAID:
         await hook(session, invoice, clock)
+
+
+async def invoice_finalizing(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    for hook in ON_FINALIZING:
+        await hook(session, invoice, clock)
+
+
+async def customers_finalized_alone(session: AsyncSession, customer_ids: set[str]) -> set[str]:
+    """The customers among `customer_ids` whose invoices a finalization hook must see one by one."""
+    alone: set[str] = set()
+    for ask in FINALIZED_ALONE:
+        alone |= await ask(session, customer_ids)
+    return alone

@@ -60,6 +60,7 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         starting_balance=invoice.starting_balance,
         balance_applied=invoice.balance_applied,
         ending_balance=invoice.ending_balance,
+        prepaid_credit_amount=invoice.prepaid_credit_amount or 0,
         amount_due=invoice.amount_due,
         amount_paid=invoice.amount_paid,
         amount_remaining=invoice.amount_remaining,
@@ -406,6 +407,7 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
             invoice_id=invoice.id,
             currency=invoice.currency,
         )
+    await hooks.invoice_finalizing(session, invoice, clock)
     check_invariants(invoice)
     # Figures and lines are written while the invoice is still a draft; the status change comes last, after
     # which the database refuses any change to them (the guard triggers).
@@ -617,8 +619,10 @@ def check_invariants(invoice: Invoice) -> None:
     problems = []
     if invoice.subtotal - invoice.discount + invoice.tax != invoice.total:
         problems.append("subtotal - discount + tax != total")
-    if invoice.amount_due != max(0, invoice.total + invoice.starting_balance):
-        problems.append("amount_due != total - starting balance applied")
+    if invoice.amount_due != max(0, invoice.total + invoice.starting_balance) - (
+        invoice.prepaid_credit_amount or 0
+    ):
+        problems.append("amount_due != total - starting balance applied - prepaid credits")
     if invoice.amount_paid + invoice.amount_remaining != invoice.amount_due:
         problems.append("amount_paid + amount_remaining != amount_due")
     if problems:

@@ -478,6 +478,40 @@ async def _cancel(w: Walk) -> None:
     assert (await w.call("POST", f"/v1/subscriptions/{w.ids['sub']}/cancel", {}))["status"] == "canceled"
 
 
+def _wallets(w: Walk) -> str:
+    return f"/v1/customers/{w.ids['customer']}/wallets"
+
+
+async def _latest_wallet_entry(w: Walk, name: str) -> None:
+    listed = await w.call("GET", f"{_wallets(w)}/{w.ids['wallet']}/transactions")
+    w.ids[name] = listed["data"][0]["id"]
+
+
+async def _wallet(w: Walk) -> None:
+    body = {"currency": "USD", "granted_amount": 1000, "auto_top_up": {"threshold": 500, "amount": 2000}}
+    w.ids["wallet"] = (await w.call("POST", _wallets(w), body))["id"]
+    await _latest_wallet_entry(w, "wallet_grant")
+
+
+async def _burn(w: Walk, amount: int) -> None:
+    body = {"customer": w.ids["customer"], "lines": [{"description": "Work", "amount": amount}]}
+    invoice = (await w.call("POST", "/v1/invoices", body))["id"]
+    assert (await w.call("POST", f"/v1/invoices/{invoice}/finalize"))["prepaid_credit_amount"] == amount
+    await _latest_wallet_entry(w, "wallet_burn")
+
+
+async def _buy_credits(w: Walk) -> None:
+    await w.call("POST", f"{_wallets(w)}/{w.ids['wallet']}/top_up", {"paid_amount": 300})
+    await _latest_wallet_entry(w, "wallet_purchase")
+    listed = await w.call("GET", f"{_wallets(w)}/{w.ids['wallet']}/transactions")
+    invoice = listed["data"][0]["invoice"]
+    await w.call("POST", f"/v1/invoices/{invoice}/pay", {"paid_out_of_band": True})
+
+
+async def _terminate_wallet(w: Walk) -> None:
+    await w.call("POST", f"{_wallets(w)}/{w.ids['wallet']}/terminate")
+
+
 WALK = [
     Step("create a customer", {"customer.created": "customer"}, _customer),
     Step("update a customer", {"customer.updated": "customer"}, _update_customer),
@@ -493,6 +527,27 @@ WALK = [
         {"invoice.marked_uncollectible": "uncollectible"},
         _mark_uncollectible,
     ),
+    Step(
+        "create a wallet with granted credits",
+        {"wallet.created": "wallet", "wallet_transaction.created": "wallet_grant"},
+        _wallet,
+    ),
+    Step(
+        "burn credits below the automatic top-up threshold",
+        {
+            "wallet_transaction.created": "wallet_burn",
+            "wallet.updated": "wallet",
+            "wallet.low_balance": "wallet",
+        },
+        lambda w: _burn(w, 700),
+    ),
+    Step("burn the last credits", {"wallet.depleted": "wallet"}, lambda w: _burn(w, 300)),
+    Step(
+        "buy credits, paid out of band",
+        {"wallet_transaction.updated": "wallet_purchase"},
+        _buy_credits,
+    ),
+    Step("terminate a wallet", {"wallet.terminated": "wallet"}, _terminate_wallet),
     Step("delete a customer", {"customer.deleted": "customer"}, _delete_customer),
     Step(
         "create a test clock with a customer",
