@@ -2,6 +2,7 @@
 tasks (a worker, a test clock advance) knows every kind."""
 
 import billing.dunning_cases.service  # dunning deadlines (retries are invoice.collect tasks)
+import billing.invoice_items.service  # a renewal bills the customer's pending invoice items
 import billing.invoices.collection
 import billing.notifications.card_expiry  # the daily card-expiry scan
 import billing.subscriptions.batch  # renewals as a set, beside the single renewal

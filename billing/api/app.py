@@ -27,6 +27,7 @@ from billing.dunning_cases.routes import DunningController
 from billing.entitlements.routes import ENTITLEMENT_CONTROLLERS
 from billing.events.routes import EventsController
 from billing.gateways.asgi import ASGIApp as RawApp
+from billing.invoice_items.routes import InvoiceItemsController
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
 from billing.notifications.routes import InvoiceEmailController
@@ -90,6 +91,7 @@ def create_litestar(services: Services) -> Litestar:
             *CATALOG_CONTROLLERS,
             *ENTITLEMENT_CONTROLLERS,
             WalletsController,
+            InvoiceItemsController,
             PaymentMethodsController,
             TokensController,
             PaymentsController,

@@ -10,6 +10,7 @@ from billing.db.base import Base
 from billing.dunning_cases.models import DunningCase
 from billing.entitlements.models import Feature, PlanEntitlement
 from billing.gateways.models import GatewayAttempt, GatewayHealth
+from billing.invoice_items.models import InvoiceItem
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import ApiKey, Merchant
 from billing.notifications.models import EmailMessage
@@ -49,6 +50,7 @@ __all__ = [
     "GatewayHealth",
     "IdempotencyRecord",
     "Invoice",
+    "InvoiceItem",
     "InvoiceLine",
     "InvoiceNumberSequence",
     "Merchant",

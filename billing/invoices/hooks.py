@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
-from billing.invoices.models import Invoice
+from billing.invoices.models import Invoice, InvoiceLine
 
 InvoiceHook = Callable[[AsyncSession, Invoice, Clock], Awaitable[None]]
 
@@ -20,10 +20,14 @@ ON_CLOSED_UNPAID: list[InvoiceHook] = []
 # the status changes: a hook may take prepaid credits off the amount due (billing.wallets), in the same
 # transaction, with the customer row locked.
 ON_FINALIZING: list[InvoiceHook] = []
-# Asked by the renewal batch which of these customers' invoices must be finalized one by one (through
-# ON_FINALIZING), because a hook has something to apply to them.
-FinalizedAlone = Callable[[AsyncSession, set[str]], Awaitable[set[str]]]
-FINALIZED_ALONE: list[FinalizedAlone] = []
+# Run by `create_draft` on a subscription's renewal draft, before its totals: a hook may add lines to it (the
+# customer's pending invoice items, billing.invoice_items) and returns the rows it added to the session.
+DraftLines = Callable[[AsyncSession, Invoice, Clock], Awaitable[list[InvoiceLine]]]
+ON_RENEWAL_DRAFT: list[DraftLines] = []
+# Asked by the renewal batch which of these customers' renewals must be invoiced one by one (through
+# ON_RENEWAL_DRAFT and ON_FINALIZING), because a hook has something to add or apply to them.
+InvoicedAlone = Callable[[AsyncSession, set[str]], Awaitable[set[str]]]
+INVOICED_ALONE: list[InvoicedAlone] = []
 
 
 async def invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -46,9 +50,16 @@ async def invoice_finalizing(session: AsyncSession, invoice: Invoice, clock: Clo
         await hook(session, invoice, clock)
 
 
-async def customers_finalized_alone(session: AsyncSession, customer_ids: set[str]) -> set[str]:
-    """The customers among `customer_ids` whose invoices a finalization hook must see one by one."""
+async def renewal_draft_lines(session: AsyncSession, invoice: Invoice, clock: Clock) -> list[InvoiceLine]:
+    added: list[InvoiceLine] = []
+    for hook in ON_RENEWAL_DRAFT:
+        added += await hook(session, invoice, clock)
+    return added
+
+
+async def customers_invoiced_alone(session: AsyncSession, customer_ids: set[str]) -> set[str]:
+    """The customers among `customer_ids` whose renewals a hook must see one by one."""
     alone: set[str] = set()
-    for ask in FINALIZED_ALONE:
+    for ask in INVOICED_ALONE:
         alone |= await ask(session, customer_ids)
     return alone

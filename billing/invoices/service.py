@@ -135,9 +135,13 @@ async def get_invoice(
     )
 
 
-def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, Decimal | None]:
-    """(amount, quantity, unit price) of an ad-hoc line: an amount, or a unit price times a quantity."""
-    param = f"lines[{index}]"
+def line_amount(line: schemas.LineCreate, param: str = "") -> tuple[int, Decimal, Decimal | None]:
+    """(amount, quantity, unit price) of an ad-hoc line: an amount, or a unit price times a quantity. `param`:
+    where the line sits in the request (``lines[2]``), prefixed to the fields named in errors."""
+
+    def name(field: str) -> str:
+        return f"{param}.{field}" if param else field
+
     quantity = line.quantity if line.quantity is not None else Decimal(1)
     exponent = quantity.as_tuple().exponent
     if (
@@ -147,31 +151,33 @@ def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, De
         or (isinstance(exponent, int) and exponent < -12)
     ):
         raise InvalidRequest(
-            f"{param}.quantity must be a positive number below 10^12 with at most 12 decimals.",
-            param=f"{param}.quantity",
+            f"{name('quantity')} must be a positive number below 10^12 with at most 12 decimals.",
+            param=name("quantity"),
         )
-    unit_given = [name for name in ("unit_amount", "unit_amount_decimal") if getattr(line, name) is not None]
+    unit_given = [
+        field for field in ("unit_amount", "unit_amount_decimal") if getattr(line, field) is not None
+    ]
     if line.amount is not None and unit_given:
         raise InvalidRequest(
-            f"Give either {param}.amount or a unit price ({param}.unit_amount with quantity), not both.",
-            param=f"{param}.amount",
+            f"Give either {name('amount')} or a unit price ({name('unit_amount')} with quantity), not both.",
+            param=name("amount"),
         )
     if line.amount is not None:
         if line.quantity is not None:
             raise InvalidRequest(
-                f"{param}.quantity goes with a unit price; with {param}.amount leave it out.",
-                param=f"{param}.quantity",
+                f"{name('quantity')} goes with a unit price; with {name('amount')} leave it out.",
+                param=name("quantity"),
             )
         return line.amount, Decimal(1), None
     if len(unit_given) != 1:
         raise InvalidRequest(
-            f"{param} needs an amount, or exactly one of unit_amount and unit_amount_decimal.",
-            param=f"{param}.amount",
+            f"{param or 'An item'} needs an amount, or exactly one of unit_amount and unit_amount_decimal.",
+            param=name("amount"),
         )
     unit = (
         Decimal(line.unit_amount)
         if line.unit_amount is not None
-        else parse_unit_amount_decimal(line.unit_amount_decimal or "", param=f"{param}.unit_amount_decimal")
+        else parse_unit_amount_decimal(line.unit_amount_decimal or "", param=name("unit_amount_decimal"))
     )
     return round_minor(unit * quantity), quantity, unit
 
@@ -260,7 +266,7 @@ async def create_invoice(session: AsyncSession, merchant_id: str, params: schema
 def _add_line(
     session: AsyncSession, invoice: Invoice, line: schemas.LineCreate, index: int, clock: Clock
 ) -> None:
-    amount, quantity, unit = _line_amount(line, index)
+    amount, quantity, unit = line_amount(line, f"lines[{index}]")
     if line.period is not None and line.period.end <= line.period.start:
         raise InvalidRequest(
             f"lines[{index}].period.end must be after its start.", param=f"lines[{index}].period"
@@ -559,6 +565,8 @@ async def create_draft(
     await session.flush()
     rows = [line_row(invoice, line, now) for line in lines]
     session.add_all(rows)
+    if billing_reason == "subscription_cycle":
+        rows += await hooks.renewal_draft_lines(session, invoice, clock)
     await _recompute_draft(session, invoice, rows)
     await session.flush()
     record_event(

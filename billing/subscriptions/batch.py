@@ -152,8 +152,9 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     # Two renewals of one customer would share its row (its balance, its lock): renewed alone, one by one.
     per_customer = Counter(sub.customer_id for sub in subs)
     irregular |= {sub.id for sub in subs if per_customer[sub.customer_id] > 1}
-    # Customers with something to apply at finalization (a wallet's prepaid credits) go through it one by one.
-    alone = await invoice_hooks.customers_finalized_alone(session, set(per_customer))
+    # Customers with something to add or apply to their invoices (pending invoice items, a wallet's prepaid
+    # credits) are renewed one by one, through those hooks.
+    alone = await invoice_hooks.customers_invoiced_alone(session, set(per_customer))
     irregular |= {sub.id for sub in subs if sub.customer_id in alone}
     return RenewalInputs(
         subscriptions={sub.id: sub for sub in subs},

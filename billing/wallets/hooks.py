@@ -88,6 +88,6 @@ async def undo_for_voided_invoice(session: AsyncSession, invoice: Invoice, clock
 
 
 hooks.ON_FINALIZING.append(burn_for_invoice)
-hooks.FINALIZED_ALONE.append(customers_with_wallets)
+hooks.INVOICED_ALONE.append(customers_with_wallets)
 hooks.ON_PAID.append(grant_purchased_credits)
 hooks.ON_CLOSED_UNPAID.append(undo_for_voided_invoice)

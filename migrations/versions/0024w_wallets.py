@@ -1,5 +1,6 @@
 """wallets: prepaid credit wallets and their ledger of movements; invoices.prepaid_credit_amount (the credits
-burned at finalization, guarded like the other figures once the invoice is finalized)
+burned at finalization, guarded like the other figures once the invoice is finalized); invoice_items (one-off
+pending items of a customer, billed on its next renewal)
 
 Revision ID: 0024w
 Revises: 0023e
@@ -126,9 +127,52 @@ def upgrade() -> None:
         postgresql_where=sa.text("kind = 'burned'"),
     )
     op.create_index("uq_wallet_transactions_trigger", "wallet_transactions", ["trigger_id"], unique=True)
+    op.create_table(
+        "invoice_items",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("customer_id", sa.String(length=40), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("quantity", sa.Numeric(38, 12), nullable=False),
+        sa.Column("unit_amount_decimal", sa.Numeric(38, 12), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("invoice_id", sa.String(length=40), nullable=True),
+        sa.Column("metadata", postgresql.JSONB(), server_default="{}", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("invoiced_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("status IN ('pending', 'invoiced')", name=op.f("ck_invoice_items_status")),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_invoice_items_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_invoice_items_merchant_id_merchants")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_invoice_items_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"],
+            ["invoices.id"],
+            name=op.f("fk_invoice_items_invoice_id_invoices"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_items")),
+        sa.UniqueConstraint("seq", name=op.f("uq_invoice_items_seq")),
+    )
+    op.create_index(
+        "ix_invoice_items_customer_pending",
+        "invoice_items",
+        ["customer_id", "currency", "seq"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index("ix_invoice_items_merchant_seq", "invoice_items", ["merchant_id", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_invoice_items_merchant_seq", table_name="invoice_items")
+    op.drop_index("ix_invoice_items_customer_pending", table_name="invoice_items")
+    op.drop_table("invoice_items")
     op.drop_index("uq_wallet_transactions_trigger", table_name="wallet_transactions")
     op.drop_index("uq_wallet_transactions_burn_invoice", table_name="wallet_transactions")
     op.drop_index("ix_wallet_transactions_wallet_seq", table_name="wallet_transactions")

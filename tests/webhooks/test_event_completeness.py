@@ -412,6 +412,13 @@ async def _subscription(w: Walk) -> None:
     w.ids["sub"] = sub["id"]
 
 
+async def _invoice_items(w: Walk) -> None:
+    for name in ("sub_item", "dropped_item"):
+        body = {"customer": w.ids["subscriber"], "amount": 700, "description": name}
+        w.ids[name] = (await w.call("POST", "/v1/invoice_items", body))["id"]
+    await w.call("DELETE", f"/v1/invoice_items/{w.ids['dropped_item']}")
+
+
 async def _subscription_fields(w: Walk) -> dict[str, Any]:
     return await w.call("GET", f"/v1/subscriptions/{w.ids['sub']}")
 
@@ -431,6 +438,8 @@ async def _renewal(w: Walk) -> None:
     trial_end = datetime.fromisoformat((await _subscription_fields(w))["trial_end"])
     await w.advance("sub_clock", trial_end + timedelta(hours=1))
     sub = await _latest_invoice(w, "renewal_invoice")
+    item = await w.call("GET", f"/v1/invoice_items/{w.ids['sub_item']}")
+    assert (item["status"], item["invoice"]) == ("invoiced", w.ids["renewal_invoice"])
     assert sub["status"] == "active"
     assert (await w.call("GET", f"/v1/invoices/{w.ids['renewal_invoice']}"))["status"] == "paid"
 
@@ -693,6 +702,11 @@ WALK = [
         _subscription,
     ),
     Step(
+        "add two pending invoice items for the subscriber, delete one",
+        {"invoiceitem.created": "sub_item", "invoiceitem.deleted": "dropped_item"},
+        _invoice_items,
+    ),
+    Step(
         "the test clock reaches three days before the trial ends: the trial warning and the upcoming invoice",
         {"subscription.trial_will_end": "sub", "invoice.upcoming": "sub", "test_clock.ready": "sub_clock"},
         _trial_will_end,
@@ -705,6 +719,7 @@ WALK = [
             "invoice.finalized": "renewal_invoice",
             "invoice.paid": "renewal_invoice",
             "subscription.updated": "sub",
+            "invoiceitem.updated": "sub_item",
         },
         _renewal,
     ),
