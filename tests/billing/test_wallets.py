@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, text, update
@@ -113,6 +114,11 @@ async def test_expiring_credits_burn_first_then_expire_and_a_void_gives_credits_
     # 3.00 burned from the 5.00 that expire, not from the 8.00 that never do.
     paid = await _invoice(world, customer, 300)
     assert (paid["prepaid_credit_amount"], paid["amount_due"], paid["status"]) == (300, 0, "paid")
+    # The hosted invoice shows the deduction, in English and in Chinese.
+    hosted = urlsplit(paid["hosted_invoice_url"]).path
+    english, chinese = (await api.get(hosted)).text, (await api.get(hosted, params={"locale": "zh-CN"})).text
+    assert "Prepaid credits applied" in english and "$3.00" in english
+    assert "已抵扣预付额度" in chinese
     assert await _entries(world, customer, wallet["id"]) == [
         ("granted", "settled", 500, 200),
         ("granted", "settled", 800, 800),
