@@ -74,8 +74,12 @@ def _entry(wallet: Wallet, kind: str, amount: int, clock: Clock, **fields: Any) 
     )
 
 
-def _moved(session: AsyncSession, wallet: Wallet, before: int, clock: Clock) -> None:
-    """Stage wallet.updated for a balance that moved from `before`, and the notices of a fall."""
+async def _moved(
+    session: AsyncSession, wallet: Wallet, before: int, clock: Clock, entry: WalletTransaction
+) -> None:
+    """Stage wallet.updated for a balance that `entry` moved from `before`; on a fall of an active wallet, the
+    notices, and the automatic top-up when it crossed the threshold: one per crossing, keyed by `entry` (a task
+    run twice, or the task and a retry, buy once)."""
     wallet.updated_at = clock.now()
     rendered = render_wallet(wallet)
     record_event(
@@ -96,6 +100,15 @@ def _moved(session: AsyncSession, wallet: Wallet, before: int, clock: Clock) -> 
             event_type="wallet.low_balance",
             obj=rendered,
             clock=clock,
+        )
+        await schedule_task(
+            session,
+            merchant_id=wallet.merchant_id,
+            kind=AUTO_TOP_UP,
+            due_at=clock.now(),
+            clock=clock,
+            payload={"wallet": wallet.id, "trigger": entry.id},
+            dedupe_key=f"wallet-top-up:{entry.id}",
         )
     if before > 0 and wallet.balance == 0:
         record_event(
@@ -152,7 +165,7 @@ async def add_credits(
 async def _credited(session: AsyncSession, wallet: Wallet, entry: WalletTransaction, clock: Clock) -> None:
     before = wallet.balance
     wallet.balance += entry.amount
-    _moved(session, wallet, before, clock)
+    await _moved(session, wallet, before, clock, entry)
     if entry.expires_at is not None:
         await schedule_task(
             session,
@@ -234,19 +247,7 @@ async def burn(
     await _created(session, entry, clock)
     before = wallet.balance
     wallet.balance -= taken
-    _moved(session, wallet, before, clock)
-    rule = wallet.auto_top_up
-    if wallet.status == "active" and rule and crossed_below(before, wallet.balance, rule["threshold"]):
-        # One top-up per crossing: keyed by the burn that crossed (and unique again on the purchase it makes).
-        await schedule_task(
-            session,
-            merchant_id=wallet.merchant_id,
-            kind=AUTO_TOP_UP,
-            due_at=clock.now(),
-            clock=clock,
-            payload={"wallet": wallet.id, "trigger": entry.id},
-            dedupe_key=f"wallet-top-up:{entry.id}",
-        )
+    await _moved(session, wallet, before, clock, entry)
     return entry
 
 
@@ -263,7 +264,7 @@ async def take_out(
     await _created(session, entry, clock)
     before = wallet.balance
     wallet.balance -= amount
-    _moved(session, wallet, before, clock)
+    await _moved(session, wallet, before, clock, entry)
     return entry
 
 

@@ -38,6 +38,11 @@ async def test_pending_items_are_billed_on_the_next_renewal_and_then_marked_invo
     pending = await world.get("/v1/invoice_items", customer=customer, pending="true")
     assert [i["id"] for i in pending["data"]] == [seats["id"], setup["id"]]
 
+    # The upcoming invoice shows them as the renewal will bill them.
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert [line["amount"] for line in upcoming["lines"]] == [1000, 500, 750]
+    assert upcoming["amount_due"] == 2250
+
     # Not on the first invoice (made before they existed); on the renewal: 10.00 + 5.00 + 3 x 2.50.
     await world.advance(T0 + timedelta(days=29))
     first, renewal = await world.invoices(sub["id"])

@@ -301,3 +301,29 @@ async def test_bad_wallet_inputs_are_refused_with_what_to_do(
     # A terminated wallet burns nothing; a new one can be opened in the same currency.
     assert (await _invoice(world, customer, 100))["prepaid_credit_amount"] == 0
     assert (await world.post(wallets, {"currency": "USD"}))["status"] == "active"
+
+
+async def test_credits_expiring_below_the_threshold_top_the_wallet_up(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    customer = await _customer_with_card(world)
+    expiry = T0 + timedelta(days=5)
+    wallet = await world.post(
+        f"/v1/customers/{customer}/wallets",
+        {
+            "currency": "USD",
+            "granted_amount": 1000,
+            "granted_expires_at": expiry.isoformat(),
+            "auto_top_up": {"threshold": 500, "amount": 2000},
+        },
+    )
+    await world.advance(expiry + timedelta(minutes=1))
+    assert (await world.get(f"/v1/customers/{customer}/wallets/{wallet['id']}"))["balance"] == 2000
+    assert await _entries(world, customer, wallet["id"]) == [
+        ("granted", "settled", 1000, 0),
+        ("expired", "settled", -1000, None),
+        ("purchased", "settled", 2000, 2000),
+    ]
+    assert (await _event_types(world, wallet["id"])).count("wallet.low_balance") == 1
