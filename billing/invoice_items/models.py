@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Numeric, String, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Numeric, Select, String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.db.base import Base, id_column, seq_column
@@ -42,3 +43,27 @@ class InvoiceItem(Base):
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     invoiced_at: Mapped[datetime | None]
+
+    def line_fields(self) -> dict[str, Any]:
+        """The invoice line this item becomes (the fields of `billing.invoices.service.NewLine`)."""
+        return {
+            "type": "adjustment",
+            "description": self.description,
+            "amount": self.amount,
+            "quantity": self.quantity,
+            "unit_amount_decimal": self.unit_amount_decimal,
+            "details": {"invoice_item": self.id},
+        }
+
+    @staticmethod
+    def pending_for(customer_id: str, currency: str) -> Select[InvoiceItem]:
+        """The customer's pending items in `currency`, oldest first: what its next renewal bills."""
+        return (
+            select(InvoiceItem)
+            .where(
+                InvoiceItem.customer_id == customer_id,
+                InvoiceItem.currency == currency,
+                InvoiceItem.status == "pending",
+            )
+            .order_by(InvoiceItem.seq)
+        )

@@ -3,7 +3,7 @@ that puts a customer's pending items on its renewal draft and marks them invoice
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
@@ -160,45 +160,17 @@ async def list_invoice_items(
     )
 
 
-def _line(item: InvoiceItem) -> invoices.NewLine:
-    return invoices.NewLine(
-        type="adjustment",
-        description=item.description,
-        amount=item.amount,
-        quantity=item.quantity,
-        unit_amount_decimal=item.unit_amount_decimal,
-        details={"invoice_item": item.id},
-    )
-
-
-def _pending(customer_id: str, currency: str) -> Select[InvoiceItem]:
-    return (
-        select(InvoiceItem)
-        .where(
-            InvoiceItem.customer_id == customer_id,
-            InvoiceItem.currency == currency,
-            InvoiceItem.status == "pending",
-        )
-        .order_by(InvoiceItem.seq)
-    )
-
-
-async def pending_lines(session: AsyncSession, customer_id: str, currency: str) -> list[invoices.NewLine]:
-    """The lines the customer's next renewal in `currency` would get from its pending items (for previews)."""
-    return [_line(item) for item in (await session.scalars(_pending(customer_id, currency))).all()]
-
-
 async def invoice_pending_items(session: AsyncSession, invoice: Invoice, clock: Clock) -> list[InvoiceLine]:
     """Put the customer's pending items in the invoice's currency on its renewal draft, oldest first, and mark
     them invoiced (locked, so a concurrent renewal of another subscription cannot take them too)."""
     items = (
         await session.scalars(
-            _pending(invoice.customer_id, invoice.currency).with_for_update(skip_locked=True)
+            InvoiceItem.pending_for(invoice.customer_id, invoice.currency).with_for_update(skip_locked=True)
         )
     ).all()
     rows = []
     for item in items:
-        row = invoices.line_row(invoice, _line(item), clock.now())
+        row = invoices.line_row(invoice, invoices.NewLine(**item.line_fields()), clock.now())
         row.metadata_ = dict(item.metadata_)
         rows.append(row)
         item.status, item.invoice_id, item.invoiced_at = "invoiced", invoice.id, clock.now()
