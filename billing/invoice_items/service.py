@@ -7,6 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
+from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
@@ -125,14 +127,29 @@ async def delete_invoice_item(session: AsyncSession, merchant_id: str, item_id: 
             "deleted. Issue a credit note on that invoice instead.",
             code="invoice_item_invoiced",
         )
-    clock = await customer_clock(session, merchant_id, item.customer_id)
+    await _delete(session, item, await customer_clock(session, merchant_id, item.customer_id))
+    return item.id
+
+
+async def _delete(session: AsyncSession, item: InvoiceItem, clock: Clock) -> None:
     rendered = render_invoice_item(item)
     await session.delete(item)
     await session.flush()
     record_event(
-        session, merchant_id=merchant_id, event_type="invoiceitem.deleted", obj=rendered, clock=clock
+        session, merchant_id=item.merchant_id, event_type="invoiceitem.deleted", obj=rendered, clock=clock
     )
-    return item.id
+
+
+async def delete_items_of_deleted_customer(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+    """A deleted customer has no next invoice: its pending items go with it."""
+    items = await session.scalars(
+        select(InvoiceItem)
+        .where(InvoiceItem.customer_id == customer.id, InvoiceItem.status == "pending")
+        .order_by(InvoiceItem.seq)
+        .with_for_update()
+    )
+    for item in items.all():
+        await _delete(session, item, clock)
 
 
 async def list_invoice_items(
@@ -201,3 +218,4 @@ async def customers_with_pending_items(session: AsyncSession, customer_ids: set[
 
 hooks.ON_RENEWAL_DRAFT.append(invoice_pending_items)
 hooks.INVOICED_ALONE.append(customers_with_pending_items)
+customer_hooks.ON_DELETED.append(delete_items_of_deleted_customer)

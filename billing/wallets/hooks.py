@@ -7,11 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
+from billing.customers.models import Customer
 from billing.invoices import hooks
 from billing.invoices.models import Invoice
 from billing.wallets import ledger
 from billing.wallets.models import Wallet, WalletTransaction
-from billing.wallets.service import TOP_UP_REASON, active_wallet
+from billing.wallets.service import TOP_UP_REASON, active_wallet, end_wallet
 
 
 async def burn_for_invoice(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
@@ -87,7 +89,20 @@ async def undo_for_voided_invoice(session: AsyncSession, invoice: Invoice, clock
         await ledger.check_ledger(session, wallet)
 
 
+async def end_wallets_of_deleted_customer(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+    """A deleted customer's wallets end with it: their credits are voided (as Lago terminates them)."""
+    wallets = await session.scalars(
+        select(Wallet)
+        .where(Wallet.customer_id == customer.id, Wallet.status == "active")
+        .order_by(Wallet.id)
+        .with_for_update()
+    )
+    for wallet in wallets.all():
+        await end_wallet(session, wallet, clock)
+
+
 hooks.ON_FINALIZING.append(burn_for_invoice)
 hooks.INVOICED_ALONE.append(customers_with_wallets)
 hooks.ON_PAID.append(grant_purchased_credits)
 hooks.ON_CLOSED_UNPAID.append(undo_for_voided_invoice)
+customer_hooks.ON_DELETED.append(end_wallets_of_deleted_customer)

@@ -284,6 +284,12 @@ async def terminate_wallet(
     wallet = await get_wallet(session, merchant_id, customer.id, wallet_id, for_update=True)
     _must_be_active(wallet)
     clock = await clock_for(session, merchant_id, customer.test_clock_id)
+    await end_wallet(session, wallet, clock)
+    return wallet
+
+
+async def end_wallet(session: AsyncSession, wallet: Wallet, clock: Clock) -> None:
+    """Terminate a locked active wallet: void what is left of its credits, write wallet.terminated."""
     wallet.status = "terminated"
     wallet.terminated_at = clock.now()
     await ledger.take_out(session, wallet, "voided", await ledger.live_lots(session, wallet), clock)
@@ -291,12 +297,11 @@ async def terminate_wallet(
     await session.flush()
     record_event(
         session,
-        merchant_id=merchant_id,
+        merchant_id=wallet.merchant_id,
         event_type="wallet.terminated",
         obj=ledger.render_wallet(wallet),
         clock=clock,
     )
-    return wallet
 
 
 async def list_wallets(

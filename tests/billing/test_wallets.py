@@ -327,3 +327,33 @@ async def test_credits_expiring_below_the_threshold_top_the_wallet_up(
         ("purchased", "settled", 2000, 2000),
     ]
     assert (await _event_types(world, wallet["id"])).count("wallet.low_balance") == 1
+
+
+async def test_deleting_a_customer_ends_its_wallet_and_drops_its_pending_items(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    customer = await world.customer(currency="USD")
+    wallet = await world.post(f"/v1/customers/{customer}/wallets", {"currency": "USD", "granted_amount": 700})
+    item = await world.post(
+        "/v1/invoice_items", {"customer": customer, "amount": 300, "description": "Setup"}
+    )
+    deleted = await api.delete(f"/v1/customers/{customer}")
+    assert deleted.status_code == 200, deleted.text
+    assert "wallet.terminated" in await _event_types(world, wallet["id"])
+    assert "invoiceitem.deleted" in await _event_types(world, item["id"])
+    assert (await api.get(f"/v1/invoice_items/{item['id']}")).status_code == 404
+    async with services.sessions() as session:
+        status, balance = (
+            await session.execute(
+                text("SELECT status, balance FROM wallets WHERE id = :id"), {"id": wallet["id"]}
+            )
+        ).one()
+        kinds = (
+            await session.scalars(
+                text("SELECT kind FROM wallet_transactions WHERE wallet_id = :id ORDER BY seq"),
+                {"id": wallet["id"]},
+            )
+        ).all()
+    assert (status, balance, list(kinds)) == ("terminated", 0, ["granted", "voided"])
