@@ -47,6 +47,8 @@ PREFIXES = frozenset(
         "aud",
         "rsk",
         "rcn",
+        "wlt",
+        "wtx",
     }
 )
 _ID_PATTERN = re.compile(rf"^(?P<prefix>[a-z]+)_[0-9A-Za-z]{{{_RANDOM_LENGTH}}}$")

@@ -18,6 +18,9 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.voided": "An open invoice was voided.",
     "invoice.marked_uncollectible": "An open invoice was marked uncollectible.",
     "invoice.upcoming": "A subscription renews in three days; the object is the upcoming invoice as it stands (GET .../upcoming_invoice).",
+    "invoiceitem.created": "A one-off invoice item was created: pending until the customer's next renewal invoice.",
+    "invoiceitem.updated": "A pending invoice item was put on a renewal invoice (status invoiced, with its invoice).",
+    "invoiceitem.deleted": "A pending invoice item was deleted.",
     "subscription.created": "A subscription was created.",
     "subscription.updated": "A subscription changed: status, plan, quantity, cancel_at_period_end or metadata.",
     "subscription.trial_will_end": "A subscription's trial ends in three days.",
@@ -78,5 +81,15 @@ EVENT_TYPES: dict[str, str] = {
     "dunning.exhausted": "Every retry of an invoice failed (or its last slot passed while a new card was awaited): the final action (final_action) has run.",
     "risk.decision": "A risk check blocked or held a charge or a new payment method; the decision carries its score and the rules that fired (docs/risk.md).",
     "reconciliation.completed": "A connection's settlement listing of one day was matched against the engine's payments and refunds; the run carries its counts (docs/reconciliation.md).",
+    "wallet.created": "A customer's prepaid credit wallet was created (docs/billing.md, Wallets).",
+    "wallet.updated": "A wallet's balance moved (previous_attributes.balance says from what), or its name, automatic "
+    "top-up or metadata changed.",
+    "wallet.low_balance": "A wallet's balance fell below its automatic top-up threshold; a paid top-up is invoiced.",
+    "wallet.depleted": "A wallet's balance reached 0: the next invoices are charged in full.",
+    "wallet.terminated": "A wallet was terminated: its remaining credits were voided.",
+    "wallet_transaction.created": "Credits moved in or out of a wallet: granted, purchased (pending until its invoice "
+    "is paid), restored, burned by an invoice, expired or voided.",
+    "wallet_transaction.updated": "A purchase of credits settled (its invoice was paid) or failed (its invoice was "
+    "voided).",
     "settings.updated": "The account's settings (gateways and routing) changed.",
 }

@@ -48,6 +48,9 @@ ID_PREFIXES = {
     "risk_decision": "rsk",
     "reconciliation": "rcn",
     "feature": "feat",
+    "invoiceitem": "ii",
+    "wallet": "wlt",
+    "wallet_transaction": "wtx",
 }
 
 

@@ -27,6 +27,7 @@ from billing.dunning_cases.routes import DunningController
 from billing.entitlements.routes import ENTITLEMENT_CONTROLLERS
 from billing.events.routes import EventsController
 from billing.gateways.asgi import ASGIApp as RawApp
+from billing.invoice_items.routes import InvoiceItemsController
 from billing.invoices.hosted_routes import make_hosted_invoice_router
 from billing.invoices.routes import InvoicesController
 from billing.notifications.routes import InvoiceEmailController
@@ -42,6 +43,7 @@ from billing.subscriptions.routes import SubscriptionsController
 from billing.test_clocks.routes import TestClocksController
 from billing.usage.routes import BATCH_MAX_BODY_BYTES, UsageEventsController
 from billing.usage.summary_routes import UsageSummaryController
+from billing.wallets.routes import WalletsController
 from billing.webhook_endpoints.routes import EventRedeliveryController, WebhookEndpointsController
 
 
@@ -88,6 +90,8 @@ def create_litestar(services: Services) -> Litestar:
             EventRedeliveryController,
             *CATALOG_CONTROLLERS,
             *ENTITLEMENT_CONTROLLERS,
+            WalletsController,
+            InvoiceItemsController,
             PaymentMethodsController,
             TokensController,
             PaymentsController,

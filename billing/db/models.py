@@ -10,6 +10,7 @@ from billing.db.base import Base
 from billing.dunning_cases.models import DunningCase
 from billing.entitlements.models import Feature, PlanEntitlement
 from billing.gateways.models import GatewayAttempt, GatewayHealth
+from billing.invoice_items.models import InvoiceItem
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
 from billing.merchants.models import ApiKey, Merchant
 from billing.notifications.models import EmailMessage
@@ -24,6 +25,7 @@ from billing.test_clocks.models import TestClock
 from billing.usage.billed import UsageBilled
 from billing.usage.models import usage_event_keys, usage_events
 from billing.vault.models import VaultEntry, VaultSecret
+from billing.wallets.models import Wallet, WalletTransaction
 from webhooks.delivery_models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from webhooks.models import Event
 
@@ -48,6 +50,7 @@ __all__ = [
     "GatewayHealth",
     "IdempotencyRecord",
     "Invoice",
+    "InvoiceItem",
     "InvoiceLine",
     "InvoiceNumberSequence",
     "Merchant",
@@ -68,6 +71,8 @@ __all__ = [
     "UsageBilled",
     "VaultEntry",
     "VaultSecret",
+    "Wallet",
+    "WalletTransaction",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookEndpoint",

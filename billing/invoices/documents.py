@@ -319,6 +319,14 @@ def invoice_document(
             totals.append(
                 TotalRow("balance_applied", label("balance_applied", loc), money(-invoice.balance_applied))
             )
+        if invoice.prepaid_credit_amount:
+            totals.append(
+                TotalRow(
+                    "prepaid_credit_amount",
+                    label("prepaid_credit_amount", loc),
+                    money(-invoice.prepaid_credit_amount),
+                )
+            )
         totals.append(
             TotalRow("amount_due", label("amount_due", loc), money(invoice.amount_due), strong=True)
         )

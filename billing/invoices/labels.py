@@ -53,6 +53,7 @@ _LABELS: Final[dict[str, tuple[str, str]]] = {
     ),
     "total": ("Total", "合计"),
     "balance_applied": ("Applied balance", "已抵扣余额"),
+    "prepaid_credit_amount": ("Prepaid credits applied", "已抵扣预付额度"),
     "amount_due": ("Amount due", "应付金额"),
     "amount_paid": ("Amount paid", "已付金额"),
     "amount_remaining": ("Amount remaining", "待付金额"),

@@ -35,6 +35,7 @@ class Invoice(Base):
         CheckConstraint(
             "amount_due >= 0 AND amount_paid >= 0 AND amount_remaining >= 0", name="non_negative"
         ),
+        CheckConstraint("prepaid_credit_amount >= 0", name="prepaid_credit_non_negative"),
         # Credit notes (billing.credit_notes): what a pre-payment credit note took off the amount due counts as
         # settled (inside amount_paid), and all credit notes together never exceed the total.
         CheckConstraint(
@@ -84,6 +85,9 @@ class Invoice(Base):
     starting_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     balance_applied: Mapped[int] = mapped_column(BigInteger, default=0)
     ending_balance: Mapped[int | None] = mapped_column(BigInteger)
+    # Prepaid credits of the customer's wallet (billing.wallets) burned at finalization, after the balance:
+    # amount_due = max(0, total + starting_balance) - prepaid_credit_amount.
+    prepaid_credit_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_remaining: Mapped[int] = mapped_column(BigInteger, default=0)

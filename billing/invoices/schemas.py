@@ -78,6 +78,13 @@ class Invoice(msgspec.Struct, kw_only=True):
     starting_balance: int
     balance_applied: int
     ending_balance: int | None
+    prepaid_credit_amount: Annotated[
+        int,
+        Meta(
+            description="Prepaid credits of the customer's wallet in the invoice's currency burned at "
+            "finalization, after the balance: taken off the amount due before any card is charged."
+        ),
+    ] = 0
     amount_due: int
     amount_paid: int
     amount_remaining: int

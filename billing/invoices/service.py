@@ -61,6 +61,7 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         starting_balance=invoice.starting_balance,
         balance_applied=invoice.balance_applied,
         ending_balance=invoice.ending_balance,
+        prepaid_credit_amount=invoice.prepaid_credit_amount or 0,
         amount_due=invoice.amount_due,
         amount_paid=invoice.amount_paid,
         amount_remaining=invoice.amount_remaining,
@@ -140,9 +141,13 @@ async def get_invoice(
     )
 
 
-def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, Decimal | None]:
-    """(amount, quantity, unit price) of an ad-hoc line: an amount, or a unit price times a quantity."""
-    param = f"lines[{index}]"
+def line_amount(line: schemas.LineCreate, param: str = "") -> tuple[int, Decimal, Decimal | None]:
+    """(amount, quantity, unit price) of an ad-hoc line: an amount, or a unit price times a quantity. `param`:
+    where the line sits in the request (``lines[2]``), prefixed to the fields named in errors."""
+
+    def name(field: str) -> str:
+        return f"{param}.{field}" if param else field
+
     quantity = line.quantity if line.quantity is not None else Decimal(1)
     exponent = quantity.as_tuple().exponent
     if (
@@ -152,31 +157,33 @@ def _line_amount(line: schemas.LineCreate, index: int) -> tuple[int, Decimal, De
         or (isinstance(exponent, int) and exponent < -12)
     ):
         raise InvalidRequest(
-            f"{param}.quantity must be a positive number below 10^12 with at most 12 decimals.",
-            param=f"{param}.quantity",
+            f"{name('quantity')} must be a positive number below 10^12 with at most 12 decimals.",
+            param=name("quantity"),
         )
-    unit_given = [name for name in ("unit_amount", "unit_amount_decimal") if getattr(line, name) is not None]
+    unit_given = [
+        field for field in ("unit_amount", "unit_amount_decimal") if getattr(line, field) is not None
+    ]
     if line.amount is not None and unit_given:
         raise InvalidRequest(
-            f"Give either {param}.amount or a unit price ({param}.unit_amount with quantity), not both.",
-            param=f"{param}.amount",
+            f"Give either {name('amount')} or a unit price ({name('unit_amount')} with quantity), not both.",
+            param=name("amount"),
         )
     if line.amount is not None:
         if line.quantity is not None:
             raise InvalidRequest(
-                f"{param}.quantity goes with a unit price; with {param}.amount leave it out.",
-                param=f"{param}.quantity",
+                f"{name('quantity')} goes with a unit price; with {name('amount')} leave it out.",
+                param=name("quantity"),
             )
         return line.amount, Decimal(1), None
     if len(unit_given) != 1:
         raise InvalidRequest(
-            f"{param} needs an amount, or exactly one of unit_amount and unit_amount_decimal.",
-            param=f"{param}.amount",
+            f"{param or 'An item'} needs an amount, or exactly one of unit_amount and unit_amount_decimal.",
+            param=name("amount"),
         )
     unit = (
         Decimal(line.unit_amount)
         if line.unit_amount is not None
-        else parse_unit_amount_decimal(line.unit_amount_decimal or "", param=f"{param}.unit_amount_decimal")
+        else parse_unit_amount_decimal(line.unit_amount_decimal or "", param=name("unit_amount_decimal"))
     )
     return round_minor(unit * quantity), quantity, unit
 
@@ -265,7 +272,7 @@ async def create_invoice(session: AsyncSession, merchant_id: str, params: schema
 def _add_line(
     session: AsyncSession, invoice: Invoice, line: schemas.LineCreate, index: int, clock: Clock
 ) -> None:
-    amount, quantity, unit = _line_amount(line, index)
+    amount, quantity, unit = line_amount(line, f"lines[{index}]")
     if line.period is not None and line.period.end <= line.period.start:
         raise InvalidRequest(
             f"lines[{index}].period.end must be after its start.", param=f"lines[{index}].period"
@@ -420,6 +427,7 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
             invoice_id=invoice.id,
             currency=invoice.currency,
         )
+    await hooks.invoice_finalizing(session, invoice, clock)
     check_invariants(invoice)
     # Figures and lines are written while the invoice is still a draft; the status change comes last, after
     # which the database refuses any change to them (the guard triggers).
@@ -593,6 +601,8 @@ async def create_draft(
     await session.flush()
     rows = [line_row(invoice, line, now) for line in lines]
     session.add_all(rows)
+    if billing_reason == "subscription_cycle":
+        rows += await hooks.renewal_draft_lines(session, invoice, clock)
     await _recompute_draft(session, invoice, rows)
     await session.flush()
     record_event(
@@ -653,8 +663,10 @@ def check_invariants(invoice: Invoice) -> None:
     problems = []
     if invoice.subtotal - invoice.discount + invoice.tax != invoice.total:
         problems.append("subtotal - discount + tax != total")
-    if invoice.amount_due != max(0, invoice.total + invoice.starting_balance):
-        problems.append("amount_due != total - starting balance applied")
+    if invoice.amount_due != max(0, invoice.total + invoice.starting_balance) - (
+        invoice.prepaid_credit_amount or 0
+    ):
+        problems.append("amount_due != total - starting balance applied - prepaid credits")
     if invoice.amount_paid + invoice.amount_remaining != invoice.amount_due:
         problems.append("amount_paid + amount_remaining != amount_due")
     if problems:

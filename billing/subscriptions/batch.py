@@ -31,6 +31,7 @@ from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.ids import new_id
 from billing.invoices import collection
+from billing.invoices import hooks as invoice_hooks
 from billing.invoices import service as invoices
 from billing.invoices import states as invoice_states
 from billing.invoices.models import Invoice, InvoiceLine
@@ -153,6 +154,10 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     # Two renewals of one customer would share its row (its balance, its lock): renewed alone, one by one.
     per_customer = Counter(sub.customer_id for sub in subs)
     irregular |= {sub.id for sub in subs if per_customer[sub.customer_id] > 1}
+    # Customers with something to add or apply to their invoices (pending invoice items, a wallet's prepaid
+    # credits) are renewed one by one, through those hooks.
+    alone = await invoice_hooks.customers_invoiced_alone(session, set(per_customer))
+    irregular |= {sub.id for sub in subs if sub.customer_id in alone}
     return RenewalInputs(
         subscriptions={sub.id: sub for sub in subs},
         customers={customer.id: customer for customer in customers},

@@ -33,6 +33,7 @@ from billing.db.pagination import Page, paginate
 from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
+from billing.invoice_items.models import InvoiceItem
 from billing.invoices import collection, hooks
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
@@ -1226,6 +1227,11 @@ async def upcoming_invoice(
         else Period(sub.current_period_start, sub.current_period_end),
     )
     lines += usage.lines
+    # The customer's pending one-off items, which the renewal takes (billing.invoice_items).
+    lines += [
+        NewLine(**item.line_fields())
+        for item in (await session.scalars(InvoiceItem.pending_for(customer.id, plan.currency))).all()
+    ]
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
     from billing.catalog.tax_rates import pure_tax_rate

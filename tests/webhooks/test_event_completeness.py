@@ -412,6 +412,13 @@ async def _subscription(w: Walk) -> None:
     w.ids["sub"] = sub["id"]
 
 
+async def _invoice_items(w: Walk) -> None:
+    for name in ("sub_item", "dropped_item"):
+        body = {"customer": w.ids["subscriber"], "amount": 700, "description": name}
+        w.ids[name] = (await w.call("POST", "/v1/invoice_items", body))["id"]
+    await w.call("DELETE", f"/v1/invoice_items/{w.ids['dropped_item']}")
+
+
 async def _subscription_fields(w: Walk) -> dict[str, Any]:
     return await w.call("GET", f"/v1/subscriptions/{w.ids['sub']}")
 
@@ -431,6 +438,8 @@ async def _renewal(w: Walk) -> None:
     trial_end = datetime.fromisoformat((await _subscription_fields(w))["trial_end"])
     await w.advance("sub_clock", trial_end + timedelta(hours=1))
     sub = await _latest_invoice(w, "renewal_invoice")
+    item = await w.call("GET", f"/v1/invoice_items/{w.ids['sub_item']}")
+    assert (item["status"], item["invoice"]) == ("invoiced", w.ids["renewal_invoice"])
     assert sub["status"] == "active"
     assert (await w.call("GET", f"/v1/invoices/{w.ids['renewal_invoice']}"))["status"] == "paid"
 
@@ -478,6 +487,40 @@ async def _cancel(w: Walk) -> None:
     assert (await w.call("POST", f"/v1/subscriptions/{w.ids['sub']}/cancel", {}))["status"] == "canceled"
 
 
+def _wallets(w: Walk) -> str:
+    return f"/v1/customers/{w.ids['customer']}/wallets"
+
+
+async def _latest_wallet_entry(w: Walk, name: str) -> None:
+    listed = await w.call("GET", f"{_wallets(w)}/{w.ids['wallet']}/transactions")
+    w.ids[name] = listed["data"][0]["id"]
+
+
+async def _wallet(w: Walk) -> None:
+    body = {"currency": "USD", "granted_amount": 1000, "auto_top_up": {"threshold": 500, "amount": 2000}}
+    w.ids["wallet"] = (await w.call("POST", _wallets(w), body))["id"]
+    await _latest_wallet_entry(w, "wallet_grant")
+
+
+async def _burn(w: Walk, amount: int) -> None:
+    body = {"customer": w.ids["customer"], "lines": [{"description": "Work", "amount": amount}]}
+    invoice = (await w.call("POST", "/v1/invoices", body))["id"]
+    assert (await w.call("POST", f"/v1/invoices/{invoice}/finalize"))["prepaid_credit_amount"] == amount
+    await _latest_wallet_entry(w, "wallet_burn")
+
+
+async def _buy_credits(w: Walk) -> None:
+    await w.call("POST", f"{_wallets(w)}/{w.ids['wallet']}/top_up", {"paid_amount": 300})
+    await _latest_wallet_entry(w, "wallet_purchase")
+    listed = await w.call("GET", f"{_wallets(w)}/{w.ids['wallet']}/transactions")
+    invoice = listed["data"][0]["invoice"]
+    await w.call("POST", f"/v1/invoices/{invoice}/pay", {"paid_out_of_band": True})
+
+
+async def _terminate_wallet(w: Walk) -> None:
+    await w.call("POST", f"{_wallets(w)}/{w.ids['wallet']}/terminate")
+
+
 WALK = [
     Step("create a customer", {"customer.created": "customer"}, _customer),
     Step("update a customer", {"customer.updated": "customer"}, _update_customer),
@@ -493,6 +536,27 @@ WALK = [
         {"invoice.marked_uncollectible": "uncollectible"},
         _mark_uncollectible,
     ),
+    Step(
+        "create a wallet with granted credits",
+        {"wallet.created": "wallet", "wallet_transaction.created": "wallet_grant"},
+        _wallet,
+    ),
+    Step(
+        "burn credits below the automatic top-up threshold",
+        {
+            "wallet_transaction.created": "wallet_burn",
+            "wallet.updated": "wallet",
+            "wallet.low_balance": "wallet",
+        },
+        lambda w: _burn(w, 700),
+    ),
+    Step("burn the last credits", {"wallet.depleted": "wallet"}, lambda w: _burn(w, 300)),
+    Step(
+        "buy credits, paid out of band",
+        {"wallet_transaction.updated": "wallet_purchase"},
+        _buy_credits,
+    ),
+    Step("terminate a wallet", {"wallet.terminated": "wallet"}, _terminate_wallet),
     Step("delete a customer", {"customer.deleted": "customer"}, _delete_customer),
     Step(
         "create a test clock with a customer",
@@ -638,6 +702,11 @@ WALK = [
         _subscription,
     ),
     Step(
+        "add two pending invoice items for the subscriber, delete one",
+        {"invoiceitem.created": "sub_item", "invoiceitem.deleted": "dropped_item"},
+        _invoice_items,
+    ),
+    Step(
         "the test clock reaches three days before the trial ends: the trial warning and the upcoming invoice",
         {"subscription.trial_will_end": "sub", "invoice.upcoming": "sub", "test_clock.ready": "sub_clock"},
         _trial_will_end,
@@ -650,6 +719,7 @@ WALK = [
             "invoice.finalized": "renewal_invoice",
             "invoice.paid": "renewal_invoice",
             "subscription.updated": "sub",
+            "invoiceitem.updated": "sub_item",
         },
         _renewal,
     ),

@@ -1,0 +1,108 @@
+"""What wallets do when invoices move: burn credits at finalization, grant bought credits when their invoice is
+paid, give back what a voided invoice burned. Registered on billing.invoices.hooks at import."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.clock import Clock
+from billing.customers import hooks as customer_hooks
+from billing.customers.models import Customer
+from billing.invoices import hooks
+from billing.invoices.models import Invoice
+from billing.wallets import ledger
+from billing.wallets.models import Wallet, WalletTransaction
+from billing.wallets.service import TOP_UP_REASON, active_wallet, end_wallet
+
+
+async def burn_for_invoice(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    """Take the customer's live credits in the invoice's currency off its amount due, before any card is charged.
+    The wallet row is locked: two invoices finalizing at once burn one after the other, never the same credit."""
+    if invoice.billing_reason == TOP_UP_REASON or invoice.amount_due == 0:
+        return
+    wallet = await active_wallet(session, invoice.customer_id, invoice.currency, for_update=True)
+    if wallet is None:
+        return
+    burned = await ledger.burn(session, wallet, invoice.amount_due, clock, invoice_id=invoice.id)
+    if burned is None:
+        return
+    invoice.prepaid_credit_amount = -burned.amount
+    invoice.amount_due += burned.amount
+    invoice.amount_remaining = invoice.amount_due
+    await ledger.check_ledger(session, wallet)
+
+
+async def customers_with_wallets(session: AsyncSession, customer_ids: set[str]) -> set[str]:
+    if not customer_ids:
+        return set()
+    found = await session.scalars(
+        select(Wallet.customer_id).where(
+            Wallet.customer_id.in_(customer_ids), Wallet.status == "active", Wallet.balance > 0
+        )
+    )
+    return set(found.all())
+
+
+async def _entries_of(session: AsyncSession, invoice: Invoice, kind: str) -> list[WalletTransaction]:
+    return list(
+        (
+            await session.scalars(
+                select(WalletTransaction)
+                .where(WalletTransaction.invoice_id == invoice.id, WalletTransaction.kind == kind)
+                .order_by(WalletTransaction.seq)
+            )
+        ).all()
+    )
+
+
+async def _locked_wallet(session: AsyncSession, wallet_id: str) -> Wallet:
+    wallet = await session.scalar(select(Wallet).where(Wallet.id == wallet_id).with_for_update())
+    assert wallet is not None
+    return wallet
+
+
+async def grant_purchased_credits(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    """The invoice selling credits was paid: the credits count from now (even if the wallet was terminated
+    meanwhile, the money was taken: they are granted, then voided with the rest if it is)."""
+    if invoice.billing_reason != TOP_UP_REASON:
+        return
+    for entry in await _entries_of(session, invoice, "purchased"):
+        wallet = await _locked_wallet(session, entry.wallet_id)
+        await ledger.settle_purchase(session, wallet, entry, clock, paid=True)
+        if wallet.status != "active":
+            await ledger.take_out(session, wallet, "voided", await ledger.live_lots(session, wallet), clock)
+        await ledger.check_ledger(session, wallet)
+
+
+async def undo_for_voided_invoice(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+    """A voided invoice sells no credits (its purchase fails) and keeps none it burned (they are given back)."""
+    if invoice.status != "void":
+        return  # uncollectible: the credits stay burned, a purchase may still be paid
+    for entry in await _entries_of(session, invoice, "purchased"):
+        wallet = await _locked_wallet(session, entry.wallet_id)
+        await ledger.settle_purchase(session, wallet, entry, clock, paid=False)
+    for entry in await _entries_of(session, invoice, "burned"):
+        wallet = await _locked_wallet(session, entry.wallet_id)
+        if wallet.status == "active":
+            await ledger.restore_burn(session, wallet, entry, clock)
+        await ledger.check_ledger(session, wallet)
+
+
+async def end_wallets_of_deleted_customer(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+    """A deleted customer's wallets end with it: their credits are voided (as Lago terminates them)."""
+    wallets = await session.scalars(
+        select(Wallet)
+        .where(Wallet.customer_id == customer.id, Wallet.status == "active")
+        .order_by(Wallet.id)
+        .with_for_update()
+    )
+    for wallet in wallets.all():
+        await end_wallet(session, wallet, clock)
+
+
+hooks.ON_FINALIZING.append(burn_for_invoice)
+hooks.INVOICED_ALONE.append(customers_with_wallets)
+hooks.ON_PAID.append(grant_purchased_credits)
+hooks.ON_CLOSED_UNPAID.append(undo_for_voided_invoice)
+customer_hooks.ON_DELETED.append(end_wallets_of_deleted_customer)
