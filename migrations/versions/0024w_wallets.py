@@ -3,7 +3,7 @@ burned at finalization, guarded like the other figures once the invoice is final
 pending items of a customer, billed on its next renewal)
 
 Revision ID: 0024w
-Revises: 0023e
+Revises: 0024s
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0024w"
-down_revision = "0023e"
+down_revision = "0024s"
 branch_labels = None
 depends_on = None
 
