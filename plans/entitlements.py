@@ -26,6 +26,9 @@ Value = bool | int | str
 
 
 class FeatureType(StrEnum):
+    """A feature's kind: boolean (on or off), limit (a number; no number is unlimited) or enum (one of ordered
+    options, lowest first)."""
+
     BOOLEAN = "boolean"
     LIMIT = "limit"
     ENUM = "enum"

@@ -16,6 +16,8 @@ from webhooks import models
 
 
 class EventData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The event's payload: the object as it is after the change, and for updates the attributes it had before."""
+
     object: dict[str, Any]
     previous_attributes: dict[str, Any] | None = None
 

@@ -66,6 +66,8 @@ class WebhookEndpointList(ListResponse[WebhookEndpoint]):
 
 
 class WebhookEndpointCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new webhook endpoint: the HTTPS URL and the event types to send it."""
+
     url: Url
     enabled_events: EnabledEvents
     description: Description | None = None
@@ -120,6 +122,8 @@ class WebhookDeliveryList(ListResponse[WebhookDelivery]):
 
 
 class EventRedeliver(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which webhook endpoint to send the event to again."""
+
     endpoint: (
         Annotated[
             str,

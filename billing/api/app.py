@@ -15,7 +15,7 @@ from billing.api.context import provide_context
 from billing.api.errors import EXCEPTION_HANDLERS
 from billing.api.health import health, make_ready_handler
 from billing.api.middleware import ApiMiddleware, ASGIApp
-from billing.api.openapi import openapi_config
+from billing.api.openapi import DescribedStructs, openapi_config
 from billing.api.strict_input import strict_input_middleware
 from billing.catalog.routes import CATALOG_CONTROLLERS
 from billing.channels.notify import ChannelNotifyApp
@@ -122,6 +122,7 @@ def create_litestar(services: Services) -> Litestar:
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(_version()),
+        plugins=[DescribedStructs()],
         request_max_body_size=max(services.settings.max_body_bytes, 1024),
         debug=False,
     )

@@ -5,7 +5,7 @@ a load balancer stops sending it work before it goes."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Response, get
@@ -32,7 +32,9 @@ def is_draining() -> bool:
 
 
 class HealthStatus(msgspec.Struct, kw_only=True):
-    status: str
+    """Whether this process (and, for /ready, its PostgreSQL and Redis) can serve requests."""
+
+    status: Literal["ok", "draining", "unavailable"]
     checks: dict[str, str] = msgspec.field(default_factory=dict)
 
 

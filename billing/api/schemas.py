@@ -3,36 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+# The classes of error (SPEC §3): the `type` of billing.errors' exceptions.
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "not_found",
+    "conflict",
+    "idempotency_error",
+    "card_error",
+    "rate_limit_error",
+    "api_error",
+]
 
 
 class ListResponse(msgspec.Struct, Generic[T], kw_only=True):
     """A page of a cursor list, newest first. Pass the last id as `starting_after` to get the next page."""
 
-    object: str = "list"
+    object: Literal["list"] = "list"
     data: list[T]
     has_more: bool
     url: str
 
 
 class DeletedObject(msgspec.Struct, kw_only=True):
+    """The answer to deleting an object: its id, its object type and `deleted: true`."""
+
     id: str
     object: str
     deleted: bool = True
 
 
 class ErrorDetail(msgspec.Struct, kw_only=True):
-    type: str
+    """What went wrong: `type` is the class of error, `code` the exact reason, `message` says what to do, `param`
+    names the parameter at fault."""
+
+    type: ErrorType
     code: str
     message: str
     param: str | None = None
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error answer: one `error` object."""
+
     error: ErrorDetail
 
 

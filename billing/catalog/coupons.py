@@ -57,7 +57,7 @@ def render_coupon(coupon: Coupon) -> schemas.Coupon:
         percent_off=None if coupon.percent_off is None else decimal_text(coupon.percent_off),
         amount_off=coupon.amount_off,
         currency=coupon.currency,
-        duration=coupon.duration,
+        duration=CouponDuration(coupon.duration),
         duration_in_periods=coupon.duration_in_periods,
         max_redemptions=coupon.max_redemptions,
         redeem_by=coupon.redeem_by,

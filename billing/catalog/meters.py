@@ -43,7 +43,7 @@ def render_meter(meter: Meter) -> schemas.Meter:
         code=meter.code,
         name=meter.name,
         description=meter.description,
-        aggregation=meter.aggregation,
+        aggregation=Aggregation(meter.aggregation),
         property=meter.property,
         active=meter.archived_at is None,
         in_use=meter.in_use_since is not None,

@@ -44,7 +44,7 @@ from billing.errors import Conflict, InvalidRequest, not_found
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from plans import pricing
-from plans.calendar import MAX_TRIAL_DAYS, validate_interval
+from plans.calendar import MAX_TRIAL_DAYS, Interval, validate_interval
 from plans.commitment import validate_minimum_commitment
 from plans.errors import CatalogError, parse_choice
 from plans.money import parse_unit_amount_decimal, validate_amount, validate_currency
@@ -225,7 +225,7 @@ def render_plan(plan: Plan) -> schemas.Plan:
         name=plan.name,
         description=plan.description,
         currency=plan.currency,
-        interval=plan.interval,
+        interval=Interval(plan.interval),
         interval_count=plan.interval_count,
         amount=whole(plan.amount_decimal),
         amount_decimal=decimal_text(plan.amount_decimal),
@@ -662,7 +662,7 @@ def _preview_line(
         billed="in_advance" if type_ == "subscription" else "in_arrears",
         description=description,
         meter=meter,
-        model=result.model.value,
+        model=result.model,
         quantity=decimal_text(result.quantity),
         free_units=decimal_text(result.free_units),
         billable_quantity=decimal_text(result.billable_quantity),

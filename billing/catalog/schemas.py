@@ -127,7 +127,7 @@ class Meter(msgspec.Struct, kw_only=True):
     code: str
     name: str
     description: str | None
-    aggregation: str
+    aggregation: Aggregation
     property: str | None
     active: bool
     in_use: bool
@@ -139,6 +139,8 @@ class MeterList(ListResponse[Meter]):
 
 
 class MeterCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new meter: its code (what usage events name), how it aggregates events, and the property it reads."""
+
     code: Code
     name: Name
     aggregation: AggregationName
@@ -169,7 +171,7 @@ class Plan(msgspec.Struct, kw_only=True):
     name: str
     description: str | None
     currency: str
-    interval: str
+    interval: Interval
     interval_count: int
     amount: int | None
     amount_decimal: str
@@ -260,6 +262,8 @@ class PriceOverrides(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class PricePreviewRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What to price: a plan (or its charges) and the quantities or usage to price them for."""
+
     quantity: int = 1
     usage: Annotated[
         dict[str, Decimal],
@@ -280,11 +284,13 @@ class PricePreviewTier(msgspec.Struct, kw_only=True):
 
 
 class PricePreviewLine(msgspec.Struct, kw_only=True):
+    """One priced line of a preview: the charge, the quantity and the amount it comes to."""
+
     type: Literal["subscription", "usage"]
     billed: Literal["in_advance", "in_arrears"]
     description: str
     meter: str | None
-    model: str
+    model: PricingModel
     quantity: str
     free_units: str
     billable_quantity: str
@@ -318,7 +324,7 @@ class Coupon(msgspec.Struct, kw_only=True):
     percent_off: str | None
     amount_off: int | None
     currency: str | None
-    duration: str
+    duration: CouponDuration
     duration_in_periods: int | None
     max_redemptions: int | None
     redeem_by: datetime | None
@@ -387,6 +393,8 @@ DisplayName = Annotated[
 
 
 class TaxRateCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new tax rate: a name, a percentage and whether prices include it."""
+
     display_name: DisplayName
     percentage: Percentage
     inclusive: bool = False

@@ -317,6 +317,27 @@ def link_lifetime() -> timedelta:
     return timedelta(minutes=30)
 
 
+async def record_refund(
+    store: SandboxStore, trade: Document, key: str, refund: Document, *, over_limit: Exception
+) -> tuple[Document, bool]:
+    """Reserve `refund["amount"]` against what is left of `trade` to refund, then record `refund` under `key`.
+
+    The reservation is an atomic increment of the trade's refunded total, given back at once if it passes the
+    trade's amount (then `over_limit` is raised, the channel's own refusal). If a concurrent request with the same
+    refund number recorded its refund first, ours is given back too and theirs is answered. Returns the refund that
+    is held under `key` and whether it is this one (the caller notifies the merchant only then)."""
+    amount = refund["amount"]
+    refunded = await store.increment("refunded", trade["key"], amount)
+    if refunded > trade["amount"]:
+        await store.increment("refunded", trade["key"], -amount)
+        raise over_limit
+    held = await store.add("refunds", key, refund)
+    if held["id"] != refund["id"]:
+        await store.increment("refunded", trade["key"], -amount)
+        return held, False
+    return held, True
+
+
 async def admin_mode(switches: Switches, request: HttpRequest) -> HttpResponse | None:
     """POST /admin/mode {"mode": "normal"|"slow"|"down", "delay_ms": N}; None when the body is fine."""
     try:

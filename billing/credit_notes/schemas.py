@@ -18,6 +18,8 @@ Amount = Annotated[int, Meta(ge=0, lt=10**15, description="In minor units.")]
 
 
 class CreditNoteLine(msgspec.Struct, kw_only=True):
+    """One line of a credit note: what it credits (an invoice line or an amount) and how much."""
+
     id: str
     object: Literal["credit_note_line_item"] = "credit_note_line_item"
     invoice_line: str | None
@@ -86,6 +88,8 @@ class CreditNoteList(ListResponse[CreditNote]):
 
 
 class CreditNoteLineCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One line to credit: an invoice line (with a quantity or amount) or a custom amount."""
+
     amount: PositiveAmount
     invoice_line: (
         Annotated[
@@ -141,6 +145,9 @@ class CustomerBalanceTransactionList(ListResponse[CustomerBalanceTransaction]):
 
 
 class CustomerBalanceTransactionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A manual adjustment of a customer's credit balance: negative amounts are credit the customer can spend on
+    future invoices, positive ones are debt."""
+
     amount: Annotated[
         int,
         Meta(

@@ -89,6 +89,8 @@ class CustomerList(ListResponse[Customer]):
 
 
 class CustomerCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a new customer may have; every field is optional."""
+
     email: Email | None = None
     name: Name | None = None
     currency: CurrencyCode | None = None
@@ -127,6 +129,8 @@ class CustomerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DeletedCustomer(msgspec.Struct, kw_only=True):
+    """The answer to deleting a customer: its id and `deleted: true`."""
+
     id: str
     object: Literal["customer"] = "customer"
     deleted: bool = True

@@ -12,6 +12,8 @@ from dunning.recovery import FinalAction
 
 
 class LastDecline(msgspec.Struct, kw_only=True):
+    """The latest decline of the payment the dunning case tries to recover: its class and the gateway's code."""
+
     decline_class: Literal["hard", "expired", "soft", "technical"]
     code: str
 
@@ -44,12 +46,16 @@ class DunningCaseList(ListResponse[DunningCase]):
 
 
 class RecoveredRevenue(msgspec.Struct, kw_only=True):
+    """Revenue recovered by dunning in one currency, and from how many cases."""
+
     currency: str
     amount: int
     cases: int
 
 
 class FinalActionsTaken(msgspec.Struct, kw_only=True):
+    """How many exhausted dunning cases ended with each final action."""
+
     cancel: int = 0
     unpaid: int = 0
     past_due: int = 0

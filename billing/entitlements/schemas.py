@@ -12,7 +12,7 @@ from msgspec import UNSET, Meta, UnsetType
 from billing.api.schemas import ListResponse
 from billing.catalog.schemas import Code, Description, Name
 from billing.customers.schemas import Metadata
-from plans.entitlements import MAX_OPTIONS
+from plans.entitlements import MAX_OPTIONS, FeatureType
 
 FeatureTypeName = Annotated[str, Meta(max_length=16, description="One of boolean, limit, enum.")]
 Option = Annotated[str, Meta(min_length=1, max_length=100)]
@@ -32,7 +32,7 @@ class Feature(msgspec.Struct, kw_only=True):
     code: str
     name: str
     description: str | None
-    type: str
+    type: FeatureType
     options: list[str]
     active: bool
     metadata: dict[str, str]
@@ -43,6 +43,8 @@ class FeatureList(ListResponse[Feature]):
 
 
 class FeatureCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new feature that plans can grant: a code, a name and its type (boolean, quantity or unlimited)."""
+
     code: Code
     name: Name
     description: Description | None = None
@@ -65,7 +67,7 @@ class PlanEntitlement(msgspec.Struct, kw_only=True):
 
     feature: str
     feature_id: str
-    type: str
+    type: FeatureType
     value: bool | int | str
 
 
@@ -78,6 +80,8 @@ class PlanEntitlements(msgspec.Struct, kw_only=True):
 
 
 class PlanEntitlementSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Replaces what a plan grants: the features and, for quantity features, how much."""
+
     feature: FeatureRef
     value: EntitlementValue
 
@@ -86,7 +90,7 @@ class CustomerEntitlement(msgspec.Struct, kw_only=True):
     """A feature's effective value for a customer, and the plans (of live subscriptions) granting it."""
 
     feature: str
-    type: str
+    type: FeatureType
     value: bool | int | str
     plans: list[str]
 

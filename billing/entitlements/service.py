@@ -53,7 +53,7 @@ def render_feature(feature: Feature) -> schemas.Feature:
         code=feature.code,
         name=feature.name,
         description=feature.description,
-        type=feature.type,
+        type=FeatureType(feature.type),
         options=list(feature.options),
         active=feature.archived_at is None,
         metadata=feature.metadata_,
@@ -188,7 +188,7 @@ async def set_feature_archived(
 
 def _render_plan_entitlement(feature: Feature, value: Any) -> schemas.PlanEntitlement:
     return schemas.PlanEntitlement(
-        feature=feature.code, feature_id=feature.id, type=feature.type, value=value
+        feature=feature.code, feature_id=feature.id, type=FeatureType(feature.type), value=value
     )
 
 
@@ -317,7 +317,7 @@ async def _effective(
     return [
         schemas.CustomerEntitlement(
             feature=entitlement.feature,
-            type=entitlement.type.value,
+            type=entitlement.type,
             value=entitlement.value,
             plans=list(entitlement.plans),
         )

@@ -14,17 +14,23 @@ from billing.customers.schemas import Address, Metadata, TaxId
 
 CollectionMethod = Literal["charge_automatically", "send_invoice"]
 LineType = Literal["subscription", "usage", "proration", "adjustment"]
+# billing.invoices.states.STATUSES, as the API shows them.
+InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 
 
 class Period(msgspec.Struct, kw_only=True):
+    """A time range: from `start` (included) to `end` (excluded)."""
+
     start: datetime
     end: datetime
 
 
 class InvoiceLine(msgspec.Struct, kw_only=True):
+    """One line of an invoice: a subscription period, a proration, usage or a one-off item, with its amount and tax."""
+
     id: str
     object: Literal["line_item"] = "line_item"
-    type: str
+    type: LineType
     description: str
     quantity: Decimal
     unit_amount_decimal: Decimal | None
@@ -57,15 +63,17 @@ class InvoiceIssuerDetails(msgspec.Struct, kw_only=True):
 
 
 class Invoice(msgspec.Struct, kw_only=True):
+    """An invoice: lines, totals, the amount due and how it is collected. draft → open → paid, void or uncollectible."""
+
     id: str
     object: Literal["invoice"] = "invoice"
     created_at: datetime
     customer: str
     subscription: str | None
     number: str | None
-    status: str
+    status: InvoiceStatus
     currency: str
-    collection_method: str
+    collection_method: CollectionMethod
     description: str | None
     period_start: datetime | None
     period_end: datetime | None
@@ -140,6 +148,8 @@ class LineCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class InvoiceCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A one-off invoice for a customer: its lines and how it is collected; created as a draft."""
+
     customer: Annotated[str, Meta(max_length=64)]
     currency: Annotated[str, Meta(min_length=3, max_length=3)] | None = None
     collection_method: CollectionMethod = "charge_automatically"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import delete, select
@@ -46,9 +46,10 @@ def render_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> schemas.Invoic
         customer=invoice.customer_id,
         subscription=invoice.subscription_id,
         number=invoice.number,
-        status=invoice.status,
+        # The table's check constraints hold these to the values the API lists.
+        status=cast(schemas.InvoiceStatus, invoice.status),
         currency=invoice.currency,
-        collection_method=invoice.collection_method,
+        collection_method=cast(schemas.CollectionMethod, invoice.collection_method),
         description=invoice.description,
         period_start=invoice.period_start,
         period_end=invoice.period_end,
@@ -100,7 +101,7 @@ def render_line(line: InvoiceLine) -> schemas.InvoiceLine:
     )
     return schemas.InvoiceLine(
         id=line.id,
-        type=line.type,
+        type=cast(schemas.LineType, line.type),
         description=line.description,
         quantity=line.quantity,
         unit_amount_decimal=line.unit_amount_decimal,

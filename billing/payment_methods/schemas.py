@@ -21,6 +21,8 @@ Cvc = Annotated[str, Meta(min_length=1, max_length=8, description="3 digits (4 f
 
 
 class CardInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A test card for a sandbox gateway (never a real card number: real cards are tokenized on the gateway)."""
+
     number: CardNumber
     exp_month: ExpMonth
     exp_year: ExpYear
@@ -186,6 +188,8 @@ class PaymentMethodCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 
 
 class CardUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What can change on a saved card: its expiry month and year."""
+
     exp_month: ExpMonth | UnsetType = UNSET
     exp_year: ExpYear | UnsetType = UNSET
 
@@ -198,6 +202,8 @@ class PaymentMethodUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 
 
 class TokenCard(msgspec.Struct, kw_only=True):
+    """The card behind a token, as far as it may be shown (brand, last 4 digits, expiry)."""
+
     brand: str
     last4: str
     exp_month: int
@@ -205,6 +211,8 @@ class TokenCard(msgspec.Struct, kw_only=True):
 
 
 class Token(msgspec.Struct, kw_only=True):
+    """A one-time token standing for a card, to create a payment method with."""
+
     id: str
     object: Literal["token"] = "token"
     type: Literal["card"] = "card"
@@ -215,4 +223,6 @@ class Token(msgspec.Struct, kw_only=True):
 
 
 class TokenCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A test card to tokenize (sandbox gateways only)."""
+
     card: CardInput

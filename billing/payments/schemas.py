@@ -17,6 +17,8 @@ RefundReason = Literal["duplicate", "fraudulent", "requested_by_customer"]
 
 
 class PaymentCard(msgspec.Struct, kw_only=True):
+    """The card a payment was made with, as the gateway reports it (brand and last 4 digits only)."""
+
     brand: str | None
     last4: str | None
 
@@ -62,6 +64,8 @@ class PaymentList(ListResponse[Payment]):
 
 
 class Refund(msgspec.Struct, kw_only=True):
+    """Money given back from a succeeded payment, in full or in part."""
+
     id: str
     object: Literal["refund"] = "refund"
     created_at: datetime
@@ -93,6 +97,8 @@ class RefundCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Latency(msgspec.Struct, kw_only=True):
+    """Gateway answer times in milliseconds (null without attempts)."""
+
     p50: float | None
     p95: float | None
     p99: float | None
@@ -126,6 +132,8 @@ class ConnectionStats(msgspec.Struct, kw_only=True):
 
 
 class GatewayStats(msgspec.Struct, kw_only=True):
+    """Per gateway connection: attempts, authorization rate, latency and circuit state since a time."""
+
     object: Literal["gateway_stats"] = "gateway_stats"
     since: datetime
     connections: list[ConnectionStats]

@@ -24,6 +24,8 @@ class PortalFlow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class PortalSessionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A customer portal session: for which customer, where to send them back, and optionally one flow."""
+
     customer: Annotated[str, Meta(max_length=64, description="The customer the portal opens for, cus_...")]
     return_url: (
         Annotated[

@@ -33,6 +33,8 @@ class ReconciliationTotals(msgspec.Struct, kw_only=True):
 
 
 class ReconciliationCounts(msgspec.Struct, kw_only=True):
+    """How many payments matched, were missing on either side, or differed in amount."""
+
     matched: int
     missing_in_engine: int
     missing_in_settlement: int
@@ -40,6 +42,8 @@ class ReconciliationCounts(msgspec.Struct, kw_only=True):
 
 
 class Reconciliation(msgspec.Struct, kw_only=True):
+    """A comparison of the engine's payments with a gateway's settlement file for one day."""
+
     id: str
     object: Literal["reconciliation"] = "reconciliation"
     created_at: datetime

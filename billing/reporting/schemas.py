@@ -17,6 +17,8 @@ class _Report(msgspec.Struct, kw_only=True):
 
 
 class MrrMonth(msgspec.Struct, kw_only=True):
+    """One month's MRR and its movements: new, expansion, contraction, churned and reactivated."""
+
     month: str
     mrr: int
     arr: int
@@ -30,6 +32,8 @@ class MrrMonth(msgspec.Struct, kw_only=True):
 
 
 class MrrCurrency(msgspec.Struct, kw_only=True):
+    """Monthly recurring revenue in one currency, month by month."""
+
     currency: str
     mrr: int
     arr: int
@@ -38,11 +42,15 @@ class MrrCurrency(msgspec.Struct, kw_only=True):
 
 
 class MrrReport(_Report, kw_only=True):
+    """Monthly recurring revenue and its movements per month and currency."""
+
     name: Literal["mrr"] = "mrr"
     currencies: list[MrrCurrency]
 
 
 class ChurnMonth(msgspec.Struct, kw_only=True):
+    """One month of churn: customers at the start, customers lost, MRR lost and the churn rates."""
+
     month: str
     customers_at_start: int
     customers_churned: int
@@ -57,22 +65,30 @@ class ChurnMonth(msgspec.Struct, kw_only=True):
 
 
 class ChurnCurrency(msgspec.Struct, kw_only=True):
+    """Churn in one currency: monthly rows of customers lost and MRR lost."""
+
     currency: str
     months: list[ChurnMonth]
 
 
 class ChurnReport(_Report, kw_only=True):
+    """Customer and revenue churn per month and currency."""
+
     name: Literal["churn"] = "churn"
     currencies: list[ChurnCurrency]
 
 
 class AgingBucket(msgspec.Struct, kw_only=True):
+    """Open invoices of one age: `bucket` is days past due (current = not due yet), with their amount due and count."""
+
     bucket: Literal["current", "1_30", "31_60", "61_90", "90_plus"]
     amount: int
     invoices: int
 
 
 class AgingCurrency(msgspec.Struct, kw_only=True):
+    """Accounts-receivable aging in one currency: the amount due of open invoices per age bucket."""
+
     currency: str
     total: int
     invoices: int
@@ -80,6 +96,8 @@ class AgingCurrency(msgspec.Struct, kw_only=True):
 
 
 class ArAgingReport(_Report, kw_only=True):
+    """Accounts-receivable aging as of a date: open invoices' amounts due by days past due, per currency."""
+
     name: Literal["ar_aging"] = "ar_aging"
     currencies: list[AgingCurrency]
 
@@ -94,6 +112,8 @@ class SuccessCounts(msgspec.Struct, kw_only=True):
 
 
 class SuccessRow(SuccessCounts, kw_only=True):
+    """Attempts and successes for one gateway or decline reason."""
+
     key: str
 
 
@@ -103,10 +123,14 @@ class SuccessBreakdown(SuccessCounts, kw_only=True):
 
 
 class SuccessMonth(SuccessBreakdown, kw_only=True):
+    """Attempts and successes in one month."""
+
     month: str
 
 
 class PaymentSuccessReport(_Report, kw_only=True):
+    """Payment attempts and how many succeeded, per gateway, decline reason and month."""
+
     name: Literal["payment_success"] = "payment_success"
     attempts: int
     succeeded: int
@@ -118,6 +142,8 @@ class PaymentSuccessReport(_Report, kw_only=True):
 
 
 class RevenueMonth(msgspec.Struct, kw_only=True):
+    """One month of revenue: invoiced, paid, credited and refunded amounts."""
+
     month: str
     invoiced: int
     paid: int
@@ -127,16 +153,22 @@ class RevenueMonth(msgspec.Struct, kw_only=True):
 
 
 class RevenueCurrency(msgspec.Struct, kw_only=True):
+    """Revenue in one currency, month by month."""
+
     currency: str
     months: list[RevenueMonth]
 
 
 class RevenueReport(_Report, kw_only=True):
+    """Revenue per month and currency."""
+
     name: Literal["revenue"] = "revenue"
     currencies: list[RevenueCurrency]
 
 
 class DunningMonth(msgspec.Struct, kw_only=True):
+    """One month of dunning: cases opened, recovered and exhausted, and the recovery rate."""
+
     month: str
     cases_opened: int
     cases_recovered: int
@@ -145,6 +177,8 @@ class DunningMonth(msgspec.Struct, kw_only=True):
 
 
 class DunningCurrency(msgspec.Struct, kw_only=True):
+    """Dunning results in one currency: cases opened, recovered and lost, and the revenue recovered."""
+
     currency: str
     recovered_amount: int
     cases_opened: int
@@ -155,6 +189,8 @@ class DunningCurrency(msgspec.Struct, kw_only=True):
 
 
 class DunningReport(_Report, kw_only=True):
+    """How failed payments were recovered: cases and recovered revenue per month and currency."""
+
     name: Literal["dunning"] = "dunning"
     currencies: list[DunningCurrency]
 

@@ -11,6 +11,8 @@ from billing.api.schemas import ListResponse
 
 
 class RiskReason(msgspec.Struct, kw_only=True):
+    """One rule that added to the score: its name, what it saw, its points, and whether it blocks alone."""
+
     rule: str
     detail: str
     points: int

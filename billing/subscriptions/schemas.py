@@ -11,14 +11,21 @@ from msgspec import UNSET, Meta, UnsetType
 from billing.api.schemas import ListResponse
 from billing.catalog.schemas import PriceOverrides
 from billing.customers.schemas import Metadata
+from billing.invoices.schemas import CollectionMethod
 
 Id = Annotated[str, Meta(max_length=64)]
+# billing.subscriptions.states.STATUSES, as the API shows them.
+SubscriptionStatus = Literal[
+    "trialing", "active", "past_due", "unpaid", "paused", "canceled", "incomplete", "incomplete_expired"
+]
 # A plan's id (plan_...) or its code.
 PlanRef = Annotated[str, Meta(max_length=100)]
 Quantity = Annotated[int, Meta(ge=1, le=1_000_000)]
 
 
 class PendingChange(msgspec.Struct, kw_only=True):
+    """A plan or quantity change scheduled for the end of the current period."""
+
     plan: str
     quantity: int
     effective_at: datetime
@@ -53,14 +60,17 @@ class CancellationDetails(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 
 
 class Subscription(msgspec.Struct, kw_only=True):
+    """A customer's subscription to a plan: its status, current period and how it renews. trialing, active, past_due,
+    unpaid, paused, canceled or incomplete."""
+
     id: str
     object: Literal["subscription"] = "subscription"
     created_at: datetime
     customer: str
     plan: str
     quantity: int
-    status: str
-    collection_method: str
+    status: SubscriptionStatus
+    collection_method: CollectionMethod
     days_until_due: int | None
     default_payment_method: str | None
     billing_cycle_anchor: datetime
@@ -92,6 +102,8 @@ class SubscriptionList(ListResponse[Subscription]):
 
 
 class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new subscription: the customer, the plan and how it is collected; a trial and a coupon are optional."""
+
     customer: Id
     plan: PlanRef
     quantity: Quantity = 1
@@ -107,6 +119,8 @@ class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SubscriptionUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What can change on a subscription without a plan change: payment method, metadata and the like."""
+
     metadata: Metadata | UnsetType = UNSET
     default_payment_method: Id | UnsetType | None = UNSET
     cancel_at_period_end: (
@@ -122,6 +136,8 @@ class SubscriptionUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SubscriptionCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How to cancel: now (with or without a prorated credit) or at the end of the period."""
+
     at_period_end: bool = False
     prorate: bool = False
     cancellation_details: CancellationDetails | None = None
@@ -140,6 +156,8 @@ class SubscriptionResume(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A change of plan or quantity, prorated now or taking effect at the end of the period."""
+
     plan: PlanRef | None = None
     quantity: Quantity | None = None
     proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -37,6 +37,7 @@ from billing.invoice_items.models import InvoiceItem
 from billing.invoices import collection, hooks
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
+from billing.invoices.schemas import CollectionMethod
 from billing.invoices.service import NewLine
 from billing.metadata import merge_metadata, validate_metadata
 from billing.notifications.card_expiry import ensure_card_expiry_scan
@@ -80,8 +81,8 @@ def render_subscription(sub: Subscription) -> schemas.Subscription:
         customer=sub.customer_id,
         plan=sub.plan_id,
         quantity=sub.quantity,
-        status=sub.status,
-        collection_method=sub.collection_method,
+        status=cast(schemas.SubscriptionStatus, sub.status),
+        collection_method=cast(CollectionMethod, sub.collection_method),
         days_until_due=sub.days_until_due,
         default_payment_method=sub.default_payment_method,
         billing_cycle_anchor=sub.billing_cycle_anchor,

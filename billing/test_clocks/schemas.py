@@ -9,8 +9,13 @@ from msgspec import Meta
 from billing.api.schemas import ListResponse
 from billing.customers.schemas import Metadata
 
+# The test_clocks table's check constraint on status.
+TestClockStatus = Literal["ready", "advancing", "internal_failure"]
+
 
 class TestClock(msgspec.Struct, kw_only=True):
+    """A test clock: customers attached to it live in its frozen time, which you advance to simulate renewals."""
+
     __test__ = False
 
     id: str
@@ -18,7 +23,7 @@ class TestClock(msgspec.Struct, kw_only=True):
     created_at: datetime
     name: str | None
     frozen_time: datetime
-    status: str
+    status: TestClockStatus
     target_time: datetime | None
     failure_message: str | None
     metadata: dict[str, str]
@@ -29,6 +34,8 @@ class TestClockList(ListResponse[TestClock]):
 
 
 class TestClockCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new test clock, frozen at the given time."""
+
     __test__ = False
 
     frozen_time: datetime
@@ -37,6 +44,8 @@ class TestClockCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class TestClockAdvance(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The time to move the clock to (only forward)."""
+
     __test__ = False
 
     frozen_time: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,7 @@ def render_test_clock(clock: TestClock) -> schemas.TestClock:
         created_at=clock.created_at,
         name=clock.name,
         frozen_time=clock.frozen_time,
-        status=clock.status,
+        status=cast(schemas.TestClockStatus, clock.status),
         target_time=clock.target_time,
         failure_message=clock.failure_message,
         metadata=clock.metadata_,

@@ -2,14 +2,18 @@
 
 `ingest_usage_events` is the use case. Its cost is flat in round trips whatever the batch size: one query
 resolves every customer (ids and external_ids, with their test clocks' time), one resolves every meter; the
-events are checked in plain Python; then ONE statement claims the valid events' ids in `usage_event_keys` (ON
-CONFLICT DO NOTHING, returning the ids it claimed) and one COPY puts the rows whose id was claimed into
+events are checked in plain Python; then ONE statement claims the valid events' ids in `usage_event_keys` (a plain
+INSERT of the ids not there yet, returning the ids it claimed) and one COPY puts the rows whose id was claimed into
 `usage_events`. It runs in the caller's transaction (the request's), so the events are
 visible, and billable, the moment the request commits, and not at all if it does not.
 
 Exactly once under races: the primary key of `usage_event_keys` makes a second transaction inserting the same
-key wait for the first one, then skip the key (first committed) or take it (first rolled back). Keys are
-claimed in event id order, so two batches sharing ids in different orders cannot deadlock.
+key wait for the first one. The claim inserts, in a savepoint, only the ids no committed key holds (NOT EXISTS):
+if a concurrent batch commits one of them meanwhile, the insert fails on the primary key, the savepoint is rolled
+back and the ids are claimed again key by key with ON CONFLICT DO NOTHING, which skips the key (first committed)
+or takes it (first rolled back). The plain insert is the common case: ON CONFLICT's speculative insertion cost
+two thirds more per key (bench/usage_claim.py). Keys are claimed in event id order, so two batches sharing ids in
+different orders cannot deadlock.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,8 +64,16 @@ EVENT_COLUMNS = (
     "properties",
     "received_at",
 )
-# Keys are claimed in the order of the ids array, which the caller sorts (see the module's docstring).
-_CLAIM = """
+# Keys are claimed in the order of the ids array, which the caller sorts (see the module's docstring). CLAIM_NEW
+# is the common case; CLAIM, the fallback when a concurrent batch committed one of the ids meanwhile.
+CLAIM_NEW = """
+INSERT INTO usage_event_keys (merchant_id, event_id)
+SELECT $1, event_id FROM unnest($2::text[]) WITH ORDINALITY AS ids(event_id, position)
+WHERE NOT EXISTS (SELECT 1 FROM usage_event_keys k WHERE k.merchant_id = $1 AND k.event_id = ids.event_id)
+ORDER BY position
+RETURNING event_id
+"""
+CLAIM = """
 INSERT INTO usage_event_keys (merchant_id, event_id)
 SELECT $1, event_id FROM unnest($2::text[]) WITH ORDINALITY AS ids(event_id, position) ORDER BY position
 ON CONFLICT DO NOTHING
@@ -401,12 +414,21 @@ def _properties(raw: msgspec.Raw, meter: MeterRef) -> str:
     return text.decode() if text else _EMPTY_PROPERTIES
 
 
+async def claim_keys(connection: Any, merchant_id: str, ids: list[str]) -> set[str]:
+    """The ids of `ids` (sorted) that this transaction claims: those no other transaction holds (see the module's
+    docstring for the race)."""
+    try:
+        async with connection.transaction():  # a savepoint in the request's transaction
+            return {record[0] for record in await connection.fetch(CLAIM_NEW, merchant_id, ids)}
+    except asyncpg.UniqueViolationError:
+        return {record[0] for record in await connection.fetch(CLAIM, merchant_id, ids)}
+
+
 async def write_events(connection: Any, merchant_id: str, rows: list[Row]) -> int:
     """Claim the rows' ids, COPY the rows whose id was claimed straight into usage_events; the number inserted.
     (A COPY into a staging table and one INSERT … SELECT joining it to the claimed ids wrote every row twice: it
     cost a third more time per batch.)"""
-    ids = sorted(row[0] for row in rows)
-    claimed = {record[0] for record in await connection.fetch(_CLAIM, merchant_id, ids)}
+    claimed = await claim_keys(connection, merchant_id, sorted(row[0] for row in rows))
     if not claimed:
         return 0
     records = [(merchant_id, *row) for row in rows if row[0] in claimed]

@@ -7,18 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.common import decimal_text
 from billing.catalog.meters import meters_by_code
-from billing.catalog.models import Meter, Plan
+from billing.catalog.models import Aggregation, Meter, Plan
 from billing.catalog.plans import priced_plan, pricing_charge
 from billing.customers.service import get_customer
 from billing.errors import Conflict
 from billing.subscriptions import states
 from billing.subscriptions.models import Subscription
+from billing.subscriptions.schemas import SubscriptionStatus
 from billing.subscriptions.service import get_subscription
 from billing.test_clocks.service import clock_for
 from billing.usage.aggregate import UsageWindow, aggregate_usage
@@ -40,8 +42,8 @@ def _charge_usage(meter: Meter, result: PricingResult, *, in_trial: bool) -> Cha
         meter=meter.code,
         meter_id=meter.id,
         meter_name=meter.name,
-        aggregation=meter.aggregation,
-        model=result.model.value,
+        aggregation=Aggregation(meter.aggregation),
+        model=result.model,
         quantity=decimal_text(result.quantity),
         free_units=decimal_text(result.free_units),
         billable_quantity="0" if in_trial else decimal_text(result.billable_quantity),
@@ -108,7 +110,7 @@ async def _summaries(
                 subscription=sub.id,
                 customer=sub.customer_id,
                 plan=plan.id,
-                status=sub.status,
+                status=cast(SubscriptionStatus, sub.status),
                 currency=plan.currency,
                 period=UsagePeriod(start=sub.current_period_start, end=sub.current_period_end),
                 in_trial=in_trial,

@@ -7,6 +7,10 @@ from typing import Literal
 
 import msgspec
 
+from billing.catalog.models import Aggregation
+from billing.subscriptions.schemas import SubscriptionStatus
+from plans.pricing import PricingModel
+
 
 class UsageTier(msgspec.Struct, kw_only=True):
     """One row of a price breakdown: `quantity` × `unit_amount_decimal` + `flat_amount` = `amount_decimal`
@@ -28,8 +32,8 @@ class ChargeUsage(msgspec.Struct, kw_only=True):
     meter: str
     meter_id: str
     meter_name: str
-    aggregation: str
-    model: str
+    aggregation: Aggregation
+    model: PricingModel
     quantity: str
     free_units: str
     billable_quantity: str
@@ -40,6 +44,8 @@ class ChargeUsage(msgspec.Struct, kw_only=True):
 
 
 class UsagePeriod(msgspec.Struct, kw_only=True):
+    """The usage of one meter in one period: the aggregated quantity and what it will cost."""
+
     start: datetime
     end: datetime
 
@@ -52,7 +58,7 @@ class SubscriptionUsage(msgspec.Struct, kw_only=True):
     subscription: str
     customer: str
     plan: str
-    status: str
+    status: SubscriptionStatus
     currency: str
     period: UsagePeriod
     in_trial: bool

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from billing.db.engine import transaction
@@ -208,6 +209,53 @@ async def test_concurrent_requests_with_the_same_ids_store_each_event_exactly_on
     assert all(a["accepted"] + a["duplicates"] == len(ids) for a in answers)
     rows = await stored(services, merchant.id)
     assert sorted(r["event_id"] for r in rows) == sorted(ids)
+
+
+async def _waiting_on_a_lock(services: Services) -> bool:
+    async with services.engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%usage_event_keys%'"
+            )
+        )
+    return bool(waiting)
+
+
+@pytest.mark.parametrize("other_commits", [True, False])
+async def test_a_key_taken_meanwhile_by_another_transaction_is_claimed_once(
+    api: httpx.AsyncClient, merchant: NewMerchant, services: Services, other_commits: bool
+) -> None:
+    """The claim inserts the ids no committed key holds; one that another transaction inserted and has not
+    committed makes it wait. If that transaction commits, the insert fails on the primary key and the claim falls
+    back to ON CONFLICT (the id is a duplicate, the others are stored); if it rolls back, the id is stored."""
+    customer = (await make_customer(api))["id"]
+    code = (await make_meter(api, "count"))["code"]
+    ids = [f"held_{other_commits}_{i}" for i in range(5)]
+    async with services.engine.connect() as other:
+        await other.execute(
+            text("INSERT INTO usage_event_keys (merchant_id, event_id) VALUES (:m, :id)"),
+            {"m": merchant.id, "id": ids[2]},
+        )
+        request = asyncio.create_task(
+            send(api, [{"id": i, "customer": customer, "meter": code} for i in ids])
+        )
+        for _ in range(200):
+            if await _waiting_on_a_lock(services):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the claim never waited on the held key")
+        assert not request.done()
+        await (other.commit() if other_commits else other.rollback())
+        answer = await asyncio.wait_for(request, 60)
+    rows = await stored(services, merchant.id)
+    if other_commits:
+        assert (answer["accepted"], answer["duplicates"], answer["errors"]) == (4, 1, [])
+        assert sorted(r["event_id"] for r in rows) == sorted(ids[:2] + ids[3:])
+    else:
+        assert (answer["accepted"], answer["duplicates"], answer["errors"]) == (5, 0, [])
+        assert sorted(r["event_id"] for r in rows) == sorted(ids)
 
 
 async def test_ten_thousand_events_are_accepted_and_ten_thousand_and_one_refused(

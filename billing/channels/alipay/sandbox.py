@@ -32,6 +32,7 @@ from billing.channels.sandbox_kit import (
     on_china_day,
     period_words,
     platform_key,
+    record_refund,
     sandbox_fee,
 )
 from billing.channels.yuan import from_yuan, mask_account, to_yuan
@@ -474,10 +475,6 @@ class AlipaySandbox(ChannelSandbox):
                 raise _business("ACQ.INVALID_PARAMETER", "refund_amount 格式错误") from None
             if amount <= 0:
                 raise _business("ACQ.INVALID_PARAMETER", "refund_amount 必须大于 0")
-            refunded = await self.store.increment("refunded", trade["key"], amount)
-            if refunded > trade["amount"]:
-                await self.store.increment("refunded", trade["key"], -amount)
-                raise _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
             refund = {
                 "id": random_token(16),
                 "key": key,
@@ -491,11 +488,9 @@ class AlipaySandbox(ChannelSandbox):
                 "refunded_at": utc_now().isoformat(),
                 "buyer_logon_id": trade["buyer_logon_id"],
             }
-            held = await self.store.add("refunds", key, refund)
-            if held["id"] != refund["id"]:
-                # A concurrent request with the same out_request_no recorded its refund first: give back ours.
-                await self.store.increment("refunded", trade["key"], -amount)
-            else:
+            over_limit = _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+            held, recorded = await record_refund(self.store, trade, key, refund, over_limit=over_limit)
+            if recorded:
                 await self._notify_trade(trade, held)
             fund_change = "Y"
         else:

@@ -28,6 +28,7 @@ from billing.channels.sandbox_kit import (
     on_china_day,
     period_words,
     platform_key,
+    record_refund,
     sandbox_fee,
 )
 from billing.channels.yuan import mask_account, to_yuan
@@ -389,10 +390,6 @@ class EcnySandbox(ChannelSandbox):
         if held is None:
             if trade["status"] != "SUCCESS":
                 raise _Refusal("ORDER_NOT_PAID", "订单未支付")
-            refunded = await self.store.increment("refunded", trade["key"], amount)
-            if refunded > trade["amount"]:
-                await self.store.increment("refunded", trade["key"], -amount)
-                raise _Refusal("REFUND_AMOUNT_EXCEEDED", "退款金额超过可退金额")
             now = utc_now()
             refund = {
                 "id": random_token(16),
@@ -406,10 +403,9 @@ class EcnySandbox(ChannelSandbox):
                 "status": "SUCCESS",
                 "refunded_at": now.isoformat(),
             }
-            held = await self.store.add("refunds", key, refund)
-            if held["id"] != refund["id"]:
-                await self.store.increment("refunded", trade["key"], -amount)
-            else:
+            over_limit = _Refusal("REFUND_AMOUNT_EXCEEDED", "退款金额超过可退金额")
+            held, recorded = await record_refund(self.store, trade, key, refund, over_limit=over_limit)
+            if recorded:
                 data = {
                     "outRefundNo": out_refund_no,
                     "outTradeNo": trade["out_trade_no"],

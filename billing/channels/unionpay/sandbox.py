@@ -24,6 +24,7 @@ from billing.channels.sandbox_kit import (
     message_page,
     on_china_day,
     platform_key,
+    record_refund,
     sandbox_fee,
 )
 from billing.channels.unionpay import protocol
@@ -380,10 +381,6 @@ class UnionpaySandbox(ChannelSandbox):
                 raise _Refusal(protocol.NOT_FOUND, "原交易不存在")
             if trade["status"] != "SUCCESS":
                 raise _Refusal("60", "原交易状态不正确")
-            refunded = await self.store.increment("refunded", trade["key"], amount)
-            if refunded > trade["amount"]:
-                await self.store.increment("refunded", trade["key"], -amount)
-                raise _Refusal("60", "退货金额超限")
             now = utc_now()
             refund = {
                 "id": random_token(16),
@@ -402,10 +399,9 @@ class UnionpaySandbox(ChannelSandbox):
                 "refunded_at": now.isoformat(),
                 "notify_url": fields.get("backUrl"),
             }
-            held = await self.store.add("refunds", key, refund)
-            if held["id"] != refund["id"]:
-                await self.store.increment("refunded", trade["key"], -amount)
-            else:
+            over_limit = _Refusal("60", "退货金额超限")
+            held, recorded = await record_refund(self.store, trade, key, refund, over_limit=over_limit)
+            if recorded:
                 await self._notify_trade(held, protocol.REFUND[0])
         elif held["amount"] != amount:
             raise _Refusal(protocol.DUPLICATE, "重复交易，金额不一致")

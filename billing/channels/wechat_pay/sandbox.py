@@ -33,6 +33,7 @@ from billing.channels.sandbox_kit import (
     on_china_day,
     period_words,
     platform_key,
+    record_refund,
     sandbox_fee,
 )
 from billing.channels.wechat_pay import protocol
@@ -466,10 +467,6 @@ class WechatPaySandbox(ChannelSandbox):
         amount, total = amount_info.get("refund"), amount_info.get("total")
         if not isinstance(amount, int) or amount <= 0 or total != trade["amount"]:
             raise _Refusal(400, "PARAM_ERROR", "amount.refund 为正整数，amount.total 须等于原订单金额")
-        refunded = await self.store.increment("refunded", trade["key"], amount)
-        if refunded > trade["amount"]:
-            await self.store.increment("refunded", trade["key"], -amount)
-            raise _Refusal(403, "NOT_ENOUGH", "申请退款金额超过订单可退金额")
         now = utc_now()
         refund = {
             "key": key,
@@ -487,10 +484,9 @@ class WechatPaySandbox(ChannelSandbox):
             "success_time": now.isoformat(),
             "notify_url": body.get("notify_url"),
         }
-        held = await self.store.add("refunds", key, refund)
-        if held["id"] != refund["id"]:
-            await self.store.increment("refunded", trade["key"], -amount)
-        else:
+        over_limit = _Refusal(403, "NOT_ENOUGH", "申请退款金额超过订单可退金额")
+        held, recorded = await record_refund(self.store, trade, key, refund, over_limit=over_limit)
+        if recorded:
             await self._notify(
                 account["mchid"],
                 held.get("notify_url"),
