@@ -63,6 +63,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/invoices/{invoice_id:str}/lines"): {"description": "x", "amount": 1},
     ("POST", "/v1/test_clocks/{test_clock_id:str}/advance"): {"frozen_time": "2027-02-01T00:00:00Z"},
     ("POST", "/v1/plans/{plan_id:str}/entitlements"): {"feature": "sso", "value": True},
+    ("POST", "/v1/customers/{customer_id:str}/wallets"): {"currency": "USD"},
+    ("POST", "/v1/customers/{customer_id:str}/wallets/{wallet_id:str}/top_up"): {"granted_amount": 100},
 }
 
 
@@ -235,6 +237,18 @@ async def _objects_of(api: httpx.AsyncClient) -> dict[str, str]:
     ids["refund_id"] = (await _post(api, "/v1/refunds", {"payment": payment["id"], "amount": 100}))["id"]
     ids["credit_note_id"] = (
         await _post(api, "/v1/credit_notes", {"invoice": ids["invoice_id"], "amount": 1})
+    )["id"]
+    ids["wallet_id"] = (
+        await _post(
+            api, f"/v1/customers/{customer['id']}/wallets", {"currency": "USD", "granted_amount": 500}
+        )
+    )["id"]
+    ids["item_id"] = (
+        await _post(
+            api,
+            "/v1/invoice_items",
+            {"customer": customer["id"], "currency": "USD", "amount": 300, "description": "Setup"},
+        )
     )["id"]
     ids["event_id"] = (await api.get("/v1/events", params={"limit": 1})).json()["data"][0]["id"]
     # A declined charge of a one-off invoice opens a dunning case (a subscription's first invoice has none).
