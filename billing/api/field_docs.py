@@ -16,6 +16,8 @@ TAGS: dict[str, str] = {
     "entitlements": "Features and what each plan grants a customer. 权益。",
     "invoices": "Invoices: draft, finalize, pay, void; the upcoming invoice. 账单。",
     "credit_notes": "Credits against finalized invoices. 贷项通知单。",
+    "invoice_items": "One-off charges billed on the customer's next invoice. 待开票项目。",
+    "wallets": "Prepaid credits burned before a card is charged, with their ledger. 预付额度钱包。",
     "payments": "Charges of invoices through the gateways. 支付。",
     "refunds": "Money given back from payments. 退款。",
     "payment_methods": "Cards and agreements (Alipay, WeChat Pay, UnionPay, e-CNY) to charge. 支付方式。",
@@ -98,6 +100,25 @@ FIELD_DOCS: dict[str, str] = {
     "tax_ids": "Tax ids printed on invoices.",
     "default_payment_method": "The payment method charged when none is named (pm_...), or null.",
     "customer_details": "The customer's name, email, address and tax ids as printed on this invoice.",
+    "issuer_details": "Who issued this invoice (the merchant's business profile when it was finalized), or null on "
+    "a draft.",
+    "business": "The merchant's business profile printed as the seller on invoices: legal name, address, tax ids, "
+    "footer, payment instructions.",
+    "legal_name": "The registered name printed as the seller on invoices.",
+    "invoice_footer": "A closing text printed on every invoice, or null.",
+    "payment_instructions": "How to pay an invoice sent for payment (e.g. a bank account), printed on open invoices "
+    "with collection_method send_invoice, or null.",
+    # Charges, prices of one subscription, wallets, invoice items
+    "minimum_commitment": "The least a period bills, in minor units: a true-up line makes up the difference; null "
+    "for none.",
+    "price_overrides": "This subscription's own prices for its plan (amount, charges by meter, minimum "
+    "commitment), without creating a plan; null for the plan's prices.",
+    "rate_amount": "The price of one credit in minor units of the wallet's currency (a decimal string).",
+    "auto_top_up": "Buy credits automatically when the balance falls below threshold: {threshold, amount}, or null.",
+    "terminated_at": "When the wallet was terminated (its credits voided), or null.",
+    "granted_expires_at": "When the granted credits expire (RFC 3339), or null for never.",
+    "wallet": "The wallet's id (wlt_...).",
+    "invoiced_at": "When the item was put on an invoice, or null while it is pending.",
     "line1": "Street address.",
     "line2": "Apartment, suite, building.",
     "city": "City.",

@@ -40,6 +40,8 @@ class InvoiceItemList(ListResponse[InvoiceItem]):
 
 
 class DeletedInvoiceItem(msgspec.Struct, kw_only=True):
+    """A pending invoice item that was deleted: it will not be billed."""
+
     id: str
     object: Literal["invoiceitem"] = "invoiceitem"
     deleted: bool = True

@@ -5,7 +5,7 @@ automatic top-up are decided here, on the way down."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,7 @@ def render_wallet(wallet: Wallet) -> schemas.Wallet:
         name=wallet.name,
         currency=wallet.currency,
         rate_amount=format(wallet.rate_amount.normalize(), "f"),
-        status=wallet.status,
+        status=cast(schemas.WalletStatus, wallet.status),  # the table's check constraint holds it to these
         balance=wallet.balance,
         credits_balance=str(
             credits_of(wallet.balance, wallet.rate_amount, currency_exponent(wallet.currency))
@@ -51,8 +51,8 @@ def render_transaction(entry: WalletTransaction) -> schemas.WalletTransaction:
         id=entry.id,
         created_at=entry.created_at,
         wallet=entry.wallet_id,
-        kind=entry.kind,
-        status=entry.status,
+        kind=cast(schemas.TransactionKind, entry.kind),
+        status=cast(schemas.TransactionStatus, entry.status),
         amount=entry.amount,
         remaining=entry.remaining,
         expires_at=entry.expires_at,

@@ -26,6 +26,11 @@ WalletName = Annotated[str, Meta(min_length=1, max_length=256)]
 TransactionDescription = Annotated[str, Meta(max_length=500)]
 
 
+WalletStatus = Literal["active", "terminated"]
+TransactionKind = Literal["granted", "purchased", "restored", "burned", "expired", "voided"]
+TransactionStatus = Literal["pending", "settled", "failed"]
+
+
 class AutoTopUp(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """When a burn takes the balance below `threshold`, a paid top-up of `amount` is invoiced (once per
     crossing: the balance must rise to the threshold again before the next)."""
@@ -44,7 +49,7 @@ class Wallet(msgspec.Struct, kw_only=True):
     name: str | None
     currency: str
     rate_amount: str
-    status: str
+    status: WalletStatus
     balance: Annotated[int, Meta(description="Settled credit left, in minor units of the currency.")]
     credits_balance: Annotated[str, Meta(description="The balance in credits: balance / rate_amount.")]
     auto_top_up: AutoTopUp | None
@@ -63,9 +68,10 @@ class WalletTransaction(msgspec.Struct, kw_only=True):
     object: Literal["wallet_transaction"] = "wallet_transaction"
     created_at: datetime
     wallet: str
-    kind: str
+    kind: TransactionKind
     status: Annotated[
-        str, Meta(description="pending (a purchase awaiting its invoice's payment), settled, or failed.")
+        TransactionStatus,
+        Meta(description="pending (a purchase awaiting its invoice's payment), settled, or failed."),
     ]
     amount: Annotated[int, Meta(description="Minor units; positive in, negative out.")]
     remaining: Annotated[
@@ -83,6 +89,9 @@ class WalletTransactionList(ListResponse[WalletTransaction]):
 
 
 class WalletCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A prepaid credit wallet for a customer in one currency: credits bought (paid_amount, through an invoice)
+    and/or granted (granted_amount, optionally expiring), burned before a card is charged."""
+
     currency: Annotated[str, Meta(min_length=3, max_length=3)]
     name: WalletName | None = None
     rate_amount: RateAmount = "1"

@@ -45,6 +45,8 @@ CLOSED_SETS = {
     "ErrorDetail": ["type"],
     "HealthStatus": ["status"],
     "CustomerList": ["object"],
+    "Wallet": ["status"],
+    "WalletTransaction": ["kind", "status"],
 }
 
 
@@ -93,7 +95,7 @@ async def test_every_schema_and_property_has_a_description(document: dict[str, A
         for key, prop in (schema.get("properties") or {}).items()
         if not prop.get("description")
     ]
-    assert missing == []
+    assert missing == [], missing
     # The shared words do not hide a schema's own: an email keeps its Meta description, a status its own word.
     customer = schemas["CustomerCreate"]["properties"]
     assert customer["email"]["description"] == "An email address; invoices and payment reminders go there."
@@ -181,6 +183,7 @@ async def test_statuses_and_types_are_enums(document: dict[str, Any]) -> None:
         "max",
         "last",
         "unique_count",
+        "avg",
     }
     for name, keys in CLOSED_SETS.items():
         for key in keys:
