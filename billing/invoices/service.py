@@ -643,7 +643,7 @@ async def mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, ac
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_paid(session, invoice, clock)
+    await hooks.invoice_paid.fire(hooks.InvoiceChanged(session, invoice, clock))
 
 
 async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
@@ -681,7 +681,7 @@ async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str)
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_closed_unpaid(session, invoice, clock)
+    await hooks.invoice_closed_unpaid.fire(hooks.InvoiceChanged(session, invoice, clock))
     return invoice
 
 
@@ -699,7 +699,7 @@ async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_closed_unpaid(session, invoice, clock)
+    await hooks.invoice_closed_unpaid.fire(hooks.InvoiceChanged(session, invoice, clock))
     return invoice
 
 

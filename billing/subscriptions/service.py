@@ -17,9 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog.coupons import get_coupon, pure_coupon, redeem_coupon
 from billing.catalog.models import Plan
 from billing.catalog.plans import ensure_plan_subscribable, get_plan, mark_plan_in_use
-from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark_tax_rate_in_use
+from billing.catalog.tax_rates import (
+    ensure_tax_rate_usable,
+    get_tax_rate,
+    mark_tax_rate_in_use,
+    pure_tax_rate,
+)
 from billing.clock import Clock
-from billing.customers import hooks as customer_hooks
+from billing.customers.hooks import CustomerDeleted
 from billing.customers.models import Customer
 from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
 from billing.db.lookup import get_owned
@@ -27,17 +32,18 @@ from billing.db.pagination import Page, paginate
 from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
-from billing.invoices import collection, hooks
+from billing.invoices import collection
 from billing.invoices import service as invoices
+from billing.invoices.hooks import InvoiceChanged, PaymentFailure
 from billing.invoices.models import Invoice
 from billing.invoices.service import NewLine
 from billing.metadata import merge_metadata, validate_metadata
-from billing.notifications.card_expiry import ensure_card_expiry_scan
-from billing.notifications.emails import FirstInvoice, queue_trial_ending_email
+from billing.payment_methods.hooks import PaymentMethodChosen, payment_method_added
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext, TaskPayload
 from billing.scheduler.runner import NewTask, schedule_task, schedule_tasks
 from billing.subscriptions import schemas, states
+from billing.subscriptions.hooks import SubscriptionCreated, TrialEnding, subscription_created, trial_will_end
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
 from billing.usage import billing as usage_billing
@@ -50,6 +56,25 @@ from plans.usage import usage_settled_at
 from webhooks.outbox import record_event
 
 RENEW = "subscription.renew"
+
+
+class RenewPayload(TaskPayload):
+    subscription: str
+    period_index: int
+
+
+class UpcomingNoticePayload(TaskPayload):
+    subscription: str
+    period_index: int
+    renews_at: str  # ISO 8601: the period end the notice announces
+
+
+class SubscriptionPayload(TaskPayload):
+    """Trial end, incomplete expiry: the subscription."""
+
+    subscription: str
+
+
 TRIAL_WILL_END = "subscription.trial_will_end"
 EXPIRE_INCOMPLETE = "subscription.expire_incomplete"
 UPCOMING_NOTICE = "invoice.upcoming"
@@ -421,7 +446,7 @@ async def create_subscription(
         updated_at=now,
     )
     session.add(sub)
-    await ensure_card_expiry_scan(session, merchant_id, clock)
+    await subscription_created.fire(SubscriptionCreated(session, merchant_id, clock))
 
     if trial_ends is not None:
         sub.status = states.TRIALING
@@ -1117,15 +1142,15 @@ async def update_subscription(
     if params.default_payment_method not in (msgspec.UNSET, None) and (
         previous["default_payment_method"] != sub.default_payment_method
     ):
-        from billing.dunning_cases.service import retry_after_payment_method_change
-
-        await retry_after_payment_method_change(
-            session,
-            sub.merchant_id,
-            sub.customer_id,
-            clock,
-            payment_method=sub.default_payment_method,
-            subscription_id=sub.id,
+        await payment_method_added.fire(
+            PaymentMethodChosen(
+                session,
+                sub.merchant_id,
+                sub.customer_id,
+                clock,
+                payment_method=sub.default_payment_method,
+                subscription_id=sub.id,
+            )
         )
     return sub
 
@@ -1177,8 +1202,6 @@ async def upcoming_invoice(
     lines += usage.lines
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
-    from billing.catalog.tax_rates import pure_tax_rate
-
     rates = [pure_tax_rate(await get_tax_rate(session, merchant_id, r)) for r in sub.tax_rate_ids]
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, rates, customer.balance, currency=plan.currency
@@ -1251,7 +1274,6 @@ async def _locked(ctx: TaskContext) -> Subscription | None:
     )
 
 
-@TASKS.register(RENEW)
 async def renew_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is None:
@@ -1264,7 +1286,6 @@ async def renew_task(ctx: TaskContext) -> None:
     await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
 
 
-@TASKS.register(TRIAL_WILL_END)
 async def trial_will_end_task(ctx: TaskContext) -> None:
     """`subscription.trial_will_end` for the app; for the customer, the trial-ending email quoting what the
     first invoice will charge (none when the subscription ends with its trial: it will bill nothing)."""
@@ -1275,15 +1296,19 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     if sub.cancel_at_period_end:
         return
     first = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
-    await queue_trial_ending_email(
-        ctx.session,
-        sub,
-        ctx.clock,
-        FirstInvoice(first.amount_due, first.currency, first.period_start, first.period_end),
+    await trial_will_end.fire(
+        TrialEnding(
+            ctx.session,
+            sub,
+            ctx.clock,
+            first.amount_due,
+            first.currency,
+            first.period_start,
+            first.period_end,
+        )
     )
 
 
-@TASKS.register(usage_billing.FINAL_TRUE_UP)
 async def final_usage_true_up_task(ctx: TaskContext) -> None:
     """An ended subscription's usage that arrived after its last invoice was final: one more invoice, if the
     recount changes anything."""
@@ -1314,7 +1339,6 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     )
 
 
-@TASKS.register(UPCOMING_NOTICE)
 async def upcoming_notice_task(ctx: TaskContext) -> None:
     """`invoice.upcoming`: the next renewal invoice as it stands now, sent while the app can still act on it."""
     sub = await _locked(ctx)
@@ -1338,7 +1362,6 @@ async def upcoming_notice_task(ctx: TaskContext) -> None:
     )
 
 
-@TASKS.register(EXPIRE_INCOMPLETE)
 async def expire_incomplete_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is None or sub.status != states.INCOMPLETE:
@@ -1354,8 +1377,9 @@ async def expire_incomplete_task(ctx: TaskContext) -> None:
     await _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
 
 
-async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def on_invoice_paid(paid: InvoiceChanged) -> None:
     """A subscription whose invoice got paid (now or later, by card or out of band) becomes active."""
+    session, invoice, clock = paid.session, paid.invoice, paid.clock
     if invoice.subscription_id is None:
         return
     sub = await session.scalar(
@@ -1376,7 +1400,9 @@ async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock
         await _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
-async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def on_payment_failed(event: PaymentFailure) -> None:
+    """A failed charge of a renewal or later invoice makes its subscription past_due."""
+    session, invoice, clock = event.session, event.invoice, event.clock
     if invoice.subscription_id is None or invoice.billing_reason == "subscription_create":
         return
     sub = await session.scalar(
@@ -1410,9 +1436,10 @@ async def _end_for_deleted_customer(session: AsyncSession, sub: Subscription, cl
     await _emit(session, sub, "subscription.canceled", clock, {"status": previous})
 
 
-async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+async def on_customer_deleted(event: CustomerDeleted) -> None:
     """Deleting a customer ends its live subscriptions in the same transaction (as Stripe does), and drops the
     late-usage true-ups of the ended ones."""
+    session, customer, clock = event.session, event.customer, event.clock
     subs = (
         await session.scalars(
             select(Subscription)
@@ -1435,8 +1462,3 @@ async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock:
         .values(status="canceled")
         .execution_options(synchronize_session=False)
     )
-
-
-hooks.ON_PAID.append(_on_invoice_paid)
-hooks.ON_PAYMENT_FAILED.append(_on_payment_failed)
-customer_hooks.ON_DELETED.append(_on_customer_deleted)

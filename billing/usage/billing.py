@@ -32,6 +32,7 @@ from billing.ids import new_id
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import NewLine
 from billing.merchants.models import Merchant
+from billing.scheduler.registry import TaskPayload
 from billing.scheduler.runner import schedule_task
 from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
@@ -45,6 +46,19 @@ from plans.usage import Billed, billable_quantity, recount_horizon, usage_adjust
 CLOSE_USAGE = "usage.close_invoice"
 #: The scheduled task that bills late usage of an ended subscription, once no more can arrive.
 FINAL_TRUE_UP = "usage.final_true_up"
+
+
+class CloseUsagePayload(TaskPayload):
+    invoice: str
+    plan: str
+    period_start: str  # ISO 8601
+    period_end: str
+
+
+class FinalTrueUpPayload(TaskPayload):
+    ended_subscription: str
+
+
 #: `details.source` of the lines this module writes (a draft's other lines, added by hand, are never touched).
 SOURCE = "usage"
 

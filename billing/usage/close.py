@@ -12,13 +12,12 @@ from sqlalchemy import select
 from billing.catalog.plans import get_plan
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.service import finalize_and_collect
 from billing.usage import billing as usage_billing
 
 
-@TASKS.register(usage_billing.CLOSE_USAGE)
 async def close_usage_invoice_task(ctx: TaskContext) -> None:
     session = ctx.session
     invoice_id = ctx.task.payload["invoice"]
