@@ -218,7 +218,7 @@ def renewal_tasks(sub: Subscription, clock: Clock) -> list[NewTask]:
             merchant_id=sub.merchant_id,
             kind=RENEW,
             due_at=sub.current_period_end,
-            payload={"subscription": sub.id, "period_index": next_index},
+            payload=RenewPayload(subscription=sub.id, period_index=next_index),
             dedupe_key=_renewal_key(sub),
         )
     ]
@@ -229,11 +229,9 @@ def renewal_tasks(sub: Subscription, clock: Clock) -> list[NewTask]:
                 merchant_id=sub.merchant_id,
                 kind=UPCOMING_NOTICE,
                 due_at=notice_at,
-                payload={
-                    "subscription": sub.id,
-                    "period_index": next_index,
-                    "renews_at": sub.current_period_end.isoformat(),
-                },
+                payload=UpcomingNoticePayload(
+                    subscription=sub.id, period_index=next_index, renews_at=sub.current_period_end.isoformat()
+                ),
                 dedupe_key=f"upcoming:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
             )
         )
@@ -332,7 +330,7 @@ async def _bill_final_usage(
         kind=usage_billing.FINAL_TRUE_UP,
         due_at=usage_settled_at(period.end),
         clock=clock,
-        payload={"ended_subscription": sub.id},
+        payload=usage_billing.FinalTrueUpPayload(ended_subscription=sub.id),
         dedupe_key=f"usage_true_up:{sub.id}",
     )
     if not usage.lines:
@@ -463,7 +461,7 @@ async def create_subscription(
                 kind=TRIAL_WILL_END,
                 due_at=trial_ends - TRIAL_WARNING,
                 clock=clock,
-                payload={"subscription": sub.id},
+                payload=SubscriptionPayload(subscription=sub.id),
                 dedupe_key=f"trial_will_end:{sub.id}",
             )
         await _schedule_renewal(session, sub, clock)
@@ -512,7 +510,7 @@ async def create_subscription(
             kind=EXPIRE_INCOMPLETE,
             due_at=now + INCOMPLETE_WINDOW,
             clock=clock,
-            payload={"subscription": sub.id},
+            payload=SubscriptionPayload(subscription=sub.id),
             dedupe_key=f"expire_incomplete:{sub.id}",
         )
     await session.flush()
@@ -1270,7 +1268,9 @@ async def list_subscriptions(
 
 async def _locked(ctx: TaskContext) -> Subscription | None:
     return await ctx.session.scalar(
-        select(Subscription).where(Subscription.id == ctx.task.payload["subscription"]).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == ctx.payload_as(SubscriptionPayload).subscription)
+        .with_for_update()
     )
 
 
@@ -1283,7 +1283,7 @@ async def renew_task(ctx: TaskContext) -> None:
         if sub.status not in states.ENDED:
             await _end_for_deleted_customer(ctx.session, sub, ctx.clock)
         return
-    await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
+    await renew(ctx.session, sub, ctx.payload_as(RenewPayload).period_index, ctx.clock)
 
 
 async def trial_will_end_task(ctx: TaskContext) -> None:
@@ -1314,7 +1314,7 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     recount changes anything."""
     sub = await ctx.session.scalar(
         select(Subscription)
-        .where(Subscription.id == ctx.task.payload["ended_subscription"])
+        .where(Subscription.id == ctx.payload_as(usage_billing.FinalTrueUpPayload).ended_subscription)
         .with_for_update()
     )
     if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
@@ -1341,11 +1341,12 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
 
 async def upcoming_notice_task(ctx: TaskContext) -> None:
     """`invoice.upcoming`: the next renewal invoice as it stands now, sent while the app can still act on it."""
+    notice = ctx.payload_as(UpcomingNoticePayload)
     sub = await _locked(ctx)
     if (
         sub is None
-        or sub.period_index + 1 != int(ctx.task.payload["period_index"])
-        or sub.current_period_end != datetime.fromisoformat(ctx.task.payload["renews_at"])
+        or sub.period_index + 1 != notice.period_index
+        or sub.current_period_end != datetime.fromisoformat(notice.renews_at)
         or sub.status not in states.RENEWING
         or sub.cancel_at_period_end
         or await _customer_deleted(ctx.session, sub)

@@ -360,18 +360,16 @@ async def hold_for_grace(session: AsyncSession, *, invoice: Invoice, bill: Usage
         clock=clock,
         # Not keyed by "subscription": canceling a subscription cancels its pending tasks, and its last
         # invoices must still be finalized.
-        payload={
-            "invoice": invoice.id,
-            "plan": bill.plan_id,
-            "period_start": bill.period.start.isoformat(),
-            "period_end": bill.period.end.isoformat(),
-        },
+        payload=CloseUsagePayload(
+            invoice=invoice.id,
+            plan=bill.plan_id,
+            period_start=bill.period.start.isoformat(),
+            period_end=bill.period.end.isoformat(),
+        ),
         dedupe_key=f"usage_close:{invoice.id}",
     )
     return True
 
 
-def closing_period(payload: Mapping[str, Any]) -> Period:
-    return Period(
-        datetime.fromisoformat(payload["period_start"]), datetime.fromisoformat(payload["period_end"])
-    )
+def closing_period(payload: CloseUsagePayload) -> Period:
+    return Period(datetime.fromisoformat(payload.period_start), datetime.fromisoformat(payload.period_end))

@@ -20,7 +20,8 @@ from billing.usage import billing as usage_billing
 
 async def close_usage_invoice_task(ctx: TaskContext) -> None:
     session = ctx.session
-    invoice_id = ctx.task.payload["invoice"]
+    payload = ctx.payload_as(usage_billing.CloseUsagePayload)
+    invoice_id = payload.invoice
     subscription_id = await session.scalar(select(Invoice.subscription_id).where(Invoice.id == invoice_id))
     if subscription_id is None:
         return  # the draft was deleted
@@ -30,12 +31,12 @@ async def close_usage_invoice_task(ctx: TaskContext) -> None:
     invoice = await session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if sub is None or invoice is None or invoice.status != "draft":
         return
-    plan = await get_plan(session, sub.merchant_id, ctx.task.payload["plan"])
+    plan = await get_plan(session, sub.merchant_id, payload.plan)
     bill = await usage_billing.bill_usage(
         session,
         sub=sub,
         plan=plan,
-        period=usage_billing.closing_period(ctx.task.payload),
+        period=usage_billing.closing_period(payload),
         invoice_id=invoice.id,
     )
     await invoices.replace_draft_lines(
