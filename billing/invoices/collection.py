@@ -523,10 +523,26 @@ async def on_payment_reviewed(event: PaymentSettled) -> None:
 
 
 async def on_payment_settled(event: PaymentSettled) -> None:
-    """Hook `payment_settled`: the janitor settled a pending payment of an invoice: its collection runs again at
-    once (due now, in the payment's clock) for the same attempt, and records the outcome (paid, or the failure
-    that dunning takes up) without waiting for its next look."""
-    await _collect_again(event, "settled")
+    """Hook `payment_settled`: the janitor settled a pending payment of an invoice: the collection's next look at
+    that attempt comes forward to now (in the payment's clock), so the outcome (paid, or the failure that dunning
+    takes up) is recorded on the next tick instead of at the next look. One look stays: a request that pays the
+    invoice meanwhile runs that very task and answers with the outcome."""
+    payment, clock = event.payment, event.clock
+    if payment.invoice_id is None:
+        return
+    moved = await event.session.execute(
+        update(ScheduledTask)
+        .where(
+            ScheduledTask.kind == COLLECT,
+            ScheduledTask.status == "pending",
+            ScheduledTask.payload["invoice"].astext == payment.invoice_id,
+            ScheduledTask.payload["attempt"].astext == str(payment.attempt),
+        )
+        .values(due_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        await _collect_again(event, "settled")
 
 
 async def _collect_again(event: PaymentSettled, why: str) -> None:
