@@ -136,7 +136,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "billing.reporting",
         "billing.reconciliation",
     ),
-    "dunning": ("dunning", "billing.dunning_cases"),
+    "dunning": ("dunning",),
     "billing": (
         "billing.invoices",
         "billing.subscriptions",
