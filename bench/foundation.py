@@ -23,8 +23,9 @@ from billing.clock import SYSTEM_CLOCK, utc_now
 from billing.config import Settings
 from billing.db.engine import transaction
 from billing.scheduler.registry import TASKS, TaskContext
-from billing.scheduler.runner import run_due_tasks, schedule_task
+from billing.scheduler.runner import schedule_task
 from billing.services import open_services
+from billing.test_clocks.advance import run_due_tasks
 
 
 def _free_port() -> int:

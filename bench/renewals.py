@@ -33,7 +33,7 @@ import asyncpg
 import psutil
 from sqlalchemy import event, func, select, update
 
-import billing.tasks  # noqa: F401  registers the renewal and collection handlers
+import billing.wiring  # noqa: F401  the task table (renewal and collection handlers) and the hooks
 from bench.common import record, servers
 from billing.catalog.coupons import create_coupon
 from billing.catalog.meters import create_meter
@@ -46,8 +46,8 @@ from billing.customers.models import Customer
 from billing.db.engine import asyncpg_url
 from billing.payment_methods.models import PaymentMethod
 from billing.scheduler.registry import TASKS, TaskRegistry
-from billing.scheduler.runner import advance_test_clock
 from billing.services import Services, open_services
+from billing.test_clocks.advance import advance_test_clock
 from billing.test_clocks.schemas import TestClockCreate
 from billing.test_clocks.service import create_test_clock, request_advance
 from billing.vault.cards import SecretPan

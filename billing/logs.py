@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
+from billing.vault.redact import install_pan_redaction
+
 
 def configure_logging() -> None:
-    from billing.vault.redact import install_pan_redaction
-
     # The safety net of the card vault: any Luhn-valid 13-19 digit run is masked before a handler sees it.
     install_pan_redaction()
     level = os.environ.get("BILLING_LOG_LEVEL", "INFO").upper()

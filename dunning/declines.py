@@ -81,3 +81,19 @@ def decline_type(code: str) -> Literal["hard", "soft"] | None:
 def is_retryable(code: str) -> bool:
     """Whether the same card may be charged again later without the customer doing anything."""
     return classify_decline(code) in ("soft", "technical")
+
+
+def classify_failure(
+    reason: str, *, charged: bool, decline_type: str | None, failure_code: str | None
+) -> DeclineClass:
+    """Classify a failed collection attempt. `charged`: a payment was made (it may have failed). A payment that
+    failed without a decline type never reached a card network (every gateway failed technically); an attempt
+    that could not start needs a payment method (`payment_method...`: hard) or is our side's problem
+    (technical)."""
+    if charged:
+        if decline_type is None:
+            return "technical"
+        return classify_decline(failure_code or reason)
+    if reason.startswith("payment_method"):
+        return "hard"
+    return "technical"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from billing.vault.cards import luhn_valid
+from billing.luhn import luhn_valid
 
 REDACTED = "[redacted]"
 

@@ -11,6 +11,7 @@ from litestar import Litestar, Router, asgi
 from litestar.di import Provide
 from litestar.handlers import ASGIRouteHandler
 
+import billing.wiring  # noqa: F401  every task kind and hook listener
 from billing.api.context import provide_context
 from billing.api.errors import EXCEPTION_HANDLERS
 from billing.api.health import health, make_ready_handler
@@ -23,7 +24,6 @@ from billing.config import Settings
 from billing.console.routes import make_console_router
 from billing.credit_notes.routes import CreditNotesController, CustomerBalanceTransactionsController
 from billing.customers.routes import CustomersController
-from billing.dunning_cases.routes import DunningController
 from billing.entitlements.routes import ENTITLEMENT_CONTROLLERS
 from billing.events.routes import EventsController
 from billing.gateways.asgi import ASGIApp as RawApp
@@ -45,6 +45,7 @@ from billing.usage.routes import BATCH_MAX_BODY_BYTES, UsageEventsController
 from billing.usage.summary_routes import UsageSummaryController
 from billing.wallets.routes import WalletsController
 from billing.webhook_endpoints.routes import EventRedeliveryController, WebhookEndpointsController
+from dunning.routes import DunningController
 
 
 def _version() -> str:

@@ -1,21 +1,23 @@
-"""What other features do when a customer is deleted (subscriptions end, invoices stop being collected).
-Registered at import by those features; customers import none of them."""
+"""The hook points customers fire (billing/hooks.py): a customer is being deleted (subscriptions end, invoices
+stop being collected). Subscribed in billing/wiring.py; customers import none of the listeners."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.customers.models import Customer
-
-CustomerHook = Callable[[AsyncSession, Customer, Clock], Awaitable[None]]
-
-# Run in the deleting transaction, before the customer is marked deleted (so the customer can still be read).
-ON_DELETED: list[CustomerHook] = []
+from billing.hooks import Hook
 
 
-async def customer_deleted(session: AsyncSession, customer: Customer, clock: Clock) -> None:
-    for hook in ON_DELETED:
-        await hook(session, customer, clock)
+@dataclass(frozen=True)
+class CustomerDeleted:
+    session: AsyncSession
+    customer: Customer
+    clock: Clock
+
+
+# Fired in the deleting transaction, before the customer is marked deleted (so the customer can still be read).
+customer_deleted: Hook[CustomerDeleted] = Hook("customer_deleted")

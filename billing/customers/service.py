@@ -19,6 +19,8 @@ from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
+from billing.payment_methods.hooks import PaymentMethodChosen, payment_method_added
+from billing.payment_methods.models import PaymentMethod
 from billing.test_clocks.service import as_clock, clock_for, get_test_clock, refuse_in_production
 from plans.calendar import validate_timezone
 from plans.money import validate_currency
@@ -198,11 +200,11 @@ async def update_customer(
             previous_attributes=previous,
         )
     if "default_payment_method" in previous and customer.default_payment_method is not None:
-        from billing.dunning_cases.service import retry_after_payment_method_change
-
         # SPEC §6: choosing another payment method retries the customer's unpaid invoices at once.
-        await retry_after_payment_method_change(
-            session, merchant_id, customer.id, clock, payment_method=customer.default_payment_method
+        await payment_method_added.fire(
+            PaymentMethodChosen(
+                session, merchant_id, customer.id, clock, payment_method=customer.default_payment_method
+            )
         )
     return customer
 
@@ -216,8 +218,6 @@ async def ensure_payment_method_attached(
 ) -> None:
     """A default payment method (the customer's or a subscription's) must be a live payment method of this very
     customer: not another merchant's, not another customer's, not detached, not made up. Else 400 with `param`."""
-    from billing.payment_methods.models import PaymentMethod
-
     status = await session.scalar(
         select(PaymentMethod.status).where(
             PaymentMethod.id == payment_method_id,
@@ -247,7 +247,7 @@ async def delete_customer_row(session: AsyncSession, customer: Customer, clock: 
     """Delete a locked customer: what depends on it ends first, in this transaction (its live subscriptions end
     with their pending work, its unpaid invoices are written off), so nothing is left that a task could trip on
     (docs/billing.md "Deleting a customer")."""
-    await hooks.customer_deleted(session, customer, clock)
+    await hooks.customer_deleted.fire(hooks.CustomerDeleted(session, customer, clock))
     customer.deleted_at = clock.now()
     await session.flush()
     record_event(

@@ -7,7 +7,6 @@ from billing.console.models import AuditEntry, ConsoleSession, ConsoleUser
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
 from billing.db.base import Base
-from billing.dunning_cases.models import DunningCase
 from billing.entitlements.models import Feature, PlanEntitlement
 from billing.gateways.models import GatewayAttempt, GatewayHealth
 from billing.invoice_items.models import InvoiceItem
@@ -26,6 +25,7 @@ from billing.usage.billed import UsageBilled
 from billing.usage.models import usage_event_keys, usage_events
 from billing.vault.models import VaultEntry, VaultSecret
 from billing.wallets.models import Wallet, WalletTransaction
+from dunning.models import DunningCase
 from webhooks.delivery_models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from webhooks.models import Event
 

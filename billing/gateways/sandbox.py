@@ -35,7 +35,8 @@ from redis.asyncio import Redis
 
 from billing.gateways.asgi import HttpRequest, HttpResponse, MiniApp, serve
 from billing.ids import random_token
-from billing.vault.cards import detect_brand, luhn_valid
+from billing.luhn import luhn_valid
+from billing.vault.cards import detect_brand
 
 HANG_CARD = "4000002760003184"
 PROCESSING_ERROR_CARD = "4000000000000119"

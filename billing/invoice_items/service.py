@@ -7,8 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
-from billing.customers import hooks as customer_hooks
-from billing.customers.models import Customer
+from billing.customers.hooks import CustomerDeleted
 from billing.customers.service import get_customer
 from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
@@ -16,9 +15,8 @@ from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoice_items import schemas
 from billing.invoice_items.models import InvoiceItem
-from billing.invoices import hooks
 from billing.invoices import service as invoices
-from billing.invoices.models import Invoice, InvoiceLine
+from billing.invoices.hooks import InvoicedAlone, RenewalDraft
 from billing.invoices.schemas import LineCreate
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
@@ -140,8 +138,10 @@ async def _delete(session: AsyncSession, item: InvoiceItem, clock: Clock) -> Non
     )
 
 
-async def delete_items_of_deleted_customer(session: AsyncSession, customer: Customer, clock: Clock) -> None:
-    """A deleted customer has no next invoice: its pending items go with it."""
+async def delete_items_of_deleted_customer(event: CustomerDeleted) -> None:
+    """A deleted customer has no next invoice: its pending items go with it (a listener of `customer_deleted`,
+    subscribed in billing/wiring.py)."""
+    session, customer, clock = event.session, event.customer, event.clock
     items = await session.scalars(
         select(InvoiceItem)
         .where(InvoiceItem.customer_id == customer.id, InvoiceItem.status == "pending")
@@ -177,9 +177,10 @@ async def list_invoice_items(
     )
 
 
-async def invoice_pending_items(session: AsyncSession, invoice: Invoice, clock: Clock) -> list[InvoiceLine]:
+async def invoice_pending_items(draft: RenewalDraft) -> None:
     """Put the customer's pending items in the invoice's currency on its renewal draft, oldest first, and mark
     them invoiced (locked, so a concurrent renewal of another subscription cannot take them too)."""
+    session, invoice, clock = draft.session, draft.invoice, draft.clock
     items = (
         await session.scalars(
             InvoiceItem.pending_for(invoice.customer_id, invoice.currency).with_for_update(skip_locked=True)
@@ -202,20 +203,15 @@ async def invoice_pending_items(session: AsyncSession, invoice: Invoice, clock: 
             clock=clock,
             previous_attributes={"status": "pending", "invoice": None, "invoiced_at": None},
         )
-    return rows
+    draft.added += rows
 
 
-async def customers_with_pending_items(session: AsyncSession, customer_ids: set[str]) -> set[str]:
-    if not customer_ids:
-        return set()
-    found = await session.scalars(
+async def customers_with_pending_items(asked: InvoicedAlone) -> None:
+    if not asked.customer_ids:
+        return
+    found = await asked.session.scalars(
         select(InvoiceItem.customer_id).where(
-            InvoiceItem.customer_id.in_(customer_ids), InvoiceItem.status == "pending"
+            InvoiceItem.customer_id.in_(asked.customer_ids), InvoiceItem.status == "pending"
         )
     )
-    return set(found.all())
-
-
-hooks.ON_RENEWAL_DRAFT.append(invoice_pending_items)
-hooks.INVOICED_ALONE.append(customers_with_pending_items)
-customer_hooks.ON_DELETED.append(delete_items_of_deleted_customer)
+    asked.alone |= set(found.all())

@@ -22,15 +22,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
-from billing.customers import hooks as customer_hooks
-from billing.customers.models import Customer
+from billing.customers.hooks import CustomerDeleted
 from billing.db.engine import transaction
-from billing.dunning_cases import service as dunning
 from billing.errors import BillingError
 from billing.invoices import hooks, states
+from billing.invoices.hooks import AUTOMATIC, REQUEST, RETRY, CollectionStarting, PaymentFailure
 from billing.invoices.models import Invoice
 from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
-from billing.payments import hooks as payment_hooks
+from billing.payments.hooks import PaymentSettled
 from billing.payments.models import Payment
 from billing.payments.service import (
     PaymentOrder,
@@ -41,21 +40,47 @@ from billing.payments.service import (
     finish_payment,
 )
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, BatchContext, TaskContext
+from billing.scheduler.registry import BatchContext, TaskContext, TaskPayload
 from billing.scheduler.runner import NewTask, run_task_step, schedule_task
 from billing.services import Services
 from billing.test_clocks.service import customer_clock
+from dunning.declines import classify_failure
 from webhooks.outbox import record_event
 
 COLLECT = "invoice.collect"
+
+
+class CollectPayload(TaskPayload):
+    """An `invoice.collect` task: charge what remains of `invoice` (attempt `attempt`; None: the next number).
+    A dunning retry (`source` retry) carries its slot; a look again at a pending payment counts its looks."""
+
+    invoice: str
+    attempt: int | None = None
+    payment_method: str | None = None
+    source: str = AUTOMATIC
+    slot: int | None = None
+    technical_retries: int | None = None
+    looks: int = 0
+
+
 log = logging.getLogger("billing.invoices.collection")
 
 
 # How a collection makes its payment, called as `collect_payment` is: a Payment, or a PendingCharge when the
 # payment was only begun (see attempt_collection).
 Charge = Callable[..., Awaitable[Payment | PendingCharge]]
-# How soon to look again at a payment whose outcome the gateways could not confirm yet (the janitor settles it).
+# How soon to look again at a payment whose outcome the gateways could not confirm yet: 1 minute after the first
+# look, doubling each look, at most an hour apart (a test clock advancing 12 hours looks 17 times, not 720). The
+# look is only a safety net: the janitor's settlement fires `payment_settled`, and collection records the outcome
+# at once (`on_payment_settled`).
 PENDING_RECHECK = timedelta(minutes=1)
+PENDING_RECHECK_MAX = timedelta(hours=1)
+
+
+def recheck_delay(looks: int) -> timedelta:
+    """The wait before the next look at a pending payment, after `looks` looks already taken."""
+    delay: timedelta = PENDING_RECHECK * 2 ** min(looks, 16)
+    return min(PENDING_RECHECK_MAX, delay)
 
 
 async def request_collection(
@@ -82,12 +107,12 @@ async def request_collection(
         kind=COLLECT,
         due_at=clock.now(),
         clock=clock,
-        payload={
-            "invoice": invoice.id,
-            "attempt": attempt,
-            "payment_method": payment_method,
-            "source": dunning.REQUEST if on_request else dunning.AUTOMATIC,
-        },
+        payload=CollectPayload(
+            invoice=invoice.id,
+            attempt=attempt,
+            payment_method=payment_method,
+            source=REQUEST if on_request else AUTOMATIC,
+        ),
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
 
@@ -101,12 +126,7 @@ def automatic_collection(invoice: Invoice, clock: Clock, payment_method: str | N
         merchant_id=invoice.merchant_id,
         kind=COLLECT,
         due_at=clock.now(),
-        payload={
-            "invoice": invoice.id,
-            "attempt": attempt,
-            "payment_method": payment_method,
-            "source": dunning.AUTOMATIC,
-        },
+        payload=CollectPayload(invoice=invoice.id, attempt=attempt, payment_method=payment_method),
         dedupe_key=f"collect:{invoice.id}:{attempt}",
     )
 
@@ -136,23 +156,21 @@ def _already_recorded(invoice: Invoice, attempt: int) -> bool:
     return attempt < next_attempt_number(invoice)
 
 
-@TASKS.register(COLLECT)
 async def collect_task(ctx: TaskContext) -> None:
     await _collect_for_task(ctx, charge=collect_payment)
 
 
 async def _collect_for_task(ctx: TaskContext, *, charge: Charge) -> Invoice | PendingCharge | None:
-    payload: dict[str, Any] = ctx.task.payload
-    attempt = payload.get("attempt")
+    typed = ctx.payload_as(CollectPayload)
     return await attempt_collection(
         ctx.session,
         ctx.services,
-        invoice_id=payload["invoice"],
-        attempt=int(attempt) if attempt is not None else None,
-        payment_method=payload.get("payment_method"),
+        invoice_id=typed.invoice,
+        attempt=typed.attempt,
+        payment_method=typed.payment_method,
         clock=ctx.clock,
-        source=payload.get("source", dunning.AUTOMATIC),
-        payload=payload,
+        source=typed.source,
+        payload=ctx.task.payload,
         charge=charge,
     )
 
@@ -220,7 +238,7 @@ async def attempt_collection(
     attempt: int | None,
     payment_method: str | None,
     clock: Clock,
-    source: str = dunning.AUTOMATIC,
+    source: str = AUTOMATIC,
     payload: dict[str, Any] | None = None,
     charge: Charge = collect_payment,
 ) -> Invoice | PendingCharge | None:
@@ -237,17 +255,17 @@ async def attempt_collection(
     )
     if invoice is None or invoice.status not in (states.OPEN, states.UNCOLLECTIBLE):
         return invoice  # paid or voided: nothing to do
-    if invoice.status == states.UNCOLLECTIBLE and source != dunning.REQUEST:
+    if invoice.status == states.UNCOLLECTIBLE and source != REQUEST:
         return invoice  # written off: charged again only when someone asks
     if attempt is None:
         attempt = next_attempt_number(invoice)
     if _already_recorded(invoice, attempt):
         return invoice  # this attempt was already recorded
-    if source == dunning.RETRY:
-        if not await dunning.slot_is_current(session, invoice.id, payload or {}):
-            return invoice  # a stale retry: the case moved on (paid, a card is awaited, rescheduled)
-        if payment_method is None and invoice.subscription_id is not None:
-            payment_method = await _subscription_payment_method(session, invoice.subscription_id)
+    starting = CollectionStarting(session, invoice, clock, source, payload or {}, payment_method)
+    await hooks.collection_starting.fire(starting)
+    if starting.skip:
+        return invoice  # e.g. a stale retry: its dunning case moved on (paid, a card is awaited, rescheduled)
+    payment_method = starting.payment_method
     if invoice.amount_remaining == 0:
         await mark_paid(session, invoice, clock, action="pay")
         return invoice
@@ -265,19 +283,22 @@ async def attempt_collection(
         # Held by the risk check: nothing is recorded until its review settles it (_collect_after_review).
         return invoice
     if payment.status == "pending":
-        # The gateways did not confirm the charge yet; the janitor will. Look again then (same attempt: the
-        # payment row is found again, never charged twice).
+        # The gateways did not confirm the charge yet; the janitor will, and its `payment_settled` brings the
+        # outcome here at once. Look again meanwhile, backing off (same attempt: the payment row is found again,
+        # never charged twice).
+        looks = int((payload or {}).get("looks", 0))
         await schedule_task(
             session,
             merchant_id=invoice.merchant_id,
             kind=COLLECT,
-            due_at=clock.now() + PENDING_RECHECK,
+            due_at=clock.now() + recheck_delay(looks),
             clock=clock,
             payload={
                 **(payload or {}),
                 "invoice": invoice.id,
                 "attempt": attempt,
                 "payment_method": payment_method,
+                "looks": looks + 1,
             },
         )
         return invoice
@@ -328,7 +349,7 @@ def _batch_order(task: ScheduledTask, invoice: Invoice | None, clock: Clock) -> 
     if (
         invoice is None
         or attempt is None
-        or payload.get("source", dunning.AUTOMATIC) != dunning.AUTOMATIC
+        or payload.get("source", AUTOMATIC) != AUTOMATIC
         or invoice.status != states.OPEN
         or invoice.amount_remaining == 0
         or _already_recorded(invoice, int(attempt))
@@ -348,7 +369,6 @@ def _made(outcome: Payment | BaseException) -> Charge:
     return made
 
 
-@TASKS.register_batch(COLLECT)
 async def collect_batch(ctx: BatchContext) -> set[str]:
     """The collections of a batch: their charges run concurrently (BATCH_CHARGES_IN_FLIGHT at once), each with
     its idempotency key and its pending row committed before the call, as `collect_payment` makes them (an
@@ -396,14 +416,6 @@ async def collect_batch(ctx: BatchContext) -> set[str]:
     return finished
 
 
-async def _subscription_payment_method(session: AsyncSession, subscription_id: str) -> str | None:
-    from billing.subscriptions.models import Subscription
-
-    return await session.scalar(
-        select(Subscription.default_payment_method).where(Subscription.id == subscription_id)
-    )
-
-
 async def record_failure(
     session: AsyncSession,
     invoice: Invoice,
@@ -413,18 +425,23 @@ async def record_failure(
     reason: str,
     message: str | None,
     payment: Payment | None = None,
-    source: str = dunning.AUTOMATIC,
+    source: str = AUTOMATIC,
 ) -> None:
-    """An attempt that took no money: dunning decides what comes next (so `invoice.payment_failed` carries the
-    next attempt), the attempt is counted (a technical failure is not: no card network saw it), the app is
-    told, subscriptions react (past_due), then dunning acts (the retry, or the final action)."""
-    decision = await dunning.decide_after_failure(
-        session, invoice, clock, reason=reason, payment=payment, source=source
+    """An attempt that took no money: the `payment_failing` listeners (dunning) decide what comes next (so
+    `invoice.payment_failed` carries the next attempt), the attempt is counted (a technical failure is not: no
+    card network saw it), the app is told, then the `invoice_payment_failed` listeners react (subscriptions:
+    past_due; then dunning acts: the retry, or the final action)."""
+    failure = PaymentFailure(session, invoice, clock, attempt, reason, message, payment, source)
+    await hooks.payment_failing.fire(failure)
+    decline_class = failure.decline_class or classify_failure(
+        reason,
+        charged=payment is not None,
+        decline_type=payment.decline_type if payment is not None else None,
+        failure_code=payment.failure_code if payment is not None else None,
     )
-    decline_class = decision.decline_class if decision else dunning.failure_class(reason, payment)
     if decline_class != "technical":
         invoice.attempt_count += 1
-    invoice.next_payment_attempt = decision.next_attempt_at if decision else None
+    invoice.next_payment_attempt = failure.next_attempt_at
     invoice.last_payment_error = {
         "attempt": attempt,
         "code": reason,
@@ -441,9 +458,7 @@ async def record_failure(
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_payment_failed(session, invoice, clock)
-    if decision is not None:
-        await dunning.carry_out(session, invoice, clock, decision)
+    await hooks.invoice_payment_failed.fire(failure)
 
 
 async def pending_collection(
@@ -456,7 +471,7 @@ async def pending_collection(
         ScheduledTask.status == "pending",
         ScheduledTask.payload["invoice"].astext == invoice_id,
         # A retry planned for a later day is dunning's, not a charge to run now.
-        ScheduledTask.payload["source"].astext.is_distinct_from(dunning.RETRY),
+        ScheduledTask.payload["source"].astext.is_distinct_from(RETRY),
     )
     if attempt is not None:
         stmt = stmt.where(ScheduledTask.payload["attempt"].astext == str(attempt))
@@ -469,12 +484,11 @@ async def latest_payment(session: AsyncSession, invoice_id: str) -> Payment | No
     )
 
 
-async def _stop_collecting_from_a_deleted_customer(
-    session: AsyncSession, customer: Customer, clock: Clock
-) -> None:
-    """Nothing can be billed to or charged from a deleted customer: its drafts are deleted (they could never be
-    finalized), its open invoices written off as uncollectible (still payable out of band, or voidable; their
-    dunning cases close), and their pending collection dropped."""
+async def on_customer_deleted(event: CustomerDeleted) -> None:
+    """Hook `customer_deleted`: nothing can be billed to or charged from a deleted customer: its drafts are
+    deleted (they could never be finalized), its open invoices written off as uncollectible (still payable out of
+    band, or voidable; their dunning cases close), and their pending collection dropped."""
+    session, customer = event.session, event.customer
     unsettled = (
         await session.scalars(
             select(Invoice)
@@ -501,12 +515,38 @@ async def _stop_collecting_from_a_deleted_customer(
     )
 
 
-customer_hooks.ON_DELETED.append(_stop_collecting_from_a_deleted_customer)
+async def on_payment_reviewed(event: PaymentSettled) -> None:
+    """Hook `payment_reviewed`: a held payment of an invoice was approved or refused: its collection task runs
+    again for the same attempt, finds the payment by its attempt key (never charging again) and records its
+    outcome as for any charge."""
+    await _collect_again(event, "reviewed")
 
 
-async def _collect_after_review(session: AsyncSession, payment: Payment, clock: Clock) -> None:
-    """A held payment of an invoice was approved or refused: its collection task runs again for the same attempt,
-    finds the payment by its attempt key (never charging again) and records its outcome as for any charge."""
+async def on_payment_settled(event: PaymentSettled) -> None:
+    """Hook `payment_settled`: the janitor settled a pending payment of an invoice: the collection's next look at
+    that attempt comes forward to now (in the payment's clock), so the outcome (paid, or the failure that dunning
+    takes up) is recorded on the next tick instead of at the next look. One look stays: a request that pays the
+    invoice meanwhile runs that very task and answers with the outcome."""
+    payment, clock = event.payment, event.clock
+    if payment.invoice_id is None:
+        return
+    moved = await event.session.execute(
+        update(ScheduledTask)
+        .where(
+            ScheduledTask.kind == COLLECT,
+            ScheduledTask.status == "pending",
+            ScheduledTask.payload["invoice"].astext == payment.invoice_id,
+            ScheduledTask.payload["attempt"].astext == str(payment.attempt),
+        )
+        .values(due_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        await _collect_again(event, "settled")
+
+
+async def _collect_again(event: PaymentSettled, why: str) -> None:
+    session, payment, clock = event.session, event.payment, event.clock
     if payment.invoice_id is None:
         return
     await schedule_task(
@@ -515,13 +555,8 @@ async def _collect_after_review(session: AsyncSession, payment: Payment, clock: 
         kind=COLLECT,
         due_at=clock.now(),
         clock=clock,
-        payload={
-            "invoice": payment.invoice_id,
-            "attempt": payment.attempt,
-            "payment_method": payment.payment_method_id,
-        },
-        dedupe_key=f"{COLLECT}:{payment.id}:reviewed",
+        payload=CollectPayload(
+            invoice=payment.invoice_id, attempt=payment.attempt, payment_method=payment.payment_method_id
+        ),
+        dedupe_key=f"{COLLECT}:{payment.id}:{why}",
     )
-
-
-payment_hooks.ON_REVIEWED.append(_collect_after_review)

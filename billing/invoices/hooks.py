@@ -1,65 +1,98 @@
-"""What other features do when an invoice gets paid or its payment fails (subscriptions move their status,
-dunning schedules retries). Registered at import by those features; invoices import none of them."""
+"""The hook points invoices fire (billing/hooks.py): an invoice got paid, or closed unpaid; a charge of it failed;
+a collection attempt is about to charge. Subscriptions move their status and dunning schedules retries by
+listening (subscribed in billing/wiring.py); invoices import neither."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.hooks import Hook
 from billing.invoices.models import Invoice, InvoiceLine
+from billing.payments.models import Payment
 
-InvoiceHook = Callable[[AsyncSession, Invoice, Clock], Awaitable[None]]
+# Who asked for a collection attempt (the `source` of an `invoice.collect` task). Dunning counts only the first
+# automatic charge and its own scheduled retries as attempts; a charge the customer or merchant asks for, or one a
+# new payment method triggers, is extra.
+AUTOMATIC, RETRY, REQUEST, PAYMENT_METHOD = "automatic", "retry", "request", "payment_method_added"
 
-ON_PAID: list[InvoiceHook] = []
-ON_PAYMENT_FAILED: list[InvoiceHook] = []
+
+@dataclass(frozen=True)
+class InvoiceChanged:
+    session: AsyncSession
+    invoice: Invoice
+    clock: Clock
+
+
+@dataclass
+class PaymentFailure:
+    """A collection attempt of `invoice` took no money. Fired twice by invoice collection: on `payment_failing`
+    before `invoice.payment_failed` is recorded (the owner of retries answers `next_attempt_at` and
+    `decline_class`, and may keep its `decision` for itself), then on `invoice_payment_failed` after it."""
+
+    session: AsyncSession
+    invoice: Invoice
+    clock: Clock
+    attempt: int
+    reason: str
+    message: str | None
+    payment: Payment | None
+    source: str
+    # Answers of the `payment_failing` listeners.
+    decline_class: str | None = None
+    next_attempt_at: datetime | None = None
+    decision: object | None = None
+
+
+@dataclass
+class CollectionStarting:
+    """A collection attempt of an open invoice is about to charge. A listener may refuse it (`skip`, e.g. a
+    stale scheduled retry) or say which payment method to charge."""
+
+    session: AsyncSession
+    invoice: Invoice
+    clock: Clock
+    source: str
+    payload: dict[str, Any]
+    payment_method: str | None
+    skip: bool = False
+
+
+@dataclass
+class RenewalDraft:
+    """A subscription's renewal draft, before its totals: listeners add lines to it (the customer's pending
+    invoice items, billing.invoice_items) and append the rows they added to `added`."""
+
+    session: AsyncSession
+    invoice: Invoice
+    clock: Clock
+    added: list[InvoiceLine] = field(default_factory=list)
+
+
+@dataclass
+class InvoicedAlone:
+    """Asked by the renewal batch: which of `customer_ids` must have their renewals invoiced one by one (through
+    `renewal_draft` and `invoice_finalizing`), because a listener has something to add or apply to them; listeners
+    add those to `alone`."""
+
+    session: AsyncSession
+    customer_ids: set[str]
+    alone: set[str] = field(default_factory=set)
+
+
+invoice_paid: Hook[InvoiceChanged] = Hook("invoice_paid")
 # An open invoice closed without payment by the merchant (voided, or marked uncollectible).
-ON_CLOSED_UNPAID: list[InvoiceHook] = []
-# Run by finalization once the figures and the customer balance are set, before the invariants are checked and
-# the status changes: a hook may take prepaid credits off the amount due (billing.wallets), in the same
+invoice_closed_unpaid: Hook[InvoiceChanged] = Hook("invoice_closed_unpaid")
+payment_failing: Hook[PaymentFailure] = Hook("payment_failing")
+invoice_payment_failed: Hook[PaymentFailure] = Hook("invoice_payment_failed")
+collection_starting: Hook[CollectionStarting] = Hook("collection_starting")
+# Fired by finalization once the figures and the customer balance are set, before the invariants are checked and
+# the status changes: a listener may take prepaid credits off the amount due (billing.wallets), in the same
 # transaction, with the customer row locked.
-ON_FINALIZING: list[InvoiceHook] = []
-# Run by `create_draft` on a subscription's renewal draft, before its totals: a hook may add lines to it (the
-# customer's pending invoice items, billing.invoice_items) and returns the rows it added to the session.
-DraftLines = Callable[[AsyncSession, Invoice, Clock], Awaitable[list[InvoiceLine]]]
-ON_RENEWAL_DRAFT: list[DraftLines] = []
-# Asked by the renewal batch which of these customers' renewals must be invoiced one by one (through
-# ON_RENEWAL_DRAFT and ON_FINALIZING), because a hook has something to add or apply to them.
-InvoicedAlone = Callable[[AsyncSession, set[str]], Awaitable[set[str]]]
-INVOICED_ALONE: list[InvoicedAlone] = []
-
-
-async def invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
-    for hook in ON_PAID:
-        await hook(session, invoice, clock)
-
-
-async def invoice_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
-    for hook in ON_PAYMENT_FAILED:
-        await hook(session, invoice, clock)
-
-
-async def invoice_closed_unpaid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
-    for hook in ON_CLOSED_UNPAID:
-        await hook(session, invoice, clock)
-
-
-async def invoice_finalizing(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
-    for hook in ON_FINALIZING:
-        await hook(session, invoice, clock)
-
-
-async def renewal_draft_lines(session: AsyncSession, invoice: Invoice, clock: Clock) -> list[InvoiceLine]:
-    added: list[InvoiceLine] = []
-    for hook in ON_RENEWAL_DRAFT:
-        added += await hook(session, invoice, clock)
-    return added
-
-
-async def customers_invoiced_alone(session: AsyncSession, customer_ids: set[str]) -> set[str]:
-    """The customers among `customer_ids` whose renewals a hook must see one by one."""
-    alone: set[str] = set()
-    for ask in INVOICED_ALONE:
-        alone |= await ask(session, customer_ids)
-    return alone
+invoice_finalizing: Hook[InvoiceChanged] = Hook("invoice_finalizing")
+renewal_draft: Hook[RenewalDraft] = Hook("renewal_draft")
+renewals_invoiced_alone: Hook[InvoicedAlone] = Hook("renewals_invoiced_alone")

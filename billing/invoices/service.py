@@ -428,7 +428,7 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
             invoice_id=invoice.id,
             currency=invoice.currency,
         )
-    await hooks.invoice_finalizing(session, invoice, clock)
+    await hooks.invoice_finalizing.fire(hooks.InvoiceChanged(session, invoice, clock))
     check_invariants(invoice)
     # Figures and lines are written while the invoice is still a draft; the status change comes last, after
     # which the database refuses any change to them (the guard triggers).
@@ -603,7 +603,9 @@ async def create_draft(
     rows = [line_row(invoice, line, now) for line in lines]
     session.add_all(rows)
     if billing_reason == "subscription_cycle":
-        rows += await hooks.renewal_draft_lines(session, invoice, clock)
+        draft = hooks.RenewalDraft(session, invoice, clock)
+        await hooks.renewal_draft.fire(draft)
+        rows += draft.added
     await _recompute_draft(session, invoice, rows)
     await session.flush()
     record_event(
@@ -692,7 +694,7 @@ async def mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, ac
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_paid(session, invoice, clock)
+    await hooks.invoice_paid.fire(hooks.InvoiceChanged(session, invoice, clock))
 
 
 async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:
@@ -730,7 +732,7 @@ async def void_invoice(session: AsyncSession, merchant_id: str, invoice_id: str)
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_closed_unpaid(session, invoice, clock)
+    await hooks.invoice_closed_unpaid.fire(hooks.InvoiceChanged(session, invoice, clock))
     return invoice
 
 
@@ -748,7 +750,7 @@ async def mark_uncollectible(session: AsyncSession, merchant_id: str, invoice_id
         obj=await render(session, invoice),
         clock=clock,
     )
-    await hooks.invoice_closed_unpaid(session, invoice, clock)
+    await hooks.invoice_closed_unpaid.fire(hooks.InvoiceChanged(session, invoice, clock))
     return invoice
 
 

@@ -26,8 +26,9 @@ from billing.customers.models import Customer
 from billing.notifications.emails import queue_card_expiring_email
 from billing.payment_methods.models import PaymentMethod
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext
 from billing.scheduler.runner import schedule_task
+from billing.subscriptions.hooks import SubscriptionCreated
 from billing.subscriptions.models import Subscription
 
 SCAN = "notifications.card_expiry_scan"
@@ -153,7 +154,6 @@ async def _has_live_subscriptions(session: AsyncSession, merchant_id: str, clock
     )
 
 
-@TASKS.register(SCAN)
 async def card_expiry_scan_task(ctx: TaskContext) -> None:
     merchant_id = ctx.task.merchant_id
     await queue_card_expiry_notices(ctx.session, merchant_id, ctx.clock)
@@ -167,3 +167,8 @@ async def card_expiry_scan_task(ctx: TaskContext) -> None:
             clock=ctx.clock,
             dedupe_key=_scan_key(merchant_id, ctx.clock, following),
         )
+
+
+async def on_subscription_created(event: SubscriptionCreated) -> None:
+    """Hook `subscription_created`: the merchant's daily card-expiry scan runs from now on."""
+    await ensure_card_expiry_scan(event.session, event.merchant_id, event.clock)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from babel.dates import format_skeleton
 from sqlalchemy import select
@@ -27,6 +26,7 @@ from billing.ids import new_id
 from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
 from billing.invoices.hosted import hosted_invoice_url
 from billing.invoices.labels import BABEL_LOCALES
+from billing.invoices.models import Invoice
 from billing.merchants.service import merchant_name
 from billing.notifications import templates
 from billing.notifications.models import EmailMessage
@@ -36,12 +36,11 @@ from billing.payment_methods.models import PaymentMethod
 from billing.payments.models import Payment
 from billing.portal.links import EMAIL_SESSION_LIFETIME, OpenedSession, open_portal_session
 from billing.settings.service import get_branding
+from billing.subscriptions.hooks import TrialEnding
+from billing.subscriptions.models import Subscription
 from billing.vault.cards import brand_label
+from dunning.hooks import FailureToTell
 from dunning.messages import failure_message
-
-if TYPE_CHECKING:
-    from billing.invoices.models import Invoice
-    from billing.subscriptions.models import Subscription
 
 PAYMENT_FAILED = "payment_failed"
 CARD_EXPIRING = "card_expiring"
@@ -300,3 +299,21 @@ def brand_label_or_title(brand: str) -> str:
         return brand_label(brand)
     except KeyError:
         return brand.title()
+
+
+async def on_trial_will_end(event: TrialEnding) -> None:
+    """Hook `trial_will_end`: the trial-ending email, quoting what the first invoice will charge."""
+    first = FirstInvoice(event.amount_due, event.currency, event.period_start, event.period_end)
+    await queue_trial_ending_email(event.session, event.subscription, event.clock, first)
+
+
+async def on_payment_failure_to_tell(event: FailureToTell) -> None:
+    """Hook `payment_failure_to_tell` (dunning): the "payment failed" email."""
+    await queue_payment_failed_email(
+        event.session,
+        event.invoice,
+        event.clock,
+        decline_class=event.decline_class,
+        next_attempt=event.next_attempt,
+        final=event.final,
+    )

@@ -46,7 +46,6 @@ from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
-from billing.dunning_cases.service import retry_after_payment_method_change
 from billing.errors import ApiError, InvalidRequest, Unprocessable
 from billing.gateways.base import ConnectionConfig, NotFound, TechnicalError, Unknown
 from billing.gateways.registry import GatewayPool, serves
@@ -54,6 +53,7 @@ from billing.gateways.routing import open_circuits, order_connections
 from billing.ids import new_id
 from billing.metadata import validate_metadata
 from billing.payment_methods.debits import instrument
+from billing.payment_methods.hooks import PaymentMethodChosen, payment_method_added
 from billing.payment_methods.models import ACTIVE, EXPIRED, PENDING, REVOKED, PaymentMethod
 from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import AgreementInput, PaymentMethodCreate
@@ -311,8 +311,8 @@ async def activate_agreement(session: AsyncSession, pm: PaymentMethod, signed: A
         clock=clock,
     )
     # SPEC §6: a payment method that becomes usable retries the customer's unpaid invoices at once.
-    await retry_after_payment_method_change(
-        session, pm.merchant_id, pm.customer_id, clock, payment_method=pm.id
+    await payment_method_added.fire(
+        PaymentMethodChosen(session, pm.merchant_id, pm.customer_id, clock, payment_method=pm.id)
     )
     return True
 

@@ -22,6 +22,7 @@ from billing.db.pagination import Page, paginate
 from billing.errors import InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
+from billing.payment_methods.hooks import PaymentMethodChosen, payment_method_added
 from billing.payment_methods.models import CARD, EXPIRED, PENDING, CardToken, PaymentMethod
 from billing.payment_methods.rendering import render_payment_method
 from billing.payment_methods.schemas import PaymentMethodCreate, PaymentMethodUpdate, TokenCreate
@@ -181,10 +182,10 @@ async def create_payment_method(
         obj=render_payment_method(pm),
         clock=clock,
     )
-    from billing.dunning_cases.service import retry_after_payment_method_change
-
     # SPEC §6: a new payment method retries the customer's unpaid invoices at once (API and portal alike).
-    await retry_after_payment_method_change(session, merchant_id, customer.id, clock, payment_method=pm.id)
+    await payment_method_added.fire(
+        PaymentMethodChosen(session, merchant_id, customer.id, clock, payment_method=pm.id)
+    )
     return pm, entered
 
 

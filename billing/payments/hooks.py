@@ -1,22 +1,27 @@
-"""What other features do when a payment held for review (SPEC §9) is settled by its review: invoice collection
-records the outcome. Registered at import by those features; payments import none of them."""
+"""The hook points payments fire (billing/hooks.py): a payment held for review (SPEC §9) was settled by its
+review; a pending payment was settled by the janitor. Invoice collection records the outcome by listening
+(subscribed in billing/wiring.py); payments import none of the listeners."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
+from billing.hooks import Hook
 from billing.payments.models import Payment
 
-PaymentHook = Callable[[AsyncSession, Payment, Clock], Awaitable[None]]
 
-# Run in the transaction that records the reviewed payment's outcome (succeeded, failed, or pending while its
+@dataclass(frozen=True)
+class PaymentSettled:
+    session: AsyncSession
+    payment: Payment
+    clock: Clock
+
+
+# Fired in the transaction that records the reviewed payment's outcome (succeeded, failed, or pending while its
 # gateway confirms the charge).
-ON_REVIEWED: list[PaymentHook] = []
-
-
-async def payment_reviewed(session: AsyncSession, payment: Payment, clock: Clock) -> None:
-    for hook in ON_REVIEWED:
-        await hook(session, payment, clock)
+payment_reviewed: Hook[PaymentSettled] = Hook("payment_reviewed")
+# Fired in the janitor's transaction that settles a payment whose outcome was unknown (succeeded or failed).
+payment_settled: Hook[PaymentSettled] = Hook("payment_settled")

@@ -30,6 +30,7 @@ from billing.gateways.base import ConnectionConfig, Declined, NotFound, RefundRe
 from billing.gateways.models import GatewayAttempt
 from billing.gateways.routing import GatewayCall, call_gateway, record_calls
 from billing.payment_methods.models import CardToken
+from billing.payments.hooks import PaymentSettled, payment_settled
 from billing.payments.models import Payment, Refund
 from billing.payments.refunds import apply_refund_outcome
 from billing.payments.service import apply_charge_outcome, customer_locale, settle_not_processed
@@ -101,9 +102,11 @@ async def _settle_one_payment(services: Services, now: datetime) -> bool | None:
         clock = await clock_for(session, payment.merchant_id, payment.test_clock_id)
         if found is not None:
             await apply_charge_outcome(session, payment, found[0], found[1], locale, clock)
+            await payment_settled.fire(PaymentSettled(session, payment, clock))
             return True
         if conclusive:
             await settle_not_processed(session, payment, locale, clock)
+            await payment_settled.fire(PaymentSettled(session, payment, clock))
             return True
         payment.janitor_attempts += 1
         payment.settle_after = utc_now() + backoff(payment.janitor_attempts)

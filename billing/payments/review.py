@@ -91,7 +91,7 @@ async def approve_payment(
     result = await charge_pending(services, pending)
     async with transaction(services.sessions) as session:
         settled = await finish_payment(session, pending, result)
-        await hooks.payment_reviewed(session, settled, clock)
+        await hooks.payment_reviewed.fire(hooks.PaymentSettled(session, settled, clock))
         if record is not None:
             record(session, settled)
         return settled
@@ -117,7 +117,7 @@ async def refuse_payment(
             obj=render_payment(payment),
             clock=clock,
         )
-        await hooks.payment_reviewed(session, payment, clock)
+        await hooks.payment_reviewed.fire(hooks.PaymentSettled(session, payment, clock))
         if record is not None:
             record(session, payment)
         return payment

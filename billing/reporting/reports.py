@@ -23,13 +23,13 @@ from billing.catalog.models import Coupon, Plan
 from billing.clock import Clock
 from billing.credit_notes.models import CreditNote
 from billing.customers.models import Customer
-from billing.dunning_cases.models import DunningCase
 from billing.errors import InvalidRequest
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.search import due_moment
 from billing.payments.models import Payment, Refund
 from billing.reporting import mrr, schemas
 from billing.test_clocks.service import get_test_clock
+from dunning.models import DunningCase
 from plans.discounts import Coupon as PureCoupon
 from plans.discounts import CouponDuration
 from webhooks.models import Event

@@ -19,6 +19,7 @@ from billing.gateways.credentials import SEALED, seal_credential
 from billing.gateways.registry import GATEWAY_TYPES, GatewayPool
 from billing.merchants.models import Merchant
 from billing.payment_methods.models import PaymentMethod
+from billing.payments.models import Payment, Refund
 from billing.settings.branding import DEFAULT_ACCENT, HEX_COLOUR, Branding, readable_accent
 from billing.settings.schemas import (
     BrandingSettings,
@@ -358,8 +359,6 @@ async def _stored_credentials(
 async def _busy_connections(session: AsyncSession, merchant_id: str, removed: set[str]) -> dict[str, str]:
     """Removed connections that still have pending payments or refunds (the janitor must ask them), or debit
     agreements (they belong to the account that signed them)."""
-    from billing.payments.models import Payment, Refund
-
     busy: dict[str, int] = {}
     # A pending refund asks the connection that took it; a pending payment may be asked of every connection of
     # its route (its `gateway` is one of them, so it is counted through the route only).

@@ -10,7 +10,7 @@ a customer with a zero balance and no other subscription in the batch, and somet
 
 A subscription whose computation raises is left out of the batch and renewed alone (where its error is recorded
 on its task and retried like any task's); a batch whose writes fail is rolled back and every renewal runs alone
-(`scheduler.runner._execute_set`), so one bad subscription never holds back its neighbours.
+(`scheduler.runner.execute_set`), so one bad subscription never holds back its neighbours.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from billing.invoices import states as invoice_states
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import NewLine
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, BatchContext
+from billing.scheduler.registry import BatchContext
 from billing.scheduler.runner import NewTask, schedule_tasks
 from billing.subscriptions import states
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
-from billing.subscriptions.service import RENEW, _fee_line, _period, render_subscription, renewal_tasks
+from billing.subscriptions.service import _fee_line, _period, render_subscription, renewal_tasks
 from billing.usage.billed import UsageBilled
 from plans.calendar import Period
 from plans.discounts import coupon_applies
@@ -156,8 +156,9 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     irregular |= {sub.id for sub in subs if per_customer[sub.customer_id] > 1}
     # Customers with something to add or apply to their invoices (pending invoice items, a wallet's prepaid
     # credits) are renewed one by one, through those hooks.
-    alone = await invoice_hooks.customers_invoiced_alone(session, set(per_customer))
-    irregular |= {sub.id for sub in subs if sub.customer_id in alone}
+    asked = invoice_hooks.InvoicedAlone(session, set(per_customer))
+    await invoice_hooks.renewals_invoiced_alone.fire(asked)
+    irregular |= {sub.id for sub in subs if sub.customer_id in asked.alone}
     return RenewalInputs(
         subscriptions={sub.id: sub for sub in subs},
         customers={customer.id: customer for customer in customers},
@@ -267,7 +268,6 @@ async def write_renewals(session: AsyncSession, planned: list[PlannedRenewal], c
     await schedule_tasks(session, next_tasks, clock)
 
 
-@TASKS.register_batch(RENEW)
 async def renew_batch(ctx: BatchContext) -> set[str]:
     """Renew the plain renewals of the claimed set; the others are left to `service.renew_task`."""
     inputs = await load_inputs(ctx.session, ctx.tasks)

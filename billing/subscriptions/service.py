@@ -23,9 +23,14 @@ from billing.catalog.plans import (
     priced_plan,
     validate_price_overrides,
 )
-from billing.catalog.tax_rates import ensure_tax_rate_usable, get_tax_rate, mark_tax_rate_in_use
+from billing.catalog.tax_rates import (
+    ensure_tax_rate_usable,
+    get_tax_rate,
+    mark_tax_rate_in_use,
+    pure_tax_rate,
+)
 from billing.clock import Clock
-from billing.customers import hooks as customer_hooks
+from billing.customers.hooks import CustomerDeleted
 from billing.customers.models import Customer
 from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
 from billing.db.lookup import get_owned
@@ -34,18 +39,19 @@ from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
 from billing.invoice_items.models import InvoiceItem
-from billing.invoices import collection, hooks
+from billing.invoices import collection
 from billing.invoices import service as invoices
+from billing.invoices.hooks import InvoiceChanged, PaymentFailure
 from billing.invoices.models import Invoice
 from billing.invoices.schemas import CollectionMethod
 from billing.invoices.service import NewLine
 from billing.metadata import merge_metadata, validate_metadata
-from billing.notifications.card_expiry import ensure_card_expiry_scan
-from billing.notifications.emails import FirstInvoice, queue_trial_ending_email
+from billing.payment_methods.hooks import PaymentMethodChosen, payment_method_added
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext, TaskPayload
 from billing.scheduler.runner import NewTask, schedule_task, schedule_tasks
 from billing.subscriptions import schemas, states
+from billing.subscriptions.hooks import SubscriptionCreated, TrialEnding, subscription_created, trial_will_end
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
 from billing.usage import billing as usage_billing
@@ -58,6 +64,25 @@ from plans.usage import usage_settled_at
 from webhooks.outbox import record_event
 
 RENEW = "subscription.renew"
+
+
+class RenewPayload(TaskPayload):
+    subscription: str
+    period_index: int
+
+
+class UpcomingNoticePayload(TaskPayload):
+    subscription: str
+    period_index: int
+    renews_at: str  # ISO 8601: the period end the notice announces
+
+
+class SubscriptionPayload(TaskPayload):
+    """Trial end, incomplete expiry: the subscription."""
+
+    subscription: str
+
+
 TRIAL_WILL_END = "subscription.trial_will_end"
 EXPIRE_INCOMPLETE = "subscription.expire_incomplete"
 UPCOMING_NOTICE = "invoice.upcoming"
@@ -215,7 +240,7 @@ def renewal_tasks(sub: Subscription, clock: Clock) -> list[NewTask]:
             merchant_id=sub.merchant_id,
             kind=RENEW,
             due_at=sub.current_period_end,
-            payload={"subscription": sub.id, "period_index": next_index},
+            payload=RenewPayload(subscription=sub.id, period_index=next_index),
             dedupe_key=_renewal_key(sub),
         )
     ]
@@ -226,11 +251,9 @@ def renewal_tasks(sub: Subscription, clock: Clock) -> list[NewTask]:
                 merchant_id=sub.merchant_id,
                 kind=UPCOMING_NOTICE,
                 due_at=notice_at,
-                payload={
-                    "subscription": sub.id,
-                    "period_index": next_index,
-                    "renews_at": sub.current_period_end.isoformat(),
-                },
+                payload=UpcomingNoticePayload(
+                    subscription=sub.id, period_index=next_index, renews_at=sub.current_period_end.isoformat()
+                ),
                 dedupe_key=f"upcoming:{sub.id}:{next_index}:{int(sub.current_period_end.timestamp())}",
             )
         )
@@ -329,7 +352,7 @@ async def _bill_final_usage(
         kind=usage_billing.FINAL_TRUE_UP,
         due_at=usage_settled_at(period.end),
         clock=clock,
-        payload={"ended_subscription": sub.id},
+        payload=usage_billing.FinalTrueUpPayload(ended_subscription=sub.id),
         dedupe_key=f"usage_true_up:{sub.id}",
     )
     if not usage.lines:
@@ -448,7 +471,7 @@ async def create_subscription(
         updated_at=now,
     )
     session.add(sub)
-    await ensure_card_expiry_scan(session, merchant_id, clock)
+    await subscription_created.fire(SubscriptionCreated(session, merchant_id, clock))
 
     if trial_ends is not None:
         sub.status = states.TRIALING
@@ -465,7 +488,7 @@ async def create_subscription(
                 kind=TRIAL_WILL_END,
                 due_at=trial_ends - TRIAL_WARNING,
                 clock=clock,
-                payload={"subscription": sub.id},
+                payload=SubscriptionPayload(subscription=sub.id),
                 dedupe_key=f"trial_will_end:{sub.id}",
             )
         await _schedule_renewal(session, sub, clock)
@@ -514,7 +537,7 @@ async def create_subscription(
             kind=EXPIRE_INCOMPLETE,
             due_at=now + INCOMPLETE_WINDOW,
             clock=clock,
-            payload={"subscription": sub.id},
+            payload=SubscriptionPayload(subscription=sub.id),
             dedupe_key=f"expire_incomplete:{sub.id}",
         )
     await session.flush()
@@ -1170,15 +1193,15 @@ async def update_subscription(
     if params.default_payment_method not in (msgspec.UNSET, None) and (
         previous["default_payment_method"] != sub.default_payment_method
     ):
-        from billing.dunning_cases.service import retry_after_payment_method_change
-
-        await retry_after_payment_method_change(
-            session,
-            sub.merchant_id,
-            sub.customer_id,
-            clock,
-            payment_method=sub.default_payment_method,
-            subscription_id=sub.id,
+        await payment_method_added.fire(
+            PaymentMethodChosen(
+                session,
+                sub.merchant_id,
+                sub.customer_id,
+                clock,
+                payment_method=sub.default_payment_method,
+                subscription_id=sub.id,
+            )
         )
     return sub
 
@@ -1235,8 +1258,6 @@ async def upcoming_invoice(
     ]
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
-    from billing.catalog.tax_rates import pure_tax_rate
-
     rates = [pure_tax_rate(await get_tax_rate(session, merchant_id, r)) for r in sub.tax_rate_ids]
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, rates, customer.balance, currency=plan.currency
@@ -1305,11 +1326,12 @@ async def list_subscriptions(
 
 async def _locked(ctx: TaskContext) -> Subscription | None:
     return await ctx.session.scalar(
-        select(Subscription).where(Subscription.id == ctx.task.payload["subscription"]).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == ctx.payload_as(SubscriptionPayload).subscription)
+        .with_for_update()
     )
 
 
-@TASKS.register(RENEW)
 async def renew_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is None:
@@ -1319,10 +1341,9 @@ async def renew_task(ctx: TaskContext) -> None:
         if sub.status not in states.ENDED:
             await _end_for_deleted_customer(ctx.session, sub, ctx.clock)
         return
-    await renew(ctx.session, sub, int(ctx.task.payload["period_index"]), ctx.clock)
+    await renew(ctx.session, sub, ctx.payload_as(RenewPayload).period_index, ctx.clock)
 
 
-@TASKS.register(TRIAL_WILL_END)
 async def trial_will_end_task(ctx: TaskContext) -> None:
     """`subscription.trial_will_end` for the app; for the customer, the trial-ending email quoting what the
     first invoice will charge (none when the subscription ends with its trial: it will bill nothing)."""
@@ -1333,21 +1354,25 @@ async def trial_will_end_task(ctx: TaskContext) -> None:
     if sub.cancel_at_period_end:
         return
     first = await upcoming_invoice(ctx.session, sub.merchant_id, sub.id)
-    await queue_trial_ending_email(
-        ctx.session,
-        sub,
-        ctx.clock,
-        FirstInvoice(first.amount_due, first.currency, first.period_start, first.period_end),
+    await trial_will_end.fire(
+        TrialEnding(
+            ctx.session,
+            sub,
+            ctx.clock,
+            first.amount_due,
+            first.currency,
+            first.period_start,
+            first.period_end,
+        )
     )
 
 
-@TASKS.register(usage_billing.FINAL_TRUE_UP)
 async def final_usage_true_up_task(ctx: TaskContext) -> None:
     """An ended subscription's usage that arrived after its last invoice was final: one more invoice, if the
     recount changes anything."""
     sub = await ctx.session.scalar(
         select(Subscription)
-        .where(Subscription.id == ctx.task.payload["ended_subscription"])
+        .where(Subscription.id == ctx.payload_as(usage_billing.FinalTrueUpPayload).ended_subscription)
         .with_for_update()
     )
     if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
@@ -1372,14 +1397,14 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     )
 
 
-@TASKS.register(UPCOMING_NOTICE)
 async def upcoming_notice_task(ctx: TaskContext) -> None:
     """`invoice.upcoming`: the next renewal invoice as it stands now, sent while the app can still act on it."""
+    notice = ctx.payload_as(UpcomingNoticePayload)
     sub = await _locked(ctx)
     if (
         sub is None
-        or sub.period_index + 1 != int(ctx.task.payload["period_index"])
-        or sub.current_period_end != datetime.fromisoformat(ctx.task.payload["renews_at"])
+        or sub.period_index + 1 != notice.period_index
+        or sub.current_period_end != datetime.fromisoformat(notice.renews_at)
         or sub.status not in states.RENEWING
         or sub.cancel_at_period_end
         or await _customer_deleted(ctx.session, sub)
@@ -1396,7 +1421,6 @@ async def upcoming_notice_task(ctx: TaskContext) -> None:
     )
 
 
-@TASKS.register(EXPIRE_INCOMPLETE)
 async def expire_incomplete_task(ctx: TaskContext) -> None:
     sub = await _locked(ctx)
     if sub is None or sub.status != states.INCOMPLETE:
@@ -1412,8 +1436,9 @@ async def expire_incomplete_task(ctx: TaskContext) -> None:
     await _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
 
 
-async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def on_invoice_paid(paid: InvoiceChanged) -> None:
     """A subscription whose invoice got paid (now or later, by card or out of band) becomes active."""
+    session, invoice, clock = paid.session, paid.invoice, paid.clock
     if invoice.subscription_id is None:
         return
     sub = await session.scalar(
@@ -1434,7 +1459,9 @@ async def _on_invoice_paid(session: AsyncSession, invoice: Invoice, clock: Clock
         await _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
-async def _on_payment_failed(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def on_payment_failed(event: PaymentFailure) -> None:
+    """A failed charge of a renewal or later invoice makes its subscription past_due."""
+    session, invoice, clock = event.session, event.invoice, event.clock
     if invoice.subscription_id is None or invoice.billing_reason == "subscription_create":
         return
     sub = await session.scalar(
@@ -1468,9 +1495,10 @@ async def _end_for_deleted_customer(session: AsyncSession, sub: Subscription, cl
     await _emit(session, sub, "subscription.canceled", clock, {"status": previous})
 
 
-async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+async def on_customer_deleted(event: CustomerDeleted) -> None:
     """Deleting a customer ends its live subscriptions in the same transaction (as Stripe does), and drops the
     late-usage true-ups of the ended ones."""
+    session, customer, clock = event.session, event.customer, event.clock
     subs = (
         await session.scalars(
             select(Subscription)
@@ -1493,8 +1521,3 @@ async def _on_customer_deleted(session: AsyncSession, customer: Customer, clock:
         .values(status="canceled")
         .execution_options(synchronize_session=False)
     )
-
-
-hooks.ON_PAID.append(_on_invoice_paid)
-hooks.ON_PAYMENT_FAILED.append(_on_payment_failed)
-customer_hooks.ON_DELETED.append(_on_customer_deleted)

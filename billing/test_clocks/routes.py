@@ -10,6 +10,7 @@ from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import DeletedObject, page
 from billing.test_clocks import service
+from billing.test_clocks.delete import delete_test_clock
 from billing.test_clocks.schemas import TestClock, TestClockAdvance, TestClockCreate, TestClockList
 from billing.worker.jobs import enqueue_advance
 
@@ -82,5 +83,5 @@ class TestClocksController(Controller):
         self, ctx: NamedDependency[RequestContext], test_clock_id: TestClockId
     ) -> DeletedObject:
         service.refuse_in_production(ctx.services.settings.is_production)
-        clock = await service.delete_test_clock(ctx.session, ctx.merchant_id, test_clock_id)
+        clock = await delete_test_clock(ctx.session, ctx.merchant_id, test_clock_id)
         return DeletedObject(id=clock.id, object="test_clock")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
@@ -14,7 +14,6 @@ from billing.db.lookup import get_owned
 from billing.db.pagination import Page, paginate
 from billing.errors import Conflict, InvalidRequest, PermissionDenied
 from billing.ids import new_id
-from billing.scheduler.models import ScheduledTask
 from billing.test_clocks import schemas
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.schemas import TestClockCreate
@@ -58,8 +57,6 @@ async def clock_for(session: AsyncSession, merchant_id: str, test_clock_id: str 
 
 async def customer_clock(session: AsyncSession, merchant_id: str, customer_id: str) -> Clock:
     """The clock a customer (and everything of theirs: invoices, subscriptions) lives in."""
-    from billing.customers.models import Customer
-
     test_clock_id = await session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
     return await clock_for(session, merchant_id, test_clock_id)
 
@@ -153,41 +150,6 @@ async def request_advance(
         session,
         merchant_id=merchant_id,
         event_type="test_clock.advancing",
-        obj=render_test_clock(clock),
-        clock=as_clock(clock),
-    )
-    return clock
-
-
-async def delete_test_clock(session: AsyncSession, merchant_id: str, test_clock_id: str) -> TestClock:
-    """Delete the clock with every customer living in its time, and cancel its pending work (Stripe's rule)."""
-    from billing.customers.service import delete_customer_row
-
-    clock = await get_test_clock(session, merchant_id, test_clock_id, for_update=True)
-    customers = (
-        await session.scalars(
-            select(Customer)
-            .where(
-                Customer.merchant_id == merchant_id,
-                Customer.test_clock_id == clock.id,
-                Customer.deleted_at.is_(None),
-            )
-            .with_for_update()
-        )
-    ).all()
-    for customer in customers:
-        await delete_customer_row(session, customer, as_clock(clock))
-    await session.execute(
-        update(ScheduledTask)
-        .where(ScheduledTask.test_clock_id == clock.id, ScheduledTask.status == "pending")
-        .values(status="canceled")
-    )
-    clock.deleted_at = utc_now()
-    await session.flush()
-    record_event(
-        session,
-        merchant_id=merchant_id,
-        event_type="test_clock.deleted",
         obj=render_test_clock(clock),
         clock=as_clock(clock),
     )

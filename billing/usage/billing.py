@@ -33,6 +33,7 @@ from billing.invoices.documents import format_amount
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import NewLine
 from billing.merchants.models import Merchant
+from billing.scheduler.registry import TaskPayload
 from billing.scheduler.runner import schedule_task
 from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
@@ -48,6 +49,19 @@ from plans.usage import Billed, billable_quantity, recount_horizon, usage_adjust
 CLOSE_USAGE = "usage.close_invoice"
 #: The scheduled task that bills late usage of an ended subscription, once no more can arrive.
 FINAL_TRUE_UP = "usage.final_true_up"
+
+
+class CloseUsagePayload(TaskPayload):
+    invoice: str
+    plan: str
+    period_start: str  # ISO 8601
+    period_end: str
+
+
+class FinalTrueUpPayload(TaskPayload):
+    ended_subscription: str
+
+
 #: `details.source` of the lines this module writes (a draft's other lines, added by hand, are never touched).
 SOURCE = "usage"
 
@@ -409,18 +423,16 @@ async def hold_for_grace(session: AsyncSession, *, invoice: Invoice, bill: Usage
         clock=clock,
         # Not keyed by "subscription": canceling a subscription cancels its pending tasks, and its last
         # invoices must still be finalized.
-        payload={
-            "invoice": invoice.id,
-            "plan": bill.plan_id,
-            "period_start": bill.period.start.isoformat(),
-            "period_end": bill.period.end.isoformat(),
-        },
+        payload=CloseUsagePayload(
+            invoice=invoice.id,
+            plan=bill.plan_id,
+            period_start=bill.period.start.isoformat(),
+            period_end=bill.period.end.isoformat(),
+        ),
         dedupe_key=f"usage_close:{invoice.id}",
     )
     return True
 
 
-def closing_period(payload: Mapping[str, Any]) -> Period:
-    return Period(
-        datetime.fromisoformat(payload["period_start"]), datetime.fromisoformat(payload["period_end"])
-    )
+def closing_period(payload: CloseUsagePayload) -> Period:
+    return Period(datetime.fromisoformat(payload.period_start), datetime.fromisoformat(payload.period_end))

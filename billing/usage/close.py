@@ -12,16 +12,16 @@ from sqlalchemy import select
 from billing.catalog.plans import get_plan, priced_plan
 from billing.invoices import service as invoices
 from billing.invoices.models import Invoice
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.service import finalize_and_collect
 from billing.usage import billing as usage_billing
 
 
-@TASKS.register(usage_billing.CLOSE_USAGE)
 async def close_usage_invoice_task(ctx: TaskContext) -> None:
     session = ctx.session
-    invoice_id = ctx.task.payload["invoice"]
+    payload = ctx.payload_as(usage_billing.CloseUsagePayload)
+    invoice_id = payload.invoice
     subscription_id = await session.scalar(select(Invoice.subscription_id).where(Invoice.id == invoice_id))
     if subscription_id is None:
         return  # the draft was deleted
@@ -31,14 +31,12 @@ async def close_usage_invoice_task(ctx: TaskContext) -> None:
     invoice = await session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
     if sub is None or invoice is None or invoice.status != "draft":
         return
-    plan = priced_plan(
-        await get_plan(session, sub.merchant_id, ctx.task.payload["plan"]), sub.price_overrides
-    )
+    plan = priced_plan(await get_plan(session, sub.merchant_id, payload.plan), sub.price_overrides)
     bill = await usage_billing.bill_usage(
         session,
         sub=sub,
         plan=plan,
-        period=usage_billing.closing_period(ctx.task.payload),
+        period=usage_billing.closing_period(payload),
         invoice_id=invoice.id,
     )
     await invoices.replace_draft_lines(

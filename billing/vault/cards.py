@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from billing.errors import CardError
+from billing.luhn import luhn_valid
 
 BRANDS = ("visa", "mastercard", "amex", "unionpay", "jcb", "discover")
 
@@ -64,21 +65,6 @@ class CardDetails:
     @property
     def last4(self) -> str:
         return self.pan.last4
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn (mod 10) check digit test."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def detect_brand(digits: str) -> str | None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import billing.db.models  # noqa: F401 - the whole schema, so foreign keys resolve
 from billing.clock import utc_now
 from billing.config import ConfigError, Settings
-from billing.db.engine import transaction
+from billing.db.engine import make_engine, make_sessionmaker, transaction
 from billing.vault.keys import KeyRing, load_keyring
 from billing.vault.models import VaultEntry, VaultSecret
 from billing.vault.service import dek_aad, secret_aad
@@ -107,9 +108,6 @@ async def rotate(
 
 async def rotate_with_settings(settings: Settings, *, batch_size: int = 500) -> RotationReport:
     """`billing vault rotate`: open the database, rotate, close."""
-    import billing.db.models  # noqa: F401 - the whole schema, so foreign keys resolve
-    from billing.db.engine import make_engine, make_sessionmaker
-
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set: point it at the PostgreSQL whose vault you rotate.")
     keyring = load_keyring(settings)

@@ -1,24 +1,24 @@
 """What wallets do when invoices move: burn credits at finalization, grant bought credits when their invoice is
-paid, give back what a voided invoice burned. Registered on billing.invoices.hooks at import."""
+paid, give back what a voided invoice burned; and when a customer is deleted. Listeners of the invoices' and
+customers' hook points, subscribed in billing/wiring.py."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.clock import Clock
-from billing.customers import hooks as customer_hooks
-from billing.customers.models import Customer
-from billing.invoices import hooks
+from billing.customers.hooks import CustomerDeleted
+from billing.invoices.hooks import InvoiceChanged, InvoicedAlone
 from billing.invoices.models import Invoice
 from billing.wallets import ledger
 from billing.wallets.models import Wallet, WalletTransaction
 from billing.wallets.service import TOP_UP_REASON, active_wallet, end_wallet
 
 
-async def burn_for_invoice(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def burn_for_invoice(event: InvoiceChanged) -> None:
     """Take the customer's live credits in the invoice's currency off its amount due, before any card is charged.
     The wallet row is locked: two invoices finalizing at once burn one after the other, never the same credit."""
+    session, invoice, clock = event.session, event.invoice, event.clock
     if invoice.billing_reason == TOP_UP_REASON or invoice.amount_due == 0:
         return
     wallet = await active_wallet(session, invoice.customer_id, invoice.currency, for_update=True)
@@ -33,15 +33,15 @@ async def burn_for_invoice(session: AsyncSession, invoice: Invoice, clock: Clock
     await ledger.check_ledger(session, wallet)
 
 
-async def customers_with_wallets(session: AsyncSession, customer_ids: set[str]) -> set[str]:
-    if not customer_ids:
-        return set()
-    found = await session.scalars(
+async def customers_with_wallets(asked: InvoicedAlone) -> None:
+    if not asked.customer_ids:
+        return
+    found = await asked.session.scalars(
         select(Wallet.customer_id).where(
-            Wallet.customer_id.in_(customer_ids), Wallet.status == "active", Wallet.balance > 0
+            Wallet.customer_id.in_(asked.customer_ids), Wallet.status == "active", Wallet.balance > 0
         )
     )
-    return set(found.all())
+    asked.alone |= set(found.all())
 
 
 async def _entries_of(session: AsyncSession, invoice: Invoice, kind: str) -> list[WalletTransaction]:
@@ -62,9 +62,10 @@ async def _locked_wallet(session: AsyncSession, wallet_id: str) -> Wallet:
     return wallet
 
 
-async def grant_purchased_credits(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def grant_purchased_credits(event: InvoiceChanged) -> None:
     """The invoice selling credits was paid: the credits count from now (even if the wallet was terminated
     meanwhile, the money was taken: they are granted, then voided with the rest if it is)."""
+    session, invoice, clock = event.session, event.invoice, event.clock
     if invoice.billing_reason != TOP_UP_REASON:
         return
     for entry in await _entries_of(session, invoice, "purchased"):
@@ -75,8 +76,9 @@ async def grant_purchased_credits(session: AsyncSession, invoice: Invoice, clock
         await ledger.check_ledger(session, wallet)
 
 
-async def undo_for_voided_invoice(session: AsyncSession, invoice: Invoice, clock: Clock) -> None:
+async def undo_for_voided_invoice(event: InvoiceChanged) -> None:
     """A voided invoice sells no credits (its purchase fails) and keeps none it burned (they are given back)."""
+    session, invoice, clock = event.session, event.invoice, event.clock
     if invoice.status != "void":
         return  # uncollectible: the credits stay burned, a purchase may still be paid
     for entry in await _entries_of(session, invoice, "purchased"):
@@ -89,8 +91,9 @@ async def undo_for_voided_invoice(session: AsyncSession, invoice: Invoice, clock
         await ledger.check_ledger(session, wallet)
 
 
-async def end_wallets_of_deleted_customer(session: AsyncSession, customer: Customer, clock: Clock) -> None:
+async def end_wallets_of_deleted_customer(event: CustomerDeleted) -> None:
     """A deleted customer's wallets end with it: their credits are voided (as Lago terminates them)."""
+    session, customer, clock = event.session, event.customer, event.clock
     wallets = await session.scalars(
         select(Wallet)
         .where(Wallet.customer_id == customer.id, Wallet.status == "active")
@@ -99,10 +102,3 @@ async def end_wallets_of_deleted_customer(session: AsyncSession, customer: Custo
     )
     for wallet in wallets.all():
         await end_wallet(session, wallet, clock)
-
-
-hooks.ON_FINALIZING.append(burn_for_invoice)
-hooks.INVOICED_ALONE.append(customers_with_wallets)
-hooks.ON_PAID.append(grant_purchased_credits)
-hooks.ON_CLOSED_UNPAID.append(undo_for_voided_invoice)
-customer_hooks.ON_DELETED.append(end_wallets_of_deleted_customer)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.errors import ApiError
 from billing.ids import new_id
+from billing.scheduler.registry import TaskPayload
 from billing.scheduler.runner import schedule_task
 from billing.wallets import schemas
 from billing.wallets.models import Wallet, WalletTransaction
@@ -24,6 +25,20 @@ CREDIT_KINDS = ("granted", "purchased", "restored")
 # Scheduled task kinds (handlers in billing.wallets.tasks).
 EXPIRE = "wallet.expire_credits"
 AUTO_TOP_UP = "wallet.auto_top_up"
+
+
+class ExpireCreditsPayload(TaskPayload):
+    """A `wallet.expire_credits` task: what is left of one grant leaves the wallet at its expiry."""
+
+    wallet_transaction: str
+
+
+class AutoTopUpPayload(TaskPayload):
+    """A `wallet.auto_top_up` task: invoice the wallet's automatic top-up, once for the movement `trigger` that
+    crossed its threshold."""
+
+    wallet: str
+    trigger: str
 
 
 def render_wallet(wallet: Wallet) -> schemas.Wallet:
@@ -107,7 +122,7 @@ async def _moved(
             kind=AUTO_TOP_UP,
             due_at=clock.now(),
             clock=clock,
-            payload={"wallet": wallet.id, "trigger": entry.id},
+            payload=AutoTopUpPayload(wallet=wallet.id, trigger=entry.id),
             dedupe_key=f"wallet-top-up:{entry.id}",
         )
     if before > 0 and wallet.balance == 0:
@@ -173,7 +188,7 @@ async def _credited(session: AsyncSession, wallet: Wallet, entry: WalletTransact
             kind=EXPIRE,
             due_at=entry.expires_at,
             clock=clock,
-            payload={"wallet_transaction": entry.id},
+            payload=ExpireCreditsPayload(wallet_transaction=entry.id),
             dedupe_key=f"wallet-expire:{entry.id}",
         )
 

@@ -5,29 +5,26 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-import billing.wallets.hooks  # noqa: F401  a process running tasks finalizes invoices: burn credits there too
 from billing.customers.models import Customer
-from billing.scheduler.registry import TASKS, TaskContext
+from billing.scheduler.registry import TaskContext
 from billing.wallets import ledger
 from billing.wallets.models import Wallet, WalletTransaction
 from billing.wallets.service import purchase_credits
 
 
-@TASKS.register(ledger.EXPIRE)
 async def expire_credits_task(ctx: TaskContext) -> None:
     """What is left of one grant at its expiry leaves the wallet as an `expired` entry."""
     session = ctx.session
+    payload = ctx.payload_as(ledger.ExpireCreditsPayload)
     wallet_id = await session.scalar(
-        select(WalletTransaction.wallet_id).where(
-            WalletTransaction.id == ctx.task.payload["wallet_transaction"]
-        )
+        select(WalletTransaction.wallet_id).where(WalletTransaction.id == payload.wallet_transaction)
     )
     if wallet_id is None:
         return
     wallet = await session.scalar(select(Wallet).where(Wallet.id == wallet_id).with_for_update())
     lot = await session.scalar(
         select(WalletTransaction)
-        .where(WalletTransaction.id == ctx.task.payload["wallet_transaction"])
+        .where(WalletTransaction.id == payload.wallet_transaction)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -43,11 +40,11 @@ async def expire_credits_task(ctx: TaskContext) -> None:
     await ledger.check_ledger(session, wallet)
 
 
-@TASKS.register(ledger.AUTO_TOP_UP)
 async def auto_top_up_task(ctx: TaskContext) -> None:
     """Invoice the wallet's automatic top-up, once for the burn that crossed its threshold."""
     session = ctx.session
-    wallet = await session.scalar(select(Wallet).where(Wallet.id == ctx.task.payload["wallet"]))
+    payload = ctx.payload_as(ledger.AutoTopUpPayload)
+    wallet = await session.scalar(select(Wallet).where(Wallet.id == payload.wallet))
     if wallet is None:
         return
     # Customer first, then wallet: the order finalization locks them in.
@@ -64,7 +61,7 @@ async def auto_top_up_task(ctx: TaskContext) -> None:
     rule = wallet.auto_top_up
     if wallet.status != "active" or not rule or customer.deleted_at is not None:
         return
-    trigger = ctx.task.payload["trigger"]
+    trigger = payload.trigger
     if await session.scalar(select(WalletTransaction.id).where(WalletTransaction.trigger_id == trigger)):
         return
     await purchase_credits(

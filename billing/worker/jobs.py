@@ -14,9 +14,10 @@ from billing.api import idempotency
 from billing.clock import utc_now
 from billing.db.engine import transaction
 from billing.payment_methods.agreements import settle_pending_agreements
+from billing.payments.janitor import run_janitor
 from billing.reconciliation.service import reconcile_yesterday
-from billing.scheduler import runner
 from billing.services import Services
+from billing.test_clocks import advance
 from webhooks import delivery as webhook_delivery
 
 log = logging.getLogger("billing.worker")
@@ -65,20 +66,18 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 
 async def advance_test_clock_job(ctx: dict[str, Any], test_clock_id: str) -> str:
-    return await runner.advance_test_clock(_services(ctx), test_clock_id)
+    return await advance.advance_test_clock(_services(ctx), test_clock_id)
 
 
 async def tick(ctx: dict[str, Any]) -> int:
     """Run the real-time tasks that are due (renewals, retries...)."""
-    return await runner.run_due_tasks(_services(ctx))
+    return await advance.run_due_tasks(_services(ctx))
 
 
 async def payments_janitor(ctx: dict[str, Any]) -> dict[str, int]:
     """Settle payments and refunds whose outcome is unknown by asking their gateways (never charging again);
     destroy the card numbers of expired unused tokens; ask the channels about agreements whose signing
     notification did not come (billing.payment_methods.agreements)."""
-    from billing.payments.janitor import run_janitor
-
     services = _services(ctx)
     report = await run_janitor(services)
     agreements = await settle_pending_agreements(services.sessions, services.gateways)
@@ -136,8 +135,8 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         # An advancing clock whose advance no live worker runs: its job was lost with Redis, or its worker died.
         stale = [
             (clock_id, requested_at)
-            for clock_id, requested_at in await runner.stale_advancing_clocks(session, ADVANCE_GRACE)
-            if not await runner.advance_in_progress(session, clock_id)
+            for clock_id, requested_at in await advance.stale_advancing_clocks(session, ADVANCE_GRACE)
+            if not await advance.advance_in_progress(session, clock_id)
         ]
         purged = await idempotency.purge_expired(session, utc_now())
         webhooks = await webhook_delivery.sweep(session, utc_now())

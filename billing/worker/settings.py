@@ -9,7 +9,7 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker
 
-import billing.tasks  # noqa: F401  registers every scheduled-task handler
+import billing.wiring  # noqa: F401  the task table and every hook listener
 from billing.channels.notify import ChannelNotifyApp
 from billing.config import Settings
 from billing.notifications.jobs import send_emails

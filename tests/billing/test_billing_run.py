@@ -16,10 +16,10 @@ from billing.config import Settings
 from billing.invoices.models import Invoice
 from billing.payments.models import Payment
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.runner import run_due_tasks
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
 from billing.subscriptions.models import Subscription
+from billing.test_clocks.advance import run_due_tasks
 from tests.billing.locks import backend_pid, wait_until_blocked_by, wait_until_gone
 from tests.billing.payment_helpers import configure_gateways
 

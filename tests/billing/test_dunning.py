@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 
 from billing.clock import utc_now
 from billing.db.engine import transaction
-from billing.dunning_cases.models import DunningCase
 from billing.payments.janitor import run_janitor
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.runner import run_due_tasks
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
+from billing.test_clocks.advance import run_due_tasks
+from dunning.models import DunningCase
 from tests.billing.payment_helpers import configure_gateways, sandbox_admin, set_mode, standalone_sandbox
 from tests.billing.world import run_worker
 
@@ -167,8 +167,10 @@ async def test_a_soft_decline_is_retried_on_days_1_3_5_7_then_the_subscription_i
         "2027-04-08T00:00:00Z",
         None,
     ]
+    assert len(await world.events(case["id"], "dunning.case_opened")) == 1
     assert len(await world.events(case["id"], "dunning.retry_scheduled")) == 4
     assert len(await world.events(case["id"], "dunning.exhausted")) == 1
+    assert await world.events(case["id"], "dunning.recovered") == []
     # Nothing more happens later: the final action ran once.
     await world.advance(at(20))
     assert len(await world.payments(invoice["id"])) == 5
@@ -253,6 +255,11 @@ async def test_an_expired_card_waits_and_a_new_card_recovers_at_once(world: Worl
     assert (await world.subscription())["status"] == "active"
     case = await world.case(invoice["id"])
     assert (case["state"], case["recovered_amount"]) == ("recovered", 2500)
+    [recovered] = await world.events(case["id"], "dunning.recovered")
+    assert (recovered["data"]["object"]["state"], recovered["data"]["object"]["recovered_amount"]) == (
+        "recovered",
+        2500,
+    )
     metrics = await world.call("GET", "/v1/dunning/metrics")
     assert metrics["recovered_revenue"] == [{"currency": "USD", "amount": 2500, "cases": 1}]
     assert (metrics["recovery_rate"], metrics["attempts_per_recovery"], metrics["open_cases"]) == (

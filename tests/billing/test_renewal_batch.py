@@ -15,8 +15,8 @@ from sqlalchemy import select
 from bench.renewals import ADVANCE_TO, expected_total, seed_due_renewals
 from billing.db.engine import asyncpg_url
 from billing.scheduler.registry import TASKS, TaskRegistry
-from billing.scheduler.runner import advance_test_clock
 from billing.services import Services
+from billing.test_clocks.advance import advance_test_clock
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.service import request_advance
 

@@ -12,8 +12,8 @@ from billing.db.engine import transaction
 from billing.gateways.models import GatewayAttempt
 from billing.merchants.service import NewMerchant
 from billing.payments.service import collect_payment
-from billing.scheduler.runner import run_due_tasks
 from billing.services import Services
+from billing.test_clocks.advance import run_due_tasks
 from tests.billing.payment_helpers import customer_with_card
 
 GOOD_CARD = "4242424242424242"

@@ -18,9 +18,10 @@ from billing.db.engine import transaction
 from billing.merchants.service import NewMerchant
 from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TASKS, TaskContext
-from billing.scheduler.runner import run_due_tasks, schedule_task
+from billing.scheduler.runner import schedule_task
 from billing.services import Services
 from billing.settings.service import SANDBOX_CONNECTION
+from billing.test_clocks.advance import run_due_tasks
 from billing.test_clocks.models import TestClock
 from billing.worker import jobs
 from billing.worker.settings import build_worker

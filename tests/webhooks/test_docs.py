@@ -1,4 +1,4 @@
-"""docs/webhooks.md is generated from the code (python -m webhooks.docs) and must equal what the code
+"""docs/webhooks.md is generated from the code (python -m doctools.webhook_docs) and must equal what the code
 generates now; its verification snippet really verifies our messages."""
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ from typing import Any
 
 import msgspec
 
-from webhooks import docs
+from doctools import webhook_docs as docs
+from doctools.webhook_examples import example_event
 from webhooks.catalog import EVENT_TYPES
-from webhooks.examples import example_event
 from webhooks.signing import generate_secret, webhook_headers
 
 
 def test_the_committed_docs_are_what_the_code_generates() -> None:
     assert docs.DOCS_PATH.read_text(encoding="utf-8") == docs.render(), (
-        "docs/webhooks.md is stale: run `python -m webhooks.docs` and commit the result"
+        "docs/webhooks.md is stale: run `python -m doctools.webhook_docs` and commit the result"
     )
 
 
@@ -24,7 +24,9 @@ def test_the_committed_docs_are_what_the_code_generates() -> None:
 # number) and says so; SPEC §7 names the dunning events `dunning.*`, about the invoice's dunning case.
 OTHER_OBJECTS = {
     "invoice.upcoming": "upcoming_invoice",
+    "dunning.case_opened": "dunning_case",
     "dunning.retry_scheduled": "dunning_case",
+    "dunning.recovered": "dunning_case",
     "dunning.exhausted": "dunning_case",
     "risk.decision": "risk_decision",
     "customer.entitlements_updated": "customer_entitlements",

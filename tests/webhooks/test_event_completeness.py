@@ -34,12 +34,12 @@ from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import schedule_task
 from billing.services import Services
 from billing.worker.settings import build_worker
+from doctools.webhook_examples import example_event
 from tests.billing.channel_helpers import agreement_no, answer_page, approval_page, start_agreement
 from tests.webhooks.commit_audit import Audited, CommitAudit, Verdict
 from tests.webhooks.receiver import Receiver, Reply
 from webhooks.catalog import EVENT_TYPES
 from webhooks.delivery import DeliveryPolicy, deliver_due
-from webhooks.examples import example_event
 from webhooks.models import Event
 from webhooks.outbox import record_event
 from webhooks.payloads import REDACTED
@@ -483,6 +483,14 @@ async def _dunning_exhausted(w: Walk) -> None:
     assert (case["state"], case["final_action"]) == ("exhausted", "past_due")
 
 
+async def _dunning_recovered(w: Walk) -> None:
+    paid = await w.call("POST", f"/v1/invoices/{w.ids['declined_invoice']}/pay", {"paid_out_of_band": True})
+    assert (paid["status"], paid["amount_due"]) == ("paid", 2400)
+    case = await w.call("GET", f"/v1/dunning/cases/{w.ids['dunning_case']}")
+    # Paid out of band: the whole amount due counts as recovered (no credit note reduced it).
+    assert (case["state"], case["recovered_amount"]) == ("recovered", 2400)
+
+
 async def _cancel(w: Walk) -> None:
     assert (await w.call("POST", f"/v1/subscriptions/{w.ids['sub']}/cancel", {}))["status"] == "canceled"
 
@@ -735,6 +743,7 @@ WALK = [
         {
             "invoice.payment_failed": "declined_invoice",
             "subscription.past_due": "sub",
+            "dunning.case_opened": "dunning_case",
             "dunning.retry_scheduled": "dunning_case",
         },
         _declined_renewal,
@@ -743,6 +752,11 @@ WALK = [
         "every retry of the declined renewal fails: the final action runs",
         {"dunning.exhausted": "dunning_case", "invoice.payment_failed": "declined_invoice"},
         _dunning_exhausted,
+    ),
+    Step(
+        "the declined renewal is paid out of band: its dunning case is recovered",
+        {"invoice.paid": "declined_invoice", "dunning.recovered": "dunning_case"},
+        _dunning_recovered,
     ),
     Step("cancel a subscription", {"subscription.canceled": "sub"}, _cancel),
 ]

@@ -45,7 +45,7 @@ class DunningCase(Base):
     # Counted dunning attempts (the first failure included). Technical errors and off-schedule attempts (a new
     # card, a manual payment) do not count.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Consecutive technical failures on the current slot (bounded: see billing.dunning_cases.service).
+    # Consecutive technical failures on the current slot (bounded: see dunning.schedule).
     technical_retries: Mapped[int] = mapped_column(Integer, default=0)
     first_failure_at: Mapped[datetime]
     last_attempt_at: Mapped[datetime]

@@ -12,9 +12,9 @@ from litestar.params import PathParameter, QueryParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
-from billing.dunning_cases import service
-from billing.dunning_cases.schemas import DunningCase, DunningCaseList, DunningMetrics
 from billing.errors import InvalidRequest
+from dunning import cases as service
+from dunning.schemas import DunningCase, DunningCaseList, DunningMetrics
 
 CaseId = Annotated[str, PathParameter(description="A dunning case id, dc_...", max_length=64)]
 

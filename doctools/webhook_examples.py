@@ -566,11 +566,14 @@ def _credit_note(event_type: str) -> Example:
 
 
 def _dunning(event_type: str) -> Example:
-    from billing.dunning_cases.models import DunningCase
-    from billing.dunning_cases.service import render_case
+    from dunning.cases import render_case
+    from dunning.models import DunningCase
 
     exhausted = event_type == "dunning.exhausted"
-    first = EXAMPLE_TIME - timedelta(days=7 if exhausted else 1)
+    recovered = event_type == "dunning.recovered"
+    opened = event_type == "dunning.case_opened"
+    first = EXAMPLE_TIME - timedelta(days=0 if opened else 7 if exhausted else 1)
+    state = "exhausted" if exhausted else "recovered" if recovered else "retrying"
     case = DunningCase(
         id=example_id("dunning_case"),
         invoice_id=example_id("invoice"),
@@ -578,18 +581,18 @@ def _dunning(event_type: str) -> Example:
         subscription_id=example_id("subscription"),
         test_clock_id=None,
         currency="USD",
-        state="exhausted" if exhausted else "retrying",
-        attempts=5 if exhausted else 2,
+        state=state,
+        attempts=5 if exhausted else 1 if opened else 2,
         technical_retries=0,
         schedule=[1, 3, 5, 7],
         first_failure_at=first,
         last_attempt_at=EXAMPLE_TIME,
         last_decline_class="soft",
         last_decline_code="insufficient_funds",
-        next_attempt_at=None if exhausted else first + timedelta(days=3),
+        next_attempt_at=None if exhausted or recovered else first + timedelta(days=1 if opened else 3),
         final_action="cancel" if exhausted else None,
-        recovered_amount=None,
-        closed_at=EXAMPLE_TIME if exhausted else None,
+        recovered_amount=2000 if recovered else None,
+        closed_at=EXAMPLE_TIME if exhausted or recovered else None,
         created_at=first,
     )
     return Example(render_case(case))
@@ -710,7 +713,9 @@ def _struct_placeholder(info: mi.StructType) -> dict[str, Any]:
 def _from_schema(kind: str) -> Example:
     struct = api_objects().get(kind)
     if struct is None:
-        raise LookupError(f"no API object named {kind!r}: add a builder for it to webhooks.examples.BUILDERS")
+        raise LookupError(
+            f"no API object named {kind!r}: add a builder for it to doctools.webhook_examples.BUILDERS"
+        )
     info = mi.type_info(struct)
     assert isinstance(info, mi.StructType)
     return Example(_struct_placeholder(info))
