@@ -25,8 +25,8 @@ from billing.merchants.service import NewMerchant
 from billing.payments.janitor import run_janitor
 from billing.payments.service import collect_payment, payment_error
 from billing.scheduler.models import ScheduledTask
-from billing.scheduler.runner import run_due_tasks
 from billing.services import Services, open_services
+from billing.test_clocks.advance import run_due_tasks
 from tests.billing.payment_helpers import (
     charges_with_key,
     configure_gateways,
