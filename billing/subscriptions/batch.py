@@ -151,6 +151,9 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     # Two renewals of one customer would share its row (its balance, its lock): renewed alone, one by one.
     per_customer = Counter(sub.customer_id for sub in subs)
     irregular |= {sub.id for sub in subs if per_customer[sub.customer_id] > 1}
+    # Subscriptions with add-on items (loaded with them: one query for the batch) bill a line per item: renewed
+    # alone, by the single renewal.
+    irregular |= {sub.id for sub in subs if sub.addon_items}
     return RenewalInputs(
         subscriptions={sub.id: sub for sub in subs},
         customers={customer.id: customer for customer in customers},
