@@ -1,6 +1,8 @@
 """A subscription's add-on items as the subscription's own use cases read them: rendered beside its plan (the
-first item), billed on every invoice that bills a full period, credited when it ends early, and kept on the
-subscription's calendar when its plan changes. The use cases on items are in `billing/subscriptions/items.py`."""
+first item), billed wherever the plan's fee is billed (renewals, their preview, resumes), credited wherever its
+unused time is (a resume on a new cycle, a prorated cancel), and kept on the plan's calendar when the plan changes.
+Also the proration lines and pending items that plan changes and item changes share. The use cases on items are
+in `billing/subscriptions/items.py`."""
 
 from __future__ import annotations
 
@@ -97,36 +99,61 @@ async def _with_plans(session: AsyncSession, sub: Subscription) -> list[tuple[Su
 
 
 def addon_line(
-    item: SubscriptionItem, plan: Plan, start: datetime, end: datetime, *, amount: int | None = None
+    item: SubscriptionItem, plan: Plan, start: datetime, end: datetime, *, charge: ProrationLine | None = None
 ) -> NewLine:
-    """An add-on's fee line, named after its plan and quantity (the full period's fee unless `amount`)."""
+    """An add-on's fee line, named after its plan and quantity: the full period's fee, or the prorated
+    `charge` for part of it (a resume after the paid period)."""
+    partial = charge is not None and charge.fraction != 1
     return NewLine(
         type="subscription",
-        description=f"{item.quantity} × {plan.name}",
-        amount=item_fee(plan.amount_decimal, item.quantity) if amount is None else amount,
+        description=f"{item.quantity} × {plan.name}"
+        + (" (from the resume to the period end)" if partial else ""),
+        amount=item_fee(plan.amount_decimal, item.quantity) if charge is None else charge.amount,
         quantity=Decimal(item.quantity),
         unit_amount_decimal=plan.amount_decimal,
         period_start=start,
         period_end=end,
-        details={"plan": plan.id, "subscription_item": item.id},
+        details={"plan": plan.id, "subscription_item": item.id}
+        | ({} if charge is None else {"fraction": str(charge.fraction)}),
     )
 
 
 async def addon_fee_lines(
     session: AsyncSession, sub: Subscription, start: datetime, end: datetime
 ) -> list[NewLine]:
-    """One line per add-on for the period ``[start, end)`` billed in advance (a renewal, its preview)."""
+    """One line per add-on for the period ``[start, end)`` billed in advance (a renewal, its preview, a new
+    cycle)."""
     return [addon_line(item, plan, start, end) for item, plan in await _with_plans(session, sub)]
+
+
+async def addon_rest_of_period_lines(
+    session: AsyncSession, sub: Subscription, period: Period, at: datetime
+) -> list[NewLine]:
+    """One line per add-on for the part of `period` from `at` on, prorated (a resume after the paid period)."""
+    lines = []
+    for item, plan in await _with_plans(session, sub):
+        _, charges = prorate_item_change(plan.amount_decimal, 0, item.quantity, period, at)
+        lines += [addon_line(item, plan, at, period.end, charge=charge) for charge in charges]
+    return lines
+
+
+async def addon_credit_lines(session: AsyncSession, sub: Subscription, at: datetime) -> list[NewLine]:
+    """The add-ons' unused time of the current period at `at`, as proration credits (a resume on a new cycle)."""
+    period = Period(sub.current_period_start, sub.current_period_end)
+    lines = []
+    for item, plan in await _with_plans(session, sub):
+        credits, _ = prorate_item_change(plan.amount_decimal, item.quantity, 0, period, at)
+        lines += proration_lines(
+            credits,
+            f"Unused time on {item.quantity} × {plan.name}",
+            {"plan": plan.id, "subscription_item": item.id},
+        )
+    return lines
 
 
 async def unused_addon_time(session: AsyncSession, sub: Subscription, at: datetime) -> int:
     """What the add-ons' unused time of the current period is worth at `at` (credited by a prorated cancel)."""
-    period = Period(sub.current_period_start, sub.current_period_end)
-    unused = 0
-    for item, plan in await _with_plans(session, sub):
-        credits, _ = prorate_item_change(plan.amount_decimal, item.quantity, 0, period, at)
-        unused -= sum(line.amount for line in credits)
-    return unused
+    return -sum(line.amount for line in await addon_credit_lines(session, sub, at))
 
 
 async def ensure_addons_fit(session: AsyncSession, sub: Subscription, new_plan: Plan) -> None:

@@ -39,7 +39,9 @@ from billing.scheduler.registry import TASKS, TaskContext
 from billing.scheduler.runner import NewTask, schedule_task, schedule_tasks
 from billing.subscriptions import schemas, states
 from billing.subscriptions.addons import (
+    addon_credit_lines,
     addon_fee_lines,
+    addon_rest_of_period_lines,
     ensure_addons_fit,
     render_items,
     stage_prorations,
@@ -812,6 +814,7 @@ async def resume_subscription(
                 now,
             )
             credits = _proration_lines(credit, "Unused time on " + plan.name)
+            credits += await addon_credit_lines(session, sub, now)
         usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=interrupted)
         # The period the pending change waited for ends now (or ended while paused).
         plan = await _apply_pending_change(session, sub, plan)
@@ -896,6 +899,7 @@ async def _resume_after_the_paid_period(
             )
             for charge in charges
         ]
+        lines += await addon_rest_of_period_lines(session, sub, bounds, now)
     await _bill_period_from_now(
         session, sub, customer, plan, clock, lines, usage, reason="subscription_cycle"
     )
@@ -1035,7 +1039,11 @@ async def _restart_cycle(
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.updated_at = now
     await session.flush()
-    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end)]
+    lines = [
+        *lines,
+        _fee_line(plan, sub.quantity, now, bounds.end),
+        *await addon_fee_lines(session, sub, now, bounds.end),
+    ]
     await _bill_period_from_now(session, sub, customer, plan, clock, lines, usage, reason=reason)
 
 

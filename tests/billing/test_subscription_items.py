@@ -12,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from billing.scheduler.models import ScheduledTask
 from billing.services import Services
+from billing.subscriptions.batch import load_inputs
+from billing.subscriptions.service import RENEW
 from tests.billing.world import Billing
 
 APRIL = datetime(2027, 4, 1, tzinfo=UTC)
@@ -252,3 +256,63 @@ async def test_an_item_added_twice_with_one_idempotency_key_is_added_once(
     assert first.status_code == again.status_code == 200
     assert first.content == again.content
     assert len((await world.subscription(sub["id"]))["items"]) == 2
+
+
+async def test_a_resume_bills_and_credits_the_add_ons_with_the_plan(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Items(api, services)
+    _, storage, now_sub = await world.begin()
+    later_sub = await world.subscribe(now_sub["customer"], await world.plan(3000, name="Team"))
+    for sub in (now_sub, later_sub):
+        await world.add(sub["id"], storage, quantity=2, proration_behavior="none")
+    await world.advance(APRIL + timedelta(days=9))  # April 10
+    for sub in (now_sub, later_sub):
+        await world.post(f"/v1/subscriptions/{sub['id']}/pause")
+
+    await world.advance(APRIL + timedelta(days=20))  # April 21: 10 of 30 paid days unused
+    await world.post(f"/v1/subscriptions/{now_sub['id']}/resume", {"billing_cycle_anchor": "now"})
+    resumed = (await world.invoices(now_sub["id"]))[-1]
+    # −30.00 × 10/30 = −10.00 and −20.00 × 10/30 = −6.666… → −6.67 credited; a new cycle from April 21: 50.00.
+    assert await world.lines(resumed) == [
+        ("proration", "Unused time on Team", -1000),
+        ("proration", "Unused time on 2 × Extra storage", -667),
+        ("subscription", "1 × Team", 3000),
+        ("subscription", "2 × Extra storage", 2000),
+    ]
+    assert resumed["total"] == 3333
+
+    await world.advance(datetime(2027, 5, 16, tzinfo=UTC))  # May 16: 16 of May's 31 days left
+    await world.post(f"/v1/subscriptions/{later_sub['id']}/resume")
+    resumed = (await world.invoices(later_sub["id"]))[-1]
+    # 30.00 × 16/31 = 15.483… → 15.48; 20.00 × 16/31 = 10.322… → 10.32; April 10 – May 16 paused, never billed.
+    assert await world.lines(resumed) == [
+        ("subscription", "1 × Team (from the resume to the period end)", 1548),
+        ("subscription", "2 × Extra storage (from the resume to the period end)", 1032),
+    ]
+    assert resumed["total"] == 2580
+
+
+async def test_the_renewal_batch_leaves_only_the_subscriptions_with_add_ons_to_the_single_renewal(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """The set-based renewal (billing/subscriptions/batch.py) bills one line per subscription: it must not take
+    a subscription with add-ons, and still takes a plain one renewing beside it."""
+    world = Items(api, services)
+    team, storage, plain = await world.begin()
+    with_addons = await world.subscribe(await world.customer(), team)
+    await world.add(with_addons["id"], storage, proration_behavior="none")
+    ids = [plain["id"], with_addons["id"]]
+    async with services.sessions() as session, session.begin():
+        tasks = (
+            await session.scalars(
+                select(ScheduledTask).where(
+                    ScheduledTask.kind == RENEW,
+                    ScheduledTask.status == "pending",
+                    ScheduledTask.payload["subscription"].astext.in_(ids),
+                )
+            )
+        ).all()
+        assert len(tasks) == 2
+        inputs = await load_inputs(session, list(tasks))
+    assert inputs.irregular == {with_addons["id"]}
