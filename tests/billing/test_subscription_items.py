@@ -234,9 +234,11 @@ async def test_add_ons_are_refused_with_a_clear_error_when_they_cannot_share_the
     assert (typo["status"], typo["param"]) == (400, "proration")
     unknown = await world.refused("POST", f"{path}/si_{'x' * 24}", {"quantity": 2})
     assert unknown["status"] == 404
-    # The subscription's plan cannot move to another interval under its add-ons.
+    # The subscription's plan cannot move to another interval under its add-ons, nor onto an add-on's plan.
     moved = await world.refused("POST", f"/v1/subscriptions/{sub['id']}/change", {"plan": yearly})
     assert (moved["status"], moved["code"]) == (400, "item_interval_mismatch")
+    onto = await world.refused("POST", f"/v1/subscriptions/{sub['id']}/change", {"plan": storage})
+    assert (onto["status"], onto["code"], onto["param"]) == (400, "item_duplicate_plan", "plan")
     assert [i["plan"] for i in (await world.subscription(sub["id"]))["items"]] == [team, storage]
     # A canceled subscription takes no change.
     await world.post(f"/v1/subscriptions/{sub['id']}/cancel")
