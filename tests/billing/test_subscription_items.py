@@ -318,3 +318,22 @@ async def test_the_renewal_batch_leaves_only_the_subscriptions_with_add_ons_to_t
         assert len(tasks) == 2
         inputs = await load_inputs(session, list(tasks))
     assert inputs.irregular == {with_addons["id"]}
+
+
+async def test_an_add_on_added_during_a_trial_costs_nothing_until_the_trial_converts(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Items(api, services)
+    _, storage, sub = await world.begin(trial_period_days=14)
+    assert sub["status"] == "trialing"
+    await world.add(
+        sub["id"], storage, quantity=2
+    )  # create_prorations, but a trial is free: nothing to prorate
+    assert await world.invoices(sub["id"]) == []
+    await world.advance(datetime(2027, 4, 15, 1, tzinfo=UTC))  # the trial ended on April 15 00:00
+    [first] = await world.invoices(sub["id"])
+    assert await world.lines(first) == [
+        ("subscription", "1 × Team", 3000),
+        ("subscription", "2 × Extra storage", 2000),
+    ]
+    assert (first["period_start"], first["total"]) == ("2027-04-15T00:00:00Z", 5000)
