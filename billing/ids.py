@@ -19,6 +19,7 @@ PREFIXES = frozenset(
         "mtr",
         "feat",
         "sub",
+        "si",
         "in",
         "il",
         "pay",

@@ -39,6 +39,7 @@ from billing.reporting.routes import ExportsController, ReportsController
 from billing.risk.routes import RiskDecisionsController
 from billing.services import Services, open_services
 from billing.settings.routes import SettingsController
+from billing.subscriptions.item_routes import SubscriptionItemsController
 from billing.subscriptions.routes import SubscriptionsController
 from billing.test_clocks.routes import TestClocksController
 from billing.usage.routes import BATCH_MAX_BODY_BYTES, UsageEventsController
@@ -86,6 +87,7 @@ def create_litestar(services: Services) -> Litestar:
             InvoicesController,
             InvoiceEmailController,
             SubscriptionsController,
+            SubscriptionItemsController,
             TestClocksController,
             WebhookEndpointsController,
             EventRedeliveryController,

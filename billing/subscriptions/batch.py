@@ -159,6 +159,9 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     asked = invoice_hooks.InvoicedAlone(session, set(per_customer))
     await invoice_hooks.renewals_invoiced_alone.fire(asked)
     irregular |= {sub.id for sub in subs if sub.customer_id in asked.alone}
+    # Subscriptions with add-on items (loaded with them: one query for the batch) bill a line per item: renewed
+    # alone, by the single renewal.
+    irregular |= {sub.id for sub in subs if sub.addon_items}
     return RenewalInputs(
         subscriptions={sub.id: sub for sub in subs},
         customers={customer.id: customer for customer in customers},

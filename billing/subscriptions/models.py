@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.db.base import Base, id_column, seq_column
 
@@ -60,6 +60,11 @@ class Subscription(Base):
     # Why the customer cancelled, when they said: {"reason": ..., "comment": ...} (cleared by an undo).
     cancellation_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     latest_invoice_id: Mapped[str | None] = mapped_column(String(40))
+    # The add-on items (billing/subscriptions/items.py); the plan above is the first item. Loaded with the
+    # subscription (one query per load, for any number of subscriptions), so every rendering shows them.
+    addon_items: Mapped[list[SubscriptionItem]] = relationship(
+        lazy="selectin", order_by="SubscriptionItem.seq", cascade="all, delete-orphan"
+    )
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -83,4 +88,24 @@ class PendingInvoiceItem(Base):
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    created_at: Mapped[datetime]
+
+
+class SubscriptionItem(Base):
+    """An add-on of a subscription: a plan × quantity billed beside the subscription's own plan, on the same
+    calendar, currency and invoices (Stripe's subscription items; the first item is the subscription's plan)."""
+
+    __tablename__ = "subscription_items"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity"),
+        # The same plan twice on one subscription would bill it twice: change the item's quantity instead.
+        Index("uq_subscription_items_plan", "subscription_id", "plan_id", unique=True),
+    )
+
+    id: Mapped[str] = id_column()
+    seq: Mapped[int] = seq_column()
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]

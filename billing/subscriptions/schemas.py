@@ -59,6 +59,17 @@ class CancellationDetails(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     comment: Annotated[str, Meta(max_length=1000, description="The customer's own words.")] | None = None
 
 
+class SubscriptionItem(msgspec.Struct, kw_only=True):
+    """One item of a subscription: the first is the subscription's own plan and quantity, the others add-ons."""
+
+    id: str
+    object: Literal["subscription_item"] = "subscription_item"
+    subscription: str
+    plan: str
+    quantity: int
+    created_at: datetime
+
+
 class Subscription(msgspec.Struct, kw_only=True):
     """A customer's subscription to a plan: its status, current period and how it renews. trialing, active, past_due,
     unpaid, paused, canceled or incomplete."""
@@ -69,6 +80,7 @@ class Subscription(msgspec.Struct, kw_only=True):
     customer: str
     plan: str
     quantity: int
+    items: list[SubscriptionItem]
     status: SubscriptionStatus
     collection_method: CollectionMethod
     days_until_due: int | None

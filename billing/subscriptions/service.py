@@ -51,6 +51,16 @@ from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import TaskContext, TaskPayload
 from billing.scheduler.runner import NewTask, schedule_task, schedule_tasks
 from billing.subscriptions import schemas, states
+from billing.subscriptions.addons import (
+    addon_credit_lines,
+    addon_fee_lines,
+    addon_rest_of_period_lines,
+    ensure_addons_fit,
+    render_items,
+    stage_prorations,
+    unused_addon_time,
+)
+from billing.subscriptions.addons import proration_lines as _proration_lines
 from billing.subscriptions.hooks import SubscriptionCreated, TrialEnding, subscription_created, trial_will_end
 from billing.subscriptions.models import PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
@@ -58,7 +68,7 @@ from billing.usage import billing as usage_billing
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
 from plans.discounts import coupon_applies
 from plans.money import round_minor
-from plans.proration import ProrationLine, prorate_change
+from plans.proration import prorate_change
 from plans.totals import compute_invoice_totals
 from plans.usage import usage_settled_at
 from webhooks.outbox import record_event
@@ -106,6 +116,7 @@ def render_subscription(sub: Subscription) -> schemas.Subscription:
         customer=sub.customer_id,
         plan=sub.plan_id,
         quantity=sub.quantity,
+        items=render_items(sub),
         status=cast(schemas.SubscriptionStatus, sub.status),
         collection_method=cast(CollectionMethod, sub.collection_method),
         days_until_due=sub.days_until_due,
@@ -466,6 +477,7 @@ async def create_subscription(
         coupon_id=coupon_id,
         coupon_start_index=None,
         tax_rate_ids=tax_rate_ids,
+        addon_items=[],
         metadata_=validate_metadata(params.metadata),
         created_at=now,
         updated_at=now,
@@ -594,6 +606,7 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
     sub.current_period_start, sub.current_period_end = bounds.start, bounds.end
     sub.updated_at = now
     lines = [_fee_line(plan, sub.quantity, bounds.start, bounds.end)]
+    lines += await addon_fee_lines(session, sub, bounds.start, bounds.end)
     lines += await _take_pending_items(session, sub)
     invoice = await _invoice_and_collect(
         session,
@@ -683,7 +696,7 @@ async def cancel_subscription(
         credit, _ = prorate_change(
             _fee(plan, sub.quantity), 1, 0, 0, Period(sub.current_period_start, sub.current_period_end), now
         )
-        unused = -sum(line.amount for line in credit)
+        unused = -sum(line.amount for line in credit) + await unused_addon_time(session, sub, now)
         if unused > 0:
             # Unused time becomes credit on the customer's balance (SPEC §5: no cash refund by default).
             await invoices.record_balance_change(
@@ -852,6 +865,7 @@ async def resume_subscription(
                 now,
             )
             credits = _proration_lines(credit, "Unused time on " + plan.name)
+            credits += await addon_credit_lines(session, sub, now)
         usage = await usage_billing.bill_usage(session, sub=sub, plan=plan, period=interrupted)
         # The period the pending change waited for ends now (or ended while paused).
         plan = await _apply_pending_change(session, sub, plan)
@@ -937,6 +951,7 @@ async def _resume_after_the_paid_period(
             )
             for charge in charges
         ]
+        lines += await addon_rest_of_period_lines(session, sub, bounds, now)
     await _bill_period_from_now(
         session, sub, customer, plan, clock, lines, usage, reason="subscription_cycle"
     )
@@ -965,6 +980,7 @@ async def change_subscription(
                 f"{old_plan.currency}; a subscription keeps its currency.",
                 param="plan",
             )
+        await ensure_addons_fit(session, sub, base_plan)
     new_overrides = await _new_overrides(session, sub, base_plan, params)
     new_plan = priced_plan(base_plan, new_overrides)
     new_quantity = params.quantity if params.quantity is not None else sub.quantity
@@ -994,22 +1010,7 @@ async def change_subscription(
             charges, "Remaining time on " + new_plan.name
         )
         if params.proration_behavior == "create_prorations":
-            for line in lines:
-                session.add(
-                    PendingInvoiceItem(
-                        id=new_id("ii"),
-                        merchant_id=merchant_id,
-                        subscription_id=sub.id,
-                        type=line.type,
-                        description=line.description,
-                        amount=line.amount,
-                        quantity=1,
-                        period_start=line.period_start or now,
-                        period_end=line.period_end or now,
-                        details=line.details,
-                        created_at=now,
-                    )
-                )
+            stage_prorations(session, sub, lines, now)
         elif lines:
             sub.plan_id, sub.quantity = new_plan.id, new_quantity
             sub.price_overrides = new_overrides
@@ -1052,23 +1053,6 @@ async def _new_overrides(
     if params.price_overrides is None:
         return None
     return await validate_price_overrides(session, plan, params.price_overrides)
-
-
-def _proration_lines(prorations: Sequence[ProrationLine], description: str) -> list[NewLine]:
-    """Invoice lines for the non-zero proration lines of a change (plans.proration), each with its fraction."""
-    return [
-        NewLine(
-            type="proration",
-            description=description,
-            amount=line.amount,
-            quantity=Decimal(1),
-            period_start=line.start,
-            period_end=line.end,
-            details={"fraction": str(line.fraction), "kind": str(line.kind)},
-        )
-        for line in prorations
-        if line.amount != 0
-    ]
 
 
 async def _change_interval_now(
@@ -1131,7 +1115,11 @@ async def _restart_cycle(
     sub.current_period_start, sub.current_period_end = now, bounds.end
     sub.updated_at = now
     await session.flush()
-    lines = [*lines, _fee_line(plan, sub.quantity, now, bounds.end)]
+    lines = [
+        *lines,
+        _fee_line(plan, sub.quantity, now, bounds.end),
+        *await addon_fee_lines(session, sub, now, bounds.end),
+    ]
     await _bill_period_from_now(session, sub, customer, plan, clock, lines, usage, reason=reason)
 
 
@@ -1233,6 +1221,7 @@ async def upcoming_invoice(
     else:
         bounds = _period(sub, plan, tz, index)
     lines = [_fee_line(plan, quantity, bounds.start, bounds.end)]
+    lines += await addon_fee_lines(session, sub, bounds.start, bounds.end)
     items = (
         await session.scalars(
             select(PendingInvoiceItem)
