@@ -118,6 +118,7 @@ FIELD_DOCS: dict[str, str] = {
     "terminated_at": "When the wallet was terminated (its credits voided), or null.",
     "granted_expires_at": "When the granted credits expire (RFC 3339), or null for never.",
     "wallet": "The wallet's id (wlt_...).",
+    "items": "The subscription's items: its own plan and quantity first, then its add-ons, each billed every period.",
     "invoiced_at": "When the item was put on an invoice, or null while it is pending.",
     "line1": "Street address.",
     "line2": "Apartment, suite, building.",

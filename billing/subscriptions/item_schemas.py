@@ -20,12 +20,17 @@ ProrationBehavior = Annotated[
 
 
 class SubscriptionItemCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An add-on for the subscription: a plan of its currency and billing interval, times a quantity, prorated for
+    the rest of the current period as `proration_behavior` says."""
+
     plan: Annotated[PlanRef, Meta(description="The add-on plan, by id or code.")]
     quantity: Quantity = 1
     proration_behavior: ProrationBehavior = "create_prorations"
 
 
 class SubscriptionItemUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new quantity for an item, the difference prorated as `proration_behavior` says."""
+
     quantity: Quantity
     proration_behavior: ProrationBehavior = "create_prorations"
 

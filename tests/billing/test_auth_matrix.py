@@ -65,6 +65,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/plans/{plan_id:str}/entitlements"): {"feature": "sso", "value": True},
     ("POST", "/v1/customers/{customer_id:str}/wallets"): {"currency": "USD"},
     ("POST", "/v1/customers/{customer_id:str}/wallets/{wallet_id:str}/top_up"): {"granted_amount": 100},
+    ("POST", "/v1/subscriptions/{subscription_id:str}/items"): {"plan": "pro"},
+    ("POST", "/v1/subscriptions/{subscription_id:str}/items/{item_id:str}"): {"quantity": 2},
 }
 
 
