@@ -365,6 +365,8 @@ async def _charge_set(services: Services, orders: list[PaymentOrder]) -> list[Pa
     (billing.payments.batch), the charges BATCH_CHARGES_IN_FLIGHT at a time with no transaction open, then their
     outcomes written together. If the set's first or last step fails as a whole, each charge goes on alone
     (`collect_payment` finds its row by its attempt key and never charges twice)."""
+    if not orders:
+        return []
     try:
         async with transaction(services.sessions) as session:
             begun = await begin_payments(session, services, orders)
