@@ -157,57 +157,97 @@ async def record_calls(
     refund_id: str | None = None,
 ) -> None:
     """Append the calls to the attempt log and move each connection's breaker, in the caller's transaction."""
-    if not calls:
+    await record_call_log(session, [LoggedCall(merchant_id, call, payment_id, refund_id) for call in calls])
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    """A gateway call to log, with the merchant and the payment or refund it was for."""
+
+    merchant_id: str
+    call: GatewayCall
+    payment_id: str | None = None
+    refund_id: str | None = None
+
+
+async def record_call_log(session: AsyncSession, logged: Sequence[LoggedCall]) -> None:
+    """Append the calls (in the order they were made) to the attempt log in one statement, and move each
+    connection's breaker to where the calls one after the other would move it, in the caller's transaction:
+    failures count up, a success resets the count (`recovered_at`), so only the failures before a connection's
+    last success (if any) and those after it matter; at most three statements per connection."""
+    if not logged:
         return
     now = utc_now()
     await session.execute(
         insert(GatewayAttempt),
         [
             {
-                "merchant_id": merchant_id,
-                "connection_id": call.connection_id,
-                "gateway_type": call.gateway_type,
-                "operation": call.operation,
-                "outcome": call.outcome,
-                "code": call.code,
-                "latency_ms": call.latency_ms,
-                "payment_id": payment_id,
-                "refund_id": refund_id,
+                "merchant_id": entry.merchant_id,
+                "connection_id": entry.call.connection_id,
+                "gateway_type": entry.call.gateway_type,
+                "operation": entry.call.operation,
+                "outcome": entry.call.outcome,
+                "code": entry.call.code,
+                "latency_ms": entry.call.latency_ms,
+                "payment_id": entry.payment_id,
+                "refund_id": entry.refund_id,
                 "created_at": now,
             }
-            for call in calls
+            for entry in logged
         ],
     )
-    for call in calls:
-        if call.outcome in FAILURE_OUTCOMES:
-            stmt = pg_insert(GatewayHealth).values(
-                merchant_id=merchant_id,
-                connection_id=call.connection_id,
-                consecutive_failures=1,
-                last_failure_at=now,
-                last_failure_code=call.code or call.outcome,
+    by_connection: dict[tuple[str, str], list[GatewayCall]] = {}
+    for entry in logged:
+        by_connection.setdefault((entry.merchant_id, entry.call.connection_id), []).append(entry.call)
+    # In key order: two batches touching the same breakers lock their rows in the same order.
+    for (merchant_id, connection_id), calls in sorted(by_connection.items()):
+        ok = [i for i, call in enumerate(calls) if call.outcome not in FAILURE_OUTCOMES]
+        if not ok:
+            await _count_failures(session, merchant_id, connection_id, calls, now)
+            continue
+        before = [call for call in calls[: ok[-1]] if call.outcome in FAILURE_OUTCOMES]
+        await _count_failures(session, merchant_id, connection_id, before, now)
+        # No row is touched (and no lock taken) while the connection is healthy.
+        await session.execute(
+            update(GatewayHealth)
+            .where(
+                GatewayHealth.merchant_id == merchant_id,
+                GatewayHealth.connection_id == connection_id,
+                GatewayHealth.consecutive_failures > 0,
             )
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["merchant_id", "connection_id"],
-                    set_={
-                        "consecutive_failures": GatewayHealth.consecutive_failures + 1,
-                        "last_failure_at": now,
-                        "last_failure_code": call.code or call.outcome,
-                    },
-                )
-            )
-        else:
-            # No row is touched (and no lock taken) while the connection is healthy.
-            await session.execute(
-                update(GatewayHealth)
-                .where(
-                    GatewayHealth.merchant_id == merchant_id,
-                    GatewayHealth.connection_id == call.connection_id,
-                    GatewayHealth.consecutive_failures > 0,
-                )
-                .values(consecutive_failures=0, recovered_at=now)
-            )
+            .values(consecutive_failures=0, recovered_at=now)
+        )
+        await _count_failures(session, merchant_id, connection_id, calls[ok[-1] + 1 :], now)
+
+
+async def _count_failures(
+    session: AsyncSession,
+    merchant_id: str,
+    connection_id: str,
+    failures: Sequence[GatewayCall],
+    now: datetime,
+) -> None:
+    """Add `failures` (consecutive failed calls of one connection) to its breaker's count."""
+    if not failures:
+        return
+    code = failures[-1].code or failures[-1].outcome
+    stmt = pg_insert(GatewayHealth).values(
+        merchant_id=merchant_id,
+        connection_id=connection_id,
+        consecutive_failures=len(failures),
+        last_failure_at=now,
+        last_failure_code=code,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["merchant_id", "connection_id"],
+            set_={
+                "consecutive_failures": GatewayHealth.consecutive_failures + len(failures),
+                "last_failure_at": now,
+                "last_failure_code": code,
+            },
+        )
+    )
 
 
 @dataclass(frozen=True)

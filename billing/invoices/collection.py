@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +25,12 @@ from billing.clock import Clock
 from billing.customers.hooks import CustomerDeleted
 from billing.db.engine import transaction
 from billing.errors import BillingError
+from billing.gateways.routing import RouteResult
 from billing.invoices import hooks, states
 from billing.invoices.hooks import AUTOMATIC, REQUEST, RETRY, CollectionStarting, PaymentFailure
 from billing.invoices.models import Invoice
 from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
+from billing.payments.batch import begin_payments, finish_payments
 from billing.payments.hooks import PaymentSettled
 from billing.payments.models import Payment
 from billing.payments.service import (
@@ -63,6 +65,8 @@ class CollectPayload(TaskPayload):
     looks: int = 0
 
 
+T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger("billing.invoices.collection")
 
 
@@ -160,7 +164,9 @@ async def collect_task(ctx: TaskContext) -> None:
     await _collect_for_task(ctx, charge=collect_payment)
 
 
-async def _collect_for_task(ctx: TaskContext, *, charge: Charge) -> Invoice | PendingCharge | None:
+async def _collect_for_task(
+    ctx: TaskContext, *, charge: Charge, locked: Invoice | None = None
+) -> Invoice | PendingCharge | None:
     typed = ctx.payload_as(CollectPayload)
     return await attempt_collection(
         ctx.session,
@@ -172,6 +178,7 @@ async def _collect_for_task(ctx: TaskContext, *, charge: Charge) -> Invoice | Pe
         source=typed.source,
         payload=ctx.task.payload,
         charge=charge,
+        locked=locked,
     )
 
 
@@ -241,17 +248,22 @@ async def attempt_collection(
     source: str = AUTOMATIC,
     payload: dict[str, Any] | None = None,
     charge: Charge = collect_payment,
+    locked: Invoice | None = None,
 ) -> Invoice | PendingCharge | None:
     """Charge what remains of the invoice (attempt `attempt`; None: the next number) and record the outcome on
     the invoice. `source` says who asked (dunning counts only automatic charges and scheduled retries).
 
     `charge` makes the payment: `collect_payment` (a worker), or a step that only begins it in this transaction
     and returns the PendingCharge, which the caller commits, charges and records before calling this again
-    (`collect_now`: a request)."""
+    (`collect_now`: a request). `locked`: the invoice, already locked FOR NO KEY UPDATE by the caller (a batch)."""
     # FOR NO KEY UPDATE: enough to serialize collectors, and it does not block the payment rows that
     # collect_payment writes in its own transactions.
-    invoice = await session.scalar(
-        select(Invoice).where(Invoice.id == invoice_id).with_for_update(key_share=True)
+    invoice = (
+        locked
+        if locked is not None and locked.id == invoice_id
+        else await session.scalar(
+            select(Invoice).where(Invoice.id == invoice_id).with_for_update(key_share=True)
+        )
     )
     if invoice is None or invoice.status not in (states.OPEN, states.UNCOLLECTIBLE):
         return invoice  # paid or voided: nothing to do
@@ -369,6 +381,66 @@ def _made(outcome: Payment | BaseException) -> Charge:
     return made
 
 
+async def _charge_set(services: Services, orders: list[PaymentOrder]) -> list[Payment | BaseException]:
+    """The charges of `orders`, as `collect_payment` makes each: their pending rows begun together and committed
+    (billing.payments.batch), the charges BATCH_CHARGES_IN_FLIGHT at a time with no transaction open, then their
+    outcomes written together. If the set's first or last step fails as a whole, each charge goes on alone
+    (`collect_payment` finds its row by its attempt key and never charges twice)."""
+    if not orders:
+        return []
+    try:
+        async with transaction(services.sessions) as session:
+            begun = await begin_payments(session, services, orders)
+    except Exception:
+        log.exception("beginning %d charges together failed; each is collected alone", len(orders))
+        return await _gathered(orders, lambda order: collect_payment(services, **order))
+    pending = [charge for charge in begun if isinstance(charge, PendingCharge)]
+    results = await _gathered(pending, lambda charge: charge_pending(services, charge))
+    charged = [(p, r) for p, r in zip(pending, results, strict=True) if not isinstance(r, BaseException)]
+    finished: dict[str, Payment | BaseException]
+    try:
+        async with transaction(services.sessions) as session:
+            finished = dict(
+                zip([p.payment.id for p, _ in charged], await finish_payments(session, charged), strict=True)
+            )
+    except Exception:
+        log.exception("recording %d charge outcomes together failed; each is recorded alone", len(charged))
+        finished = {}
+        for p, r in charged:
+            finished[p.payment.id] = await _finish_alone(services, p, r)
+    failed = {p.payment.id: r for p, r in zip(pending, results, strict=True) if isinstance(r, BaseException)}
+    out: list[Payment | BaseException] = []
+    for charge in begun:
+        if not isinstance(charge, PendingCharge):
+            out.append(charge)
+        elif charge.payment.id in failed:
+            out.append(failed[charge.payment.id])
+        else:
+            out.append(finished[charge.payment.id])
+    return out
+
+
+async def _finish_alone(
+    services: Services, pending: PendingCharge, result: RouteResult
+) -> Payment | BaseException:
+    try:
+        async with transaction(services.sessions) as session:
+            return await finish_payment(session, pending, result)
+    except Exception as error:  # left pending: the janitor settles it
+        return error
+
+
+async def _gathered(items: list[T], call: Callable[[T], Awaitable[R]]) -> list[R | BaseException]:
+    """`call` on every item, BATCH_CHARGES_IN_FLIGHT at a time; each outcome or exception, in order."""
+    in_flight = asyncio.Semaphore(BATCH_CHARGES_IN_FLIGHT)
+
+    async def one(item: T) -> R:
+        async with in_flight:
+            return await call(item)
+
+    return await asyncio.gather(*[one(item) for item in items], return_exceptions=True)
+
+
 async def collect_batch(ctx: BatchContext) -> set[str]:
     """The collections of a batch: their charges run concurrently (BATCH_CHARGES_IN_FLIGHT at once), each with
     its idempotency key and its pending row committed before the call, as `collect_payment` makes them (an
@@ -395,22 +467,18 @@ async def collect_batch(ctx: BatchContext) -> set[str]:
         if order is not None and order["purpose"] not in charged:
             orders[task.id] = order
             charged.add(order["purpose"])
-    in_flight = asyncio.Semaphore(BATCH_CHARGES_IN_FLIGHT)
-
-    async def charge(order: PaymentOrder) -> Payment:
-        async with in_flight:
-            return await collect_payment(ctx.services, **order)
-
-    outcomes = await asyncio.gather(*[charge(order) for order in orders.values()], return_exceptions=True)
+    outcomes = await _charge_set(ctx.services, list(orders.values()))
     finished = set()
+    tasks = {task.id: task for task in ctx.tasks}
     for task_id, outcome in zip(orders, outcomes, strict=True):
         if isinstance(outcome, BaseException) and not isinstance(outcome, BillingError):
             log.warning("charge of collection task %s left to run alone: %r", task_id, outcome)
             continue  # run alone: the charge is found again by its idempotency key, never made twice
-        task = next(task for task in ctx.tasks if task.id == task_id)
+        task = tasks[task_id]
         await _collect_for_task(
             TaskContext(session=ctx.session, task=task, clock=ctx.clock, services=ctx.services),
             charge=_made(outcome),
+            locked=invoices[task.payload["invoice"]],
         )
         finished.add(task_id)
     return finished

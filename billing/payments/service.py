@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -73,6 +73,7 @@ from billing.payment_methods.service import chargeable_payment_method
 from billing.payments import schemas
 from billing.payments.models import Payment
 from billing.risk.messages import blocked_message, held_message
+from billing.risk.rules import Decision
 from billing.risk.service import Subject, check_risk
 from billing.services import Services
 from billing.settings.service import gateway_connections
@@ -220,54 +221,23 @@ async def begin_payment(
     """Step 1 of a charge, in the caller's transaction: the payment of (`purpose`, `attempt`) if one exists (it is
     never charged again), else a new pending row, returned as a PendingCharge. The caller must commit that row
     before `charge_pending`: a crash after the charge then leaves a row for the janitor to settle."""
-    merchant_id, customer_id, amount = order["merchant_id"], order["customer_id"], order["amount"]
-    purpose, attempt = order["purpose"], order.get("attempt", 1)
-    payment_method, invoice = order.get("payment_method"), order.get("invoice")
-    description, metadata, clock = order.get("description"), order.get("metadata"), order.get("clock")
-    currency = _check_amount(amount, order["currency"])
-    if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
-        raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
-    if attempt < 1:
-        raise InvalidRequest("attempt must be 1 or more.", param="attempt")
-    attempt_key = f"{purpose}#{attempt}"
+    merchant_id, amount = order["merchant_id"], order["amount"]
+    payment_method, clock = order.get("payment_method"), order.get("clock")
+    currency, attempt_key = checked_order(order)
     existing = await _by_attempt_key(session, merchant_id, attempt_key)
     if existing is not None:
         return existing
-    customer = await get_customer(session, merchant_id, customer_id, param="customer")
+    customer = await get_customer(session, merchant_id, order["customer_id"], param="customer")
     if clock is None or clock.test_clock_id != customer.test_clock_id:
         clock = await clock_for(session, merchant_id, customer.test_clock_id)
     pm, entry = await chargeable_payment_method(session, merchant_id, customer, payment_method)
     route, refusal = await route_for(session, merchant_id, pm, amount, currency, clock)
-    payment_id = new_id("pay")
+    values = pending_values(order, currency, customer, pm, route, clock)
     savepoint = await session.begin_nested()
     try:
         inserted = await session.scalar(
             insert(Payment)
-            .values(
-                id=payment_id,
-                merchant_id=merchant_id,
-                customer_id=customer.id,
-                payment_method_id=pm.id,
-                invoice_id=invoice,
-                purpose=purpose,
-                attempt=attempt,
-                attempt_key=attempt_key,
-                amount=amount,
-                currency=currency,
-                status="pending",
-                description=description,
-                card_brand=pm.card_brand,
-                card_last4=pm.card_last4,
-                payment_method_type=pm.type,
-                route=[c.id for c in route],
-                next_action="wait",
-                amount_refunded=0,
-                metadata_=validate_metadata(metadata or {}),
-                test_clock_id=clock.test_clock_id,
-                created_at=clock.now(),
-                settle_after=settle_deadline(route),
-                janitor_attempts=0,
-            )
+            .values(**values)
             .on_conflict_do_nothing(index_elements=["merchant_id", "attempt_key"])
             .returning(Payment.id)
         )
@@ -276,9 +246,9 @@ async def begin_payment(
         await savepoint.rollback()
         if "uq_payments_live_purpose" not in str(exc.orig):
             raise
-        live = await _live_payment_for(session, merchant_id, purpose)
+        live = await _live_payment_for(session, merchant_id, order["purpose"])
         raise Conflict(
-            f"{purpose!r} already has a {live.status if live else 'live'} payment"
+            f"{order['purpose']!r} already has a {live.status if live else 'live'} payment"
             f"{f' ({live.id})' if live else ''}: it is paid, or its outcome is being confirmed. Do not "
             "collect it again.",
             code="payment_in_progress",
@@ -289,7 +259,7 @@ async def begin_payment(
         row = await _by_attempt_key(session, merchant_id, attempt_key)
         assert row is not None
         return row
-    payment = await session.scalar(select(Payment).where(Payment.id == payment_id))
+    payment = await session.scalar(select(Payment).where(Payment.id == inserted))
     assert payment is not None
     record_event(
         session,
@@ -313,21 +283,22 @@ async def begin_payment(
         ),
         clock,
     )
-    if decision.outcome != "allow":
-        rule = decision.deciding_rule or "risk"
-        if decision.outcome == "block":
-            hold_or_block(payment, "failed", rule, customer.locale, clock)
-        else:
-            hold_or_block(payment, "requires_review", rule, customer.locale, clock)
-        await session.flush()
-        record_event(
-            session,
-            merchant_id=merchant_id,
-            event_type="payment.failed" if decision.outcome == "block" else "payment.requires_review",
-            obj=render_payment(payment),
-            clock=clock,
-        )
-        return payment
+    return await after_risk(
+        session, payment, decision, pending_charge(order, payment, customer, pm, entry, route, refusal, clock)
+    )
+
+
+def pending_charge(
+    order: PaymentOrder,
+    payment: Payment,
+    customer: Customer,
+    pm: PaymentMethod,
+    entry: VaultEntry | None,
+    route: list[ConnectionConfig],
+    refusal: str | None,
+    clock: Clock,
+) -> PendingCharge:
+    """What the charge of `order`, begun as `payment`, needs once its row is committed."""
     return PendingCharge(
         payment=payment,
         route=route,
@@ -336,9 +307,79 @@ async def begin_payment(
         refusal=refusal,
         locale=customer.locale,
         clock=clock,
-        description=description,
-        metadata=dict(metadata or {}),
+        description=order.get("description"),
+        metadata=dict(order.get("metadata") or {}),
     )
+
+
+def checked_order(order: PaymentOrder) -> tuple[str, str]:
+    """The order's currency (normalized) and its attempt key (purpose + attempt number); InvalidRequest for an
+    amount, currency, purpose or attempt number that cannot be charged."""
+    currency = _check_amount(order["amount"], order["currency"])
+    purpose, attempt = order["purpose"], order.get("attempt", 1)
+    if not purpose or len(purpose) > MAX_PURPOSE_LENGTH:
+        raise InvalidRequest(f"purpose must be 1 to {MAX_PURPOSE_LENGTH} characters.", param="purpose")
+    if attempt < 1:
+        raise InvalidRequest("attempt must be 1 or more.", param="attempt")
+    return currency, f"{purpose}#{attempt}"
+
+
+def pending_values(
+    order: PaymentOrder,
+    currency: str,
+    customer: Customer,
+    pm: PaymentMethod,
+    route: list[ConnectionConfig],
+    clock: Clock,
+) -> dict[str, Any]:
+    """The columns of the pending payments row of `order` (checked by `checked_order`), with a new id."""
+    attempt = order.get("attempt", 1)
+    return dict(
+        id=new_id("pay"),
+        merchant_id=order["merchant_id"],
+        customer_id=customer.id,
+        payment_method_id=pm.id,
+        invoice_id=order.get("invoice"),
+        purpose=order["purpose"],
+        attempt=attempt,
+        attempt_key=f"{order['purpose']}#{attempt}",
+        amount=order["amount"],
+        currency=currency,
+        status="pending",
+        description=order.get("description"),
+        card_brand=pm.card_brand,
+        card_last4=pm.card_last4,
+        payment_method_type=pm.type,
+        route=[c.id for c in route],
+        next_action="wait",
+        amount_refunded=0,
+        metadata_=validate_metadata(order.get("metadata") or {}),
+        test_clock_id=clock.test_clock_id,
+        created_at=clock.now(),
+        settle_after=settle_deadline(route),
+        janitor_attempts=0,
+    )
+
+
+async def after_risk(
+    session: AsyncSession, payment: Payment, decision: Decision, pending: PendingCharge
+) -> Payment | PendingCharge:
+    """The new pending `payment` after its risk decision: `pending`, ready to charge, when allowed; else the
+    payment failed (blocked) or held for review, with its event."""
+    if decision.outcome == "allow":
+        return pending
+    rule = decision.deciding_rule or "risk"
+    status = "failed" if decision.outcome == "block" else "requires_review"
+    hold_or_block(payment, status, rule, pending.locale, pending.clock)
+    await session.flush()
+    record_event(
+        session,
+        merchant_id=payment.merchant_id,
+        event_type="payment.failed" if decision.outcome == "block" else "payment.requires_review",
+        obj=render_payment(payment),
+        clock=pending.clock,
+    )
+    return payment
 
 
 def hold_or_block(payment: Payment, status: str, rule: str, locale: str, clock: Clock) -> None:
@@ -442,8 +483,11 @@ async def apply_charge_outcome(
     locale: str,
     clock: Clock,
     calls: list[GatewayCall] | None = None,
+    *,
+    flush: bool = True,
 ) -> bool:
-    """Record what a gateway said about `payment` (locked by the caller). True when the payment settled now."""
+    """Record what a gateway said about `payment` (locked by the caller). True when the payment settled now.
+    `flush=False`: the caller flushes (a set of outcomes written together)."""
     if payment.status != "pending":
         if isinstance(outcome, Succeeded) and payment.status == "failed":
             # The gateway is the truth about money: a charge that landed after we concluded it had not.
@@ -482,9 +526,11 @@ async def apply_charge_outcome(
         payment.pending_reason = outcome.code if isinstance(outcome, TechnicalError) else "unknown"
         payment.next_action = "wait"
         payment.settle_after = max(payment.settle_after, utc_now() + SETTLE_MARGIN)
-        await session.flush()
+        if flush:
+            await session.flush()
         return False
-    await session.flush()
+    if flush:
+        await session.flush()
     record_event(
         session,
         merchant_id=payment.merchant_id,

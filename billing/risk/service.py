@@ -165,21 +165,51 @@ def _country(customer: Customer | None) -> str | None:
     return str(country) if country else None
 
 
+def subject_attempt(subject: Subject) -> Attempt:
+    """The facts of `subject` the rules decide on (no counts yet)."""
+    customer = subject.customer
+    return Attempt(
+        customer=customer.id if customer is not None else None,
+        amount=subject.amount,
+        currency=subject.currency,
+        fingerprint=subject.fingerprint,
+        email=customer.email if customer is not None else subject.email,
+        ip=subject.ip,
+        country=_country(customer),
+    )
+
+
+def decision_values(
+    merchant_id: str, subject: Subject, attempt: Attempt, decision: Decision, now: datetime
+) -> dict[str, Any]:
+    """The risk_decisions row (INSERT_DECISION's parameters) of `decision` on `subject`, with a new id."""
+    return dict(
+        id=new_id("rsk"),
+        merchant_id=merchant_id,
+        subject_type=subject.type,
+        subject_id=subject.id,
+        customer_id=attempt.customer,
+        fingerprint=subject.fingerprint,
+        email=attempt.email,
+        ip=subject.ip,
+        amount=subject.amount,
+        currency=subject.currency,
+        outcome=decision.outcome,
+        score=decision.score,
+        reasons=[
+            {"rule": r.rule, "detail": r.detail, "points": r.points, "blocking": r.blocking}
+            for r in decision.reasons
+        ],
+        created_at=now,
+    )
+
+
 async def check_risk(session: AsyncSession, merchant_id: str, subject: Subject, clock: Clock) -> Decision:
     """Decide on `subject` under the merchant's rules and store the decision (not when the rules are off).
     Times are the clock's: a test clock's renewals, a month apart, are not a burst."""
     now = clock.now()
     customer = subject.customer
-    email = customer.email if customer is not None else subject.email
-    attempt = Attempt(
-        customer=customer.id if customer is not None else None,
-        amount=subject.amount,
-        currency=subject.currency,
-        fingerprint=subject.fingerprint,
-        email=email,
-        ip=subject.ip,
-        country=_country(customer),
-    )
+    attempt = subject_attempt(subject)
     found = await rules_and_recent_attempts(session, merchant_id, now - VELOCITY_WINDOW, attempt)
     rules = rules_for(found, attempt)
     if not rules.enabled:
@@ -193,25 +223,7 @@ async def check_risk(session: AsyncSession, merchant_id: str, subject: Subject, 
             recent_by_ip=found.by_ip,
         ),
     )
-    values: dict[str, Any] = dict(
-        id=new_id("rsk"),
-        merchant_id=merchant_id,
-        subject_type=subject.type,
-        subject_id=subject.id,
-        customer_id=customer.id if customer is not None else None,
-        fingerprint=subject.fingerprint,
-        email=email,
-        ip=subject.ip,
-        amount=subject.amount,
-        currency=subject.currency,
-        outcome=decision.outcome,
-        score=decision.score,
-        reasons=[
-            {"rule": r.rule, "detail": r.detail, "points": r.points, "blocking": r.blocking}
-            for r in decision.reasons
-        ],
-        created_at=now,
-    )
+    values = decision_values(merchant_id, subject, attempt, decision, now)
     # Plain SQL: no ORM unit of work for a row nothing reads back in this transaction.
     row = RiskDecision(**values)
     if decision.outcome == "block" and subject.type != "payment":

@@ -287,8 +287,12 @@ async def get_settings(session: AsyncSession, merchant_id: str) -> Merchant:
 
 async def gateway_connections(session: AsyncSession, merchant_id: str) -> list[ConnectionConfig]:
     """The merchant's configured connections, in list order, priorities filled in."""
-    merchant = await _merchant(session, merchant_id)
-    return connection_configs(_connections(merchant.settings or {}), merchant_id)
+    return merchant_connections(await _merchant(session, merchant_id))
+
+
+def merchant_connections(merchant: Merchant) -> list[ConnectionConfig]:
+    """The connections configured in `merchant`'s settings (a row already read), as gateway_connections."""
+    return connection_configs(_connections(merchant.settings or {}), merchant.id)
 
 
 def _validate_gateways(connections: list[GatewayConnection], production: bool) -> None:

@@ -35,15 +35,20 @@ async def _advance(services: Services, merchant: str, clock: str, registry: Task
     return await advance_test_clock(services, clock, registry=registry)
 
 
-async def _world(services: Services, dsn: str, registry: TaskRegistry) -> tuple[str, dict[int, int]]:
+async def _world(
+    services: Services, dsn: str, registry: TaskRegistry, setup: tuple[str, ...] = ()
+) -> tuple[str, dict[int, int]]:
     """Seed the subscriptions, give customer 1 (three seats with the coupon) a credit of 500 (the batch leaves a customer
-    with a balance to the single renewal), and advance the clock through the renewals and their charges."""
+    with a balance to the single renewal), run `setup` (SQL given the merchant as $1), and advance the clock through
+    the renewals and their charges."""
     merchant, clock, kinds = await seed_due_renewals(services, dsn, SUBSCRIPTIONS, DECLINED)
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(
             "UPDATE customers SET balance = -500 WHERE merchant_id = $1 AND id LIKE '%0001'", merchant
         )
+        for statement in setup:
+            await connection.execute(statement, merchant)
     finally:
         await connection.close()
     assert await _advance(services, merchant, clock, registry) == "ready"
@@ -177,3 +182,84 @@ async def test_one_poisoned_subscription_fails_alone_and_its_neighbours_renew(se
         stopped = await session.scalar(select(TestClock).where(TestClock.id == clock))
     assert stopped is not None and stopped.failure_message is not None
     assert "subscription.renew" in stopped.failure_message
+
+
+def _differences(batched: dict[str, Any], reference: dict[str, Any]) -> list[Any]:
+    """The rows that differ between the two paths, field by field (batched, reference), for a failure's message."""
+    out: list[Any] = []
+    for key, rows in reference.items():
+        for got, want in zip(batched[key], rows, strict=False):
+            if got != want:
+                out.append(
+                    (key, {k: (got[k], want[k]) for k in want if got.get(k) != want[k]})
+                    if isinstance(want, dict)
+                    else (key, got, want)
+                )
+        if len(batched[key]) != len(rows):
+            out.append((key, "rows", len(batched[key]), len(rows)))
+    return out
+
+
+# Risk velocity of 4 charges per card an hour (every customer but 5 and 6 pays with the same test card), customer 3's
+# card detached, customer 7 without a default payment method. Customer 1's credit is taken back: the batch leaves
+# a renewal with a balance to the single renewal, whose charge then comes after the batch's, and the velocity
+# rule depends on the order of the charges.
+RISKY_SETUP = (
+    "UPDATE customers SET balance = 0 WHERE merchant_id = $1 AND id LIKE '%0001'",
+    "UPDATE merchants SET settings = jsonb_set(settings, '{risk}', "
+    '\'{"velocity": {"per_fingerprint_per_hour": 4}}\') WHERE id = $1',
+    "UPDATE payment_methods SET detached_at = now() WHERE merchant_id = $1 AND customer_id LIKE '%0003'",
+    "UPDATE customers SET default_payment_method = NULL WHERE merchant_id = $1 AND id LIKE '%0007'",
+)
+
+
+async def test_charges_begun_together_decide_as_one_by_one_with_risk_and_unusable_cards(
+    services: Services,
+) -> None:
+    """billing/payments/batch.py: the risk check counts the set's earlier charges of the same card, and a charge
+    that cannot be begun (detached card, no payment method) fails alone, as in the single collection."""
+    dsn = _dsn(services)
+    reference_merchant, _ = await _world(services, dsn, TASKS.singles_only(), RISKY_SETUP)
+    merchant, _ = await _world(services, dsn, TASKS, RISKY_SETUP)
+    reference, batched = await _renewed(dsn, reference_merchant), await _renewed(dsn, merchant)
+
+    assert batched == reference, _differences(batched, reference)
+    connection = await asyncpg.connect(dsn)
+    try:
+        payments = await connection.fetch(
+            "SELECT right(customer_id, 20)::int AS n, status, failure_code FROM payments WHERE merchant_id = $1 "
+            "ORDER BY seq",
+            merchant,
+        )
+        decisions = await connection.fetch(
+            "SELECT outcome, count(*) AS n FROM risk_decisions WHERE merchant_id = $1 GROUP BY outcome "
+            "ORDER BY outcome",
+            merchant,
+        )
+        errors = await connection.fetch(
+            "SELECT right(customer_id, 20)::int AS n, last_payment_error->>'code' AS code FROM invoices "
+            "WHERE merchant_id = $1 AND customer_id ~ '(0003|0007)$' ORDER BY n",
+            merchant,
+        )
+    finally:
+        await connection.close()
+    # At the renewal: customers 1, 4, 8, 9, 11, 12 charge the shared card: the first four pass (the fourth near the
+    # limit), the fifth and sixth are blocked; 5 is declined by the gateway. Metered 2, 6, 10 charge an hour later,
+    # after the grace window, when the window of the velocity rule has moved past the earlier charges.
+    assert [(p["n"], p["status"], p["failure_code"]) for p in payments] == [
+        (1, "succeeded", None),
+        (4, "succeeded", None),
+        (5, "failed", "generic_decline"),
+        (8, "succeeded", None),
+        (9, "succeeded", None),
+        (11, "failed", "highest_risk_level"),
+        (12, "failed", "highest_risk_level"),
+        (2, "succeeded", None),
+        (6, "failed", "stolen_card"),
+        (10, "succeeded", None),
+    ]
+    assert {row["outcome"]: row["n"] for row in decisions} == {"allow": 8, "block": 2}
+    assert [(row["n"], row["code"]) for row in errors] == [
+        (3, "payment_method_not_attached"),
+        (7, "payment_method_missing"),
+    ]
