@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -26,11 +28,16 @@ def make_engine(
         kwargs["poolclass"] = NullPool
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
-    return create_async_engine(
-        asyncpg_url(url),
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": "billing"}},
-        **kwargs,
-    )
+    engine = create_async_engine(asyncpg_url(url), **kwargs)
+    event.listen(engine.sync_engine, "do_connect", _connection_settings)
+    return engine
+
+
+def _connection_settings(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    # Each connection names the process that opened it, when it opens ("billing pid 4242": an API process or
+    # worker started by a supervisor has its own), so pg_stat_activity tells an operator which process holds a
+    # lock or waits for one, over TCP and Unix sockets alike.
+    cparams["server_settings"] = {"timezone": "UTC", "application_name": f"billing pid {os.getpid()}"}
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

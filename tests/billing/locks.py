@@ -49,16 +49,20 @@ async def wait_until_gone(services: Services, pid: int) -> None:
         await asyncio.sleep(0.02)
 
 
-async def client_port_waiting(services: Services, holder_pid: int, statement: str) -> int | None:
-    """The client port of the connection (which process it is) whose statement starting with `statement` waits
-    for a lock of backend `holder_pid`; None while there is none. For a test that must tell the request it holds
-    from a worker waiting for the same lock."""
+async def process_waiting(services: Services, holder_pid: int, statement: str) -> int | None:
+    """The operating-system pid of the process whose connection's statement starting with `statement` waits for
+    a lock of backend `holder_pid` (read from the connection's application_name, "billing pid <n>", so over TCP
+    and Unix sockets alike); None while there is none. For a test that must tell the request it holds from a
+    worker waiting for the same lock."""
     async with services.sessions() as session:
-        port = await session.scalar(
+        name = await session.scalar(
             text(
-                "SELECT coalesce(client_port, 0) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)) "
+                "SELECT application_name FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)) "
                 "AND query ILIKE :statement LIMIT 1"
             ),
             {"holder": holder_pid, "statement": statement + "%"},
         )
-    return None if port is None else int(port)
+    if name is None:
+        return None
+    assert name.startswith("billing pid "), name
+    return int(name.removeprefix("billing pid "))

@@ -24,18 +24,20 @@ from sqlalchemy import text
 from billing.config import Settings
 from billing.runtime.up import wait_ready
 from tests.billing.live import READY_DEADLINE, free_port
-from tests.billing.locks import backend_pid, client_port_waiting
+from tests.billing.locks import backend_pid, process_waiting
 from tests.billing.processes import Process, api_processes, billing_audit, isolated, wait_for
 from tests.conftest import Servers
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
 
 
-def _process_with_local_port(serve_pid: int, port: int) -> psutil.Process:
+def _api_process(serve_pid: int, pid: int) -> psutil.Process:
     for child in api_processes(serve_pid):
-        if any(c.laddr and c.laddr.port == port for c in child.net_connections(kind="tcp")):
+        if child.pid == pid:
             return child
-    raise AssertionError(f"no process of billing serve holds the PostgreSQL connection from port {port}")
+    raise AssertionError(
+        f"process {pid}, whose connection holds the request, is not an API process of billing serve"
+    )
 
 
 async def test_an_api_process_killed_mid_request_and_the_retry_creates_once(
@@ -64,13 +66,13 @@ async def test_an_api_process_killed_mid_request_and_the_retry_creates_once(
                     await holder.execute(text("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"))
                     holder_pid = await backend_pid(holder)
                     in_flight = asyncio.ensure_future(create(api))
-                    client_port = await wait_for(
-                        lambda: client_port_waiting(iso.services, holder_pid, "INSERT INTO customers"),
+                    holding = await wait_for(
+                        lambda: process_waiting(iso.services, holder_pid, "INSERT INTO customers"),
                         deadline_s=60,
                         what="the request to wait inside its transaction",
                         pause=0.02,
                     )
-                    victim = _process_with_local_port(serve.pid, client_port)
+                    victim = _api_process(serve.pid, holding)
                     victim.send_signal(signal.SIGKILL)
                     with pytest.raises(httpx.TransportError):
                         await in_flight

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from billing.config import Settings
 from billing.runtime.embedded import EmbeddedPostgres
-from tests.billing.locks import backend_pid, client_port_waiting
+from tests.billing.locks import backend_pid, process_waiting
 from tests.billing.processes import billing_audit, billing_serve, billing_worker, isolated, wait_for
 from tests.conftest import THROWAWAY_CLUSTER
 
@@ -123,8 +123,8 @@ async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
                     )
 
                     async def request_waiting() -> bool:
-                        port = await client_port_waiting(iso.services, holder_pid, "INSERT INTO customers")
-                        return port is not None
+                        pid = await process_waiting(iso.services, holder_pid, "INSERT INTO customers")
+                        return pid is not None
 
                     await wait_for(request_waiting, deadline_s=60, what="the request to wait", pause=0.02)
                     assert not in_flight.done(), in_flight.result().text
