@@ -39,6 +39,7 @@ def wire() -> None:
     # Invoices and wallets: prepaid credits are burned at finalization before any card is charged; bought credits
     # are granted when their invoice is paid; a voided invoice gives back what it burned.
     invoices.invoice_finalizing.subscribe(wallets.burn_for_invoice)
+    invoices.invoice_estimating.subscribe(wallets.estimate_burn)
     invoices.invoice_paid.subscribe(wallets.grant_purchased_credits)
     invoices.invoice_closed_unpaid.subscribe(wallets.undo_for_voided_invoice)
     # Invoices and invoice items: a renewal draft takes the customer's pending items.

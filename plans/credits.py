@@ -55,6 +55,25 @@ def plan_burn(lots: Sequence[CreditLot], wanted: int, at: datetime) -> list[tupl
     return drawn
 
 
+def prepaid_credit_applied(amount_due: int, lots: Sequence[CreditLot], at: datetime) -> list[tuple[str, int]]:
+    """The credits an invoice with `amount_due` left after the customer balance burns when it is finalized at
+    `at`: [(lot id, amount)] in burn order, adding up to min(amount_due, live credit); nothing when nothing is due.
+    Finalization burns exactly this; the upcoming invoice shows its sum as the estimate for the renewal's time."""
+    if amount_due <= 0:
+        return []
+    return plan_burn(lots, amount_due, at)
+
+
+def next_expiry(lots: Sequence[CreditLot], at: datetime) -> tuple[datetime, int] | None:
+    """The soonest moment after `at` at which live credits expire, and how much expires then (None: nothing
+    live expires)."""
+    expiring = [lot for lot in lots if live(lot, at) and lot.expires_at is not None]
+    if not expiring:
+        return None
+    soonest = min(lot.expires_at for lot in expiring if lot.expires_at is not None)
+    return soonest, sum(lot.remaining for lot in expiring if lot.expires_at == soonest)
+
+
 def parse_rate_amount(text: str) -> Decimal:
     """The price of one credit in major units: a positive decimal string with at most 12 decimals."""
     try:

@@ -84,6 +84,20 @@ class InvoicedAlone:
     alone: set[str] = field(default_factory=set)
 
 
+@dataclass
+class InvoiceEstimate:
+    """An invoice not made yet (a subscription's upcoming invoice) whose amount due after the customer balance is
+    `amount_due`, to be finalized at `at`: listeners answer what finalization would take off it the way they do
+    on `invoice_finalizing` (billing.wallets: the prepaid credits it would burn), reading only."""
+
+    session: AsyncSession
+    customer_id: str
+    currency: str
+    amount_due: int
+    at: datetime
+    prepaid_credit_amount: int = 0
+
+
 invoice_paid: Hook[InvoiceChanged] = Hook("invoice_paid")
 # An open invoice closed without payment by the merchant (voided, or marked uncollectible).
 invoice_closed_unpaid: Hook[InvoiceChanged] = Hook("invoice_closed_unpaid")
@@ -94,5 +108,7 @@ collection_starting: Hook[CollectionStarting] = Hook("collection_starting")
 # the status changes: a listener may take prepaid credits off the amount due (billing.wallets), in the same
 # transaction, with the customer row locked.
 invoice_finalizing: Hook[InvoiceChanged] = Hook("invoice_finalizing")
+# Fired by the upcoming invoice: what finalization would apply (prepaid credits), estimated without writing.
+invoice_estimating: Hook[InvoiceEstimate] = Hook("invoice_estimating")
 renewal_draft: Hook[RenewalDraft] = Hook("renewal_draft")
 renewals_invoiced_alone: Hook[InvoicedAlone] = Hook("renewals_invoiced_alone")

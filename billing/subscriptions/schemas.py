@@ -185,7 +185,8 @@ class SubscriptionChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class UpcomingInvoice(msgspec.Struct, kw_only=True):
-    """The next invoice exactly as the renewal would make it, before the customer balance is applied."""
+    """The next invoice as the renewal would make it now: the customer balance applied, then the prepaid
+    credits its finalization would burn."""
 
     object: Literal["upcoming_invoice"] = "upcoming_invoice"
     subscription: str
@@ -199,4 +200,12 @@ class UpcomingInvoice(msgspec.Struct, kw_only=True):
     tax: int
     total: int
     starting_balance: int
+    prepaid_credit_amount: Annotated[
+        int,
+        Meta(
+            description="The prepaid credits of the customer's wallet in this currency that finalizing the "
+            "invoice at period_start would burn, as the wallet stands now (credits expiring before then left "
+            "out); already taken off amount_due."
+        ),
+    ] = 0
     amount_due: int

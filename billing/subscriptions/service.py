@@ -41,7 +41,7 @@ from billing.ids import is_valid_id, new_id
 from billing.invoice_items.models import InvoiceItem
 from billing.invoices import collection
 from billing.invoices import service as invoices
-from billing.invoices.hooks import InvoiceChanged, PaymentFailure
+from billing.invoices.hooks import InvoiceChanged, InvoiceEstimate, PaymentFailure, invoice_estimating
 from billing.invoices.models import Invoice
 from billing.invoices.schemas import CollectionMethod
 from billing.invoices.service import NewLine
@@ -1197,7 +1197,8 @@ async def update_subscription(
 async def upcoming_invoice(
     session: AsyncSession, merchant_id: str, subscription_id: str
 ) -> schemas.UpcomingInvoice:
-    """The next renewal invoice exactly as `renew` would build it now (before the balance is applied)."""
+    """The next renewal invoice as `renew` would build and finalize it now: the customer balance applied, then
+    the prepaid credits its finalization would burn (estimated from the wallet as it is now)."""
     sub = await get_subscription(session, merchant_id, subscription_id)
     if sub.status not in states.RENEWING or sub.cancel_at_period_end:
         raise Conflict(
@@ -1251,6 +1252,8 @@ async def upcoming_invoice(
     totals = compute_invoice_totals(
         [line.amount for line in lines], coupon, rates, customer.balance, currency=plan.currency
     )
+    credits = InvoiceEstimate(session, customer.id, plan.currency, totals.amount_due, bounds.start)
+    await invoice_estimating.fire(credits)
     return schemas.UpcomingInvoice(
         subscription=sub.id,
         customer=customer.id,
@@ -1273,7 +1276,8 @@ async def upcoming_invoice(
         tax=totals.tax,
         total=totals.total,
         starting_balance=customer.balance,
-        amount_due=totals.amount_due,
+        prepaid_credit_amount=credits.prepaid_credit_amount,
+        amount_due=totals.amount_due - credits.prepaid_credit_amount,
     )
 
 

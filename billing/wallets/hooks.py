@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.customers.hooks import CustomerDeleted
-from billing.invoices.hooks import InvoiceChanged, InvoicedAlone
+from billing.invoices.hooks import InvoiceChanged, InvoicedAlone, InvoiceEstimate
 from billing.invoices.models import Invoice
 from billing.wallets import ledger
 from billing.wallets.models import Wallet, WalletTransaction
@@ -31,6 +31,16 @@ async def burn_for_invoice(event: InvoiceChanged) -> None:
     invoice.amount_due += burned.amount
     invoice.amount_remaining = invoice.amount_due
     await ledger.check_ledger(session, wallet)
+
+
+async def estimate_burn(asked: InvoiceEstimate) -> None:
+    """What `burn_for_invoice` would take off an upcoming invoice at its finalization, from the wallet as it is
+    now (a top-up bought meanwhile, or another invoice burning first, changes it)."""
+    wallet = await active_wallet(asked.session, asked.customer_id, asked.currency)
+    if wallet is not None:
+        asked.prepaid_credit_amount = await ledger.estimated_burn(
+            asked.session, wallet, asked.amount_due, asked.at
+        )
 
 
 async def customers_with_wallets(asked: InvoicedAlone) -> None:

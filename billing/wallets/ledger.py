@@ -17,7 +17,7 @@ from billing.scheduler.registry import TaskPayload
 from billing.scheduler.runner import schedule_task
 from billing.wallets import schemas
 from billing.wallets.models import Wallet, WalletTransaction
-from plans.credits import CreditLot, credits_of, crossed_below, plan_burn
+from plans.credits import CreditLot, credits_of, crossed_below, prepaid_credit_applied
 from plans.money import currency_exponent
 from webhooks.outbox import record_event
 
@@ -216,23 +216,32 @@ async def settle_purchase(
         await _credited(session, wallet, entry, clock)
 
 
-async def live_lots(session: AsyncSession, wallet: Wallet) -> list[WalletTransaction]:
-    """The wallet's settled credits with something left, locked (the wallet row is locked too)."""
-    return list(
-        (
-            await session.scalars(
-                select(WalletTransaction)
-                .where(
-                    WalletTransaction.wallet_id == wallet.id,
-                    WalletTransaction.kind.in_(CREDIT_KINDS),
-                    WalletTransaction.status == "settled",
-                    WalletTransaction.remaining > 0,
-                )
-                .order_by(WalletTransaction.seq)
-                .with_for_update()
-            )
-        ).all()
+async def live_lots(session: AsyncSession, wallet: Wallet, *, lock: bool = True) -> list[WalletTransaction]:
+    """The wallet's settled credits with something left, locked unless only read for an estimate (the caller
+    locks the wallet row when it moves them)."""
+    stmt = (
+        select(WalletTransaction)
+        .where(
+            WalletTransaction.wallet_id == wallet.id,
+            WalletTransaction.kind.in_(CREDIT_KINDS),
+            WalletTransaction.status == "settled",
+            WalletTransaction.remaining > 0,
+        )
+        .order_by(WalletTransaction.seq)
     )
+    return list((await session.scalars(stmt.with_for_update() if lock else stmt)).all())
+
+
+def credit_lots(lots: list[WalletTransaction]) -> list[CreditLot]:
+    """Ledger entries of credits in, as the pure rules of `plans.credits` read them."""
+    return [CreditLot(lot.id, lot.remaining or 0, lot.expires_at, lot.seq) for lot in lots]
+
+
+async def estimated_burn(session: AsyncSession, wallet: Wallet, amount_due: int, at: datetime) -> int:
+    """What finalizing an invoice with `amount_due` at `at` would burn of the wallet as it stands now (the same
+    pure rule as `burn`; credits expired by `at` count for nothing)."""
+    drawn = prepaid_credit_applied(amount_due, credit_lots(await live_lots(session, wallet, lock=False)), at)
+    return sum(amount for _, amount in drawn)
 
 
 async def burn(
@@ -241,9 +250,7 @@ async def burn(
     """Take up to `wanted` of live credit for the invoice, soonest-expiring first; None when nothing was taken."""
     lots = await live_lots(session, wallet)
     by_id = {lot.id: lot for lot in lots}
-    drawn = plan_burn(
-        [CreditLot(lot.id, lot.remaining or 0, lot.expires_at, lot.seq) for lot in lots], wanted, clock.now()
-    )
+    drawn = prepaid_credit_applied(wanted, credit_lots(lots), clock.now())
     taken = sum(amount for _, amount in drawn)
     if taken == 0:
         return None

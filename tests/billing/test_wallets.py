@@ -5,7 +5,7 @@ the automatic top-up, two invoices finalizing at once, and the inputs refused.""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -357,3 +357,38 @@ async def test_deleting_a_customer_ends_its_wallet_and_drops_its_pending_items(
             )
         ).all()
     assert (status, balance, list(kinds)) == ("terminated", 0, ["granted", "voided"])
+
+
+async def test_the_upcoming_invoice_shows_the_credits_its_finalization_will_burn(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """Team is 25.00 a month. The wallet holds 18.00 that never expire and 10.00 granted to expire a day before
+    the renewal: the upcoming renewal burns 18.00 (the 10.00 will be gone) and charges the card 7.00, as the
+    renewal then does; with credit for all of it, nothing is left due."""
+    world = Billing(api, services)
+    await world.start()
+    customer = await _customer_with_card(world)
+    plan = await world.plan(2500, name="Team")
+    sub = await world.subscribe(customer, plan, collection_method="charge_automatically", days_until_due=None)
+    renewal_at = datetime.fromisoformat(sub["current_period_end"])
+    wallet = await world.post(
+        f"/v1/customers/{customer}/wallets", {"currency": "USD", "granted_amount": 1800}
+    )
+    await world.post(
+        f"/v1/customers/{customer}/wallets/{wallet['id']}/top_up",
+        {"granted_amount": 1000, "expires_at": (renewal_at - timedelta(days=1)).isoformat()},
+    )
+    assert (await world.get(f"/v1/customers/{customer}/wallets/{wallet['id']}"))["balance"] == 2800
+
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert (upcoming["total"], upcoming["prepaid_credit_amount"], upcoming["amount_due"]) == (2500, 1800, 700)
+
+    await world.advance(renewal_at + timedelta(hours=1))
+    renewal = (await world.invoices(sub["id"]))[-1]
+    assert (renewal["total"], renewal["prepaid_credit_amount"], renewal["amount_due"]) == (2500, 1800, 700)
+    assert await _payments(world, renewal["id"]) == [("succeeded", 700)]
+
+    # 30.00 granted now: the next renewal is all credit.
+    await world.post(f"/v1/customers/{customer}/wallets/{wallet['id']}/top_up", {"granted_amount": 3000})
+    upcoming = await world.get(f"/v1/subscriptions/{sub['id']}/upcoming_invoice")
+    assert (upcoming["total"], upcoming["prepaid_credit_amount"], upcoming["amount_due"]) == (2500, 2500, 0)

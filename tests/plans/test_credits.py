@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plans.credits import CreditLot, burn_order, credits_of, crossed_below, live, parse_rate_amount, plan_burn
+from plans.credits import (
+    CreditLot,
+    burn_order,
+    credits_of,
+    crossed_below,
+    live,
+    parse_rate_amount,
+    plan_burn,
+    prepaid_credit_applied,
+)
 from plans.errors import CatalogError
 
 AT = datetime(2027, 3, 1, tzinfo=UTC)
@@ -54,6 +63,18 @@ def test_no_lot_is_touched_while_one_expiring_sooner_has_credit_left(
     for earlier, later in itertools.pairwise(order):
         if drawn.get(later.id):
             assert drawn.get(earlier.id) == earlier.remaining
+
+
+@given(lots(), st.integers(-5_000, 50_000), st.integers(-6, 6))
+def test_what_an_invoice_burns_is_its_amount_due_up_to_the_credit_still_live_when_it_is_finalized(
+    credit: list[CreditLot], amount_due: int, days: int
+) -> None:
+    # The upcoming invoice asks for a later moment than finalization's "now": credits expired by then count for
+    # nothing, whatever they hold today.
+    at = AT + timedelta(days=days)
+    applied = sum(amount for _, amount in prepaid_credit_applied(amount_due, credit, at))
+    live_then = sum(lot.remaining for lot in credit if lot.expires_at is None or lot.expires_at > at)
+    assert applied == max(0, min(amount_due, live_then))
 
 
 def test_worked_example_granted_credits_that_expire_burn_before_bought_ones() -> None:
