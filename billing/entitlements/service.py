@@ -1,11 +1,11 @@
 """Entitlement use cases: features, their values on plans, and what a customer may use now.
 
 A feature (`boolean`, `limit` or `enum`) is granted by plans with a value of its type. A customer's effective
-entitlements come from the plans of its live subscriptions (active, trialing, past_due), merged by the pure
-`plans.entitlements.effective_entitlements` (the highest value wins). They are computed by one query on every
-read, so they are never stale; the set last announced is kept on the customer row, and the subscriptions feature
-calls `refresh_customer_entitlements` after each change of status or plan, which writes
-`customer.entitlements_updated` only when the set differs.
+entitlements come from the plans of its live subscriptions (active, trialing, past_due) and of their add-on items,
+merged by the pure `plans.entitlements.effective_entitlements` (the highest value wins). They are computed by one
+query on every read, so they are never stale; the set last announced is kept on the customer row, and the
+subscriptions feature calls `refresh_customer_entitlements` after each change of status or plan and each add-on
+added or removed, which writes `customer.entitlements_updated` only when the set differs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.common import (
@@ -36,7 +36,7 @@ from billing.errors import InvalidRequest, not_found
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
 from billing.subscriptions import states
-from billing.subscriptions.models import Subscription
+from billing.subscriptions.models import Subscription, SubscriptionItem
 from plans.entitlements import FeatureType, Grant, effective_entitlements, validate_options, validate_value
 from plans.errors import parse_choice
 from webhooks.outbox import previous_attributes, record_event
@@ -286,17 +286,24 @@ async def remove_plan_entitlement(
 
 
 async def _grants(session: AsyncSession, merchant_id: str, customer_id: str) -> list[Grant]:
-    """Every value granted by a plan of the customer's live subscriptions, in one query."""
+    """Every value granted by a plan of the customer's live subscriptions, their own plans and their add-on
+    items' plans alike, in one query."""
+    live = (
+        Subscription.merchant_id == merchant_id,
+        Subscription.customer_id == customer_id,
+        Subscription.status.in_(LIVE_STATUSES),
+    )
+    plans = union_all(
+        select(Subscription.plan_id.label("plan_id")).where(*live),
+        select(SubscriptionItem.plan_id.label("plan_id"))
+        .join(Subscription, Subscription.id == SubscriptionItem.subscription_id)
+        .where(*live),
+    ).subquery()
     rows = (
         await session.execute(
-            select(Subscription.plan_id, PlanEntitlement.value, Feature.code, Feature.type, Feature.options)
-            .join(PlanEntitlement, PlanEntitlement.plan_id == Subscription.plan_id)
+            select(plans.c.plan_id, PlanEntitlement.value, Feature.code, Feature.type, Feature.options)
+            .join(PlanEntitlement, PlanEntitlement.plan_id == plans.c.plan_id)
             .join(Feature, Feature.id == PlanEntitlement.feature_id)
-            .where(
-                Subscription.merchant_id == merchant_id,
-                Subscription.customer_id == customer_id,
-                Subscription.status.in_(LIVE_STATUSES),
-            )
         )
     ).all()
     return [

@@ -11,6 +11,7 @@ from billing.catalog.models import Plan
 from billing.catalog.plans import ensure_plan_subscribable, get_plan, mark_plan_in_use
 from billing.clock import Clock
 from billing.customers.service import get_customer
+from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest, not_found
 from billing.ids import new_id
 from billing.invoices import service as invoices
@@ -91,6 +92,10 @@ async def _set_quantity(
         clock=clock,
         previous_attributes={"items": previous},
     )
+    if old == 0 or quantity == 0:
+        # An add-on's plan grants its entitlements while it is an item (billing.entitlements).
+        customer = await get_customer(session, sub.merchant_id, sub.customer_id)
+        await refresh_customer_entitlements(session, customer, clock)
 
 
 async def _prorate(

@@ -281,3 +281,42 @@ async def test_a_downgrade_at_the_period_end_keeps_the_higher_values_until_the_r
     assert await _entitlements(world, customer) == {seats: 3}
     announced = await _announced(world, customer)
     assert [event["data"]["object"]["entitlements"][0]["value"] for event in announced] == [20, 3]
+
+
+async def test_an_add_on_grants_its_plans_values_while_it_is_an_item(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    world = Billing(api, services)
+    await world.start()
+    sso, seats = await _feature(world), await _feature(world, "limit")
+    team, pack = await world.plan(3000), await world.plan(1000)
+    await _grant(world, team, seats, 5)
+    await _grant(world, pack, seats, 10)
+    await _grant(world, pack, sso, True)
+    customer = await world.customer()
+    sub = await world.subscribe(customer, team)
+    assert await _entitlements(world, customer) == {seats: 5}
+    assert len(await _announced(world, customer)) == 1
+
+    item = await world.post(f"/v1/subscriptions/{sub['id']}/items", {"plan": pack, "quantity": 2})
+    # The add-on's plan grants as a plan does: the highest value wins, a quantity multiplies nothing (features
+    # sorted by code: "boolean-…" before "limit-…").
+    found = await world.get(f"/v1/customers/{customer}/entitlements")
+    assert found["entitlements"] == [
+        {"feature": sso, "type": "boolean", "value": True, "plans": [pack]},
+        {"feature": seats, "type": "limit", "value": 10, "plans": [pack]},
+    ]
+    added = (await _announced(world, customer))[-1]
+    assert added["data"]["previous_attributes"]["entitlements"] == [
+        {"feature": seats, "type": "limit", "value": 5, "plans": [team]}
+    ]
+    # A quantity change keeps the item: nothing changes, nothing is announced.
+    await world.post(f"/v1/subscriptions/{sub['id']}/items/{item['id']}", {"quantity": 3})
+    assert len(await _announced(world, customer)) == 2
+
+    removed = await api.delete(f"/v1/subscriptions/{sub['id']}/items/{item['id']}")
+    assert removed.status_code == 200, removed.text
+    assert await _entitlements(world, customer) == {seats: 5}
+    assert len(await _announced(world, customer)) == 3
+    await world.post(f"/v1/subscriptions/{sub['id']}/cancel", {})
+    assert await _entitlements(world, customer) == {}
