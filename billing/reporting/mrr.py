@@ -2,8 +2,9 @@
 
 Definition. A subscription contributes to MRR while its status is `active` or `past_due` (trialing, paused,
 incomplete, unpaid and ended subscriptions contribute nothing). Its contribution is the advance fee of one
-period (unit price × quantity, rounded half-up as on the invoice) less the coupon's discount when the coupon
-applies to the current period (the invoice's own rule, `plans.discounts`: `once` → the first period, `repeating`
+period — its plan's (unit price × quantity, the subscription's own price when it overrides the plan's) plus each
+add-on item's (its plan's unit price × its quantity), each rounded half-up as its invoice line is — less the
+coupon's discount on that sum when the coupon applies to the current period (the invoice's own rule, `plans.discounts`: `once` → the first period, `repeating`
 → the first N paid periods, `forever` → always), normalised to a month: × 1/count for `month`, ÷ 12 for `year`,
 × 52/12 for `week`, × 365/12 for `day`, rounded half-up to a minor unit per subscription. Metered charges are
 not MRR (they are reported apart, as invoiced usage). ARR = MRR × 12.
@@ -23,6 +24,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from plans.discounts import Coupon, apply_discount, coupon_applies
+from plans.items import item_fee
 from plans.money import round_minor
 
 PAYING = frozenset({"active", "past_due"})
@@ -53,6 +55,8 @@ class SubscriptionState:
     interval_count: int
     coupon_id: str | None = None
     coupon: Coupon | None = None
+    # The add-on items then: (unit price of the item's plan, quantity) each, on the subscription's calendar.
+    addons: tuple[tuple[Decimal, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,9 @@ def subscription_mrr(state: SubscriptionState, coupon_period: int | None) -> int
     was redeemed (None: not known to apply)."""
     if state.status not in PAYING:
         return 0
-    fee = round_minor(state.unit_amount * state.quantity)
+    fee = item_fee(state.unit_amount, state.quantity) + sum(
+        item_fee(unit_amount, quantity) for unit_amount, quantity in state.addons
+    )
     discount = 0
     if state.coupon is not None and coupon_period is not None and coupon_applies(state.coupon, coupon_period):
         discount = apply_discount(fee, state.coupon, currency=state.currency)

@@ -163,7 +163,8 @@ def _base(scope: Scope) -> dict[str, Any]:
 
 async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.SubscriptionState]:
     """Every state of the scope's subscriptions up to now, from their events (each event holds the object as it
-    was), with the plan's price and the coupon: one query."""
+    was), with the plan's price (or the subscription's own), the coupon and the add-on items: one query, and one
+    for the add-ons' plans."""
     plan_id = Event.data["plan"].astext
     coupon_id = Event.data["coupon"].astext
     rows = await session.execute(
@@ -171,6 +172,7 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
             Event.created_at,
             Event.seq,
             Event.object_id,
+            plan_id,
             Event.data["customer"].astext,
             Event.data["status"].astext,
             Event.data["quantity"].astext,
@@ -185,6 +187,8 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
             Coupon.amount_off,
             Coupon.currency,
             Coupon.duration_in_periods,
+            Event.data["items"],
+            Event.data["price_overrides"],
         )
         .join(Plan, and_(Plan.id == plan_id, Plan.merchant_id == Event.merchant_id))
         .outerjoin(Coupon, and_(Coupon.id == coupon_id, Coupon.merchant_id == Event.merchant_id))
@@ -196,11 +200,14 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
         )
         .order_by(Event.created_at, Event.seq)
     )
+    found = rows.all()
+    addon_prices = await _addon_prices(session, scope.merchant_id, [row[-2] for row in found])
     states = []
     for (
         at,
         seq,
         subscription,
+        plan,
         customer,
         status,
         quantity,
@@ -215,7 +222,10 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
         amount_off,
         coupon_currency,
         periods,
-    ) in rows:
+        items,
+        overrides,
+    ) in found:
+        own = overrides.get("amount_decimal") if overrides and overrides.get("plan") == plan else None
         states.append(
             mrr.SubscriptionState(
                 at=at,
@@ -226,7 +236,10 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
                 quantity=int(quantity),
                 current_period_start=datetime.fromisoformat(period_start) if period_start else None,
                 currency=currency,
-                unit_amount=Decimal(amount),
+                unit_amount=Decimal(own if own is not None else amount),
+                addons=tuple(
+                    (addon_prices[item["plan"]], int(item["quantity"])) for item in (items or [])[1:]
+                ),
                 interval=interval,
                 interval_count=interval_count,
                 coupon_id=coupon if duration is not None else None,
@@ -242,6 +255,19 @@ async def subscription_states(session: AsyncSession, scope: Scope) -> list[mrr.S
             )
         )
     return states
+
+
+async def _addon_prices(
+    session: AsyncSession, merchant_id: str, items_of_states: Sequence[list[dict[str, Any]] | None]
+) -> dict[str, Decimal]:
+    """The unit price of every plan that is an add-on item (not the first item) in one of the states."""
+    wanted = {item["plan"] for items in items_of_states for item in (items or [])[1:]}
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Plan.id, Plan.amount_decimal).where(Plan.merchant_id == merchant_id, Plan.id.in_(wanted))
+    )
+    return {plan_id: Decimal(amount) for plan_id, amount in rows}
 
 
 async def _metered_revenue(session: AsyncSession, scope: Scope) -> dict[tuple[str, str], int]:

@@ -318,3 +318,47 @@ async def test_report_parameters_are_checked(api: httpx.AsyncClient) -> None:
         assert response.status_code in (400, 404), response.text
         assert response.json()["error"]["param"] == param
     assert (await api.get("/v1/reports/profit")).status_code == 400
+
+
+async def test_mrr_counts_add_on_items_and_a_subscriptions_own_price(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """January 1: G subscribes to Team (30.00 a month) with a 25 % coupon forever: 22.50. H subscribes to Team at
+    its own price of 12.00: 12.00. January 15: G adds 3 × Seats (10.00 each): (30.00 + 30.00) × 75 % = 45.00, an
+    expansion of 22.50. February 10: G goes down to 1 × Seats: (30.00 + 10.00) × 75 % = 30.00, a contraction of
+    15.00. February 20: G removes the add-on: 22.50, a contraction of 7.50. MRR now: 22.50 + 12.00 = 34.50."""
+    clock = Clock(api, services)
+    await clock.start("2027-01-01T00:00:00Z")
+    team = await _plan(api, "team", 3000)
+    seats = await _plan(api, "seats", 1000)
+    quarter = (await clock.post("/v1/coupons", {"percent_off": "25", "duration": "forever"}))["id"]
+    terms = {"collection_method": "send_invoice", "days_until_due": 30}
+    g = await clock.post(
+        "/v1/subscriptions", {"customer": await clock.customer("g"), "plan": team, "coupon": quarter, **terms}
+    )
+    await clock.post(
+        "/v1/subscriptions",
+        {"customer": await clock.customer("h"), "plan": team, "price_overrides": {"amount": 1200}, **terms},
+    )
+    await clock.advance("2027-01-15T00:00:00Z")
+    item = await clock.post(
+        f"/v1/subscriptions/{g['id']}/items", {"plan": seats, "quantity": 3, "proration_behavior": "none"}
+    )
+    await clock.advance("2027-02-10T00:00:00Z")
+    await clock.post(
+        f"/v1/subscriptions/{g['id']}/items/{item['id']}", {"quantity": 1, "proration_behavior": "none"}
+    )
+    await clock.advance("2027-02-20T00:00:00Z")
+    removed = await api.delete(
+        f"/v1/subscriptions/{g['id']}/items/{item['id']}", params={"proration_behavior": "none"}
+    )
+    assert removed.status_code == 200, removed.text
+
+    report = await clock.report("mrr", **{"from": "2027-01", "to": "2027-02"})
+    [usd] = report["currencies"]
+    assert (usd["mrr"], usd["arr"], usd["customers"]) == (3450, 41400, 2)
+    jan, feb = usd["months"]
+    # January: new 22.50 + 12.00 = 34.50, then +22.50 expansion: 57.00.
+    assert (jan["mrr"], jan["new"], jan["expansion"], jan["contraction"]) == (5700, 3450, 2250, 0)
+    # February: −15.00 and −7.50: 34.50.
+    assert (feb["mrr"], feb["new"], feb["expansion"], feb["contraction"]) == (3450, 0, 0, 2250)
