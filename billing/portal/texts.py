@@ -91,6 +91,30 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
     "next_invoice": ("Next invoice", "下一张发票"),
     "next_invoice_value": ("{amount} on {date}", "{date}，金额 {amount}"),
     "no_next_invoice": ("None: the subscription does not renew.", "无：该订阅不再续订。"),
+    "next_invoice_after_credits": (
+        "{amount} on {date}, after {credits} of prepaid credits",
+        "{date}，抵扣预付额度 {credits} 后金额 {amount}",
+    ),
+    "items_caption": ("What you pay each period", "每个周期的费用"),
+    "item": ("Item", "项目"),
+    "unit_price": ("Unit price", "单价"),
+    "amount": ("Amount", "金额"),
+    "items_total": ("Total", "合计"),
+    "addon": ("add-on", "附加项"),
+    "credits_title": ("Prepaid credits", "预付额度"),
+    "credits_balance": ("Balance", "余额"),
+    "credits_explained": (
+        "Your credits pay your invoices first; only the rest is charged to your payment method.",
+        "您的预付额度会优先抵扣发票，仅剩余部分从您的支付方式扣款。",
+    ),
+    "credits_expiring": ("Expiring", "即将到期"),
+    "credits_expire_on": ("{amount} expire on {date}", "{amount} 将于 {date} 到期"),
+    "credits_auto_top_up": ("Automatic top-up", "自动充值"),
+    "credits_auto_top_up_value": (
+        "{amount} is bought when the balance falls below {threshold}",
+        "余额低于 {threshold} 时自动购买 {amount}",
+    ),
+    "credits_none_left": ("No credits left.", "额度已用完。"),
     "cancels_on": ("Ends on {date}: it will not renew.", "将于 {date} 结束，不再续订。"),
     "badge_ends": ("Ends {date}", "{date} 结束"),
     "ended_on": ("Ended on {date}.", "已于 {date} 结束。"),
@@ -404,6 +428,7 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
 _PLURALS: Final[dict[str, tuple[str, str, str]]] = {
     "price_per": ("{amount} per {period}", "{amount} every {period}", "每{period} {amount}"),
     "days_left": ("{count} day left", "{count} days left", "还剩 {count} 天"),
+    "credits_count": ("{credits} credit", "{credits} credits", "{credits} 点额度"),
     "open_invoices": (
         "You have {count} invoice to pay.",
         "You have {count} invoices to pay.",

@@ -19,6 +19,7 @@ import msgspec
 import segno
 from babel import Locale as BabelLocale
 from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.models import Plan
@@ -50,8 +51,13 @@ from billing.settings.service import gateway_connections
 from billing.subscriptions import states
 from billing.subscriptions.models import Subscription
 from billing.subscriptions.service import get_subscription, list_subscriptions, upcoming_invoice
+from billing.wallets import ledger
+from billing.wallets.models import Wallet
+from billing.wallets.service import customer_wallets
 from dunning.messages import failure_message
-from plans.money import round_minor
+from plans.credits import credits_of, next_expiry
+from plans.items import item_fee
+from plans.money import currency_exponent, round_minor
 
 PAGE = 100
 CHANNEL_NAMES = {
@@ -138,6 +144,17 @@ async def owned_payment_method(session: AsyncSession, found: FoundLogin, pm_id: 
 # --- overview -------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ItemRow:
+    """One item of a subscription as the customer pays it each period: the plan first, then the add-ons."""
+
+    name: str
+    addon: bool
+    quantity: int
+    unit_price: str
+    amount: str
+
+
 @dataclass
 class SubscriptionView:
     id: str
@@ -154,6 +171,9 @@ class SubscriptionView:
     paused: str | None = None
     reason: str | None = None
     banners: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    # With add-ons: every item and what they add up to each period (without, `price` and `quantity` say it all).
+    items: list[ItemRow] = field(default_factory=list)
+    items_total: str | None = None
     can_change: bool = False
     can_cancel: bool = False
     can_renew: bool = False
@@ -182,6 +202,90 @@ async def _open_invoices(session: AsyncSession, found: FoundLogin) -> list[Invoi
 
 def _pay_href(invoice: Invoice) -> str:
     return f"/portal/invoices/{invoice.id}/pay"
+
+
+async def _items(
+    session: AsyncSession, sub: Subscription, plan: Plan, words: Words
+) -> tuple[list[ItemRow], str | None]:
+    """The subscription's items with their prices per period and their sum, when it has add-ons."""
+    if not sub.addon_items:
+        return [], None
+    priced = [(plan, sub.quantity, False)] + [
+        (await get_plan(session, sub.merchant_id, item.plan_id), item.quantity, True)
+        for item in sub.addon_items
+    ]
+    rows = [
+        ItemRow(
+            name=item_plan.name,
+            addon=addon,
+            quantity=quantity,
+            unit_price=words.price(item_plan, 1),
+            amount=words.money(item_fee(item_plan.amount_decimal, quantity), item_plan.currency),
+        )
+        for item_plan, quantity, addon in priced
+    ]
+    total = sum(item_fee(item_plan.amount_decimal, quantity) for item_plan, quantity, _ in priced)
+    period = interval_words(plan.interval, plan.interval_count, words.locale)
+    every = plural(
+        "price_per",
+        plan.interval_count,
+        words.locale,
+        amount=words.money(total, plan.currency),
+        period=period,
+    )
+    return rows, every
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """A wallet as its owner reads it: what it holds, in money and in credits, what expires next, the top-up."""
+
+    id: str
+    name: str | None
+    balance: str
+    credits: str | None
+    expiring: str | None
+    auto_top_up: str | None
+
+
+async def wallet_views(session: AsyncSession, found: FoundLogin, words: Words) -> list[WalletView]:
+    """The customer's active wallets."""
+    views = []
+    for wallet in await customer_wallets(session, found.customer.id):
+        views.append(await _wallet_view(session, wallet, words, found.clock.now()))
+    return views
+
+
+async def _wallet_view(session: AsyncSession, wallet: Wallet, words: Words, now: datetime) -> WalletView:
+    credits = None
+    if wallet.rate_amount != 1:
+        count = credits_of(wallet.balance, wallet.rate_amount, currency_exponent(wallet.currency))
+        shown = format_decimal(count.normalize(), locale=BABEL_LOCALES.get(words.locale, "en_US"))
+        credits = plural("credits_count", 1 if count == 1 else 2, words.locale, credits=shown)
+    soonest = next_expiry(ledger.credit_lots(await ledger.live_lots(session, wallet, lock=False)), now)
+    rule = wallet.auto_top_up
+    return WalletView(
+        id=wallet.id,
+        name=wallet.name,
+        balance=words.money(wallet.balance, wallet.currency),
+        credits=credits,
+        expiring=text(
+            "credits_expire_on",
+            words.locale,
+            amount=words.money(soonest[1], wallet.currency),
+            date=words.day(soonest[0]),
+        )
+        if soonest
+        else None,
+        auto_top_up=text(
+            "credits_auto_top_up_value",
+            words.locale,
+            amount=words.money(rule["amount"], wallet.currency),
+            threshold=words.money(rule["threshold"], wallet.currency),
+        )
+        if rule
+        else None,
+    )
 
 
 async def overview(
@@ -213,18 +317,29 @@ async def overview(
             else None,
             next_invoice=None,
         )
+        view.items, view.items_total = await _items(session, sub, plan, words)
         if sub.status in states.ENDED:
             view.ended = text("ended_on", loc, date=words.day(sub.ended_at or sub.canceled_at or now))
             ended.append(view)
             continue
+        # What the next invoice will ask for: add-ons, coupon, taxes, balance and prepaid credits included.
+        next_due: str | None = None
         if sub.status in states.RENEWING and not sub.cancel_at_period_end:
             try:
                 upcoming = await upcoming_invoice(session, customer.merchant_id, sub.id)
-                view.next_invoice = text(
-                    "next_invoice_value",
-                    loc,
-                    amount=words.money(upcoming.amount_due, upcoming.currency),
-                    date=words.day(upcoming.period_start),
+                next_due = words.money(upcoming.amount_due, upcoming.currency)
+                view.next_invoice = (
+                    text(
+                        "next_invoice_after_credits",
+                        loc,
+                        amount=next_due,
+                        date=words.day(upcoming.period_start),
+                        credits=words.money(upcoming.prepaid_credit_amount, upcoming.currency),
+                    )
+                    if upcoming.prepaid_credit_amount
+                    else text(
+                        "next_invoice_value", loc, amount=next_due, date=words.day(upcoming.period_start)
+                    )
                 )
             except Conflict:
                 view.next_invoice = None
@@ -248,7 +363,7 @@ async def overview(
                 + plural("days_left", days, loc)
                 + ")"
             ]
-            amount = words.money(round_minor(plan.amount_decimal * sub.quantity), plan.currency)
+            amount = next_due or words.money(round_minor(plan.amount_decimal * sub.quantity), plan.currency)
             card = await paying_card(session, customer, sub)
             if sub.cancel_at_period_end:
                 pass
@@ -326,6 +441,7 @@ async def overview(
         "ended": ended,
         "loose_banners": loose_banners,
         "open_count": len(open_invoices),
+        "wallets": await wallet_views(session, found, words),
     }
 
 

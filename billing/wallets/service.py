@@ -320,6 +320,16 @@ async def list_wallets(
     )
 
 
+async def customer_wallets(session: AsyncSession, customer_id: str) -> list[Wallet]:
+    """The customer's active wallets (one per currency at most), by currency: what the customer can spend."""
+    found = await session.scalars(
+        select(Wallet)
+        .where(Wallet.customer_id == customer_id, Wallet.status == "active")
+        .order_by(Wallet.currency)
+    )
+    return list(found.all())
+
+
 async def list_transactions(
     session: AsyncSession,
     merchant_id: str,

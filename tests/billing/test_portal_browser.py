@@ -17,8 +17,8 @@ import uvicorn
 
 from billing.services import Services
 from tests.billing.portal_helpers import path_of, portal_link
-from tests.billing.test_portal import GOOD, past_due, plans_and_subscription, world_at
-from tests.browser import screenshot
+from tests.billing.test_portal import GOOD, attach, past_due, plans_and_subscription, prorations, world_at
+from tests.browser import ARTIFACTS, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -223,6 +223,103 @@ async def test_pay_an_open_invoice_download_its_pdf_and_pay_from_the_hosted_page
         await screenshot(page, "hosted-invoice-after-phone")
     finally:
         await context.close()
+
+
+async def _texts(page: Any, selector: str) -> list[str]:
+    return [" ".join(text.split()) for text in await page.locator(selector).all_inner_texts()]
+
+
+async def test_add_ons_and_prepaid_credits_in_the_portal_on_the_hosted_invoice_and_in_the_pdf(
+    api: httpx.AsyncClient, services: Services, browser: Any, server: str
+) -> None:
+    """Team is 30.00 a month from March 1 10:00 UTC; its first period ends at the customer's midnight, April 1
+    00:00 (734 hours). On March 11 10:00 (494 hours left) 2 × Extra storage at 10.00 are added:
+    20.00 × 494/734 = 13.4605… → 13.46 waits for the next invoice. The wallet (0.10 a credit) holds 10.00 granted
+    for good and 5.00 granted until March 25, before the renewal: so the April 1 invoice,
+    30.00 + 20.00 + 13.46 = 63.46, burns 10.00 and charges the card 53.46."""
+    world = await world_at(api, services)
+    business = {
+        "legal_name": "上海云图信息技术有限公司",
+        "address": {"line1": "世纪大道 100 号", "city": "上海市", "postal_code": "200120", "country": "CN"},
+        "tax_ids": [{"type": "cn_tin", "value": "91310000MA1FL81234"}],
+        "payment_instructions": "Bank transfer: ICBC 1001 2345 6789",
+    }
+    assert (await api.patch("/v1/settings", json={"business": business})).status_code == 200
+    customer = await world.customer(email="ada@example.com", name="Ada Lovelace")
+    await attach(api, customer)
+    team = await world.plan(3000, name="Team")
+    storage = await world.plan(1000, name="Extra storage")
+    sub = await world.subscribe(customer, team, collection_method="charge_automatically")
+    added_at = T0 + timedelta(days=10)
+    await world.advance(added_at)
+    await world.post(f"/v1/subscriptions/{sub['id']}/items", {"plan": storage, "quantity": 2})
+    _, charge = prorations(sub, added_at, 0, 2000)
+    assert charge == 1346
+    wallet = await world.post(
+        f"/v1/customers/{customer}/wallets",
+        {"currency": "USD", "rate_amount": "0.10", "granted_amount": 1000, "name": "Credits"},
+    )
+    await world.post(
+        f"/v1/customers/{customer}/wallets/{wallet['id']}/top_up",
+        {"granted_amount": 500, "expires_at": "2027-03-25T00:00:00Z"},
+    )
+    link = await portal_link(api, customer)
+    context, page = await _page(browser)
+    try:
+        await _open(page, server, link)
+        card = page.locator(f'[data-subscription="{sub["id"]}"]')
+        assert await _texts(page, "table.items tbody tr") == [
+            "Team 1 $30.00 per month $30.00",
+            "Extra storage add-on 2 $10.00 per month $20.00",
+        ]
+        assert await card.locator('[data-figure="items_total"]').inner_text() == "$50.00 per month"
+        # 30.00 + 20.00 + 13.46, less the 10.00 of credits still there on April 1.
+        assert "$53.46 on Apr 1, 2027, after $10.00 of prepaid credits" in await card.inner_text()
+        credits = page.locator(f'[data-wallet="{wallet["id"]}"]')
+        assert await credits.locator('[data-figure="wallet_balance"]').inner_text() == "$15.00 (150 credits)"
+        assert "$5.00 expire on Mar 25, 2027" in await credits.inner_text()
+        await screenshot(page, "portal-items-credits-en")
+
+        await page.get_by_role("button", name="简体中文").click()
+        await page.get_by_role("heading", name="预付额度 · Credits").wait_for()
+        assert await _texts(page, "table.items thead th") == ["项目", "数量", "单价", "金额"]
+        await screenshot(page, "portal-items-credits-zh")
+    finally:
+        await context.close()
+    context, page = await _page(browser, phone=True)
+    try:
+        await _open(page, server, await portal_link(api, customer))
+        await page.get_by_role("heading", name="Prepaid credits · Credits").wait_for()
+        await screenshot(page, "portal-items-credits-phone")
+    finally:
+        await context.close()
+
+    await world.advance(datetime(2027, 4, 1, 11, tzinfo=UTC))
+    renewal = (await world.invoices(sub["id"]))[-1]
+    assert [(line["description"], line["amount"]) for line in renewal["lines"]] == [
+        ("1 × Team", 3000),
+        ("2 × Extra storage", 2000),
+        ("Remaining time on 2 × Extra storage", 1346),
+    ]
+    assert (renewal["total"], renewal["prepaid_credit_amount"], renewal["amount_due"]) == (6346, 1000, 5346)
+    assert (renewal["status"], renewal["amount_paid"]) == ("paid", 5346)
+    context, page = await _page(browser)
+    try:
+        await page.goto(server + path_of(renewal["hosted_invoice_url"]))
+        await page.get_by_text("Prepaid credits applied").wait_for()
+        # The amount the page leads with is what the card paid, not the total before the credits.
+        assert await page.locator("p.headline").inner_text() == "$53.46"
+        await screenshot(page, "hosted-invoice-items-credits-en")
+        await page.goto(server + path_of(renewal["hosted_invoice_url"]) + "?locale=zh-CN")
+        await page.get_by_text("已抵扣预付额度").wait_for()
+        await screenshot(page, "hosted-invoice-items-credits-zh")
+    finally:
+        await context.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for locale in ("en", "zh-CN"):  # kept beside the screenshots, to be looked at too
+        pdf = await api.get(path_of(renewal["hosted_invoice_url"]) + "/pdf", params={"locale": locale})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        (ARTIFACTS / f"invoice-items-credits-{locale}.pdf").write_bytes(pdf.content)
 
 
 async def test_an_expired_link_says_so_with_the_way_back(
