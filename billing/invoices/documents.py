@@ -397,11 +397,14 @@ def invoice_document(
         description=invoice.description,
         lines=document_lines,
         totals=tuple(totals),
+        # What the customer pays (or paid): after the balance and prepaid credits, not the invoice's total.
         headline_amount=(
             remaining
             if invoice.status in ("open", "uncollectible")
             else label("void_headline", loc)
             if invoice.status == "void"
+            else money(invoice.amount_paid)
+            if invoice.status == "paid"
             else money(invoice.total)
         ),
         payment_notes=tuple(notes),
