@@ -48,7 +48,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog.coupons import get_coupon
 from billing.customers.billing_details import address_lines, tax_id_label
 from billing.customers.models import Customer
-from billing.invoices.labels import BABEL_LOCALES, Locale, label, normalize_locale, status_label
+from billing.invoices.labels import (
+    BABEL_LOCALES,
+    Locale,
+    label,
+    line_description,
+    normalize_locale,
+    status_label,
+)
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import invoice_lines, invoice_tax_by_rate
 from billing.merchants.models import Merchant
@@ -276,7 +283,7 @@ def invoice_document(
 
     document_lines = tuple(
         DocumentLine(
-            description=line.description,
+            description=line_description(line.description, line.type, loc),
             period=(
                 format_period(line.period_start, line.period_end, zone, loc)
                 if line.period_start is not None and line.period_end is not None
@@ -752,7 +759,8 @@ def render_pdf(doc: InvoiceDocument, *, compress: bool = True, logo: bytes | Non
         rows.append([_para(labels["no_lines"], styles["muted"]), "", "", "", ""])
     table = Table(
         rows,
-        colWidths=[usable * 0.36, usable * 0.22, usable * 0.1, usable * 0.16, usable * 0.16],
+        # The period gets room for a Chinese period across two months on one line ("2027年3月11日至4月1日").
+        colWidths=[usable * 0.34, usable * 0.25, usable * 0.09, usable * 0.16, usable * 0.16],
         repeatRows=1,
     )
     table.setStyle(

@@ -121,6 +121,34 @@ _STATUS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+# The wording billing.subscriptions writes around a plan's name on the lines it makes (subscription fees and
+# prorations, stored in English as the API shows them), and the same in Chinese around the same words.
+_ENGINE_PREFIXES: Final[dict[str, str]] = {
+    "Unused time on ": "{subject} 未使用时间的抵扣",
+    "Remaining time on ": "{subject} 本周期剩余时间的费用",
+}
+_ENGINE_SUFFIXES: Final[dict[str, str]] = {
+    " (from the resume to the period end)": "{subject}（自恢复之日至本周期结束）",
+    " (until the billing anchor)": "{subject}（至计费锚定日）",
+}
+_ENGINE_LINE_TYPES: Final[frozenset[str]] = frozenset({"subscription", "proration"})
+
+
+def line_description(description: str, line_type: str, locale: str) -> str:
+    """An invoice line's description as a reader in `locale` reads it: on the lines the engine wrote (fees and
+    prorations), its own English wording around the plan's name is said in Chinese; the plan's name, the
+    quantity and every description the merchant wrote are shown as written."""
+    if locale != "zh-CN" or line_type not in _ENGINE_LINE_TYPES:
+        return description
+    for prefix, template in _ENGINE_PREFIXES.items():
+        if description.startswith(prefix):
+            return template.format(subject=description.removeprefix(prefix))
+    for suffix, template in _ENGINE_SUFFIXES.items():
+        if description.endswith(suffix):
+            return template.format(subject=description.removesuffix(suffix))
+    return description
+
+
 def normalize_locale(value: str | None) -> Locale | None:
     """One of our locales for `value` ("en", "zh-CN"; case and "_" forgiven: "zh_cn"), or None."""
     if value is None:

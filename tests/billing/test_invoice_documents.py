@@ -165,6 +165,28 @@ def test_every_label_is_translated_with_the_same_placeholders() -> None:
         assert fields == {name for _, name, _, _ in Formatter().parse(chinese) if name}, key
 
 
+def test_the_engines_own_line_wording_is_said_in_chinese_and_the_merchants_words_are_kept() -> None:
+    from billing.invoices.labels import line_description
+
+    assert line_description("Remaining time on 2 × Extra storage", "proration", "zh-CN") == (
+        "2 × Extra storage 本周期剩余时间的费用"
+    )
+    assert line_description("Unused time on Pro", "proration", "zh-CN") == "Pro 未使用时间的抵扣"
+    assert line_description("3 × Team (from the resume to the period end)", "subscription", "zh-CN") == (
+        "3 × Team（自恢复之日至本周期结束）"
+    )
+    assert line_description("1 × Team (until the billing anchor)", "subscription", "zh-CN") == (
+        "1 × Team（至计费锚定日）"
+    )
+    # English readers see what was stored; a merchant's own line is never reworded, whatever it says.
+    assert line_description("Remaining time on Pro", "proration", "en") == "Remaining time on Pro"
+    assert (
+        line_description("Remaining time on the lease", "adjustment", "zh-CN")
+        == "Remaining time on the lease"
+    )
+    assert line_description("1 × Team", "subscription", "zh-CN") == "1 × Team"
+
+
 # --- the PDF through the API -------------------------------------------------------------------------------
 
 

@@ -312,6 +312,7 @@ async def test_add_ons_and_prepaid_credits_in_the_portal_on_the_hosted_invoice_a
         await screenshot(page, "hosted-invoice-items-credits-en")
         await page.goto(server + path_of(renewal["hosted_invoice_url"]) + "?locale=zh-CN")
         await page.get_by_text("已抵扣预付额度").wait_for()
+        assert await page.get_by_text("2 × Extra storage 本周期剩余时间的费用").count() == 1
         await screenshot(page, "hosted-invoice-items-credits-zh")
     finally:
         await context.close()
