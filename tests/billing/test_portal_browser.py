@@ -323,6 +323,58 @@ async def test_add_ons_and_prepaid_credits_in_the_portal_on_the_hosted_invoice_a
         (ARTIFACTS / f"invoice-items-credits-{locale}.pdf").write_bytes(pdf.content)
 
 
+async def test_an_open_invoice_shows_the_seller_the_buyer_and_how_to_pay_in_both_languages(
+    api: httpx.AsyncClient, services: Services, browser: Any, server: str
+) -> None:
+    """The seller's profile (legal name, address, tax id, payment instructions, footer) and the buyer's (address,
+    tax id) on an open invoice to pay by transfer, on its hosted page and in its PDF, in English and Chinese."""
+    world = await world_at(api, services)
+    business = {
+        "legal_name": "Cloudmap Software Ltd",
+        "address": {"line1": "1 Long Lane", "city": "London", "postal_code": "EC1A 9HF", "country": "GB"},
+        "tax_ids": [{"type": "gb_vat", "value": "GB123456789"}],
+        "payment_instructions": "Barclays, sort code 20-00-00, account 12345678",
+        "invoice_footer": "Cloudmap Software Ltd, registered in England no. 01234567",
+    }
+    assert (await api.patch("/v1/settings", json={"business": business})).status_code == 200
+    customer = await world.customer(
+        email="li@example.com",
+        name="李雷",
+        address={"line1": "世纪大道 100 号", "city": "上海市", "postal_code": "200120", "country": "CN"},
+        tax_ids=[{"type": "cn_tin", "value": "91310000MA1FL81234"}],
+    )
+    sub = await world.subscribe(
+        customer, await world.plan(4900, name="Support"), collection_method="send_invoice", days_until_due=30
+    )
+    invoice = await world.get(f"/v1/invoices/{sub['latest_invoice']}")
+    assert (invoice["status"], invoice["amount_due"]) == ("open", 4900)
+    context, page = await _page(browser)
+    try:
+        await page.goto(server + path_of(invoice["hosted_invoice_url"]))
+        text = " ".join((await page.locator("body").inner_text()).split())
+        for shown in (
+            "Cloudmap Software Ltd",
+            "1 Long Lane",
+            "GB123456789",
+            "Barclays, sort code 20-00-00, account 12345678",
+            "registered in England no. 01234567",
+            "李雷",
+            "91310000MA1FL81234",
+        ):
+            assert shown in text, shown
+        await screenshot(page, "hosted-invoice-open-parties-en")
+        await page.goto(server + path_of(invoice["hosted_invoice_url"]) + "?locale=zh-CN")
+        await page.get_by_text("付款说明：Barclays").wait_for()
+        await screenshot(page, "hosted-invoice-open-parties-zh")
+    finally:
+        await context.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for locale in ("en", "zh-CN"):
+        pdf = await api.get(path_of(invoice["hosted_invoice_url"]) + "/pdf", params={"locale": locale})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        (ARTIFACTS / f"invoice-open-parties-{locale}.pdf").write_bytes(pdf.content)
+
+
 async def test_an_expired_link_says_so_with_the_way_back(
     api: httpx.AsyncClient, services: Services, browser: Any, server: str
 ) -> None:
