@@ -214,3 +214,55 @@ def test_accept_language() -> None:
     assert pick_locale("en", "zh-CN") == "en"
     assert pick_locale(None, "de, zh;q=0.1") == "zh-CN"
     assert pick_locale(None, None) == "en"
+
+
+@given(
+    st.integers(1, 50),
+    st.lists(st.tuples(st.integers(1, 100_000), st.integers(1, 50)), max_size=4),
+    st.sampled_from(["month", "year", "week"]),
+)
+def test_an_add_on_adds_its_fee_to_the_subscriptions_mrr_as_a_subscription_of_its_own_would(
+    quantity: int, addons: list[tuple[int, int]], interval: str
+) -> None:
+    # Without a coupon, the MRR is every item's fee (unit price × quantity) added up and normalised to a month,
+    # rounded once: within half a minor unit of the exact figure.
+    base = SubscriptionState(
+        at=T0,
+        seq=0,
+        subscription="sub_1",
+        customer="cus_1",
+        status="active",
+        quantity=quantity,
+        current_period_start=T0,
+        currency="USD",
+        unit_amount=Decimal(1000),
+        interval=interval,
+        interval_count=1,
+        addons=tuple((Decimal(unit), qty) for unit, qty in addons),
+    )
+    [(_, together)] = subscription_values([base])
+    fees = 1000 * quantity + sum(unit * qty for unit, qty in addons)
+    factor = monthly_factor(interval, 1)
+    assert abs(together - Fraction(fees) * factor) <= Fraction(1, 2)
+
+
+def test_a_coupon_discounts_the_plan_and_its_add_ons_together() -> None:
+    # 1 × 30.00 + 3 × 10.00 = 60.00 a month, 25 % off: 45.00 (the invoice's discount on the sum of its lines).
+    quarter = Coupon(duration=CouponDuration.FOREVER, percent_off=Decimal(25))
+    with_addons = SubscriptionState(
+        at=T0,
+        seq=0,
+        subscription="sub_1",
+        customer="cus_1",
+        status="active",
+        quantity=1,
+        current_period_start=T0,
+        currency="USD",
+        unit_amount=Decimal(3000),
+        interval="month",
+        interval_count=1,
+        coupon_id="cpn_1",
+        coupon=quarter,
+        addons=((Decimal(1000), 3),),
+    )
+    assert [value for _, value in subscription_values([with_addons])] == [4500]
