@@ -114,7 +114,6 @@ _TEXTS: Final[dict[str, tuple[str, str]]] = {
         "{amount} is bought when the balance falls below {threshold}",
         "余额低于 {threshold} 时自动购买 {amount}",
     ),
-    "credits_none_left": ("No credits left.", "额度已用完。"),
     "cancels_on": ("Ends on {date}: it will not renew.", "将于 {date} 结束，不再续订。"),
     "badge_ends": ("Ends {date}", "{date} 结束"),
     "ended_on": ("Ended on {date}.", "已于 {date} 结束。"),

@@ -257,7 +257,13 @@ async def test_add_ons_and_prepaid_credits_in_the_portal_on_the_hosted_invoice_a
     assert charge == 1346
     wallet = await world.post(
         f"/v1/customers/{customer}/wallets",
-        {"currency": "USD", "rate_amount": "0.10", "granted_amount": 1000, "name": "Credits"},
+        {
+            "currency": "USD",
+            "rate_amount": "0.10",
+            "granted_amount": 1000,
+            "name": "Credits",
+            "auto_top_up": {"threshold": 500, "amount": 2000},
+        },
     )
     await world.post(
         f"/v1/customers/{customer}/wallets/{wallet['id']}/top_up",
@@ -278,6 +284,7 @@ async def test_add_ons_and_prepaid_credits_in_the_portal_on_the_hosted_invoice_a
         credits = page.locator(f'[data-wallet="{wallet["id"]}"]')
         assert await credits.locator('[data-figure="wallet_balance"]').inner_text() == "$15.00 (150 credits)"
         assert "$5.00 expire on Mar 25, 2027" in await credits.inner_text()
+        assert "$20.00 is bought when the balance falls below $5.00" in await credits.inner_text()
         await screenshot(page, "portal-items-credits-en")
 
         await page.get_by_role("button", name="简体中文").click()
