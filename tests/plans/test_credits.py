@@ -17,6 +17,7 @@ from plans.credits import (
     credits_of,
     crossed_below,
     live,
+    next_expiry,
     parse_rate_amount,
     plan_burn,
     prepaid_credit_applied,
@@ -112,3 +113,18 @@ def test_a_threshold_is_crossed_once_on_the_way_down() -> None:
     assert not crossed_below(999, 500, 1000)  # already below: not a new crossing
     assert not crossed_below(3500, 1000, 1000)  # at the threshold is not below it
     assert not crossed_below(500, 800, 1000)
+
+
+def test_the_next_expiry_is_the_soonest_live_one_with_all_that_expires_then() -> None:
+    # 3.00 and 2.00 expire in 5 days, 4.00 in 9, 8.00 never; 1.00 expired yesterday and 6.00 are used up.
+    credit = [
+        CreditLot("a", 300, AT + timedelta(days=5), 1),
+        CreditLot("b", 400, AT + timedelta(days=9), 2),
+        CreditLot("c", 200, AT + timedelta(days=5), 3),
+        CreditLot("d", 800, None, 4),
+        CreditLot("e", 100, AT - timedelta(days=1), 5),
+        CreditLot("f", 0, AT + timedelta(days=2), 6),
+    ]
+    assert next_expiry(credit, AT) == (AT + timedelta(days=5), 500)
+    assert next_expiry(credit, AT + timedelta(days=6)) == (AT + timedelta(days=9), 400)
+    assert next_expiry([CreditLot("d", 800, None, 4)], AT) is None
