@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.hooks import CustomerDeleted
 from billing.customers.service import get_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoice_items import schemas
@@ -155,26 +155,14 @@ async def delete_items_of_deleted_customer(event: CustomerDeleted) -> None:
 async def list_invoice_items(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
-    customer: str | None,
-    pending: bool | None,
+    customer: str | None = None,
+    pending: bool | None = None,
 ) -> Page[InvoiceItem]:
-    stmt = select(InvoiceItem).where(InvoiceItem.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(InvoiceItem.customer_id == customer)
-    if pending is not None:
-        stmt = stmt.where(InvoiceItem.status == ("pending" if pending else "invoiced"))
-    return await paginate(
-        session,
-        stmt,
-        InvoiceItem,
-        merchant_id=merchant_id,
-        id_prefix="ii",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    status = None if pending is None else ("pending" if pending else "invoiced")
+    filters = (equals(InvoiceItem.customer_id, customer), equals(InvoiceItem.status, status))
+    return await list_owned(session, InvoiceItem, merchant_id, filters, page, prefix="ii")
 
 
 async def invoice_pending_items(draft: RenewalDraft) -> None:

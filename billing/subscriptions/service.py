@@ -33,8 +33,8 @@ from billing.clock import Clock
 from billing.customers.hooks import CustomerDeleted
 from billing.customers.models import Customer
 from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import Filter, equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
@@ -1280,34 +1280,22 @@ async def upcoming_invoice(
 async def list_subscriptions(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     customer: str | None = None,
     status: str | None = None,
     plan: str | None = None,
 ) -> Page[Subscription]:
-    stmt = select(Subscription).where(Subscription.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Subscription.customer_id == customer)
+    if status is not None and status not in states.STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
+    by_plan: Filter = None
     if plan is not None:
         by_code = select(Plan.id).where(Plan.merchant_id == merchant_id, Plan.code == plan)
-        stmt = stmt.where(
+        by_plan = (
             Subscription.plan_id == plan if is_valid_id(plan, "plan") else Subscription.plan_id.in_(by_code)
         )
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Subscription.status == status)
-    return await paginate(
-        session,
-        stmt,
-        Subscription,
-        merchant_id=merchant_id,
-        id_prefix="sub",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (equals(Subscription.customer_id, customer), by_plan, equals(Subscription.status, status))
+    return await list_owned(session, Subscription, merchant_id, filters, page, prefix="sub")
 
 
 # --- scheduled work ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from litestar.params import JSONBody, PathParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import DeletedObject, page
+from billing.db.pagination import PageRequest
 from billing.test_clocks import service
 from billing.test_clocks.delete import delete_test_clock
 from billing.test_clocks.schemas import TestClock, TestClockAdvance, TestClockCreate, TestClockList
@@ -35,7 +36,7 @@ class TestClocksController(Controller):
     ) -> TestClockList:
         service.refuse_in_production(ctx.services.settings.is_production)
         result = await service.list_test_clocks(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after
+            ctx.session, ctx.merchant_id, PageRequest(limit, starting_after)
         )
         return page(
             TestClockList,
