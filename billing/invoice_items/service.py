@@ -1,7 +1,10 @@
 """Invoice item use cases: create a pending item, list, retrieve, delete while pending; and the renewal hook
-that puts a customer's pending items on its renewal draft and marks them invoiced, in that transaction."""
+that puts a customer's pending items on its renewal draft and marks them invoiced, in that transaction (and shows
+them on the renewal's preview, the upcoming invoice)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +19,7 @@ from billing.ids import new_id
 from billing.invoice_items import schemas
 from billing.invoice_items.models import InvoiceItem
 from billing.invoices import service as invoices
-from billing.invoices.hooks import InvoicedAlone, RenewalDraft
+from billing.invoices.hooks import InvoicedAlone, RenewalDraft, RenewalPreview
 from billing.invoices.schemas import LineCreate
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
@@ -165,15 +168,20 @@ async def list_invoice_items(
     return await list_owned(session, InvoiceItem, merchant_id, filters, page, prefix="ii")
 
 
+async def _pending_items(
+    session: AsyncSession, customer_id: str, currency: str, *, lock: bool
+) -> Sequence[InvoiceItem]:
+    """What the customer's next renewal in `currency` bills: its pending items, oldest first; with `lock`, those
+    no concurrent renewal of another subscription holds, locked."""
+    stmt = InvoiceItem.pending_for(customer_id, currency)
+    return (await session.scalars(stmt.with_for_update(skip_locked=True) if lock else stmt)).all()
+
+
 async def invoice_pending_items(draft: RenewalDraft) -> None:
     """Put the customer's pending items in the invoice's currency on its renewal draft, oldest first, and mark
     them invoiced (locked, so a concurrent renewal of another subscription cannot take them too)."""
     session, invoice, clock = draft.session, draft.invoice, draft.clock
-    items = (
-        await session.scalars(
-            InvoiceItem.pending_for(invoice.customer_id, invoice.currency).with_for_update(skip_locked=True)
-        )
-    ).all()
+    items = await _pending_items(session, invoice.customer_id, invoice.currency, lock=True)
     rows = []
     for item in items:
         row = invoices.line_row(invoice, invoices.NewLine(**item.line_fields()), clock.now())
@@ -192,6 +200,12 @@ async def invoice_pending_items(draft: RenewalDraft) -> None:
             previous_attributes={"status": "pending", "invoice": None, "invoiced_at": None},
         )
     draft.added += rows
+
+
+async def preview_pending_items(preview: RenewalPreview) -> None:
+    """The lines `invoice_pending_items` would put on the previewed renewal's draft, nothing locked or marked."""
+    items = await _pending_items(preview.session, preview.customer_id, preview.currency, lock=False)
+    preview.lines += [item.line_fields() for item in items]
 
 
 async def customers_with_pending_items(asked: InvoicedAlone) -> None:

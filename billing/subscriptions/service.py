@@ -38,8 +38,8 @@ from billing.db.pagination import Page, PageRequest
 from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
-from billing.invoice_items.models import InvoiceItem
 from billing.invoices import collection
+from billing.invoices import hooks as invoice_hooks
 from billing.invoices import service as invoices
 from billing.invoices.hooks import InvoiceChanged, PaymentFailure
 from billing.invoices.models import Invoice
@@ -638,15 +638,17 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
     )
 
 
+async def _pending_items_of(
+    session: AsyncSession, sub: Subscription, *, lock: bool
+) -> Sequence[PendingInvoiceItem]:
+    """The subscription's own pending items (prorations of changes), oldest first: what its renewal bills."""
+    stmt = select(PendingInvoiceItem).where(PendingInvoiceItem.subscription_id == sub.id)
+    stmt = stmt.order_by(PendingInvoiceItem.seq)
+    return (await session.scalars(stmt.with_for_update() if lock else stmt)).all()
+
+
 async def _take_pending_items(session: AsyncSession, sub: Subscription) -> list[NewLine]:
-    items = (
-        await session.scalars(
-            select(PendingInvoiceItem)
-            .where(PendingInvoiceItem.subscription_id == sub.id)
-            .order_by(PendingInvoiceItem.seq)
-            .with_for_update()
-        )
-    ).all()
+    items = await _pending_items_of(session, sub, lock=True)
     if items:
         await session.execute(
             delete(PendingInvoiceItem).where(PendingInvoiceItem.id.in_([item.id for item in items]))
@@ -1222,14 +1224,7 @@ async def upcoming_invoice(
         bounds = _period(sub, plan, tz, index)
     lines = [_fee_line(plan, quantity, bounds.start, bounds.end)]
     lines += await addon_fee_lines(session, sub, bounds.start, bounds.end)
-    items = (
-        await session.scalars(
-            select(PendingInvoiceItem)
-            .where(PendingInvoiceItem.subscription_id == sub.id)
-            .order_by(PendingInvoiceItem.seq)
-        )
-    ).all()
-    lines += _pending_lines(items)
+    lines += _pending_lines(await _pending_items_of(session, sub, lock=False))
     # Usage so far, billed in arrears on this invoice, and late usage of billed periods (as renew would).
     usage = await usage_billing.bill_usage(
         session,
@@ -1240,11 +1235,10 @@ async def upcoming_invoice(
         else Period(sub.current_period_start, sub.current_period_end),
     )
     lines += usage.lines
-    # The customer's pending one-off items, which the renewal takes (billing.invoice_items).
-    lines += [
-        NewLine(**item.line_fields())
-        for item in (await session.scalars(InvoiceItem.pending_for(customer.id, plan.currency))).all()
-    ]
+    # What the renewal draft's listeners would add (the customer's pending one-off items, billing.invoice_items).
+    preview = invoice_hooks.RenewalPreview(session, customer.id, plan.currency)
+    await invoice_hooks.renewal_preview.fire(preview)
+    lines += [NewLine(**fields) for fields in preview.lines]
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
     rates = [pure_tax_rate(await get_tax_rate(session, merchant_id, r)) for r in sub.tax_rate_ids]
