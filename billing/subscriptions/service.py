@@ -62,7 +62,7 @@ from billing.subscriptions.addons import (
 )
 from billing.subscriptions.addons import proration_lines as _proration_lines
 from billing.subscriptions.hooks import SubscriptionCreated, TrialEnding, subscription_created, trial_will_end
-from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.subscriptions.models import WITH_ITEMS, PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
 from billing.usage import billing as usage_billing
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
@@ -235,6 +235,7 @@ async def get_subscription(
         prefix="sub",
         kind="subscription",
         for_update=for_update,
+        options=(WITH_ITEMS,),
     )
 
 
@@ -780,7 +781,7 @@ async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: 
     """Dunning's final action on the subscription (`dunning_cancel` or `dunning_unpaid`), when its status
     allows it: canceled ends it as a cancel by the API would; unpaid keeps it invoicing without charges."""
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        select(Subscription).where(Subscription.id == subscription_id).options(WITH_ITEMS).with_for_update()
     )
     if sub is None or not states.can(sub.status, event):
         return
@@ -1289,7 +1290,9 @@ async def list_subscriptions(
             Subscription.plan_id == plan if is_valid_id(plan, "plan") else Subscription.plan_id.in_(by_code)
         )
     filters = (equals(Subscription.customer_id, customer), by_plan, equals(Subscription.status, status))
-    return await list_owned(session, Subscription, merchant_id, filters, page, prefix="sub")
+    return await list_owned(
+        session, Subscription, merchant_id, filters, page, prefix="sub", options=(WITH_ITEMS,)
+    )
 
 
 # --- scheduled work ------------------------------------------------------------------------------------------
@@ -1299,6 +1302,7 @@ async def _locked(ctx: TaskContext) -> Subscription | None:
     return await ctx.session.scalar(
         select(Subscription)
         .where(Subscription.id == ctx.payload_as(SubscriptionPayload).subscription)
+        .options(WITH_ITEMS)
         .with_for_update()
     )
 
@@ -1344,6 +1348,7 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     sub = await ctx.session.scalar(
         select(Subscription)
         .where(Subscription.id == ctx.payload_as(usage_billing.FinalTrueUpPayload).ended_subscription)
+        .options(WITH_ITEMS)
         .with_for_update()
     )
     if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
@@ -1413,7 +1418,10 @@ async def on_invoice_paid(paid: InvoiceChanged) -> None:
     if invoice.subscription_id is None:
         return
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == invoice.subscription_id)
+        .options(WITH_ITEMS)
+        .with_for_update()
     )
     if sub is None or sub.latest_invoice_id != invoice.id:
         return
@@ -1436,7 +1444,10 @@ async def on_payment_failed(event: PaymentFailure) -> None:
     if invoice.subscription_id is None or invoice.billing_reason == "subscription_create":
         return
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == invoice.subscription_id)
+        .options(WITH_ITEMS)
+        .with_for_update()
     )
     if sub is None or not states.can(sub.status, "payment_failed"):
         return
@@ -1475,6 +1486,7 @@ async def on_customer_deleted(event: CustomerDeleted) -> None:
             select(Subscription)
             .where(Subscription.customer_id == customer.id, Subscription.status.not_in(states.ENDED))
             .order_by(Subscription.seq)
+            .options(WITH_ITEMS)
             .with_for_update()
         )
     ).all()
