@@ -26,6 +26,13 @@ from billing.db.pagination import Page, PageRequest
 ListRows = Callable[..., Awaitable[Page[Any]]]
 # get_row(session, merchant_id, object_id) -> the row, or NotFound
 GetRow = Callable[[AsyncSession, str, str], Awaitable[Any]]
+# check(ctx): raises when the route is refused to this request (e.g. test clocks in production)
+Check = Callable[[RequestContext], None]
+
+
+def _no_check(_ctx: RequestContext) -> None:
+    return None
+
 
 # Filters many lists take, described alike.
 OfCustomer = Annotated[str | None, QueryParameter(description="Only this customer's.", max_length=64)]
@@ -50,13 +57,15 @@ def list_route(
     list_rows: ListRows,
     filters: Mapping[str, Any] | None = None,
     path: str = "/",
+    check: Check = _no_check,
 ) -> HTTPRouteHandler:
     """GET `path`: a page of `list_type` (limit, starting_after, then each filter: name -> its annotation, None
-    when not sent), the rows from `list_rows` rendered one by one."""
+    when not sent), the rows from `list_rows` rendered one by one, once `check` let the request through."""
 
     async def list_(
         self: Any, ctx: RequestContext, limit: int, starting_after: str | None, **chosen: Any
     ) -> Any:
+        check(ctx)
         result = await list_rows(ctx.session, ctx.merchant_id, PageRequest(limit, starting_after), **chosen)
         return page(list_type, [render(row) for row in result.rows], has_more=result.has_more, url=url)
 
@@ -82,10 +91,12 @@ def retrieve_route(
     render: Callable[[Any], Any],
     get_row: GetRow,
     path: str = "",
+    check: Check = _no_check,
 ) -> HTTPRouteHandler:
-    """GET `path`/{`id_param`}: the one object, rendered, or NotFound."""
+    """GET `path`/{`id_param`}: the one object, rendered, or NotFound, once `check` let the request through."""
 
     async def retrieve(self: Any, ctx: RequestContext, **path_params: str) -> Any:
+        check(ctx)
         return render(await get_row(ctx.session, ctx.merchant_id, path_params[id_param]))
 
     _signed(
@@ -108,6 +119,7 @@ def list_and_retrieve(
     filters: Mapping[str, Any] | None = None,
     list_summary: str | None = None,
     path: str = "",
+    check: Check = _no_check,
 ) -> tuple[HTTPRouteHandler, HTTPRouteHandler]:
     """The pair, for a controller body: `list_, retrieve = list_and_retrieve(noun="meter", ...)`; summaries
     "List meters, newest first" and "Retrieve a meter" unless `list_summary` says otherwise."""
@@ -121,6 +133,7 @@ def list_and_retrieve(
             list_rows=list_rows,
             filters=filters,
             path=path or "/",
+            check=check,
         ),
         retrieve_route(
             summary=f"Retrieve {article} {noun}",
@@ -130,5 +143,6 @@ def list_and_retrieve(
             render=render,
             get_row=get_row,
             path=path,
+            check=check,
         ),
     )

@@ -541,11 +541,7 @@ def make_console_router(services: Services) -> Router:
         notes = (
             await credit_notes.list_credit_notes(db, viewer.merchant_id, PageRequest(100), invoice=inv.id)
         ).rows
-        events = (
-            await list_events(
-                db, viewer.merchant_id, limit=100, starting_after=None, event_type=None, object_id=inv.id
-            )
-        ).rows
+        events = (await list_events(db, viewer.merchant_id, PageRequest(100), object_id=inv.id)).rows
         audit = (await list_audit(db, viewer.merchant_id, limit=50, object_id=inv.id)).entries
         taxes = [
             {
