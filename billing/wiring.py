@@ -42,8 +42,9 @@ def wire() -> None:
     invoices.invoice_estimating.subscribe(wallets.estimate_burn)
     invoices.invoice_paid.subscribe(wallets.grant_purchased_credits)
     invoices.invoice_closed_unpaid.subscribe(wallets.undo_for_voided_invoice)
-    # Invoices and invoice items: a renewal draft takes the customer's pending items.
+    # Invoices and invoice items: a renewal draft takes the customer's pending items; its preview shows them.
     invoices.renewal_draft.subscribe(invoice_items.invoice_pending_items)
+    invoices.renewal_preview.subscribe(invoice_items.preview_pending_items)
     # The renewal batch leaves to the single renewal the customers these listeners must see one by one.
     invoices.renewals_invoiced_alone.subscribe(wallets.customers_with_wallets)
     invoices.renewals_invoiced_alone.subscribe(invoice_items.customers_with_pending_items)

@@ -261,104 +261,112 @@ def _webhook_endpoint(event_type: str) -> Example:
     return Example(render_endpoint(endpoint), previous)
 
 
-def _archived_at(event_type: str) -> datetime | None:
-    return EXAMPLE_TIME if event_type.endswith(".archived") else None
+@dataclass(frozen=True)
+class _CatalogKind:
+    """An archivable catalog object: its model and render function, its row's own values (given whether the event
+    is its creation), and the previous attributes of its `.updated` event. The id, `archived_at` and the times
+    follow the event type; so does `in_use_since` where the object has one (`.updated`: a subscription started
+    using it, and what it prices is frozen from now on)."""
+
+    model: Callable[..., Any]
+    render: Callable[[Any], Any]
+    values: Callable[[bool], dict[str, Any]]
+    updated: dict[str, Any]
+    tracks_use: bool = True
 
 
-def _meter(event_type: str) -> Example:
+@functools.cache
+def _catalog_kinds() -> dict[str, _CatalogKind]:
+    from billing.catalog.coupons import render_coupon
     from billing.catalog.meters import render_meter
-    from billing.catalog.models import Meter
-
-    meter = Meter(
-        id=example_id("meter"),
-        code="api_calls",
-        name="API calls",
-        description="Requests to the public API",
-        aggregation="sum",
-        property=None,
-        metadata_={"team": "platform"},
-        in_use_since=EXAMPLE_TIME if event_type != "meter.created" else None,
-        archived_at=_archived_at(event_type),
-        created_at=EXAMPLE_TIME,
-        updated_at=EXAMPLE_TIME,
-    )
-    # meter.updated: a subscription started using it (its aggregation is frozen from now on).
-    return Example(render_meter(meter), {"in_use": False} if event_type == "meter.updated" else None)
-
-
-def _plan(event_type: str) -> Example:
-    from billing.catalog.models import Plan
+    from billing.catalog.models import Coupon, Meter, Plan, TaxRate
     from billing.catalog.plans import render_plan, stored_charge
     from billing.catalog.schemas import Charge, Tier
+    from billing.catalog.tax_rates import render_tax_rate
 
     charge = Charge(
         meter="api_calls",
         model="graduated",
         tiers=[Tier(up_to=10_000, unit_amount=0), Tier(up_to=None, unit_amount_decimal="0.05")],
     )
-    plan = Plan(
-        id=example_id("plan"),
-        code="pro-monthly",
-        name="Pro",
-        description="Pro plan, billed monthly per seat",
-        currency="USD",
-        interval="month",
-        interval_count=1,
-        amount_decimal=Decimal(2900),
-        trial_period_days=14,
-        charges=[stored_charge(charge, param="charges[0]")],
-        metadata_={},
-        in_use_since=EXAMPLE_TIME if event_type != "plan.created" else None,
-        archived_at=_archived_at(event_type),
+    in_use = {"in_use": False}
+    return {
+        "meter": _CatalogKind(
+            Meter,
+            render_meter,
+            lambda _created: {
+                "code": "api_calls",
+                "name": "API calls",
+                "description": "Requests to the public API",
+                "aggregation": "sum",
+                "property": None,
+                "metadata_": {"team": "platform"},
+            },
+            in_use,
+        ),
+        "plan": _CatalogKind(
+            Plan,
+            render_plan,
+            lambda _created: {
+                "code": "pro-monthly",
+                "name": "Pro",
+                "description": "Pro plan, billed monthly per seat",
+                "currency": "USD",
+                "interval": "month",
+                "interval_count": 1,
+                "amount_decimal": Decimal(2900),
+                "trial_period_days": 14,
+                "charges": [stored_charge(charge, param="charges[0]")],
+                "metadata_": {},
+            },
+            in_use,
+        ),
+        "coupon": _CatalogKind(
+            Coupon,
+            render_coupon,
+            lambda created: {
+                "name": "Launch week",
+                "percent_off": Decimal(25),
+                "amount_off": None,
+                "currency": None,
+                "duration": "repeating",
+                "duration_in_periods": 3,
+                "max_redemptions": 100 if created else 500,
+                "redeem_by": None,
+                "times_redeemed": 0 if created else 42,
+                "metadata_": {"campaign": "launch"},
+            },
+            {"max_redemptions": 100},
+            tracks_use=False,
+        ),
+        "tax_rate": _CatalogKind(
+            TaxRate,
+            render_tax_rate,
+            lambda _created: {
+                "display_name": "VAT",
+                "description": "Germany, standard rate",
+                "percentage": Decimal(19),
+                "inclusive": False,
+                "metadata_": {"country": "DE"},
+            },
+            in_use,
+        ),
+    }
+
+
+def _catalog_object(kind: str, event_type: str) -> Example:
+    table = _catalog_kinds()[kind]
+    created = event_type == f"{kind}.created"
+    used = {"in_use_since": None if created else EXAMPLE_TIME} if table.tracks_use else {}
+    row = table.model(
+        id=example_id(kind),
+        **table.values(created),
+        **used,
+        archived_at=EXAMPLE_TIME if event_type.endswith(".archived") else None,
         created_at=EXAMPLE_TIME,
         updated_at=EXAMPLE_TIME,
     )
-    # plan.updated: a subscription started using it (its pricing is frozen from now on).
-    return Example(render_plan(plan), {"in_use": False} if event_type == "plan.updated" else None)
-
-
-def _coupon(event_type: str) -> Example:
-    from billing.catalog.coupons import render_coupon
-    from billing.catalog.models import Coupon
-
-    coupon = Coupon(
-        id=example_id("coupon"),
-        name="Launch week",
-        percent_off=Decimal(25),
-        amount_off=None,
-        currency=None,
-        duration="repeating",
-        duration_in_periods=3,
-        max_redemptions=500 if event_type != "coupon.created" else 100,
-        redeem_by=None,
-        times_redeemed=42 if event_type != "coupon.created" else 0,
-        metadata_={"campaign": "launch"},
-        archived_at=_archived_at(event_type),
-        created_at=EXAMPLE_TIME,
-        updated_at=EXAMPLE_TIME,
-    )
-    previous = {"max_redemptions": 100} if event_type == "coupon.updated" else None
-    return Example(render_coupon(coupon), previous)
-
-
-def _tax_rate(event_type: str) -> Example:
-    from billing.catalog.models import TaxRate
-    from billing.catalog.tax_rates import render_tax_rate
-
-    rate = TaxRate(
-        id=example_id("tax_rate"),
-        display_name="VAT",
-        description="Germany, standard rate",
-        percentage=Decimal(19),
-        inclusive=False,
-        metadata_={"country": "DE"},
-        in_use_since=EXAMPLE_TIME if event_type != "tax_rate.created" else None,
-        archived_at=_archived_at(event_type),
-        created_at=EXAMPLE_TIME,
-        updated_at=EXAMPLE_TIME,
-    )
-    # tax_rate.updated: a subscription started applying it (percentage and inclusive are frozen from now on).
-    return Example(render_tax_rate(rate), {"in_use": False} if event_type == "tax_rate.updated" else None)
+    return Example(table.render(row), table.updated if event_type == f"{kind}.updated" else None)
 
 
 def _payment_method(event_type: str) -> Example:
@@ -412,13 +420,28 @@ def _payment_method(event_type: str) -> Example:
     return Example(render_payment_method(pm), previous)
 
 
+def _settlement(event_type: str, failure_code: str, failure_message: Callable[[str], str]) -> dict[str, Any]:
+    """The fields a payment and a refund share, as their event leaves them: pending when created (not settled
+    yet); succeeded, or failed with `failure_code`, once settled."""
+    status = event_type.split(".", 1)[1].replace("created", "pending")
+    failed = status == "failed"
+    return {
+        "status": status,
+        "failure_code": failure_code if failed else None,
+        "failure_message": failure_message(failure_code) if failed else None,
+        "metadata_": {},
+        "created_at": EXAMPLE_TIME,
+        "settled_at": None if status == "pending" else EXAMPLE_TIME,
+    }
+
+
 def _payment(event_type: str) -> Example:
     from billing.payments.models import Payment
     from billing.payments.service import render_payment
     from dunning.messages import next_action
 
-    status = event_type.split(".", 1)[1].replace("created", "pending")
-    failed = status == "failed"
+    settled = _settlement(event_type, "insufficient_funds", _failure_message)
+    pending, failed = settled["status"] == "pending", settled["status"] == "failed"
     payment = Payment(
         id=example_id("payment"),
         customer_id=example_id("customer"),
@@ -428,21 +451,16 @@ def _payment(event_type: str) -> Example:
         attempt=1,
         amount=4900,
         currency="USD",
-        status=status,
         description="Invoice INV-000042",
         card_brand="visa",
         card_last4="4242",
         payment_method_type="card",
-        gateway=None if status == "pending" else "sandbox",
-        failure_code="insufficient_funds" if failed else None,
+        gateway=None if pending else "sandbox",
         decline_type="soft" if failed else None,
-        failure_message=_failure_message("insufficient_funds") if failed else None,
-        next_action="wait" if status == "pending" else next_action("insufficient_funds") if failed else None,
+        next_action="wait" if pending else next_action("insufficient_funds") if failed else None,
         amount_refunded=0,
-        metadata_={},
         test_clock_id=None,
-        created_at=EXAMPLE_TIME,
-        settled_at=None if status == "pending" else EXAMPLE_TIME,
+        **settled,
     )
     return Example(render_payment(payment))
 
@@ -451,21 +469,14 @@ def _refund(event_type: str) -> Example:
     from billing.payments.models import Refund
     from billing.payments.refunds import REFUND_FAILURES, render_refund
 
-    status = event_type.split(".", 1)[1].replace("created", "pending")
-    failed = status == "failed"
     refund = Refund(
         id=example_id("refund"),
         payment_id=example_id("payment"),
         amount=1000,
         currency="USD",
-        status=status,
         reason="requested_by_customer",
         gateway="sandbox",
-        failure_code="amount_exceeds_charge" if failed else None,
-        failure_message=REFUND_FAILURES["amount_exceeds_charge"] if failed else None,
-        metadata_={},
-        created_at=EXAMPLE_TIME,
-        settled_at=None if status == "pending" else EXAMPLE_TIME,
+        **_settlement(event_type, "amount_exceeds_charge", REFUND_FAILURES.__getitem__),
     )
     return Example(render_refund(refund))
 
@@ -603,10 +614,7 @@ BUILDERS: dict[str, Builder] = {
     "test_clock": _test_clock,
     "invoice": _invoice,
     "webhook_endpoint": _webhook_endpoint,
-    "meter": _meter,
-    "plan": _plan,
-    "coupon": _coupon,
-    "tax_rate": _tax_rate,
+    **{kind: functools.partial(_catalog_object, kind) for kind in ("meter", "plan", "coupon", "tax_rate")},
     "payment_method": _payment_method,
     "payment": _payment,
     "refund": _refund,

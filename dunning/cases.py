@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock
 from billing.customers.models import Customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import InvalidRequest
 from billing.ids import new_id
 from billing.invoices import states as invoice_states
@@ -271,31 +271,20 @@ async def get_case(session: AsyncSession, merchant_id: str, case_id: str) -> Dun
 async def list_cases(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     invoice: str | None = None,
     customer: str | None = None,
     state: str | None = None,
 ) -> Page[DunningCase]:
-    stmt = select(DunningCase).where(DunningCase.merchant_id == merchant_id)
-    if invoice is not None:
-        stmt = stmt.where(DunningCase.invoice_id == invoice)
-    if customer is not None:
-        stmt = stmt.where(DunningCase.customer_id == customer)
-    if state is not None:
-        if state not in recovery.STATES:
-            raise InvalidRequest(f"state must be one of {', '.join(recovery.STATES)}.", param="state")
-        stmt = stmt.where(DunningCase.state == state)
-    return await paginate(
-        session,
-        stmt,
-        DunningCase,
-        merchant_id=merchant_id,
-        id_prefix="dc",
-        limit=limit,
-        starting_after=starting_after,
+    if state is not None and state not in recovery.STATES:
+        raise InvalidRequest(f"state must be one of {', '.join(recovery.STATES)}.", param="state")
+    filters = (
+        equals(DunningCase.invoice_id, invoice),
+        equals(DunningCase.customer_id, customer),
+        equals(DunningCase.state, state),
     )
+    return await list_owned(session, DunningCase, merchant_id, filters, page, prefix="dc")
 
 
 def _ratio(numerator: int, denominator: int) -> str | None:

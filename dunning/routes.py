@@ -8,15 +8,29 @@ from typing import Annotated, Literal
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import OfCustomer, OfInvoice, list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
+from billing.db.pagination import Page, PageRequest
 from billing.errors import InvalidRequest
 from dunning import cases as service
+from dunning.models import DunningCase as DunningCaseRow
 from dunning.schemas import DunningCase, DunningCaseList, DunningMetrics
 
 CaseId = Annotated[str, PathParameter(description="A dunning case id, dc_...", max_length=64)]
+
+
+async def _list_cases(
+    session: AsyncSession,
+    merchant_id: str,
+    page: PageRequest,
+    *,
+    case_state: str | None,
+    **filters: str | None,
+) -> Page[DunningCaseRow]:
+    return await service.list_cases(session, merchant_id, page, state=case_state, **filters)
 
 
 class DunningController(Controller):
@@ -38,39 +52,24 @@ class DunningController(Controller):
             raise InvalidRequest("since needs a time zone offset, e.g. 2027-01-01T00:00:00Z.", param="since")
         return await service.recovery_metrics(ctx.session, ctx.merchant_id, since=since)
 
-    @get("/cases", responses=ERROR_RESPONSES, summary="List dunning cases, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        invoice: Annotated[
-            str | None, QueryParameter(description="Only this invoice's.", max_length=64)
-        ] = None,
-        customer: Annotated[
-            str | None, QueryParameter(description="Only this customer's.", max_length=64)
-        ] = None,
-        case_state: Annotated[
-            Literal["retrying", "awaiting_payment_method", "recovered", "exhausted", "voided"] | None,
-            QueryParameter(name="state", description="Only cases in this state."),
-        ] = None,
-    ) -> DunningCaseList:
-        result = await service.list_cases(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            invoice=invoice,
-            customer=customer,
-            state=case_state,
-        )
-        return page(
-            DunningCaseList,
-            [service.render_case(c) for c in result.rows],
-            has_more=result.has_more,
-            url="/v1/dunning/cases",
-        )
-
-    @get("/cases/{case_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a dunning case")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], case_id: CaseId) -> DunningCase:
-        return service.render_case(await service.get_case(ctx.session, ctx.merchant_id, case_id))
+    list_, retrieve = list_and_retrieve(
+        noun="dunning case",
+        path="/cases",
+        url="/v1/dunning/cases",
+        list_type=DunningCaseList,
+        item_type=DunningCase,
+        render=service.render_case,
+        list_rows=_list_cases,
+        get_row=service.get_case,
+        id_param="case_id",
+        id_type=CaseId,
+        filters={
+            "invoice": OfInvoice,
+            "customer": OfCustomer,
+            # `state` is a name Litestar keeps for the application state: the parameter is declared under another.
+            "case_state": Annotated[
+                Literal["retrying", "awaiting_payment_method", "recovered", "exhausted", "voided"] | None,
+                QueryParameter(name="state", description="Only cases in this state."),
+            ],
+        },
+    )

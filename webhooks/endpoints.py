@@ -12,7 +12,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, utc_now
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest, Unprocessable, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -305,21 +306,9 @@ async def disable_endpoint(session: AsyncSession, endpoint: WebhookEndpoint, rea
     )
 
 
-async def list_endpoints(
-    session: AsyncSession, merchant_id: str, *, limit: int, starting_after: str | None
-) -> Page[WebhookEndpoint]:
-    stmt = select(WebhookEndpoint).where(
-        WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.deleted_at.is_(None)
-    )
-    return await paginate(
-        session,
-        stmt,
-        WebhookEndpoint,
-        merchant_id=merchant_id,
-        id_prefix="we",
-        limit=limit,
-        starting_after=starting_after,
-    )
+async def list_endpoints(session: AsyncSession, merchant_id: str, page: PageRequest) -> Page[WebhookEndpoint]:
+    live = (WebhookEndpoint.deleted_at.is_(None),)
+    return await list_owned(session, WebhookEndpoint, merchant_id, live, page, prefix="we")
 
 
 async def attempts_of(
@@ -349,9 +338,8 @@ async def list_deliveries(
     session: AsyncSession,
     merchant_id: str,
     endpoint_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     status: str | None = None,
     event_id: str | None = None,
 ) -> Page[WebhookDelivery]:
@@ -365,22 +353,12 @@ async def list_deliveries(
     )
     if owner is None:
         raise not_found("webhook endpoint", endpoint_id)
-    stmt = select(WebhookDelivery).where(
-        WebhookDelivery.merchant_id == merchant_id, WebhookDelivery.endpoint_id == endpoint_id
+    filters = (
+        WebhookDelivery.endpoint_id == endpoint_id,
+        equals(WebhookDelivery.status, status),
+        equals(WebhookDelivery.event_id, event_id),
     )
-    if status is not None:
-        stmt = stmt.where(WebhookDelivery.status == status)
-    if event_id is not None:
-        stmt = stmt.where(WebhookDelivery.event_id == event_id)
-    return await paginate(
-        session,
-        stmt,
-        WebhookDelivery,
-        merchant_id=merchant_id,
-        id_prefix="wd",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    return await list_owned(session, WebhookDelivery, merchant_id, filters, page, prefix="wd")
 
 
 async def redeliver_event(

@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.api.schemas import ListResponse
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import Filter, equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from webhooks import models
 
 
@@ -56,26 +55,18 @@ async def get_event(session: AsyncSession, merchant_id: str, event_id: str) -> m
 async def list_events(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     event_type: str | None = None,
     object_id: str | None = None,
 ) -> Page[models.Event]:
-    stmt = select(models.Event).where(models.Event.merchant_id == merchant_id)
+    by_type: Filter = None
     if event_type is not None:
-        if event_type.endswith(".*"):
-            stmt = stmt.where(models.Event.type.startswith(event_type[:-1]))
-        else:
-            stmt = stmt.where(models.Event.type == event_type)
-    if object_id is not None:
-        stmt = stmt.where(models.Event.object_id == object_id)
-    return await paginate(
-        session,
-        stmt,
-        models.Event,
-        merchant_id=merchant_id,
-        id_prefix="evt",
-        limit=limit,
-        starting_after=starting_after,
-    )
+        # customer.* : every event type of that prefix.
+        by_type = (
+            models.Event.type.startswith(event_type[:-1])
+            if event_type.endswith(".*")
+            else models.Event.type == event_type
+        )
+    filters = (by_type, equals(models.Event.object_id, object_id))
+    return await list_owned(session, models.Event, merchant_id, filters, page, prefix="evt")

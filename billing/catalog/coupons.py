@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog import schemas
@@ -26,8 +26,8 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import Coupon
 from billing.catalog.schemas import CouponCreate, CouponUpdate
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import active_filter, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -191,25 +191,10 @@ async def get_coupon(
 
 
 async def list_coupons(
-    session: AsyncSession,
-    merchant_id: str,
-    *,
-    limit: int,
-    starting_after: str | None,
-    active: bool | None = None,
+    session: AsyncSession, merchant_id: str, page: PageRequest, *, active: bool | None = None
 ) -> Page[Coupon]:
-    stmt = select(Coupon).where(Coupon.merchant_id == merchant_id)
-    if active is not None:
-        stmt = stmt.where(Coupon.archived_at.is_(None) if active else Coupon.archived_at.is_not(None))
-    return await paginate(
-        session,
-        stmt,
-        Coupon,
-        merchant_id=merchant_id,
-        id_prefix="cpn",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (active_filter(Coupon.archived_at, active),)
+    return await list_owned(session, Coupon, merchant_id, filters, page, prefix="cpn")
 
 
 def _new_discount(coupon: Coupon, params: CouponUpdate) -> discounts.Coupon:

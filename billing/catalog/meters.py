@@ -26,7 +26,8 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import Aggregation, Meter
 from billing.catalog.schemas import MeterCreate, MeterUpdate
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import active_filter, equals, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import InvalidRequest
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -137,26 +138,13 @@ async def meters_by_code(
 async def list_meters(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     active: bool | None = None,
     code: str | None = None,
 ) -> Page[Meter]:
-    stmt = select(Meter).where(Meter.merchant_id == merchant_id)
-    if active is not None:
-        stmt = stmt.where(Meter.archived_at.is_(None) if active else Meter.archived_at.is_not(None))
-    if code is not None:
-        stmt = stmt.where(Meter.code == code)
-    return await paginate(
-        session,
-        stmt,
-        Meter,
-        merchant_id=merchant_id,
-        id_prefix="mtr",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (active_filter(Meter.archived_at, active), equals(Meter.code, code))
+    return await list_owned(session, Meter, merchant_id, filters, page, prefix="mtr")
 
 
 async def update_meter(session: AsyncSession, merchant_id: str, meter_id: str, params: MeterUpdate) -> Meter:

@@ -39,7 +39,8 @@ from billing.catalog.common import (
 from billing.catalog.meters import mark_meters_in_use, meters_by_code
 from billing.catalog.models import Plan
 from billing.catalog.schemas import PlanCreate, PlanUpdate
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import active_filter, equals, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest, not_found
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -480,32 +481,20 @@ async def get_plan(
 async def list_plans(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     active: bool | None = None,
     code: str | None = None,
     portal_visible: bool | None = None,
     currency: str | None = None,
 ) -> Page[Plan]:
-    stmt = select(Plan).where(Plan.merchant_id == merchant_id)
-    if active is not None:
-        stmt = stmt.where(Plan.archived_at.is_(None) if active else Plan.archived_at.is_not(None))
-    if portal_visible is not None:
-        stmt = stmt.where(Plan.portal_visible.is_(portal_visible))
-    if currency is not None:
-        stmt = stmt.where(Plan.currency == currency.upper())
-    if code is not None:
-        stmt = stmt.where(Plan.code == code)
-    return await paginate(
-        session,
-        stmt,
-        Plan,
-        merchant_id=merchant_id,
-        id_prefix="plan",
-        limit=limit,
-        starting_after=starting_after,
+    filters = (
+        active_filter(Plan.archived_at, active),
+        equals(Plan.portal_visible, portal_visible),
+        equals(Plan.currency, currency and currency.upper()),
+        equals(Plan.code, code),
     )
+    return await list_owned(session, Plan, merchant_id, filters, page, prefix="plan")
 
 
 async def _new_pricing(session: AsyncSession, plan: Plan, params: PlanUpdate) -> _Pricing:

@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
 from billing.api.strict_input import query_families
 from billing.catalog import coupons, meters, plans, tax_rates
 from billing.catalog.schemas import (
@@ -45,6 +45,9 @@ Active = Annotated[
 CodeFilter = Annotated[
     str | None, QueryParameter(description="Only the object with this code.", max_length=100)
 ]
+PortalVisible = Annotated[
+    bool | None, QueryParameter(description="Only plans offered (true) or not (false) in the portal.")
+]
 
 
 class MetersController(Controller):
@@ -55,28 +58,18 @@ class MetersController(Controller):
     async def create(self, ctx: NamedDependency[RequestContext], data: JSONBody[MeterCreate]) -> Meter:
         return meters.render_meter(await meters.create_meter(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List meters, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        active: Active = None,
-        code: CodeFilter = None,
-    ) -> MeterList:
-        result = await meters.list_meters(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, active=active, code=code
-        )
-        return page(
-            MeterList,
-            [meters.render_meter(m) for m in result.rows],
-            has_more=result.has_more,
-            url="/v1/meters",
-        )
-
-    @get("/{meter_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a meter")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], meter_id: MeterId) -> Meter:
-        return meters.render_meter(await meters.get_meter(ctx.session, ctx.merchant_id, meter_id))
+    list_, retrieve = list_and_retrieve(
+        noun="meter",
+        url="/v1/meters",
+        list_type=MeterList,
+        item_type=Meter,
+        render=meters.render_meter,
+        list_rows=meters.list_meters,
+        get_row=meters.get_meter,
+        id_param="meter_id",
+        id_type=MeterId,
+        filters={"active": Active, "code": CodeFilter},
+    )
 
     @patch(
         "/{meter_id:str}",
@@ -116,34 +109,18 @@ class PlansController(Controller):
     async def create(self, ctx: NamedDependency[RequestContext], data: JSONBody[PlanCreate]) -> Plan:
         return plans.render_plan(await plans.create_plan(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List plans, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        active: Active = None,
-        code: CodeFilter = None,
-        portal_visible: Annotated[
-            bool | None, QueryParameter(description="Only plans offered (true) or not (false) in the portal.")
-        ] = None,
-    ) -> PlanList:
-        result = await plans.list_plans(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            active=active,
-            code=code,
-            portal_visible=portal_visible,
-        )
-        return page(
-            PlanList, [plans.render_plan(p) for p in result.rows], has_more=result.has_more, url="/v1/plans"
-        )
-
-    @get("/{plan_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a plan")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], plan_id: PlanId) -> Plan:
-        return plans.render_plan(await plans.get_plan(ctx.session, ctx.merchant_id, plan_id))
+    list_, retrieve = list_and_retrieve(
+        noun="plan",
+        url="/v1/plans",
+        list_type=PlanList,
+        item_type=Plan,
+        render=plans.render_plan,
+        list_rows=plans.list_plans,
+        get_row=plans.get_plan,
+        id_param="plan_id",
+        id_type=PlanId,
+        filters={"active": Active, "code": CodeFilter, "portal_visible": PortalVisible},
+    )
 
     @patch(
         "/{plan_id:str}",
@@ -212,27 +189,18 @@ class CouponsController(Controller):
     async def create(self, ctx: NamedDependency[RequestContext], data: JSONBody[CouponCreate]) -> Coupon:
         return coupons.render_coupon(await coupons.create_coupon(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List coupons, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        active: Active = None,
-    ) -> CouponList:
-        result = await coupons.list_coupons(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, active=active
-        )
-        return page(
-            CouponList,
-            [coupons.render_coupon(c) for c in result.rows],
-            has_more=result.has_more,
-            url="/v1/coupons",
-        )
-
-    @get("/{coupon_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a coupon")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], coupon_id: CouponId) -> Coupon:
-        return coupons.render_coupon(await coupons.get_coupon(ctx.session, ctx.merchant_id, coupon_id))
+    list_, retrieve = list_and_retrieve(
+        noun="coupon",
+        url="/v1/coupons",
+        list_type=CouponList,
+        item_type=Coupon,
+        render=coupons.render_coupon,
+        list_rows=coupons.list_coupons,
+        get_row=coupons.get_coupon,
+        id_param="coupon_id",
+        id_type=CouponId,
+        filters={"active": Active},
+    )
 
     @patch(
         "/{coupon_id:str}",
@@ -274,29 +242,18 @@ class TaxRatesController(Controller):
     async def create(self, ctx: NamedDependency[RequestContext], data: JSONBody[TaxRateCreate]) -> TaxRate:
         return tax_rates.render_tax_rate(await tax_rates.create_tax_rate(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List tax rates, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        active: Active = None,
-    ) -> TaxRateList:
-        result = await tax_rates.list_tax_rates(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, active=active
-        )
-        return page(
-            TaxRateList,
-            [tax_rates.render_tax_rate(r) for r in result.rows],
-            has_more=result.has_more,
-            url="/v1/tax_rates",
-        )
-
-    @get("/{tax_rate_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a tax rate")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], tax_rate_id: TaxRateId) -> TaxRate:
-        return tax_rates.render_tax_rate(
-            await tax_rates.get_tax_rate(ctx.session, ctx.merchant_id, tax_rate_id)
-        )
+    list_, retrieve = list_and_retrieve(
+        noun="tax rate",
+        url="/v1/tax_rates",
+        list_type=TaxRateList,
+        item_type=TaxRate,
+        render=tax_rates.render_tax_rate,
+        list_rows=tax_rates.list_tax_rates,
+        get_row=tax_rates.get_tax_rate,
+        id_param="tax_rate_id",
+        id_type=TaxRateId,
+        filters={"active": Active},
+    )
 
     @patch(
         "/{tax_rate_id:str}",

@@ -25,8 +25,8 @@ from billing.catalog.common import (
 )
 from billing.catalog.models import TaxRate
 from billing.catalog.schemas import TaxRateCreate, TaxRateUpdate
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import active_filter, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, not_found
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -108,25 +108,10 @@ async def get_tax_rate(
 
 
 async def list_tax_rates(
-    session: AsyncSession,
-    merchant_id: str,
-    *,
-    limit: int,
-    starting_after: str | None,
-    active: bool | None = None,
+    session: AsyncSession, merchant_id: str, page: PageRequest, *, active: bool | None = None
 ) -> Page[TaxRate]:
-    stmt = select(TaxRate).where(TaxRate.merchant_id == merchant_id)
-    if active is not None:
-        stmt = stmt.where(TaxRate.archived_at.is_(None) if active else TaxRate.archived_at.is_not(None))
-    return await paginate(
-        session,
-        stmt,
-        TaxRate,
-        merchant_id=merchant_id,
-        id_prefix="txr",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (active_filter(TaxRate.archived_at, active),)
+    return await list_owned(session, TaxRate, merchant_id, filters, page, prefix="txr")
 
 
 async def update_tax_rate(

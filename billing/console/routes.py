@@ -33,6 +33,7 @@ from billing.credit_notes import service as credit_notes
 from billing.credit_notes.schemas import CreditNoteCreate
 from billing.customers.models import Customer
 from billing.db.engine import transaction
+from billing.db.pagination import PageRequest
 from billing.errors import BillingError, NotFound
 from billing.invoices import collection, states
 from billing.invoices import service as invoices
@@ -533,24 +534,14 @@ def make_console_router(services: Services) -> Router:
             return await not_found(viewer, db)
         lines = await invoices.invoice_lines(db, inv.id)
         customer = await db.get(Customer, inv.customer_id)
-        payments = (
-            await list_payments(db, viewer.merchant_id, limit=100, starting_after=None, invoice=inv.id)
-        ).rows
+        payments = (await list_payments(db, viewer.merchant_id, PageRequest(100), invoice=inv.id)).rows
         refunds = []
         for payment in payments:
-            refunds += (
-                await list_refunds(db, viewer.merchant_id, limit=100, starting_after=None, payment=payment.id)
-            ).rows
+            refunds += (await list_refunds(db, viewer.merchant_id, PageRequest(100), payment=payment.id)).rows
         notes = (
-            await credit_notes.list_credit_notes(
-                db, viewer.merchant_id, limit=100, starting_after=None, invoice=inv.id
-            )
+            await credit_notes.list_credit_notes(db, viewer.merchant_id, PageRequest(100), invoice=inv.id)
         ).rows
-        events = (
-            await list_events(
-                db, viewer.merchant_id, limit=100, starting_after=None, event_type=None, object_id=inv.id
-            )
-        ).rows
+        events = (await list_events(db, viewer.merchant_id, PageRequest(100), object_id=inv.id)).rows
         audit = (await list_audit(db, viewer.merchant_id, limit=50, object_id=inv.id)).entries
         taxes = [
             {

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote
 from billing.customers.service import get_customer
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import InvalidRequest
 from billing.invoices.models import CustomerBalanceTransaction
 from billing.invoices.service import record_balance_change
@@ -48,22 +49,11 @@ async def credit_notes_of(session: AsyncSession, entry_ids: list[str]) -> dict[s
 
 
 async def list_balance_transactions(
-    session: AsyncSession, merchant_id: str, customer_id: str, *, limit: int, starting_after: str | None
+    session: AsyncSession, merchant_id: str, customer_id: str, page: PageRequest
 ) -> Page[CustomerBalanceTransaction]:
     customer = await get_customer(session, merchant_id, customer_id)
-    stmt = select(CustomerBalanceTransaction).where(
-        CustomerBalanceTransaction.merchant_id == merchant_id,
-        CustomerBalanceTransaction.customer_id == customer.id,
-    )
-    return await paginate(
-        session,
-        stmt,
-        CustomerBalanceTransaction,
-        merchant_id=merchant_id,
-        id_prefix="cbt",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (CustomerBalanceTransaction.customer_id == customer.id,)
+    return await list_owned(session, CustomerBalanceTransaction, merchant_id, filters, page, prefix="cbt")
 
 
 async def adjust_balance(

@@ -20,6 +20,7 @@ from billing.credit_notes.schemas import (
     CustomerBalanceTransactionCreate,
     CustomerBalanceTransactionList,
 )
+from billing.db.pagination import PageRequest
 
 CreditNoteId = Annotated[str, PathParameter(description="A credit note id, cn_...", max_length=64)]
 CustomerId = Annotated[str, PathParameter(description="A customer id, cus_...", max_length=64)]
@@ -79,8 +80,7 @@ class CreditNotesController(Controller):
         result = await service.list_credit_notes(
             ctx.session,
             ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
+            PageRequest(limit, starting_after),
             invoice=invoice,
             customer=customer,
         )
@@ -124,7 +124,7 @@ class CustomerBalanceTransactionsController(Controller):
         starting_after: StartingAfter = None,
     ) -> CustomerBalanceTransactionList:
         result = await balance.list_balance_transactions(
-            ctx.session, ctx.merchant_id, customer_id, limit=limit, starting_after=starting_after
+            ctx.session, ctx.merchant_id, customer_id, PageRequest(limit, starting_after)
         )
         notes = await balance.credit_notes_of(ctx.session, [entry.id for entry in result.rows])
         return page(

@@ -34,8 +34,8 @@ from billing.clock import Clock
 from billing.credit_notes import schemas
 from billing.credit_notes.models import CreditNote, CreditNoteLine
 from billing.customers.models import Customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import BillingError, Conflict, IdempotencyError, InvalidRequest, Unprocessable, not_found
 from billing.ids import is_valid_id, new_id
 from billing.invoices import states
@@ -139,26 +139,13 @@ async def get_credit_note(
 async def list_credit_notes(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     invoice: str | None = None,
     customer: str | None = None,
 ) -> Page[CreditNote]:
-    stmt = select(CreditNote).where(CreditNote.merchant_id == merchant_id)
-    if invoice is not None:
-        stmt = stmt.where(CreditNote.invoice_id == invoice)
-    if customer is not None:
-        stmt = stmt.where(CreditNote.customer_id == customer)
-    return await paginate(
-        session,
-        stmt,
-        CreditNote,
-        merchant_id=merchant_id,
-        id_prefix="cn",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (equals(CreditNote.invoice_id, invoice), equals(CreditNote.customer_id, customer))
+    return await list_owned(session, CreditNote, merchant_id, filters, page, prefix="cn")
 
 
 @dataclass(frozen=True)

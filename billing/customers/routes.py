@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, delete, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
 from billing.customers import service
 from billing.customers.schemas import Customer, CustomerCreate, CustomerList, CustomerUpdate, DeletedCustomer
 
@@ -28,39 +28,26 @@ class CustomersController(Controller):
         )
         return service.render_customer(customer)
 
-    @get("/", responses=ERROR_RESPONSES, summary="List customers, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        email: Annotated[str | None, QueryParameter(description="Only customers with this email.")] = None,
-        external_id: Annotated[
-            str | None, QueryParameter(description="Only the customer with this external_id.")
-        ] = None,
-        test_clock: Annotated[
-            str | None, QueryParameter(description="Only customers living on this test clock.")
-        ] = None,
-    ) -> CustomerList:
-        result = await service.list_customers(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            email=email,
-            external_id=external_id,
-            test_clock=test_clock,
-        )
-        return page(
-            CustomerList,
-            [service.render_customer(c) for c in result.rows],
-            has_more=result.has_more,
-            url="/v1/customers",
-        )
-
-    @get("/{customer_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a customer")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], customer_id: CustomerId) -> Customer:
-        return service.render_customer(await service.get_customer(ctx.session, ctx.merchant_id, customer_id))
+    list_, retrieve = list_and_retrieve(
+        noun="customer",
+        url="/v1/customers",
+        list_type=CustomerList,
+        item_type=Customer,
+        render=service.render_customer,
+        list_rows=service.list_customers,
+        get_row=service.get_customer,
+        id_param="customer_id",
+        id_type=CustomerId,
+        filters={
+            "email": Annotated[str | None, QueryParameter(description="Only customers with this email.")],
+            "external_id": Annotated[
+                str | None, QueryParameter(description="Only the customer with this external_id.")
+            ],
+            "test_clock": Annotated[
+                str | None, QueryParameter(description="Only customers living on this test clock.")
+            ],
+        },
+    )
 
     @patch("/{customer_id:str}", responses=ERROR_RESPONSES, summary="Update a customer")
     async def update(

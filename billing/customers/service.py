@@ -14,8 +14,8 @@ from billing.customers import hooks, schemas
 from billing.customers.billing_details import clean_address, clean_tax_ids
 from billing.customers.models import Customer
 from billing.customers.schemas import CustomerCreate, CustomerUpdate, DeletedCustomer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -271,26 +271,16 @@ async def delete_customer(session: AsyncSession, merchant_id: str, customer_id: 
 async def list_customers(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     email: str | None = None,
     external_id: str | None = None,
     test_clock: str | None = None,
 ) -> Page[Customer]:
-    stmt = select(Customer).where(Customer.merchant_id == merchant_id, Customer.deleted_at.is_(None))
-    if email is not None:
-        stmt = stmt.where(Customer.email == email)
-    if external_id is not None:
-        stmt = stmt.where(Customer.external_id == external_id)
-    if test_clock is not None:
-        stmt = stmt.where(Customer.test_clock_id == test_clock)
-    return await paginate(
-        session,
-        stmt,
-        Customer,
-        merchant_id=merchant_id,
-        id_prefix="cus",
-        limit=limit,
-        starting_after=starting_after,
+    filters = (
+        Customer.deleted_at.is_(None),
+        equals(Customer.email, email),
+        equals(Customer.external_id, external_id),
+        equals(Customer.test_clock_id, test_clock),
     )
+    return await list_owned(session, Customer, merchant_id, filters, page, prefix="cus")

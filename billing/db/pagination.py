@@ -27,6 +27,14 @@ class Page(Generic[Row]):
     has_more: bool
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page a caller asked for: at most `limit` objects after (older than) `starting_after`."""
+
+    limit: int = 10
+    starting_after: str | None = None
+
+
 async def paginate(
     session: AsyncSession,
     stmt: Select[Any],

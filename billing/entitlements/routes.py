@@ -9,8 +9,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
 from billing.catalog.plans import get_plan
 from billing.catalog.routes import Active, CodeFilter, PlanId
 from billing.entitlements import service
@@ -36,28 +36,18 @@ class FeaturesController(Controller):
     async def create(self, ctx: NamedDependency[RequestContext], data: JSONBody[FeatureCreate]) -> Feature:
         return service.render_feature(await service.create_feature(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List features, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        active: Active = None,
-        code: CodeFilter = None,
-    ) -> FeatureList:
-        result = await service.list_features(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, active=active, code=code
-        )
-        return page(
-            FeatureList,
-            [service.render_feature(f) for f in result.rows],
-            has_more=result.has_more,
-            url="/v1/features",
-        )
-
-    @get("/{feature_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a feature")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], feature_id: FeatureId) -> Feature:
-        return service.render_feature(await service.get_feature(ctx.session, ctx.merchant_id, feature_id))
+    list_, retrieve = list_and_retrieve(
+        noun="feature",
+        url="/v1/features",
+        list_type=FeatureList,
+        item_type=Feature,
+        render=service.render_feature,
+        list_rows=service.list_features,
+        get_row=service.get_feature,
+        id_param="feature_id",
+        id_type=FeatureId,
+        filters={"active": Active, "code": CodeFilter},
+    )
 
     @patch(
         "/{feature_id:str}",

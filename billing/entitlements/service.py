@@ -29,7 +29,8 @@ from billing.catalog.plans import get_plan
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import active_filter, equals, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.entitlements import schemas
 from billing.entitlements.models import Feature, PlanEntitlement
 from billing.errors import InvalidRequest, not_found
@@ -125,26 +126,13 @@ async def get_feature(
 async def list_features(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     active: bool | None = None,
     code: str | None = None,
 ) -> Page[Feature]:
-    stmt = select(Feature).where(Feature.merchant_id == merchant_id)
-    if active is not None:
-        stmt = stmt.where(Feature.archived_at.is_(None) if active else Feature.archived_at.is_not(None))
-    if code is not None:
-        stmt = stmt.where(Feature.code == code)
-    return await paginate(
-        session,
-        stmt,
-        Feature,
-        merchant_id=merchant_id,
-        id_prefix="feat",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (active_filter(Feature.archived_at, active), equals(Feature.code, code))
+    return await list_owned(session, Feature, merchant_id, filters, page, prefix="feat")
 
 
 async def update_feature(

@@ -1,7 +1,10 @@
 """Invoice item use cases: create a pending item, list, retrieve, delete while pending; and the renewal hook
-that puts a customer's pending items on its renewal draft and marks them invoiced, in that transaction."""
+that puts a customer's pending items on its renewal draft and marks them invoiced, in that transaction (and shows
+them on the renewal's preview, the upcoming invoice)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.hooks import CustomerDeleted
 from billing.customers.service import get_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoice_items import schemas
 from billing.invoice_items.models import InvoiceItem
 from billing.invoices import service as invoices
-from billing.invoices.hooks import InvoicedAlone, RenewalDraft
+from billing.invoices.hooks import InvoicedAlone, RenewalDraft, RenewalPreview
 from billing.invoices.schemas import LineCreate
 from billing.metadata import validate_metadata
 from billing.test_clocks.service import clock_for, customer_clock
@@ -155,37 +158,30 @@ async def delete_items_of_deleted_customer(event: CustomerDeleted) -> None:
 async def list_invoice_items(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
-    customer: str | None,
-    pending: bool | None,
+    customer: str | None = None,
+    pending: bool | None = None,
 ) -> Page[InvoiceItem]:
-    stmt = select(InvoiceItem).where(InvoiceItem.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(InvoiceItem.customer_id == customer)
-    if pending is not None:
-        stmt = stmt.where(InvoiceItem.status == ("pending" if pending else "invoiced"))
-    return await paginate(
-        session,
-        stmt,
-        InvoiceItem,
-        merchant_id=merchant_id,
-        id_prefix="ii",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    status = None if pending is None else ("pending" if pending else "invoiced")
+    filters = (equals(InvoiceItem.customer_id, customer), equals(InvoiceItem.status, status))
+    return await list_owned(session, InvoiceItem, merchant_id, filters, page, prefix="ii")
+
+
+async def _pending_items(
+    session: AsyncSession, customer_id: str, currency: str, *, lock: bool
+) -> Sequence[InvoiceItem]:
+    """What the customer's next renewal in `currency` bills: its pending items, oldest first; with `lock`, those
+    no concurrent renewal of another subscription holds, locked."""
+    stmt = InvoiceItem.pending_for(customer_id, currency)
+    return (await session.scalars(stmt.with_for_update(skip_locked=True) if lock else stmt)).all()
 
 
 async def invoice_pending_items(draft: RenewalDraft) -> None:
     """Put the customer's pending items in the invoice's currency on its renewal draft, oldest first, and mark
     them invoiced (locked, so a concurrent renewal of another subscription cannot take them too)."""
     session, invoice, clock = draft.session, draft.invoice, draft.clock
-    items = (
-        await session.scalars(
-            InvoiceItem.pending_for(invoice.customer_id, invoice.currency).with_for_update(skip_locked=True)
-        )
-    ).all()
+    items = await _pending_items(session, invoice.customer_id, invoice.currency, lock=True)
     rows = []
     for item in items:
         row = invoices.line_row(invoice, invoices.NewLine(**item.line_fields()), clock.now())
@@ -204,6 +200,12 @@ async def invoice_pending_items(draft: RenewalDraft) -> None:
             previous_attributes={"status": "pending", "invoice": None, "invoiced_at": None},
         )
     draft.added += rows
+
+
+async def preview_pending_items(preview: RenewalPreview) -> None:
+    """The lines `invoice_pending_items` would put on the previewed renewal's draft, nothing locked or marked."""
+    items = await _pending_items(preview.session, preview.customer_id, preview.currency, lock=False)
+    preview.lines += [item.line_fields() for item in items]
 
 
 async def customers_with_pending_items(asked: InvoicedAlone) -> None:

@@ -74,6 +74,18 @@ class RenewalDraft:
 
 
 @dataclass
+class RenewalPreview:
+    """A subscription's next renewal, previewed (its upcoming invoice), nothing written: listeners of
+    `renewal_draft` append here the lines they would add to the draft, each as the fields of an invoice line
+    (billing.invoices.service.NewLine), in the order they would add them."""
+
+    session: AsyncSession
+    customer_id: str
+    currency: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class InvoicedAlone:
     """Asked by the renewal batch: which of `customer_ids` must have their renewals invoiced one by one (through
     `renewal_draft` and `invoice_finalizing`), because a listener has something to add or apply to them; listeners
@@ -111,4 +123,5 @@ invoice_finalizing: Hook[InvoiceChanged] = Hook("invoice_finalizing")
 # Fired by the upcoming invoice: what finalization would apply (prepaid credits), estimated without writing.
 invoice_estimating: Hook[InvoiceEstimate] = Hook("invoice_estimating")
 renewal_draft: Hook[RenewalDraft] = Hook("renewal_draft")
+renewal_preview: Hook[RenewalPreview] = Hook("renewal_preview")
 renewals_invoiced_alone: Hook[InvoicedAlone] = Hook("renewals_invoiced_alone")

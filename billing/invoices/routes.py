@@ -11,6 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import DeletedObject, ErrorBody, page
+from billing.db.pagination import PageRequest
 from billing.invoices import collection, service, states
 from billing.invoices.documents import load_invoice_document
 from billing.invoices.hosted_routes import pdf_response, render_pdf_off_loop
@@ -161,7 +162,7 @@ class InvoicesController(Controller):
             }
         )
         result = await service.list_invoices(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, filters=filters
+            ctx.session, ctx.merchant_id, PageRequest(limit, starting_after), filters=filters
         )
         return page(
             InvoiceList,

@@ -151,6 +151,12 @@ def _like(text: str) -> str:
 
 def apply_filters(stmt: Select[*Ts], filters: InvoiceFilters) -> Select[*Ts]:
     """`stmt` (over invoices, already limited to one merchant) narrowed by `filters`."""
+    conditions = invoice_conditions(filters)
+    return stmt.where(*conditions) if conditions else stmt
+
+
+def invoice_conditions(filters: InvoiceFilters) -> list[ColumnElement[bool]]:
+    """The conditions on invoices that `filters` asks for (none for no filter)."""
     conditions: list[ColumnElement[bool]] = []
     if filters.customer is not None:
         conditions.append(Invoice.customer_id == filters.customer)
@@ -191,7 +197,7 @@ def apply_filters(stmt: Select[*Ts], filters: InvoiceFilters) -> Select[*Ts]:
                 Invoice.customer_id.in_(matching_customers),
             )
         )
-    return stmt.where(*conditions) if conditions else stmt
+    return conditions
 
 
 @dataclass(frozen=True)

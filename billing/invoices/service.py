@@ -19,13 +19,13 @@ from billing.catalog.tax_rates import get_tax_rate, pure_tax_rate
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import ApiError, Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import hooks, hosted, schemas, states
 from billing.invoices.models import CustomerBalanceTransaction, Invoice, InvoiceLine, InvoiceNumberSequence
-from billing.invoices.search import InvoiceFilters, apply_filters
+from billing.invoices.search import InvoiceFilters, invoice_conditions
 from billing.merchants.models import Merchant
 from billing.metadata import validate_metadata
 from billing.settings.service import issuer_details
@@ -772,22 +772,8 @@ async def delete_draft(session: AsyncSession, merchant_id: str, invoice_id: str)
 
 
 async def list_invoices(
-    session: AsyncSession,
-    merchant_id: str,
-    *,
-    limit: int,
-    starting_after: str | None,
-    filters: InvoiceFilters | None = None,
+    session: AsyncSession, merchant_id: str, page: PageRequest, *, filters: InvoiceFilters | None = None
 ) -> Page[Invoice]:
-    stmt = apply_filters(
-        select(Invoice).where(Invoice.merchant_id == merchant_id), filters or InvoiceFilters()
-    )
-    return await paginate(
-        session,
-        stmt,
-        Invoice,
-        merchant_id=merchant_id,
-        id_prefix="in",
-        limit=limit,
-        starting_after=starting_after,
+    return await list_owned(
+        session, Invoice, merchant_id, invoice_conditions(filters or InvoiceFilters()), page, prefix="in"
     )

@@ -11,6 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
+from billing.db.pagination import PageRequest
 from billing.errors import PermissionDenied
 from billing.payment_methods import agreements, service
 from billing.payment_methods.models import CARD
@@ -84,7 +85,7 @@ class PaymentMethodsController(Controller):
         ] = None,
     ) -> PaymentMethodList:
         result = await service.list_payment_methods(
-            ctx.session, ctx.merchant_id, customer=customer, limit=limit, starting_after=starting_after
+            ctx.session, ctx.merchant_id, PageRequest(limit, starting_after), customer=customer
         )
         return page(
             PaymentMethodList,

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import SYSTEM_CLOCK, Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer, render_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import InvalidRequest, not_found
 from billing.ids import is_valid_id, new_id
 from billing.metadata import merge_metadata, validate_metadata
@@ -295,24 +295,13 @@ async def detach_payment_method(
 
 
 async def list_payment_methods(
-    session: AsyncSession, merchant_id: str, *, customer: str | None, limit: int, starting_after: str | None
+    session: AsyncSession, merchant_id: str, page: PageRequest, *, customer: str | None = None
 ) -> Page[PaymentMethod]:
     """Attached payment methods, newest first; of one customer when `customer` is given."""
-    stmt = select(PaymentMethod).where(
-        PaymentMethod.merchant_id == merchant_id, PaymentMethod.detached_at.is_(None)
-    )
     if customer is not None:
         await get_customer(session, merchant_id, customer, param="customer")
-        stmt = stmt.where(PaymentMethod.customer_id == customer)
-    return await paginate(
-        session,
-        stmt,
-        PaymentMethod,
-        merchant_id=merchant_id,
-        id_prefix="pm",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (PaymentMethod.detached_at.is_(None), equals(PaymentMethod.customer_id, customer))
+    return await list_owned(session, PaymentMethod, merchant_id, filters, page, prefix="pm")
 
 
 async def chargeable_payment_method(

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import Clock, utc_now
 from billing.db.engine import transaction
-from billing.db.lookup import get_owned, lock_again
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned, lock_again
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, IdempotencyError, InvalidRequest, Unprocessable
 from billing.gateways.base import (
     ConnectionConfig,
@@ -287,22 +287,8 @@ async def get_refund(session: AsyncSession, merchant_id: str, refund_id: str) ->
 
 
 async def list_refunds(
-    session: AsyncSession,
-    merchant_id: str,
-    *,
-    limit: int,
-    starting_after: str | None,
-    payment: str | None = None,
+    session: AsyncSession, merchant_id: str, page: PageRequest, *, payment: str | None = None
 ) -> Page[Refund]:
-    stmt = select(Refund).where(Refund.merchant_id == merchant_id)
-    if payment is not None:
-        stmt = stmt.where(Refund.payment_id == payment)
-    return await paginate(
-        session,
-        stmt,
-        Refund,
-        merchant_id=merchant_id,
-        id_prefix="re",
-        limit=limit,
-        starting_after=starting_after,
+    return await list_owned(
+        session, Refund, merchant_id, (equals(Refund.payment_id, payment),), page, prefix="re"
     )

@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import OfCustomer, OfInvoice, list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
 from billing.clock import utc_now
 from billing.payments import refunds, review, service
 from billing.payments.schemas import (
@@ -32,42 +32,26 @@ class PaymentsController(Controller):
     path = "/payments"
     tags = ["payments"]  # noqa: RUF012
 
-    @get("/", responses=ERROR_RESPONSES, summary="List payments (attempts), newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        customer: Annotated[
-            str | None, QueryParameter(description="Only this customer's.", max_length=64)
-        ] = None,
-        status: Annotated[
-            PaymentStatus | None,
-            QueryParameter(description="Only this status (requires_review: the risk review queue)."),
-        ] = None,
-        invoice: Annotated[
-            str | None, QueryParameter(description="Only this invoice's.", max_length=64)
-        ] = None,
-    ) -> PaymentList:
-        result = await service.list_payments(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            customer=customer,
-            status=status,
-            invoice=invoice,
-        )
-        return page(
-            PaymentList,
-            [service.render_payment(p) for p in result.rows],
-            has_more=result.has_more,
-            url="/v1/payments",
-        )
-
-    @get("/{payment_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a payment")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], payment_id: PaymentId) -> Payment:
-        return service.render_payment(await service.get_payment(ctx.session, ctx.merchant_id, payment_id))
+    list_, retrieve = list_and_retrieve(
+        noun="payment",
+        list_summary="List payments (attempts), newest first",
+        url="/v1/payments",
+        list_type=PaymentList,
+        item_type=Payment,
+        render=service.render_payment,
+        list_rows=service.list_payments,
+        get_row=service.get_payment,
+        id_param="payment_id",
+        id_type=PaymentId,
+        filters={
+            "customer": OfCustomer,
+            "status": Annotated[
+                PaymentStatus | None,
+                QueryParameter(description="Only this status (requires_review: the risk review queue)."),
+            ],
+            "invoice": OfInvoice,
+        },
+    )
 
     @post(
         "/{payment_id:str}/approve",
@@ -137,29 +121,22 @@ class RefundsController(Controller):
             )
         return refunds.render_refund(refund)
 
-    @get("/", responses=ERROR_RESPONSES, summary="List refunds, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        payment: Annotated[
-            str | None, QueryParameter(description="Only this payment's.", max_length=64)
-        ] = None,
-    ) -> RefundList:
-        result = await refunds.list_refunds(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after, payment=payment
-        )
-        return page(
-            RefundList,
-            [refunds.render_refund(r) for r in result.rows],
-            has_more=result.has_more,
-            url="/v1/refunds",
-        )
-
-    @get("/{refund_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a refund")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], refund_id: RefundId) -> Refund:
-        return refunds.render_refund(await refunds.get_refund(ctx.session, ctx.merchant_id, refund_id))
+    list_, retrieve = list_and_retrieve(
+        noun="refund",
+        url="/v1/refunds",
+        list_type=RefundList,
+        item_type=Refund,
+        render=refunds.render_refund,
+        list_rows=refunds.list_refunds,
+        get_row=refunds.get_refund,
+        id_param="refund_id",
+        id_type=RefundId,
+        filters={
+            "payment": Annotated[
+                str | None, QueryParameter(description="Only this payment's.", max_length=64)
+            ]
+        },
+    )
 
 
 class GatewaysController(Controller):

@@ -33,8 +33,8 @@ from billing.clock import Clock, utc_now
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
-from billing.db.lookup import get_owned, lock_again
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, get_owned, list_owned, lock_again
+from billing.db.pagination import Page, PageRequest
 from billing.errors import (
     BillingError,
     CardError,
@@ -614,29 +614,18 @@ async def get_payment(
 async def list_payments(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     customer: str | None = None,
     status: str | None = None,
     invoice: str | None = None,
 ) -> Page[Payment]:
-    stmt = select(Payment).where(Payment.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Payment.customer_id == customer)
-    if status is not None:
-        stmt = stmt.where(Payment.status == status)
-    if invoice is not None:
-        stmt = stmt.where(Payment.invoice_id == invoice)
-    return await paginate(
-        session,
-        stmt,
-        Payment,
-        merchant_id=merchant_id,
-        id_prefix="pay",
-        limit=limit,
-        starting_after=starting_after,
+    filters = (
+        equals(Payment.customer_id, customer),
+        equals(Payment.status, status),
+        equals(Payment.invoice_id, invoice),
     )
+    return await list_owned(session, Payment, merchant_id, filters, page, prefix="pay")
 
 
 async def gateway_stats(session: AsyncSession, merchant_id: str, since: datetime) -> schemas.GatewayStats:

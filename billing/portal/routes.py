@@ -29,6 +29,7 @@ from billing.catalog.plans import get_plan, priced_plan
 from billing.clock import utc_now
 from billing.customers.service import get_customer
 from billing.db.engine import transaction
+from billing.db.pagination import PageRequest
 from billing.errors import BillingError
 from billing.invoices import collection
 from billing.invoices.hosted import find_invoice_by_token
@@ -817,8 +818,7 @@ def make_portal_router(services: Services) -> Router:
             customer_invoices = await list_invoices(
                 session,
                 ctx.found.customer.merchant_id,
-                limit=views.PAGE,
-                starting_after=None,
+                PageRequest(views.PAGE),
                 filters=InvoiceFilters(customer=ctx.found.customer.id, status="open"),
             )
             waiting = [

@@ -31,6 +31,7 @@ from billing.customers.billing_details import (
     country_name,
     tax_id_label,
 )
+from billing.db.pagination import PageRequest
 from billing.errors import BillingError, Conflict
 from billing.gateways.registry import serves
 from billing.invoices.documents import customer_zone, format_amount, format_local_date, format_period
@@ -193,8 +194,7 @@ async def _open_invoices(session: AsyncSession, found: FoundLogin) -> list[Invoi
     rows = await list_invoices(
         session,
         found.customer.merchant_id,
-        limit=PAGE,
-        starting_after=None,
+        PageRequest(PAGE),
         filters=InvoiceFilters(customer=found.customer.id, status="open"),
     )
     return [invoice for invoice in rows.rows if invoice.amount_remaining > 0]
@@ -293,9 +293,7 @@ async def overview(
 ) -> dict[str, Any]:
     customer = found.customer
     loc = words.locale
-    subs = await list_subscriptions(
-        session, customer.merchant_id, limit=PAGE, starting_after=None, customer=customer.id
-    )
+    subs = await list_subscriptions(session, customer.merchant_id, PageRequest(PAGE), customer=customer.id)
     open_invoices = await _open_invoices(session, found)
     shown_invoices: set[str] = set()
     live: list[SubscriptionView] = []
@@ -474,8 +472,7 @@ async def plan_choices(
     offered = await list_plans(
         session,
         merchant_id,
-        limit=PAGE,
-        starting_after=None,
+        PageRequest(PAGE),
         active=True,
         portal_visible=True,
         currency=current.currency,
@@ -537,9 +534,7 @@ def method_label(pm: PaymentMethod, locale: str) -> str:
 
 async def methods(session: AsyncSession, found: FoundLogin, words: Words) -> list[MethodRow]:
     customer = found.customer
-    page = await list_payment_methods(
-        session, customer.merchant_id, customer=customer.id, limit=PAGE, starting_after=None
-    )
+    page = await list_payment_methods(session, customer.merchant_id, PageRequest(PAGE), customer=customer.id)
     rows = []
     for pm in page.rows:
         shown: dict[str, Any] = msgspec.to_builtins(render_payment_method(pm))
@@ -568,7 +563,7 @@ async def methods(session: AsyncSession, found: FoundLogin, words: Words) -> lis
 async def pays_subscription(session: AsyncSession, found: FoundLogin) -> bool:
     """Whether the customer's default payment method pays a live subscription (so it must stay)."""
     subs = await list_subscriptions(
-        session, found.customer.merchant_id, limit=PAGE, starting_after=None, customer=found.customer.id
+        session, found.customer.merchant_id, PageRequest(PAGE), customer=found.customer.id
     )
     return any(
         sub.status not in states.ENDED and sub.collection_method == "charge_automatically"
@@ -603,8 +598,7 @@ async def invoices(session: AsyncSession, found: FoundLogin, words: Words) -> li
     page = await list_invoices(
         session,
         customer.merchant_id,
-        limit=PAGE,
-        starting_after=None,
+        PageRequest(PAGE),
         filters=InvoiceFilters(customer=customer.id),
     )
     rows = []

@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
+from billing.db.pagination import PageRequest
 from billing.risk import service
 from billing.risk.schemas import RiskDecisionList
 
@@ -38,8 +39,7 @@ class RiskDecisionsController(Controller):
         result = await service.list_decisions(
             ctx.session,
             ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
+            PageRequest(limit, starting_after),
             subject=subject,
             outcome=outcome,
         )

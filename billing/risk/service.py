@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.db.engine import keep_after_rollback
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import equals, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import CardError
 from billing.ids import new_id
 from billing.risk import schemas
@@ -312,23 +313,10 @@ async def record_review(
 async def list_decisions(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     subject: str | None = None,
     outcome: str | None = None,
 ) -> Page[RiskDecision]:
-    stmt = select(RiskDecision).where(RiskDecision.merchant_id == merchant_id)
-    if subject is not None:
-        stmt = stmt.where(RiskDecision.subject_id == subject)
-    if outcome is not None:
-        stmt = stmt.where(RiskDecision.outcome == outcome)
-    return await paginate(
-        session,
-        stmt,
-        RiskDecision,
-        merchant_id=merchant_id,
-        id_prefix="rsk",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (equals(RiskDecision.subject_id, subject), equals(RiskDecision.outcome, outcome))
+    return await list_owned(session, RiskDecision, merchant_id, filters, page, prefix="rsk")

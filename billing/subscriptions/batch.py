@@ -40,7 +40,7 @@ from billing.scheduler.models import ScheduledTask
 from billing.scheduler.registry import BatchContext
 from billing.scheduler.runner import NewTask, schedule_tasks
 from billing.subscriptions import states
-from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.subscriptions.models import WITH_ITEMS, PendingInvoiceItem, Subscription
 from billing.subscriptions.service import _fee_line, _period, render_subscription, renewal_tasks
 from billing.usage.billed import UsageBilled
 from plans.calendar import Period
@@ -124,7 +124,11 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     ids = sorted({task.payload["subscription"] for task in tasks})
     subs = (
         await session.scalars(
-            select(Subscription).where(Subscription.id.in_(ids)).order_by(Subscription.id).with_for_update()
+            select(Subscription)
+            .where(Subscription.id.in_(ids))
+            .order_by(Subscription.id)
+            .options(WITH_ITEMS)
+            .with_for_update()
         )
     ).all()
     customers = (

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from billing.db.base import Base, id_column, seq_column
 
@@ -60,10 +60,11 @@ class Subscription(Base):
     # Why the customer cancelled, when they said: {"reason": ..., "comment": ...} (cleared by an undo).
     cancellation_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     latest_invoice_id: Mapped[str | None] = mapped_column(String(40))
-    # The add-on items (billing/subscriptions/items.py); the plan above is the first item. Loaded with the
-    # subscription (one query per load, for any number of subscriptions), so every rendering shows them.
+    # The add-on items (billing/subscriptions/items.py); the plan above is the first item. Never loaded on their
+    # own: a query whose subscriptions are billed or rendered asks for them with WITH_ITEMS (one more query per
+    # load, for any number of subscriptions); a read of them on a subscription loaded without raises.
     addon_items: Mapped[list[SubscriptionItem]] = relationship(
-        lazy="selectin", order_by="SubscriptionItem.seq", cascade="all, delete-orphan"
+        lazy="raise", order_by="SubscriptionItem.seq", cascade="all, delete-orphan"
     )
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", default=dict, server_default="{}")
     created_at: Mapped[datetime]
@@ -109,3 +110,7 @@ class SubscriptionItem(Base):
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
     quantity: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+
+
+# The loader option for a query of subscriptions that are billed or rendered: their add-on items, in one query.
+WITH_ITEMS = selectinload(Subscription.addon_items)

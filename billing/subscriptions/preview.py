@@ -19,7 +19,7 @@ from billing.customers.models import Customer
 from billing.errors import Conflict
 from billing.invoices.models import Invoice, InvoiceLine
 from billing.subscriptions import schemas, states
-from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.subscriptions.models import WITH_ITEMS, PendingInvoiceItem, Subscription
 from billing.subscriptions.service import change_subscription, get_subscription, upcoming_invoice
 
 
@@ -75,7 +75,9 @@ async def preview_change(
         latest_before, anchor_before = sub.latest_invoice_id, sub.billing_cycle_anchor
         pending_before = await _pending_ids(session, sub.id)
         await change_subscription(session, merchant_id, subscription_id, params)
-        changed = await session.scalar(select(Subscription).where(Subscription.id == subscription_id))
+        changed = await session.scalar(
+            select(Subscription).where(Subscription.id == subscription_id).options(WITH_ITEMS)
+        )
         assert changed is not None
         sub = changed
         lines: list[PreviewLine] = []

@@ -7,8 +7,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import page
+from billing.api.crud import list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
 from billing.invoices.routes import collect_at_once
 from billing.subscriptions import service
 from billing.subscriptions.schemas import (
@@ -51,44 +51,27 @@ class SubscriptionsController(Controller):
         sub = await service.create_subscription(ctx.session, ctx.merchant_id, data)
         return await _with_first_charge(ctx, sub.id)
 
-    @get("/", responses=ERROR_RESPONSES, summary="List subscriptions, newest first")
-    async def list_(
-        self,
-        ctx: NamedDependency[RequestContext],
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        customer: Annotated[str | None, QueryParameter(description="Only this customer's.")] = None,
-        status: Annotated[
-            str | None, QueryParameter(description="Only subscriptions in this status.")
-        ] = None,
-        plan: Annotated[
-            str | None,
-            QueryParameter(description="Only subscriptions on this plan (its id or code).", max_length=100),
-        ] = None,
-    ) -> SubscriptionList:
-        result = await service.list_subscriptions(
-            ctx.session,
-            ctx.merchant_id,
-            limit=limit,
-            starting_after=starting_after,
-            customer=customer,
-            status=status,
-            plan=plan,
-        )
-        return page(
-            SubscriptionList,
-            [service.render_subscription(s) for s in result.rows],
-            has_more=result.has_more,
-            url="/v1/subscriptions",
-        )
-
-    @get("/{subscription_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a subscription")
-    async def retrieve(
-        self, ctx: NamedDependency[RequestContext], subscription_id: SubscriptionId
-    ) -> Subscription:
-        return service.render_subscription(
-            await service.get_subscription(ctx.session, ctx.merchant_id, subscription_id)
-        )
+    list_, retrieve = list_and_retrieve(
+        noun="subscription",
+        url="/v1/subscriptions",
+        list_type=SubscriptionList,
+        item_type=Subscription,
+        render=service.render_subscription,
+        list_rows=service.list_subscriptions,
+        get_row=service.get_subscription,
+        id_param="subscription_id",
+        id_type=SubscriptionId,
+        filters={
+            "customer": Annotated[str | None, QueryParameter(description="Only this customer's.")],
+            "status": Annotated[str | None, QueryParameter(description="Only subscriptions in this status.")],
+            "plan": Annotated[
+                str | None,
+                QueryParameter(
+                    description="Only subscriptions on this plan (its id or code).", max_length=100
+                ),
+            ],
+        },
+    )
 
     @patch("/{subscription_id:str}", responses=ERROR_RESPONSES, summary="Update metadata or payment method")
     async def update(

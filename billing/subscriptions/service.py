@@ -33,13 +33,13 @@ from billing.clock import Clock
 from billing.customers.hooks import CustomerDeleted
 from billing.customers.models import Customer
 from billing.customers.service import ensure_payment_method_attached, get_customer, render_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import Filter, equals, get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.entitlements.service import refresh_customer_entitlements
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import is_valid_id, new_id
-from billing.invoice_items.models import InvoiceItem
 from billing.invoices import collection
+from billing.invoices import hooks as invoice_hooks
 from billing.invoices import service as invoices
 from billing.invoices.hooks import InvoiceChanged, InvoiceEstimate, PaymentFailure, invoice_estimating
 from billing.invoices.models import Invoice
@@ -62,7 +62,7 @@ from billing.subscriptions.addons import (
 )
 from billing.subscriptions.addons import proration_lines as _proration_lines
 from billing.subscriptions.hooks import SubscriptionCreated, TrialEnding, subscription_created, trial_will_end
-from billing.subscriptions.models import PendingInvoiceItem, Subscription
+from billing.subscriptions.models import WITH_ITEMS, PendingInvoiceItem, Subscription
 from billing.test_clocks.service import clock_for, customer_clock
 from billing.usage import billing as usage_billing
 from plans.calendar import Interval, Period, normalize_anchor, period_bounds, period_index_at, trial_end
@@ -235,6 +235,7 @@ async def get_subscription(
         prefix="sub",
         kind="subscription",
         for_update=for_update,
+        options=(WITH_ITEMS,),
     )
 
 
@@ -638,15 +639,17 @@ async def renew(session: AsyncSession, sub: Subscription, period_index: int, clo
     )
 
 
+async def _pending_items_of(
+    session: AsyncSession, sub: Subscription, *, lock: bool
+) -> Sequence[PendingInvoiceItem]:
+    """The subscription's own pending items (prorations of changes), oldest first: what its renewal bills."""
+    stmt = select(PendingInvoiceItem).where(PendingInvoiceItem.subscription_id == sub.id)
+    stmt = stmt.order_by(PendingInvoiceItem.seq)
+    return (await session.scalars(stmt.with_for_update() if lock else stmt)).all()
+
+
 async def _take_pending_items(session: AsyncSession, sub: Subscription) -> list[NewLine]:
-    items = (
-        await session.scalars(
-            select(PendingInvoiceItem)
-            .where(PendingInvoiceItem.subscription_id == sub.id)
-            .order_by(PendingInvoiceItem.seq)
-            .with_for_update()
-        )
-    ).all()
+    items = await _pending_items_of(session, sub, lock=True)
     if items:
         await session.execute(
             delete(PendingInvoiceItem).where(PendingInvoiceItem.id.in_([item.id for item in items]))
@@ -778,7 +781,7 @@ async def end_after_dunning(session: AsyncSession, subscription_id: str, clock: 
     """Dunning's final action on the subscription (`dunning_cancel` or `dunning_unpaid`), when its status
     allows it: canceled ends it as a cancel by the API would; unpaid keeps it invoicing without charges."""
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        select(Subscription).where(Subscription.id == subscription_id).options(WITH_ITEMS).with_for_update()
     )
     if sub is None or not states.can(sub.status, event):
         return
@@ -1223,14 +1226,7 @@ async def upcoming_invoice(
         bounds = _period(sub, plan, tz, index)
     lines = [_fee_line(plan, quantity, bounds.start, bounds.end)]
     lines += await addon_fee_lines(session, sub, bounds.start, bounds.end)
-    items = (
-        await session.scalars(
-            select(PendingInvoiceItem)
-            .where(PendingInvoiceItem.subscription_id == sub.id)
-            .order_by(PendingInvoiceItem.seq)
-        )
-    ).all()
-    lines += _pending_lines(items)
+    lines += _pending_lines(await _pending_items_of(session, sub, lock=False))
     # Usage so far, billed in arrears on this invoice, and late usage of billed periods (as renew would).
     usage = await usage_billing.bill_usage(
         session,
@@ -1241,11 +1237,10 @@ async def upcoming_invoice(
         else Period(sub.current_period_start, sub.current_period_end),
     )
     lines += usage.lines
-    # The customer's pending one-off items, which the renewal takes (billing.invoice_items).
-    lines += [
-        NewLine(**item.line_fields())
-        for item in (await session.scalars(InvoiceItem.pending_for(customer.id, plan.currency))).all()
-    ]
+    # What the renewal draft's listeners would add (the customer's pending one-off items, billing.invoice_items).
+    preview = invoice_hooks.RenewalPreview(session, customer.id, plan.currency)
+    await invoice_hooks.renewal_preview.fire(preview)
+    lines += [NewLine(**fields) for fields in preview.lines]
     coupon_id = await _coupon_applies(session, sub, index)
     coupon = pure_coupon(await get_coupon(session, merchant_id, coupon_id)) if coupon_id else None
     rates = [pure_tax_rate(await get_tax_rate(session, merchant_id, r)) for r in sub.tax_rate_ids]
@@ -1284,33 +1279,23 @@ async def upcoming_invoice(
 async def list_subscriptions(
     session: AsyncSession,
     merchant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    starting_after: str | None,
     customer: str | None = None,
     status: str | None = None,
     plan: str | None = None,
 ) -> Page[Subscription]:
-    stmt = select(Subscription).where(Subscription.merchant_id == merchant_id)
-    if customer is not None:
-        stmt = stmt.where(Subscription.customer_id == customer)
+    if status is not None and status not in states.STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
+    by_plan: Filter = None
     if plan is not None:
         by_code = select(Plan.id).where(Plan.merchant_id == merchant_id, Plan.code == plan)
-        stmt = stmt.where(
+        by_plan = (
             Subscription.plan_id == plan if is_valid_id(plan, "plan") else Subscription.plan_id.in_(by_code)
         )
-    if status is not None:
-        if status not in states.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(states.STATUSES)}.", param="status")
-        stmt = stmt.where(Subscription.status == status)
-    return await paginate(
-        session,
-        stmt,
-        Subscription,
-        merchant_id=merchant_id,
-        id_prefix="sub",
-        limit=limit,
-        starting_after=starting_after,
+    filters = (equals(Subscription.customer_id, customer), by_plan, equals(Subscription.status, status))
+    return await list_owned(
+        session, Subscription, merchant_id, filters, page, prefix="sub", options=(WITH_ITEMS,)
     )
 
 
@@ -1321,6 +1306,7 @@ async def _locked(ctx: TaskContext) -> Subscription | None:
     return await ctx.session.scalar(
         select(Subscription)
         .where(Subscription.id == ctx.payload_as(SubscriptionPayload).subscription)
+        .options(WITH_ITEMS)
         .with_for_update()
     )
 
@@ -1366,6 +1352,7 @@ async def final_usage_true_up_task(ctx: TaskContext) -> None:
     sub = await ctx.session.scalar(
         select(Subscription)
         .where(Subscription.id == ctx.payload_as(usage_billing.FinalTrueUpPayload).ended_subscription)
+        .options(WITH_ITEMS)
         .with_for_update()
     )
     if sub is None or sub.status not in states.ENDED or await _customer_deleted(ctx.session, sub):
@@ -1435,7 +1422,10 @@ async def on_invoice_paid(paid: InvoiceChanged) -> None:
     if invoice.subscription_id is None:
         return
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == invoice.subscription_id)
+        .options(WITH_ITEMS)
+        .with_for_update()
     )
     if sub is None or sub.latest_invoice_id != invoice.id:
         return
@@ -1458,7 +1448,10 @@ async def on_payment_failed(event: PaymentFailure) -> None:
     if invoice.subscription_id is None or invoice.billing_reason == "subscription_create":
         return
     sub = await session.scalar(
-        select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+        select(Subscription)
+        .where(Subscription.id == invoice.subscription_id)
+        .options(WITH_ITEMS)
+        .with_for_update()
     )
     if sub is None or not states.can(sub.status, "payment_failed"):
         return
@@ -1497,6 +1490,7 @@ async def on_customer_deleted(event: CustomerDeleted) -> None:
             select(Subscription)
             .where(Subscription.customer_id == customer.id, Subscription.status.not_in(states.ENDED))
             .order_by(Subscription.seq)
+            .options(WITH_ITEMS)
             .with_for_update()
         )
     ).all()

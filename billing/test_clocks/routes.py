@@ -2,19 +2,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 
 from billing.api.context import RequestContext
-from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
-from billing.api.schemas import DeletedObject, page
+from billing.api.crud import list_and_retrieve
+from billing.api.openapi import ERROR_RESPONSES
+from billing.api.schemas import DeletedObject
 from billing.test_clocks import service
 from billing.test_clocks.delete import delete_test_clock
 from billing.test_clocks.schemas import TestClock, TestClockAdvance, TestClockCreate, TestClockList
 from billing.worker.jobs import enqueue_advance
 
 TestClockId = Annotated[str, PathParameter(description="A test clock id, clk_...", max_length=64)]
+
+
+def _not_in_production(ctx: RequestContext) -> None:
+    service.refuse_in_production(ctx.services.settings.is_production)
 
 
 class TestClocksController(Controller):
@@ -29,27 +34,19 @@ class TestClocksController(Controller):
         service.refuse_in_production(ctx.services.settings.is_production)
         return service.render_test_clock(await service.create_test_clock(ctx.session, ctx.merchant_id, data))
 
-    @get("/", responses=ERROR_RESPONSES, summary="List test clocks")
-    async def list_(
-        self, ctx: NamedDependency[RequestContext], limit: Limit = 10, starting_after: StartingAfter = None
-    ) -> TestClockList:
-        service.refuse_in_production(ctx.services.settings.is_production)
-        result = await service.list_test_clocks(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after
-        )
-        return page(
-            TestClockList,
-            [service.render_test_clock(c) for c in result.rows],
-            has_more=result.has_more,
-            url="/v1/test_clocks",
-        )
-
-    @get("/{test_clock_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a test clock")
-    async def retrieve(self, ctx: NamedDependency[RequestContext], test_clock_id: TestClockId) -> TestClock:
-        service.refuse_in_production(ctx.services.settings.is_production)
-        return service.render_test_clock(
-            await service.get_test_clock(ctx.session, ctx.merchant_id, test_clock_id)
-        )
+    list_, retrieve = list_and_retrieve(
+        noun="test clock",
+        list_summary="List test clocks",
+        url="/v1/test_clocks",
+        list_type=TestClockList,
+        item_type=TestClock,
+        render=service.render_test_clock,
+        list_rows=service.list_test_clocks,
+        get_row=service.get_test_clock,
+        id_param="test_clock_id",
+        id_type=TestClockId,
+        check=_not_in_production,
+    )
 
     @post(
         "/{test_clock_id:str}/advance",

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import SYSTEM_CLOCK, Clock, FrozenClock, utc_now
 from billing.customers.models import Customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest, PermissionDenied
 from billing.ids import new_id
 from billing.test_clocks import schemas
@@ -156,16 +156,7 @@ async def request_advance(
     return clock
 
 
-async def list_test_clocks(
-    session: AsyncSession, merchant_id: str, *, limit: int, starting_after: str | None
-) -> Page[TestClock]:
-    stmt = select(TestClock).where(TestClock.merchant_id == merchant_id, TestClock.deleted_at.is_(None))
-    return await paginate(
-        session,
-        stmt,
-        TestClock,
-        merchant_id=merchant_id,
-        id_prefix="clk",
-        limit=limit,
-        starting_after=starting_after,
+async def list_test_clocks(session: AsyncSession, merchant_id: str, page: PageRequest) -> Page[TestClock]:
+    return await list_owned(
+        session, TestClock, merchant_id, (TestClock.deleted_at.is_(None),), page, prefix="clk"
     )

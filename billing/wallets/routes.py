@@ -12,6 +12,7 @@ import billing.wallets.hooks  # noqa: F401  invoices finalized by this process b
 from billing.api.context import RequestContext
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import page
+from billing.db.pagination import PageRequest
 from billing.invoices.routes import collect_at_once
 from billing.wallets import ledger, service
 from billing.wallets.schemas import (
@@ -62,7 +63,7 @@ class WalletsController(Controller):
         starting_after: StartingAfter = None,
     ) -> WalletList:
         result = await service.list_wallets(
-            ctx.session, ctx.merchant_id, customer_id, limit=limit, starting_after=starting_after
+            ctx.session, ctx.merchant_id, customer_id, PageRequest(limit, starting_after)
         )
         return page(
             WalletList,
@@ -134,7 +135,7 @@ class WalletsController(Controller):
         starting_after: StartingAfter = None,
     ) -> WalletTransactionList:
         result = await service.list_transactions(
-            ctx.session, ctx.merchant_id, customer_id, wallet_id, limit=limit, starting_after=starting_after
+            ctx.session, ctx.merchant_id, customer_id, wallet_id, PageRequest(limit, starting_after)
         )
         return page(
             WalletTransactionList,

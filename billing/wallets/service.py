@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.customers.service import get_customer
-from billing.db.lookup import get_owned
-from billing.db.pagination import Page, paginate
+from billing.db.lookup import get_owned, list_owned
+from billing.db.pagination import Page, PageRequest
 from billing.errors import Conflict, InvalidRequest
 from billing.ids import new_id
 from billing.invoices import collection
@@ -305,18 +305,11 @@ async def end_wallet(session: AsyncSession, wallet: Wallet, clock: Clock) -> Non
 
 
 async def list_wallets(
-    session: AsyncSession, merchant_id: str, customer_id: str, *, limit: int, starting_after: str | None
+    session: AsyncSession, merchant_id: str, customer_id: str, page: PageRequest
 ) -> Page[Wallet]:
     customer = await get_customer(session, merchant_id, customer_id)
-    stmt = select(Wallet).where(Wallet.merchant_id == merchant_id, Wallet.customer_id == customer.id)
-    return await paginate(
-        session,
-        stmt,
-        Wallet,
-        merchant_id=merchant_id,
-        id_prefix="wlt",
-        limit=limit,
-        starting_after=starting_after,
+    return await list_owned(
+        session, Wallet, merchant_id, (Wallet.customer_id == customer.id,), page, prefix="wlt"
     )
 
 
@@ -331,27 +324,11 @@ async def customer_wallets(session: AsyncSession, customer_id: str) -> list[Wall
 
 
 async def list_transactions(
-    session: AsyncSession,
-    merchant_id: str,
-    customer_id: str,
-    wallet_id: str,
-    *,
-    limit: int,
-    starting_after: str | None,
+    session: AsyncSession, merchant_id: str, customer_id: str, wallet_id: str, page: PageRequest
 ) -> Page[WalletTransaction]:
     wallet = await get_wallet(session, merchant_id, customer_id, wallet_id)
-    stmt = select(WalletTransaction).where(
-        WalletTransaction.merchant_id == merchant_id, WalletTransaction.wallet_id == wallet.id
-    )
-    return await paginate(
-        session,
-        stmt,
-        WalletTransaction,
-        merchant_id=merchant_id,
-        id_prefix="wtx",
-        limit=limit,
-        starting_after=starting_after,
-    )
+    filters = (WalletTransaction.wallet_id == wallet.id,)
+    return await list_owned(session, WalletTransaction, merchant_id, filters, page, prefix="wtx")
 
 
 async def purchase_invoices(session: AsyncSession, wallet_id: str) -> set[str]:

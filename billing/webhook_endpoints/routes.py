@@ -9,8 +9,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.context import RequestContext
+from billing.api.crud import list_and_retrieve
 from billing.api.openapi import ERROR_RESPONSES, Limit, StartingAfter
 from billing.api.schemas import DeletedObject, page
+from billing.db.pagination import PageRequest
 from webhooks import endpoints
 from webhooks.schemas import (
     EventRedeliver,
@@ -47,27 +49,17 @@ class WebhookEndpointsController(Controller):
         )
         return endpoints.render_endpoint(endpoint, secret=secret)
 
-    @get("/", responses=ERROR_RESPONSES, summary="List webhook endpoints, newest first")
-    async def list_(
-        self, ctx: NamedDependency[RequestContext], limit: Limit = 10, starting_after: StartingAfter = None
-    ) -> WebhookEndpointList:
-        result = await endpoints.list_endpoints(
-            ctx.session, ctx.merchant_id, limit=limit, starting_after=starting_after
-        )
-        return page(
-            WebhookEndpointList,
-            [endpoints.render_endpoint(e) for e in result.rows],
-            has_more=result.has_more,
-            url="/v1/webhook_endpoints",
-        )
-
-    @get("/{endpoint_id:str}", responses=ERROR_RESPONSES, summary="Retrieve a webhook endpoint")
-    async def retrieve(
-        self, ctx: NamedDependency[RequestContext], endpoint_id: EndpointId
-    ) -> WebhookEndpoint:
-        return endpoints.render_endpoint(
-            await endpoints.get_endpoint(ctx.session, ctx.merchant_id, endpoint_id)
-        )
+    list_, retrieve = list_and_retrieve(
+        noun="webhook endpoint",
+        url="/v1/webhook_endpoints",
+        list_type=WebhookEndpointList,
+        item_type=WebhookEndpoint,
+        render=endpoints.render_endpoint,
+        list_rows=endpoints.list_endpoints,
+        get_row=endpoints.get_endpoint,
+        id_param="endpoint_id",
+        id_type=EndpointId,
+    )
 
     @patch("/{endpoint_id:str}", responses=ERROR_RESPONSES, summary="Update a webhook endpoint")
     async def update(
@@ -128,8 +120,7 @@ class WebhookEndpointsController(Controller):
             ctx.session,
             ctx.merchant_id,
             endpoint_id,
-            limit=limit,
-            starting_after=starting_after,
+            PageRequest(limit, starting_after),
             status=status,
             event_id=event,
         )

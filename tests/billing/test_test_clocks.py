@@ -212,6 +212,11 @@ async def test_test_clocks_are_refused_in_production(services: Services, merchan
         response = await api.post("/v1/test_clocks", json={"frozen_time": T0.isoformat()})
         assert response.status_code == 403
         assert "production" in response.json()["error"]["message"]
+        # Listing and retrieving are refused alike, before any lookup (an unknown id is not a 404 here).
+        for path in ("/v1/test_clocks", "/v1/test_clocks/clk_unknown"):
+            response = await api.get(path)
+            assert response.status_code == 403, path
+            assert response.json()["error"]["code"] == "test_clocks_disabled", path
 
 
 async def test_real_time_tasks_run_once_when_due(services: Services, merchant: NewMerchant) -> None:
