@@ -447,6 +447,52 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     return invoice
 
 
+@dataclass(frozen=True)
+class DraftToFinalize:
+    """A locked draft finalized with others (`finalize_drafts`): its lines in order, its totals with the
+    customer's balance applied (a zero balance: none to record) and its customer."""
+
+    invoice: Invoice
+    lines: list[InvoiceLine]
+    totals: InvoiceTotals
+    customer: Customer
+
+
+async def finalize_drafts(session: AsyncSession, drafts: list[DraftToFinalize], clock: Clock) -> None:
+    """Finalize many drafts as `finalize_invoice` finalizes one (a batch of renewals): numbers in one block per
+    merchant (gap-free, in the drafts' order), the figures and lines written while they are drafts, then every
+    status with one flush, each `invoice.finalized` event in the caller's transaction. The caller leaves out
+    drafts with a balance to apply, prepaid credits to burn or nothing to pay (`finalize_invoice` does those)."""
+    now = clock.now()
+    numbers: dict[str, list[str]] = {}
+    issuers: dict[str, Issuer] = {}
+    for merchant in sorted({draft.invoice.merchant_id for draft in drafts}):
+        issuers[merchant] = await invoice_issuer(session, merchant)
+        count = sum(1 for draft in drafts if draft.invoice.merchant_id == merchant)
+        numbers[merchant] = await next_invoice_numbers(session, merchant, issuers[merchant].prefix, count)
+    for draft in drafts:
+        invoice = draft.invoice
+        assert draft.totals.balance_applied == 0, invoice.id
+        number = numbers[invoice.merchant_id].pop(0)
+        set_final_figures(
+            invoice, draft.lines, draft.totals, draft.customer, issuers[invoice.merchant_id], number, now
+        )
+        check_invariants(invoice)
+    # Figures and lines are written while the invoices are drafts; the status comes last (the guard triggers).
+    await session.flush()
+    for draft in drafts:
+        draft.invoice.status = states.transition(draft.invoice.id, draft.invoice.status, "finalize")
+    await session.flush()
+    for draft in drafts:
+        record_event(
+            session,
+            merchant_id=draft.invoice.merchant_id,
+            event_type="invoice.finalized",
+            obj=render_invoice(draft.invoice, draft.lines),
+            clock=clock,
+        )
+
+
 def set_final_figures(
     invoice: Invoice,
     lines: list[InvoiceLine],
