@@ -13,8 +13,6 @@ plan or coupon it no longer shares with its subscription) is closed alone by `cl
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
 from sqlalchemy import delete, select
 
@@ -34,8 +32,6 @@ from billing.subscriptions.service import finalize_and_collect
 from billing.usage import billing as usage_billing
 from billing.usage.billed import UsageBilled
 from plans.totals import compute_invoice_totals
-
-log = logging.getLogger("billing.usage.close")
 
 
 async def close_usage_invoice_task(ctx: TaskContext) -> None:
@@ -143,11 +139,7 @@ async def close_usage_batch(ctx: BatchContext) -> set[str]:
             for (task, invoice), sub in zip(taken, subs, strict=True)
         ],
     )
-    current: dict[str, list[InvoiceLine]] = {invoice.id: [] for _, invoice in taken}
-    for line in await session.scalars(
-        select(InvoiceLine).where(InvoiceLine.invoice_id.in_(sorted(current))).order_by(InvoiceLine.seq)
-    ):
-        current[line.invoice_id].append(line)
+    current = await invoices.lines_of(session, [invoice.id for _, invoice in taken])
     now = ctx.clock.now()
     closing: list[tuple[ScheduledTask, Subscription, usage_billing.UsageBill, invoices.DraftToFinalize]] = []
     for (task, invoice), sub, bill in zip(taken, subs, bills, strict=True):
