@@ -6,8 +6,8 @@ import that declaration (downward), and `billing/wiring.py`, the one visible wir
 listener runs inside the firing transaction (its writes and outbox events commit or roll back with the change
 that fired it), in the order the wiring subscribed it.
 
-    invoice_paid: Hook[InvoicePaid] = Hook("invoice_paid")
-    await invoice_paid.fire(InvoicePaid(session, invoice, clock))
+    invoice_paid: Hook[InvoicesPaid] = Hook("invoice_paid")
+    await invoice_paid.fire(InvoicesPaid(session, [invoice], clock))
 """
 
 from __future__ import annotations

@@ -59,12 +59,20 @@ def new_id(prefix: str) -> str:
     """A new random id for an object of the type named by `prefix`."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LENGTH))
+    return prefix + "_" + random_token(_RANDOM_LENGTH)
+
+
+# Bytes below this are used (each maps to one character, b % 62, uniformly), the others drawn again: 248 = 4 × 62.
+_UNBIASED = 256 - 256 % len(_ALPHABET)
 
 
 def random_token(length: int) -> str:
-    """A base62 secret of `length` characters (API keys, portal links)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A base62 secret of `length` characters (API keys, portal links): uniform characters from the operating
+    system's random bytes (one read for the whole token, as `secrets.choice` per character would give, faster)."""
+    chars: list[str] = []
+    while len(chars) < length:
+        chars += [_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _UNBIASED]
+    return "".join(chars[:length])
 
 
 def is_valid_id(value: str, prefix: str) -> bool:

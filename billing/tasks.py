@@ -33,7 +33,10 @@ TASK_TABLE: tuple[TaskKind, ...] = (
     ),
     # Usage: renewal invoices held for late usage, the last true-up of an ended subscription.
     TaskKind(
-        usage_billing.CLOSE_USAGE, usage_billing.CloseUsagePayload, usage_close.close_usage_invoice_task
+        usage_billing.CLOSE_USAGE,
+        usage_billing.CloseUsagePayload,
+        usage_close.close_usage_invoice_task,
+        batch=usage_close.close_usage_batch,
     ),
     TaskKind(
         usage_billing.FINAL_TRUE_UP, usage_billing.FinalTrueUpPayload, subscriptions.final_usage_true_up_task

@@ -19,7 +19,14 @@ from billing.clock import Clock
 from billing.customers.models import Customer
 from billing.invoices import states as invoice_states
 from billing.invoices.collection import COLLECT, CollectPayload
-from billing.invoices.hooks import PAYMENT_METHOD, RETRY, CollectionStarting, InvoiceChanged, PaymentFailure
+from billing.invoices.hooks import (
+    PAYMENT_METHOD,
+    RETRY,
+    CollectionStarting,
+    InvoiceChanged,
+    InvoicesPaid,
+    PaymentFailure,
+)
 from billing.invoices.models import Invoice
 from billing.payment_methods.hooks import PaymentMethodChosen
 from billing.scheduler.models import ScheduledTask
@@ -163,20 +170,31 @@ async def deadline_task(ctx: TaskContext) -> None:
 # --- paid, voided -----------------------------------------------------------------------------------------------
 
 
-async def on_invoice_paid(event: InvoiceChanged) -> None:
+async def on_invoice_paid(event: InvoicesPaid) -> None:
     """Hook `invoice_paid`: paid any way (a retry, a new card, out of band, a credit note): the case is
-    recovered (`dunning.recovered`)."""
-    session, invoice, clock = event.session, event.invoice, event.clock
-    dc = await locked_case(session, invoice.id)
-    if dc is None or dc.state in ("recovered", "voided"):
-        return
-    dc.state = recovery.transition(dc.state, "paid")  # type: ignore[arg-type]
-    dc.recovered_amount = invoice.amount_paid - (invoice.pre_payment_credit_notes_amount or 0)
-    dc.next_attempt_at = None
-    dc.closed_at = dc.updated_at = clock.now()
-    await cancel_planned_attempts(session, invoice.id)
-    await session.flush()
-    emit_case_event(session, dc, "dunning.recovered", clock)
+    recovered (`dunning.recovered`). The cases of all the invoices are locked with one query (in invoice order)."""
+    session, clock = event.session, event.clock
+    ids = sorted(invoice.id for invoice in event.invoices)
+    cases = {
+        dc.invoice_id: dc
+        for dc in await session.scalars(
+            select(DunningCase)
+            .where(DunningCase.invoice_id.in_(ids))
+            .order_by(DunningCase.invoice_id)
+            .with_for_update()
+        )
+    }
+    for invoice in event.invoices:
+        dc = cases.get(invoice.id)
+        if dc is None or dc.state in ("recovered", "voided"):
+            continue
+        dc.state = recovery.transition(dc.state, "paid")  # type: ignore[arg-type]
+        dc.recovered_amount = invoice.amount_paid - (invoice.pre_payment_credit_notes_amount or 0)
+        dc.next_attempt_at = None
+        dc.closed_at = dc.updated_at = clock.now()
+        await cancel_planned_attempts(session, invoice.id)
+        await session.flush()
+        emit_case_event(session, dc, "dunning.recovered", clock)
 
 
 async def on_invoice_closed_unpaid(event: InvoiceChanged) -> None:

@@ -31,6 +31,8 @@ _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6011|64[4-9]|65
 
 def looks_like_card_number(text: str) -> bool:
     """Whether `text` contains a card number: 13-19 digits, Luhn-valid, with a card network's prefix."""
+    if len(text) < 13 or sum(map(text.count, "0123456789")) < 13:
+        return False  # fewer than 13 digits in all: no card number (most ids, names, amounts as text)
     for match in _CARD_CANDIDATE.finditer(text):
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
@@ -39,7 +41,8 @@ def looks_like_card_number(text: str) -> bool:
 
 
 def _sensitive_string(text: str) -> bool:
-    return bool(_SECRET_VALUE.search(text)) or looks_like_card_number(text)
+    secret = ("sk_" in text or "whsec_" in text) and _SECRET_VALUE.search(text) is not None
+    return secret or looks_like_card_number(text)
 
 
 def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:

@@ -29,7 +29,14 @@ from billing.gateways.routing import RouteResult
 from billing.invoices import hooks, states
 from billing.invoices.hooks import AUTOMATIC, REQUEST, RETRY, CollectionStarting, PaymentFailure
 from billing.invoices.models import Invoice
-from billing.invoices.service import delete_draft, get_invoice, mark_paid, mark_uncollectible, render
+from billing.invoices.service import (
+    delete_draft,
+    get_invoice,
+    mark_paid,
+    mark_paid_many,
+    mark_uncollectible,
+    render,
+)
 from billing.payments.batch import begin_payments, finish_payments
 from billing.payments.hooks import PaymentSettled
 from billing.payments.models import Payment
@@ -165,7 +172,7 @@ async def collect_task(ctx: TaskContext) -> None:
 
 
 async def _collect_for_task(
-    ctx: TaskContext, *, charge: Charge, locked: Invoice | None = None
+    ctx: TaskContext, *, charge: Charge, locked: Invoice | None = None, paid: list[Invoice] | None = None
 ) -> Invoice | PendingCharge | None:
     typed = ctx.payload_as(CollectPayload)
     return await attempt_collection(
@@ -179,6 +186,7 @@ async def _collect_for_task(
         payload=ctx.task.payload,
         charge=charge,
         locked=locked,
+        paid=paid,
     )
 
 
@@ -249,13 +257,15 @@ async def attempt_collection(
     payload: dict[str, Any] | None = None,
     charge: Charge = collect_payment,
     locked: Invoice | None = None,
+    paid: list[Invoice] | None = None,
 ) -> Invoice | PendingCharge | None:
     """Charge what remains of the invoice (attempt `attempt`; None: the next number) and record the outcome on
     the invoice. `source` says who asked (dunning counts only automatic charges and scheduled retries).
 
     `charge` makes the payment: `collect_payment` (a worker), or a step that only begins it in this transaction
     and returns the PendingCharge, which the caller commits, charges and records before calling this again
-    (`collect_now`: a request). `locked`: the invoice, already locked FOR NO KEY UPDATE by the caller (a batch)."""
+    (`collect_now`: a request). `locked`: the invoice, already locked FOR NO KEY UPDATE by the caller (a batch);
+    `paid`: where a batch collects the invoices its charges paid, to mark them paid together (`mark_paid_many`)."""
     # FOR NO KEY UPDATE: enough to serialize collectors, and it does not block the payment rows that
     # collect_payment writes in its own transactions.
     invoice = (
@@ -316,7 +326,10 @@ async def attempt_collection(
         return invoice
     if payment.status == "succeeded":
         invoice.attempt_count += 1
-        await mark_paid(session, invoice, clock, action="pay")
+        if paid is not None:
+            paid.append(invoice)
+        else:
+            await mark_paid(session, invoice, clock, action="pay")
         return invoice
     await record_failure(
         session,
@@ -445,7 +458,8 @@ async def collect_batch(ctx: BatchContext) -> set[str]:
     """The collections of a batch: their charges run concurrently (BATCH_CHARGES_IN_FLIGHT at once), each with
     its idempotency key and its pending row committed before the call, as `collect_payment` makes them (an
     unknown outcome stays pending for the janitor); then each outcome is written back in the batch's
-    transaction exactly as `collect_task` writes it (paid, or the failure that dunning takes up)."""
+    transaction exactly as `collect_task` writes it (the failure that dunning takes up), the invoices paid
+    together at the end (`mark_paid_many`)."""
     ids = sorted({task.payload["invoice"] for task in ctx.tasks})
     # FOR NO KEY UPDATE, in id order: serializes collectors without blocking the payment rows.
     invoices = {
@@ -470,6 +484,7 @@ async def collect_batch(ctx: BatchContext) -> set[str]:
     outcomes = await _charge_set(ctx.services, list(orders.values()))
     finished = set()
     tasks = {task.id: task for task in ctx.tasks}
+    paid: list[Invoice] = []
     for task_id, outcome in zip(orders, outcomes, strict=True):
         if isinstance(outcome, BaseException) and not isinstance(outcome, BillingError):
             log.warning("charge of collection task %s left to run alone: %r", task_id, outcome)
@@ -479,8 +494,11 @@ async def collect_batch(ctx: BatchContext) -> set[str]:
             TaskContext(session=ctx.session, task=task, clock=ctx.clock, services=ctx.services),
             charge=_made(outcome),
             locked=invoices[task.payload["invoice"]],
+            paid=paid,
         )
         finished.add(task_id)
+    # The invoices the charges paid, marked paid together (their lines, dunning cases and subscriptions read once).
+    await mark_paid_many(ctx.session, paid, ctx.clock)
     return finished
 
 

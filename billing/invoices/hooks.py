@@ -28,6 +28,16 @@ class InvoiceChanged:
     clock: Clock
 
 
+@dataclass(frozen=True)
+class InvoicesPaid:
+    """Invoices just paid, in one transaction: one (`mark_paid`), or a collection batch's (`mark_paid_many`), so
+    that listeners read and lock what they need for all of them with one query."""
+
+    session: AsyncSession
+    invoices: list[Invoice]
+    clock: Clock
+
+
 @dataclass
 class PaymentFailure:
     """A collection attempt of `invoice` took no money. Fired twice by invoice collection: on `payment_failing`
@@ -110,7 +120,7 @@ class InvoiceEstimate:
     prepaid_credit_amount: int = 0
 
 
-invoice_paid: Hook[InvoiceChanged] = Hook("invoice_paid")
+invoice_paid: Hook[InvoicesPaid] = Hook("invoice_paid")
 # An open invoice closed without payment by the merchant (voided, or marked uncollectible).
 invoice_closed_unpaid: Hook[InvoiceChanged] = Hook("invoice_closed_unpaid")
 payment_failing: Hook[PaymentFailure] = Hook("payment_failing")

@@ -124,6 +124,16 @@ async def invoice_lines(session: AsyncSession, invoice_id: str) -> list[InvoiceL
     )
 
 
+async def lines_of(session: AsyncSession, invoice_ids: list[str]) -> dict[str, list[InvoiceLine]]:
+    """The lines of each of these invoices, in order: one query."""
+    found: dict[str, list[InvoiceLine]] = {invoice_id: [] for invoice_id in invoice_ids}
+    for line in await session.scalars(
+        select(InvoiceLine).where(InvoiceLine.invoice_id.in_(sorted(found))).order_by(InvoiceLine.seq)
+    ):
+        found[line.invoice_id].append(line)
+    return found
+
+
 async def render(session: AsyncSession, invoice: Invoice) -> schemas.Invoice:
     return render_invoice(invoice, await invoice_lines(session, invoice.id))
 
@@ -447,6 +457,52 @@ async def finalize_invoice(session: AsyncSession, merchant_id: str, invoice_id: 
     return invoice
 
 
+@dataclass(frozen=True)
+class DraftToFinalize:
+    """A locked draft finalized with others (`finalize_drafts`): its lines in order, its totals with the
+    customer's balance applied (a zero balance: none to record) and its customer."""
+
+    invoice: Invoice
+    lines: list[InvoiceLine]
+    totals: InvoiceTotals
+    customer: Customer
+
+
+async def finalize_drafts(session: AsyncSession, drafts: list[DraftToFinalize], clock: Clock) -> None:
+    """Finalize many drafts as `finalize_invoice` finalizes one (a batch of renewals): numbers in one block per
+    merchant (gap-free, in the drafts' order), the figures and lines written while they are drafts, then every
+    status with one flush, each `invoice.finalized` event in the caller's transaction. The caller leaves out
+    drafts with a balance to apply, prepaid credits to burn or nothing to pay (`finalize_invoice` does those)."""
+    now = clock.now()
+    numbers: dict[str, list[str]] = {}
+    issuers: dict[str, Issuer] = {}
+    for merchant in sorted({draft.invoice.merchant_id for draft in drafts}):
+        issuers[merchant] = await invoice_issuer(session, merchant)
+        count = sum(1 for draft in drafts if draft.invoice.merchant_id == merchant)
+        numbers[merchant] = await next_invoice_numbers(session, merchant, issuers[merchant].prefix, count)
+    for draft in drafts:
+        invoice = draft.invoice
+        assert draft.totals.balance_applied == 0, invoice.id
+        number = numbers[invoice.merchant_id].pop(0)
+        set_final_figures(
+            invoice, draft.lines, draft.totals, draft.customer, issuers[invoice.merchant_id], number, now
+        )
+        check_invariants(invoice)
+    # Figures and lines are written while the invoices are drafts; the status comes last (the guard triggers).
+    await session.flush()
+    for draft in drafts:
+        draft.invoice.status = states.transition(draft.invoice.id, draft.invoice.status, "finalize")
+    await session.flush()
+    for draft in drafts:
+        record_event(
+            session,
+            merchant_id=draft.invoice.merchant_id,
+            event_type="invoice.finalized",
+            obj=render_invoice(draft.invoice, draft.lines),
+            clock=clock,
+        )
+
+
 def set_final_figures(
     invoice: Invoice,
     lines: list[InvoiceLine],
@@ -680,21 +736,35 @@ def check_invariants(invoice: Invoice) -> None:
 
 async def mark_paid(session: AsyncSession, invoice: Invoice, clock: Clock, *, action: str = "pay") -> None:
     """open/uncollectible → paid: what remains is paid now (by a payment, out of band, or nothing was due)."""
-    invoice.status = states.transition(invoice.id, invoice.status, action)
-    invoice.amount_paid += invoice.amount_remaining
-    invoice.amount_remaining = 0
-    invoice.paid_at = clock.now()
-    invoice.next_payment_attempt = None
-    check_invariants(invoice)
+    await mark_paid_many(session, [invoice], clock, action=action)
+
+
+async def mark_paid_many(
+    session: AsyncSession, paid: list[Invoice], clock: Clock, *, action: str = "pay"
+) -> None:
+    """`mark_paid` for many invoices at once (a collection batch's): their rows written with one flush, their
+    lines read with one query, every `invoice.paid` event in the caller's transaction, and the `invoice_paid`
+    listeners told once for the set."""
+    if not paid:
+        return
+    for invoice in paid:
+        invoice.status = states.transition(invoice.id, invoice.status, action)
+        invoice.amount_paid += invoice.amount_remaining
+        invoice.amount_remaining = 0
+        invoice.paid_at = clock.now()
+        invoice.next_payment_attempt = None
+        check_invariants(invoice)
     await session.flush()
-    record_event(
-        session,
-        merchant_id=invoice.merchant_id,
-        event_type="invoice.paid",
-        obj=await render(session, invoice),
-        clock=clock,
-    )
-    await hooks.invoice_paid.fire(hooks.InvoiceChanged(session, invoice, clock))
+    lines = await lines_of(session, [invoice.id for invoice in paid])
+    for invoice in paid:
+        record_event(
+            session,
+            merchant_id=invoice.merchant_id,
+            event_type="invoice.paid",
+            obj=render_invoice(invoice, lines[invoice.id]),
+            clock=clock,
+        )
+    await hooks.invoice_paid.fire(hooks.InvoicesPaid(session, paid, clock))
 
 
 async def pay_invoice_out_of_band(session: AsyncSession, merchant_id: str, invoice_id: str) -> Invoice:

@@ -199,11 +199,13 @@ async def _insert(session: AsyncSession, planned: list[_Planned]) -> tuple[list[
     try:
         inserted = set(
             (
+                # The rows as parameters beside the statement (batched by SQLAlchemy's insertmanyvalues), not one
+                # VALUES list compiled with every row's parameters.
                 await session.scalars(
                     insert(Payment)
-                    .values([p.values for p in planned])
                     .on_conflict_do_nothing(index_elements=["merchant_id", "attempt_key"])
-                    .returning(Payment.id)
+                    .returning(Payment.id),
+                    [p.values for p in planned],
                 )
             ).all()
         )

@@ -101,9 +101,8 @@ async def schedule_tasks(session: AsyncSession, tasks: list[NewTask], clock: Clo
         }
         for task in tasks
     ]
-    await session.execute(
-        insert(ScheduledTask).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
+    # Parameters beside the statement (an executemany), not a VALUES list compiled with every row's parameters.
+    await session.execute(insert(ScheduledTask).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
 
 
 async def _execute(

@@ -2,11 +2,15 @@
 number of queries, each invoice is computed with the pure functions of `plans/`, and invoices, lines, numbers,
 events and next tasks are written with bulk statements in the batch's one transaction.
 
-The batch takes the plain renewals: an active subscription renewing into its next period on the same plan, with
-no metered charge or usage ever billed, no pending invoice item, no pending change, no cancel at the period end,
-a customer with a zero balance and no other subscription in the batch, and something to charge. Everything else
-(trials converting, pauses, cancels, plan changes, usage in arrears, balances) is left to the single renewal
-(`service.renew_task`), which stays the reference: the batch writes what it writes, row for row.
+The batch takes the regular renewals: an active subscription renewing into its next period on the same plan, with
+no pending invoice item, add-on, own price, minimum commitment, pending change or cancel at the period end, a
+customer with a zero balance and no other subscription in the batch, and something to charge. Usage in arrears
+is billed as a set (`usage.billing.bill_usages`: what was billed before, the meters and every subscription's usage
+read with one query each), priced by the same pure functions as the single renewal's; an invoice that bills a
+period's usage stays a draft for the grace window, like the single renewal's, and `usage.close_invoice` finalizes
+those as a set too (billing/usage/close.py). Everything else (trials converting, pauses, cancels, plan changes,
+balances) is left to the single renewal (`service.renew_task`), which stays the reference: the batch writes what
+it writes, row for row.
 
 A subscription whose computation raises is left out of the batch and renewed alone (where its error is recorded
 on its task and retried like any task's); a batch whose writes fail is rolled back and every renewal runs alone
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -42,7 +46,8 @@ from billing.scheduler.runner import NewTask, schedule_tasks
 from billing.subscriptions import states
 from billing.subscriptions.models import WITH_ITEMS, PendingInvoiceItem, Subscription
 from billing.subscriptions.service import _fee_line, _period, render_subscription, renewal_tasks
-from billing.usage.billed import UsageBilled
+from billing.usage import billing as usage_billing
+from billing.usage.billing import UsageBill
 from plans.calendar import Period
 from plans.discounts import coupon_applies
 from plans.totals import InvoiceTotals, compute_invoice_totals
@@ -60,27 +65,50 @@ class RenewalInputs:
     plans: dict[str, Plan]
     coupons: dict[str, Coupon]
     tax_rates: dict[str, TaxRate]
-    # Subscriptions the batch leaves to the single renewal: pending invoice items, or usage billed before.
+    # Subscriptions the batch leaves to the single renewal: pending invoice items, add-ons, wallets.
     irregular: frozenset[str]
 
 
 @dataclass(frozen=True)
-class PlannedRenewal:
-    """One renewal as computed, before anything is written."""
+class DueRenewal:
+    """A renewal the batch may take, before its usage is billed."""
 
     task: ScheduledTask
     sub: Subscription
     customer: Customer
     plan: Plan
     period_index: int
+
+    @property
+    def closed(self) -> Period:
+        """The period that closes now, billed in arrears."""
+        return Period(self.sub.current_period_start, self.sub.current_period_end)
+
+
+@dataclass(frozen=True)
+class PlannedRenewal:
+    """One renewal as computed, before anything is written. `held_until`: the end of the usage grace window, when
+    the invoice bills a period's usage (a draft until then, finalized by `usage.close_invoice`)."""
+
+    due: DueRenewal
     period: Period
-    line: NewLine
+    lines: list[NewLine]
+    usage: UsageBill
     coupon_id: str | None
     totals: InvoiceTotals
+    held_until: datetime | None
+
+    @property
+    def task(self) -> ScheduledTask:
+        return self.due.task
+
+    @property
+    def sub(self) -> Subscription:
+        return self.due.sub
 
 
-def plan_renewal(task: ScheduledTask, inputs: RenewalInputs) -> PlannedRenewal | None:
-    """The renewal `task` asks for, computed without I/O; None when the batch leaves it to the single renewal."""
+def due_renewal(task: ScheduledTask, inputs: RenewalInputs) -> DueRenewal | None:
+    """The renewal `task` asks for, if the batch takes it; None when it is left to the single renewal."""
     sub = inputs.subscriptions.get(task.payload["subscription"])
     if sub is None or sub.id in inputs.irregular:
         return None
@@ -92,7 +120,6 @@ def plan_renewal(task: ScheduledTask, inputs: RenewalInputs) -> PlannedRenewal |
         or sub.status != states.ACTIVE
         or sub.cancel_at_period_end
         or sub.pending_change
-        or plan.charges
         or plan.minimum_commitment is not None  # a true-up may be owed: the single renewal bills it
         or sub.price_overrides  # its own prices: the single renewal applies them
         or sub.collection_method != "charge_automatically"
@@ -100,28 +127,44 @@ def plan_renewal(task: ScheduledTask, inputs: RenewalInputs) -> PlannedRenewal |
         or customer.balance != 0
     ):
         return None
+    return DueRenewal(task, sub, customer, plan, period_index)
+
+
+def plan_renewal(
+    due: DueRenewal, usage: UsageBill, inputs: RenewalInputs, grace: timedelta, now: datetime
+) -> PlannedRenewal | None:
+    """The renewal computed without I/O from what was read and its usage bill (`usage.billing.bill_usages`);
+    None when the batch leaves it to the single renewal."""
+    sub, customer, plan, period_index = due.sub, due.customer, due.plan, due.period_index
     period = _period(sub, plan, ZoneInfo(customer.timezone), period_index)
-    line = _fee_line(plan, sub.quantity, period.start, period.end)
+    lines = [_fee_line(plan, sub.quantity, period.start, period.end), *usage.lines]
     coupon_id = None
     if sub.coupon_id is not None and sub.coupon_start_index is not None:
         coupon = pure_coupon(inputs.coupons[sub.coupon_id])
         coupon_id = sub.coupon_id if coupon_applies(coupon, period_index - sub.coupon_start_index) else None
     totals = compute_invoice_totals(
-        [line.amount],
+        [line.amount for line in lines],
         pure_coupon(inputs.coupons[coupon_id]) if coupon_id is not None else None,
         [pure_tax_rate(inputs.tax_rates[rate]) for rate in sub.tax_rate_ids],
         customer.balance,
         currency=plan.currency,
     )
-    if totals.amount_due == 0:
+    # As `usage.billing.hold_for_grace` decides: a period's usage waits for late events, unless no window is left.
+    held_until = usage_billing.grace_ends(usage, grace, now)
+    if held_until is None and totals.amount_due == 0:
         return None  # paid at once on finalization: the single renewal's path
-    return PlannedRenewal(task, sub, customer, plan, period_index, period, line, coupon_id, totals)
+    return PlannedRenewal(due, period, lines, usage, coupon_id, totals, held_until)
 
 
 async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> RenewalInputs:
     """The batch's subscriptions (locked, in id order so that concurrent batches never deadlock) and what their
     renewals read: a fixed number of queries, whatever the batch's size."""
-    ids = sorted({task.payload["subscription"] for task in tasks})
+    return await load_subscriptions(session, sorted({task.payload["subscription"] for task in tasks}))
+
+
+async def load_subscriptions(session: AsyncSession, ids: list[str]) -> RenewalInputs:
+    """Subscriptions `ids` and their customers, locked in id order, with what invoicing them reads (plans,
+    coupons, tax rates) and those to invoice one by one (`RenewalInputs.irregular`)."""
     subs = (
         await session.scalars(
             select(Subscription)
@@ -149,9 +192,7 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     irregular = set(
         (
             await session.scalars(
-                select(PendingInvoiceItem.subscription_id)
-                .where(PendingInvoiceItem.subscription_id.in_(ids))
-                .union(select(UsageBilled.subscription_id).where(UsageBilled.subscription_id.in_(ids)))
+                select(PendingInvoiceItem.subscription_id).where(PendingInvoiceItem.subscription_id.in_(ids))
             )
         ).all()
     )
@@ -176,7 +217,7 @@ async def load_inputs(session: AsyncSession, tasks: list[ScheduledTask]) -> Rene
     )
 
 
-def _draft(planned: PlannedRenewal, now: datetime) -> tuple[Invoice, InvoiceLine]:
+def _draft(planned: PlannedRenewal, now: datetime) -> tuple[Invoice, list[InvoiceLine]]:
     """The draft `invoices.create_draft` makes for this renewal, with its draft figures (before the balance)."""
     sub, totals = planned.sub, planned.totals
     invoice = Invoice(
@@ -184,7 +225,7 @@ def _draft(planned: PlannedRenewal, now: datetime) -> tuple[Invoice, InvoiceLine
         merchant_id=sub.merchant_id,
         customer_id=sub.customer_id,
         status=invoice_states.DRAFT,
-        currency=planned.plan.currency,
+        currency=planned.due.plan.currency,
         collection_method=sub.collection_method,
         days_until_due=sub.days_until_due,
         description=None,
@@ -203,63 +244,48 @@ def _draft(planned: PlannedRenewal, now: datetime) -> tuple[Invoice, InvoiceLine
         paid_out_of_band=False,
         billing_reason="subscription_cycle",
         subscription_id=sub.id,
-        subscription_period_index=planned.period_index,
+        subscription_period_index=planned.due.period_index,
         period_start=planned.period.start,
         period_end=planned.period.end,
         coupon_id=planned.coupon_id,
         tax_rate_ids=list(sub.tax_rate_ids),
     )
-    return invoice, invoices.line_row(invoice, planned.line, now)
+    return invoice, [invoices.line_row(invoice, line, now) for line in planned.lines]
 
 
 async def write_renewals(session: AsyncSession, planned: list[PlannedRenewal], clock: Clock) -> None:
-    """Write the planned renewals: drafts and lines in bulk, numbers in one block per merchant, the drafts
-    finalized, collection and next tasks in one statement, every event in the same transaction."""
+    """Write the planned renewals: drafts, lines and usage billed in bulk; the drafts not held for late usage
+    finalized together (`invoices.finalize_drafts`); collection, usage-close and next tasks in one statement;
+    every event in the same transaction."""
     now = clock.now()
     drafts = [_draft(renewal, now) for renewal in planned]
-    session.add_all([row for pair in drafts for row in pair])
-    for invoice, line in drafts:
+    session.add_all([row for invoice, lines in drafts for row in (invoice, *lines)])
+    for invoice, lines in drafts:
         record_event(
             session,
             merchant_id=invoice.merchant_id,
             event_type="invoice.created",
-            obj=invoices.render_invoice(invoice, [line]),
+            obj=invoices.render_invoice(invoice, lines),
             clock=clock,
         )
-    numbers: dict[str, list[str]] = {}
-    issuers: dict[str, invoices.Issuer] = {}
-    for merchant in sorted({renewal.sub.merchant_id for renewal in planned}):
-        count = sum(1 for renewal in planned if renewal.sub.merchant_id == merchant)
-        issuers[merchant] = await invoices.invoice_issuer(session, merchant)
-        numbers[merchant] = await invoices.next_invoice_numbers(
-            session, merchant, issuers[merchant].prefix, count
-        )
-    for renewal, (invoice, line) in zip(planned, drafts, strict=True):
-        invoices.set_final_figures(
-            invoice,
-            [line],
-            renewal.totals,
-            renewal.customer,
-            issuers[invoice.merchant_id],
-            numbers[invoice.merchant_id].pop(0),
-            now,
-        )
-        invoices.check_invariants(invoice)
-    # Figures and lines are written while the invoices are drafts; the status comes last (the guard triggers).
-    await session.flush()
+    for renewal, (invoice, _) in zip(planned, drafts, strict=True):
+        session.add_all(usage_billing.usage_rows(invoice, renewal.sub, renewal.usage, clock))
+    finalized = [
+        invoices.DraftToFinalize(invoice, lines, renewal.totals, renewal.due.customer)
+        for renewal, (invoice, lines) in zip(planned, drafts, strict=True)
+        if renewal.held_until is None
+    ]
+    await invoices.finalize_drafts(session, finalized, clock)
     next_tasks: list[NewTask] = []
-    for renewal, (invoice, line) in zip(planned, drafts, strict=True):
-        invoice.status = invoice_states.transition(invoice.id, invoice.status, "finalize")
-        record_event(
-            session,
-            merchant_id=invoice.merchant_id,
-            event_type="invoice.finalized",
-            obj=invoices.render_invoice(invoice, [line]),
-            clock=clock,
-        )
-        next_tasks.append(collection.automatic_collection(invoice, clock, renewal.sub.default_payment_method))
+    for renewal, (invoice, _) in zip(planned, drafts, strict=True):
+        if renewal.held_until is None:
+            next_tasks.append(
+                collection.automatic_collection(invoice, clock, renewal.sub.default_payment_method)
+            )
+        else:
+            next_tasks.append(usage_billing.close_usage_task(invoice, renewal.usage, renewal.held_until))
         sub = renewal.sub
-        sub.period_index = renewal.period_index
+        sub.period_index = renewal.due.period_index
         sub.current_period_start, sub.current_period_end = renewal.period.start, renewal.period.end
         sub.updated_at = now
         sub.latest_invoice_id = invoice.id
@@ -276,18 +302,34 @@ async def write_renewals(session: AsyncSession, planned: list[PlannedRenewal], c
 
 
 async def renew_batch(ctx: BatchContext) -> set[str]:
-    """Renew the plain renewals of the claimed set; the others are left to `service.renew_task`."""
+    """Renew the regular renewals of the claimed set; the others are left to `service.renew_task`."""
     inputs = await load_inputs(ctx.session, ctx.tasks)
-    planned = []
+    due: list[DueRenewal] = []
     for task in ctx.tasks:
         try:
-            renewal = plan_renewal(task, inputs)
+            renewal = due_renewal(task, inputs)
         except Exception:
             # Isolated: renewed alone by the single renewal, where the error is recorded on its task.
             log.exception("renewal task %s left out of its batch", task.id)
             continue
         if renewal is not None:
-            planned.append(renewal)
+            due.append(renewal)
+    bills = await usage_billing.bill_usages(
+        ctx.session, [usage_billing.UsageAsk(d.sub, d.plan, d.closed) for d in due]
+    )
+    graces = {
+        merchant: await usage_billing.grace_period(ctx.session, merchant)
+        for merchant in sorted({d.sub.merchant_id for d in due})
+    }
+    planned = []
+    for renewal, bill in zip(due, bills, strict=True):
+        try:
+            computed = plan_renewal(renewal, bill, inputs, graces[renewal.sub.merchant_id], ctx.clock.now())
+        except Exception:
+            log.exception("renewal task %s left out of its batch", renewal.task.id)
+            continue
+        if computed is not None:
+            planned.append(computed)
     if planned:
         await write_renewals(ctx.session, planned, ctx.clock)
     return {renewal.task.id for renewal in planned}

@@ -41,7 +41,12 @@ from billing.ids import is_valid_id, new_id
 from billing.invoices import collection
 from billing.invoices import hooks as invoice_hooks
 from billing.invoices import service as invoices
-from billing.invoices.hooks import InvoiceChanged, InvoiceEstimate, PaymentFailure, invoice_estimating
+from billing.invoices.hooks import (
+    InvoiceEstimate,
+    InvoicesPaid,
+    PaymentFailure,
+    invoice_estimating,
+)
 from billing.invoices.models import Invoice
 from billing.invoices.schemas import CollectionMethod
 from billing.invoices.service import NewLine
@@ -1416,30 +1421,40 @@ async def expire_incomplete_task(ctx: TaskContext) -> None:
     await _emit(ctx.session, sub, "subscription.updated", ctx.clock, {"status": states.INCOMPLETE})
 
 
-async def on_invoice_paid(paid: InvoiceChanged) -> None:
-    """A subscription whose invoice got paid (now or later, by card or out of band) becomes active."""
-    session, invoice, clock = paid.session, paid.invoice, paid.clock
-    if invoice.subscription_id is None:
-        return
-    sub = await session.scalar(
-        select(Subscription)
-        .where(Subscription.id == invoice.subscription_id)
-        .options(WITH_ITEMS)
-        .with_for_update()
+async def on_invoice_paid(paid: InvoicesPaid) -> None:
+    """A subscription whose invoice got paid (now or later, by card or out of band) becomes active. The
+    subscriptions of all the invoices are locked with one query (in id order)."""
+    session, clock = paid.session, paid.clock
+    ids = sorted(
+        {invoice.subscription_id for invoice in paid.invoices if invoice.subscription_id is not None}
     )
-    if sub is None or sub.latest_invoice_id != invoice.id:
+    if not ids:
         return
-    event = "first_invoice_paid" if sub.status == states.INCOMPLETE else "invoice_paid"
-    if sub.status in (states.INCOMPLETE, states.TRIALING, states.PAST_DUE, states.UNPAID) and states.can(
-        sub.status, event
-    ):
-        previous = sub.status
-        sub.status = states.transition(sub.id, sub.status, event)
-        sub.updated_at = clock.now()
-        if previous == states.INCOMPLETE:
-            await _cancel_pending_tasks(session, sub, EXPIRE_INCOMPLETE)
-        await session.flush()
-        await _emit(session, sub, "subscription.updated", clock, {"status": previous})
+    subs = {
+        sub.id: sub
+        for sub in await session.scalars(
+            select(Subscription)
+            .where(Subscription.id.in_(ids))
+            .order_by(Subscription.id)
+            .options(WITH_ITEMS)
+            .with_for_update()
+        )
+    }
+    for invoice in paid.invoices:
+        sub = subs.get(invoice.subscription_id or "")
+        if sub is None or sub.latest_invoice_id != invoice.id:
+            continue
+        event = "first_invoice_paid" if sub.status == states.INCOMPLETE else "invoice_paid"
+        if sub.status in (states.INCOMPLETE, states.TRIALING, states.PAST_DUE, states.UNPAID) and states.can(
+            sub.status, event
+        ):
+            previous = sub.status
+            sub.status = states.transition(sub.id, sub.status, event)
+            sub.updated_at = clock.now()
+            if previous == states.INCOMPLETE:
+                await _cancel_pending_tasks(session, sub, EXPIRE_INCOMPLETE)
+            await session.flush()
+            await _emit(session, sub, "subscription.updated", clock, {"status": previous})
 
 
 async def on_payment_failed(event: PaymentFailure) -> None:

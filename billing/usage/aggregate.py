@@ -1,5 +1,5 @@
-"""Aggregating usage events into quantities, in SQL: one query for any number of (meter, period) windows of one
-customer.
+"""Aggregating usage events into quantities, in SQL: one query for any number of (customer, meter, period) windows
+of one merchant (one customer's invoice, or a batch of renewals: `aggregate_usage_of`).
 
 Each window is a half-open interval ``[start, end)`` of event *timestamps*: the last instant of a period belongs
 to it, the first instant of the next period to the next. Aggregations (SPEC §4 meters):
@@ -54,9 +54,10 @@ SELECT w.ord,
          WHEN 'avg' THEN a.average
          WHEN 'last' THEN l.value
        END AS quantity
-FROM unnest(CAST(:ords AS integer[]), CAST(:meter_ids AS text[]), CAST(:aggregations AS text[]),
-            CAST(:properties AS text[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
-     AS w(ord, meter_id, aggregation, property, period_start, period_end)
+FROM unnest(CAST(:ords AS integer[]), CAST(:customer_ids AS text[]), CAST(:meter_ids AS text[]),
+            CAST(:aggregations AS text[]), CAST(:properties AS text[]), CAST(:starts AS timestamptz[]),
+            CAST(:ends AS timestamptz[]))
+     AS w(ord, customer_id, meter_id, aggregation, property, period_start, period_end)
 CROSS JOIN LATERAL (
   SELECT count(*) AS events,
          sum(e.value) AS total,
@@ -64,14 +65,14 @@ CROSS JOIN LATERAL (
          avg(e.value) AS average,
          count(DISTINCT e.properties ->> w.property) FILTER (WHERE w.property IS NOT NULL) AS uniques
   FROM usage_events e
-  WHERE e.merchant_id = :merchant_id AND e.customer_id = :customer_id AND e.meter_id = w.meter_id
+  WHERE e.merchant_id = :merchant_id AND e.customer_id = w.customer_id AND e.meter_id = w.meter_id
     AND e."timestamp" >= w.period_start AND e."timestamp" < w.period_end
     AND w.aggregation <> 'last'{received}
 ) a
 LEFT JOIN LATERAL (
   SELECT e.value
   FROM usage_events e
-  WHERE e.merchant_id = :merchant_id AND e.customer_id = :customer_id AND e.meter_id = w.meter_id
+  WHERE e.merchant_id = :merchant_id AND e.customer_id = w.customer_id AND e.meter_id = w.meter_id
     AND e."timestamp" >= w.period_start AND e."timestamp" < w.period_end
     AND w.aggregation = 'last'{received}
   ORDER BY e."timestamp" DESC, e.event_id DESC
@@ -102,19 +103,38 @@ async def aggregate_usage(
 ) -> list[Decimal | None]:
     """The raw aggregate of each window, in order, in one query: an int for count and unique_count (0 without
     events), the value for sum, max, last and avg (None without events)."""
+    return await aggregate_usage_of(
+        session,
+        merchant_id=merchant_id,
+        windows=[(customer_id, window) for window in windows],
+        received_before=received_before,
+        received_since=received_since,
+    )
+
+
+async def aggregate_usage_of(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    windows: Sequence[tuple[str, UsageWindow]],
+    received_before: datetime | None = None,
+    received_since: datetime | None = None,
+) -> list[Decimal | None]:
+    """`aggregate_usage` for windows of any of the merchant's customers (each window with its customer's id), in
+    one query: a batch of renewals counts every subscription's usage at once."""
     if not windows:
         return []
-    for window in windows:
+    for _, window in windows:
         Aggregation(window.aggregation)  # an unknown aggregation is a bug, not a zero
     params: dict[str, object] = {
         "merchant_id": merchant_id,
-        "customer_id": customer_id,
         "ords": list(range(len(windows))),
-        "meter_ids": [w.meter_id for w in windows],
-        "aggregations": [str(w.aggregation) for w in windows],
-        "properties": [w.property if w.aggregation == Aggregation.UNIQUE_COUNT else None for w in windows],
-        "starts": [w.start for w in windows],
-        "ends": [w.end for w in windows],
+        "customer_ids": [customer for customer, _ in windows],
+        "meter_ids": [w.meter_id for _, w in windows],
+        "aggregations": [str(w.aggregation) for _, w in windows],
+        "properties": [w.property if w.aggregation == Aggregation.UNIQUE_COUNT else None for _, w in windows],
+        "starts": [w.start for _, w in windows],
+        "ends": [w.end for _, w in windows],
     }
     if received_before is not None:
         params["received_before"] = received_before

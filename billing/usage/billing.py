@@ -14,7 +14,7 @@ arrive after it was final.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,13 +34,13 @@ from billing.invoices.models import Invoice, InvoiceLine
 from billing.invoices.service import NewLine
 from billing.merchants.models import Merchant
 from billing.scheduler.registry import TaskPayload
-from billing.scheduler.runner import schedule_task
+from billing.scheduler.runner import NewTask, schedule_tasks
 from billing.settings.service import usage_settings
 from billing.subscriptions.models import Subscription
-from billing.usage.aggregate import UsageWindow, aggregate_usage
+from billing.usage.aggregate import UsageWindow, aggregate_usage_of
 from billing.usage.billed import UsageBilled
 from billing.usage.commitment import true_up_corrections, true_up_line
-from billing.usage.transactions import transaction_amounts, transaction_windows
+from billing.usage.transactions import transaction_amounts_of, transaction_windows
 from plans.calendar import Period
 from plans.pricing import PricingModel, PricingResult, price_usage
 from plans.usage import Billed, billable_quantity, recount_horizon, usage_adjustment
@@ -186,15 +186,33 @@ class _Billed:
     billed: Billed
 
 
-async def _recountable(
-    session: AsyncSession, sub: Subscription, last_count: datetime, invoice_id: str | None
-) -> list[_Billed]:
-    """The subscription's (meter, period) pairs billed on finalized invoices that may have received events
-    since `last_count` (`plans.usage.recount_horizon`), except those another draft is about to bill (that
-    draft counts them when it is finalized)."""
-    drafts = func.bool_or((Invoice.status == "draft") & (Invoice.id != (invoice_id or "")))
+@dataclass(frozen=True)
+class UsageAsk:
+    """One invoice's usage to bill (`bill_usage`'s arguments): `period`'s usage under `plan`'s charges (None: no
+    closed period to bill), and adjustments for older periods recounted now; `invoice_id`: the draft being
+    rebilled, whose own rows are being replaced (not counted as billed)."""
+
+    sub: Subscription
+    plan: Plan
+    period: Period | None
+    invoice_id: str | None = None
+
+    @property
+    def last_count(self) -> datetime:
+        """When usage was last counted: when the period being billed began (the previous renewal)."""
+        return self.period.start if self.period is not None else self.sub.current_period_start
+
+
+async def _recountable(session: AsyncSession, asks: Sequence[UsageAsk]) -> dict[str, list[_Billed]]:
+    """Per subscription, its (meter, period) pairs billed on finalized invoices that may have received events
+    since its last count (`plans.usage.recount_horizon`), except those another draft is about to bill (that
+    draft counts them when it is finalized): one query for every ask."""
+    rebilled = sorted({ask.invoice_id for ask in asks if ask.invoice_id is not None})
+    horizons = {ask.sub.id: recount_horizon(ask.last_count) for ask in asks}
+    drafts = func.bool_or((Invoice.status == "draft") & Invoice.id.not_in(rebilled))
     stmt = (
         select(
+            UsageBilled.subscription_id,
             UsageBilled.plan_id,
             UsageBilled.meter_id,
             UsageBilled.meter_code,
@@ -206,27 +224,45 @@ async def _recountable(
         )
         .join(Invoice, Invoice.id == UsageBilled.invoice_id)
         .where(
-            UsageBilled.subscription_id == sub.id,
-            UsageBilled.period_end > recount_horizon(last_count),
+            UsageBilled.subscription_id.in_(sorted(horizons)),
+            UsageBilled.period_end > min(horizons.values()),
         )
         .group_by(
+            UsageBilled.subscription_id,
             UsageBilled.plan_id,
             UsageBilled.meter_id,
             UsageBilled.meter_code,
             UsageBilled.period_start,
             UsageBilled.period_end,
         )
-        .order_by(UsageBilled.period_start, UsageBilled.meter_code)
+        .order_by(UsageBilled.subscription_id, UsageBilled.period_start, UsageBilled.meter_code)
     )
-    if invoice_id is not None:
-        stmt = stmt.where(UsageBilled.invoice_id != invoice_id)
-    found = []
-    for plan_id, meter_id, code, start, end, quantity, amount, in_draft in await session.execute(stmt):
-        if in_draft:
+    if rebilled:
+        stmt = stmt.where(UsageBilled.invoice_id.not_in(rebilled))
+    found: dict[str, list[_Billed]] = {sub_id: [] for sub_id in horizons}
+    for sub_id, plan_id, meter_id, code, start, end, quantity, amount, in_draft in await session.execute(
+        stmt
+    ):
+        if in_draft or end <= horizons[sub_id]:
             continue
         billed = Billed(quantity=Decimal(quantity), amount=int(amount))
-        found.append(_Billed(plan_id, meter_id, code, Period(start, end), billed))
+        found[sub_id].append(_Billed(plan_id, meter_id, code, Period(start, end), billed))
     return found
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What one ask's usage lines are priced from, read for a set of asks with a fixed number of queries."""
+
+    charges: dict[str, Mapping[str, Any]]
+    recount: list[_Billed]
+    meters: dict[str, Meter]
+    plans: dict[str, Plan]
+    windows: list[UsageWindow]
+
+
+def _window(meter: Meter, period: Period) -> UsageWindow:
+    return UsageWindow(meter.id, meter.aggregation, meter.property, period.start, period.end)
 
 
 async def bill_usage(
@@ -237,52 +273,109 @@ async def bill_usage(
     period: Period | None,
     invoice_id: str | None = None,
 ) -> UsageBill:
-    """The usage lines of the subscription's next invoice: `period`'s usage under `plan`'s charges (None: no
-    closed period to bill), and adjustments for older periods recounted now. One aggregation query for all.
+    """The usage lines of the subscription's next invoice (see `UsageAsk`): `bill_usages` for one."""
+    [bill] = await bill_usages(session, [UsageAsk(sub, plan, period, invoice_id)])
+    return bill
 
-    Usage was last counted when the period being billed began (the previous renewal), so the older periods
-    recounted are those that may have received events since then. `invoice_id`: the draft being rebilled,
-    whose own rows are being replaced (not counted as billed)."""
-    charges = _charges(plan) if period is not None else {}
-    last_count = period.start if period is not None else sub.current_period_start
-    recount = await _recountable(session, sub, last_count, invoice_id)
-    if period is not None:
-        recount = [r for r in recount if not (r.period == period and r.meter_code in charges)]
-    codes = set(charges) | {r.meter_code for r in recount}
-    meters = await meters_by_code(session, sub.merchant_id, codes)
-    plans = {plan.id: plan}
-    for plan_id in {r.plan_id for r in recount} - set(plans):
-        other = await session.get(Plan, plan_id)
-        assert other is not None  # usage_billed.plan_id is a foreign key
-        plans[plan_id] = other
-    windows = [
-        UsageWindow(
-            meters[code].id, meters[code].aggregation, meters[code].property, period.start, period.end
-        )
-        for code in charges
-        if period is not None
-    ] + [
-        UsageWindow(
-            meters[r.meter_code].id,
-            meters[r.meter_code].aggregation,
-            meters[r.meter_code].property,
-            r.period.start,
-            r.period.end,
-        )
+
+async def bill_usages(session: AsyncSession, asks: Sequence[UsageAsk]) -> list[UsageBill]:
+    """The usage lines of each ask's invoice, in order: what was billed before, the meters and the usage of
+    every ask read with one query each (per merchant), whatever the number of asks; the lines priced by the
+    pure functions of `plans/`. A batch of renewals bills its usage with this, the single renewal with
+    `bill_usage`: the same code."""
+    if not asks:
+        return []
+    recountable = await _recountable(session, asks)
+    readings = []
+    for ask in asks:
+        charges = _charges(ask.plan) if ask.period is not None else {}
+        recount = [
+            r
+            for r in recountable[ask.sub.id]
+            if not (ask.period is not None and r.period == ask.period and r.meter_code in charges)
+        ]
+        readings.append((charges, recount))
+    meters: dict[tuple[str, str], Meter] = {}
+    for merchant_id in sorted({ask.sub.merchant_id for ask in asks}):
+        codes = {
+            code
+            for ask, (charges, recount) in zip(asks, readings, strict=True)
+            if ask.sub.merchant_id == merchant_id
+            for code in set(charges) | {r.meter_code for r in recount}
+        }
+        found = await meters_by_code(session, merchant_id, codes)
+        meters.update({(merchant_id, code): meter for code, meter in found.items()})
+    # The plans older periods were billed under (other than the ask's own, which may carry its prices).
+    other_ids = {
+        r.plan_id
+        for ask, (_, recount) in zip(asks, readings, strict=True)
         for r in recount
-    ]
-    quantities = await aggregate_usage(
-        session, merchant_id=sub.merchant_id, customer_id=sub.customer_id, windows=windows
+        if r.plan_id != ask.plan.id
+    }
+    others = (
+        {p.id: p for p in await session.scalars(select(Plan).where(Plan.id.in_(sorted(other_ids))))}
+        if other_ids
+        else {}
     )
-    window_charges = [charges[code] for code in charges] + [
-        _charges(plans[r.plan_id]).get(r.meter_code) for r in recount
-    ]
-    amounts = await transaction_amounts(
-        session,
-        merchant_id=sub.merchant_id,
-        customer_id=sub.customer_id,
-        windows=transaction_windows(window_charges, windows),
-    )
+    read: list[_Reading] = []
+    for ask, (charges, recount) in zip(asks, readings, strict=True):
+        own = {
+            code: meters[(ask.sub.merchant_id, code)]
+            for code in set(charges) | {r.meter_code for r in recount}
+        }
+        plans = {
+            **{r.plan_id: others[r.plan_id] for r in recount if r.plan_id != ask.plan.id},
+            ask.plan.id: ask.plan,
+        }
+        windows = [_window(own[code], ask.period) for code in charges if ask.period is not None] + [
+            _window(own[r.meter_code], r.period) for r in recount
+        ]
+        read.append(_Reading(charges, recount, own, plans, windows))
+    quantities: list[list[Decimal | None]] = [[] for _ in asks]
+    amounts: list[list[tuple[Decimal, ...] | None]] = [[] for _ in asks]
+    for merchant_id in sorted({ask.sub.merchant_id for ask in asks}):
+        mine = [i for i, ask in enumerate(asks) if ask.sub.merchant_id == merchant_id]
+        keyed = [(asks[i].sub.customer_id, w) for i in mine for w in read[i].windows]
+        window_charges = [
+            charge
+            for i in mine
+            for charge in [read[i].charges[code] for code in read[i].charges]
+            + [_charges(read[i].plans[r.plan_id]).get(r.meter_code) for r in read[i].recount]
+        ]
+        counted = await aggregate_usage_of(session, merchant_id=merchant_id, windows=keyed)
+        listed = await transaction_amounts_of(
+            session,
+            merchant_id=merchant_id,
+            windows=[
+                None if window is None else (customer, window)
+                for (customer, _), window in zip(
+                    keyed, transaction_windows(window_charges, [w for _, w in keyed]), strict=True
+                )
+            ],
+        )
+        at = 0
+        for i in mine:
+            size = len(read[i].windows)
+            quantities[i], amounts[i] = counted[at : at + size], listed[at : at + size]
+            at += size
+    bills = []
+    for ask, reading, counted_, listed_ in zip(asks, read, quantities, amounts, strict=True):
+        bill, recounted = price_usage_bill(ask, reading, counted_, listed_)
+        bill.lines.extend(await true_up_corrections(session, ask.sub, recounted, source=SOURCE))
+        bills.append(bill)
+    return bills
+
+
+def price_usage_bill(
+    ask: UsageAsk,
+    reading: _Reading,
+    quantities: Sequence[Decimal | None],
+    amounts: Sequence[tuple[Decimal, ...] | None],
+) -> tuple[UsageBill, dict[Period, tuple[int, int]]]:
+    """The usage lines of one ask, priced without I/O from what was read, and each recounted period's usage
+    billed before and after the recount (for the true-up corrections)."""
+    sub, plan, period = ask.sub, ask.plan, ask.period
+    charges, recount, meters, plans = reading.charges, reading.recount, reading.meters, reading.plans
     bill = UsageBill(plan_id=plan.id, period=period)
     for code, quantity, transactions in zip(
         charges, quantities[: len(charges)], amounts[: len(charges)], strict=True
@@ -353,8 +446,7 @@ async def bill_usage(
                 adjustment.amount,
             )
         )
-    bill.lines.extend(await true_up_corrections(session, sub, recounted, source=SOURCE))
-    return bill
+    return bill, recounted
 
 
 async def has_billed_usage(session: AsyncSession, sub: Subscription) -> bool:
@@ -375,7 +467,13 @@ async def record_usage(
     """Write what `invoice` bills; `replacing`: a draft rebilled, whose earlier rows go first."""
     if replacing:
         await session.execute(delete(UsageBilled).where(UsageBilled.invoice_id == invoice.id))
-    session.add_all(
+    session.add_all(usage_rows(invoice, sub, bill, clock))
+    await session.flush()
+
+
+def usage_rows(invoice: Invoice, sub: Subscription, bill: UsageBill, clock: Clock) -> list[UsageBilled]:
+    """The `usage_billed` rows of what `invoice` bills (`record_usage` writes them; a batch adds many at once)."""
+    return [
         UsageBilled(
             id=new_id("ub"),
             merchant_id=sub.merchant_id,
@@ -392,8 +490,7 @@ async def record_usage(
             created_at=clock.now(),
         )
         for record in bill.records
-    )
-    await session.flush()
+    ]
 
 
 def is_usage_line(line: InvoiceLine) -> bool:
@@ -412,15 +509,31 @@ async def hold_for_grace(session: AsyncSession, *, invoice: Invoice, bill: Usage
     `usage.close_invoice` finalizes it; False (finalize now) when it bills no period's usage or grace is 0."""
     if not bill.holds_invoice or bill.period is None:
         return False
-    grace = await grace_period(session, invoice.merchant_id)
-    if grace <= timedelta(0) or bill.period.end + grace <= clock.now():
-        return False  # no window, or it is already over (a period that ended before a pause)
-    await schedule_task(
-        session,
+    held_until = grace_ends(bill, await grace_period(session, invoice.merchant_id), clock.now())
+    if held_until is None:
+        return False
+    await schedule_tasks(session, [close_usage_task(invoice, bill, held_until)], clock)
+    return True
+
+
+def grace_ends(bill: UsageBill, grace: timedelta, now: datetime) -> datetime | None:
+    """When the grace window of an invoice billing `bill` ends (its `usage.close_invoice` is due); None when it is
+    not held: it bills no period's usage, there is no window, or it is already over (a period that ended before a
+    pause)."""
+    if not bill.holds_invoice or bill.period is None:
+        return None
+    if grace <= timedelta(0) or bill.period.end + grace <= now:
+        return None
+    return max(bill.period.end + grace, now)
+
+
+def close_usage_task(invoice: Invoice, bill: UsageBill, due_at: datetime) -> NewTask:
+    """The `usage.close_invoice` task that finalizes `invoice`, held for late usage, at `due_at`."""
+    assert bill.period is not None
+    return NewTask(
         merchant_id=invoice.merchant_id,
         kind=CLOSE_USAGE,
-        due_at=max(bill.period.end + grace, clock.now()),
-        clock=clock,
+        due_at=due_at,
         # Not keyed by "subscription": canceling a subscription cancels its pending tasks, and its last
         # invoices must still be finalized.
         payload=CloseUsagePayload(
@@ -431,7 +544,6 @@ async def hold_for_grace(session: AsyncSession, *, invoice: Invoice, bill: Usage
         ),
         dedupe_key=f"usage_close:{invoice.id}",
     )
-    return True
 
 
 def closing_period(payload: CloseUsagePayload) -> Period:

@@ -21,13 +21,13 @@ from plans.usage import billable_quantity
 
 _QUERY = """
 SELECT w.ord, t.amounts
-FROM unnest(CAST(:ords AS integer[]), CAST(:meter_ids AS text[]), CAST(:starts AS timestamptz[]),
-            CAST(:ends AS timestamptz[]))
-     AS w(ord, meter_id, period_start, period_end)
+FROM unnest(CAST(:ords AS integer[]), CAST(:customer_ids AS text[]), CAST(:meter_ids AS text[]),
+            CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+     AS w(ord, customer_id, meter_id, period_start, period_end)
 CROSS JOIN LATERAL (
   SELECT array_agg(coalesce(e.value, 0) ORDER BY e."timestamp", e.event_id) AS amounts
   FROM usage_events e
-  WHERE e.merchant_id = :merchant_id AND e.customer_id = :customer_id AND e.meter_id = w.meter_id
+  WHERE e.merchant_id = :merchant_id AND e.customer_id = w.customer_id AND e.meter_id = w.meter_id
     AND e."timestamp" >= w.period_start AND e."timestamp" < w.period_end
 ) t
 """
@@ -53,17 +53,31 @@ async def transaction_amounts(
     """Each window's event amounts in time order (empty without events), as `billable_quantity` rounds them (a
     negative correction counts as zero); None where the window is None (a charge priced from its total). One
     query for all; none when no window needs it."""
+    return await transaction_amounts_of(
+        session,
+        merchant_id=merchant_id,
+        windows=[None if window is None else (customer_id, window) for window in windows],
+    )
+
+
+async def transaction_amounts_of(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    windows: Sequence[tuple[str, UsageWindow] | None],
+) -> list[tuple[Decimal, ...] | None]:
+    """`transaction_amounts` for windows of any of the merchant's customers (each with its customer's id)."""
     wanted = [(index, window) for index, window in enumerate(windows) if window is not None]
     results: list[tuple[Decimal, ...] | None] = [None] * len(windows)
     if not wanted:
         return results
     params = {
         "merchant_id": merchant_id,
-        "customer_id": customer_id,
         "ords": [index for index, _ in wanted],
-        "meter_ids": [window.meter_id for _, window in wanted],
-        "starts": [window.start for _, window in wanted],
-        "ends": [window.end for _, window in wanted],
+        "customer_ids": [customer for _, (customer, _) in wanted],
+        "meter_ids": [window.meter_id for _, (_, window) in wanted],
+        "starts": [window.start for _, (_, window) in wanted],
+        "ends": [window.end for _, (_, window) in wanted],
     }
     for ord_, amounts in await session.execute(text(_QUERY), params):
         results[ord_] = tuple(billable_quantity(amount) for amount in amounts or ())

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.customers.hooks import CustomerDeleted
-from billing.invoices.hooks import InvoiceChanged, InvoicedAlone, InvoiceEstimate
+from billing.invoices.hooks import InvoiceChanged, InvoicedAlone, InvoiceEstimate, InvoicesPaid
 from billing.invoices.models import Invoice
 from billing.wallets import ledger
 from billing.wallets.models import Wallet, WalletTransaction
@@ -72,18 +72,21 @@ async def _locked_wallet(session: AsyncSession, wallet_id: str) -> Wallet:
     return wallet
 
 
-async def grant_purchased_credits(event: InvoiceChanged) -> None:
+async def grant_purchased_credits(event: InvoicesPaid) -> None:
     """The invoice selling credits was paid: the credits count from now (even if the wallet was terminated
     meanwhile, the money was taken: they are granted, then voided with the rest if it is)."""
-    session, invoice, clock = event.session, event.invoice, event.clock
-    if invoice.billing_reason != TOP_UP_REASON:
-        return
-    for entry in await _entries_of(session, invoice, "purchased"):
-        wallet = await _locked_wallet(session, entry.wallet_id)
-        await ledger.settle_purchase(session, wallet, entry, clock, paid=True)
-        if wallet.status != "active":
-            await ledger.take_out(session, wallet, "voided", await ledger.live_lots(session, wallet), clock)
-        await ledger.check_ledger(session, wallet)
+    session, clock = event.session, event.clock
+    for invoice in event.invoices:
+        if invoice.billing_reason != TOP_UP_REASON:
+            continue
+        for entry in await _entries_of(session, invoice, "purchased"):
+            wallet = await _locked_wallet(session, entry.wallet_id)
+            await ledger.settle_purchase(session, wallet, entry, clock, paid=True)
+            if wallet.status != "active":
+                await ledger.take_out(
+                    session, wallet, "voided", await ledger.live_lots(session, wallet), clock
+                )
+            await ledger.check_ledger(session, wallet)
 
 
 async def undo_for_voided_invoice(event: InvoiceChanged) -> None:

@@ -2,11 +2,14 @@
 exactly as the single renewal does, and one poisoned subscription fails alone.
 
 The subscriptions are seeded by the renewal benchmark's own seeding (bench/renewals.py): on one test clock, due
-at the same instant, four kinds (flat; three seats with a 10 % coupon; metered with an 8 % tax, which the batch
-leaves to the single renewal; flat with the coupon and the tax), each customer with a card."""
+at the same instant, four kinds (flat; three seats with a 10 % coupon; metered with an 8 % tax, billed in arrears
+and held for the usage grace window; flat with the coupon and the tax), each customer with a card."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -14,11 +17,14 @@ from sqlalchemy import select
 
 from bench.renewals import ADVANCE_TO, expected_total, seed_due_renewals
 from billing.db.engine import asyncpg_url
-from billing.scheduler.registry import TASKS, TaskRegistry
+from billing.invoices.collection import COLLECT
+from billing.scheduler.registry import TASKS, BatchContext, BatchHandler, TaskRegistry
 from billing.services import Services
+from billing.subscriptions.service import RENEW
 from billing.test_clocks.advance import advance_test_clock
 from billing.test_clocks.models import TestClock
 from billing.test_clocks.service import request_advance
+from billing.usage.billing import CLOSE_USAGE
 
 SUBSCRIPTIONS = 12  # three of each kind
 # Customer 5 (seats + coupon) pays with a card soft-declined, customer 6 (metered + tax) with one hard-declined.
@@ -29,10 +35,31 @@ def _dsn(services: Services) -> str:
     return asyncpg_url(services.settings.database_url or "").replace("+asyncpg", "")
 
 
-async def _advance(services: Services, merchant: str, clock: str, registry: TaskRegistry) -> str:
+async def _advance(
+    services: Services, merchant: str, clock: str, registry: TaskRegistry, to: datetime = ADVANCE_TO
+) -> str:
     async with services.sessions() as session, session.begin():
-        await request_advance(session, merchant, clock, ADVANCE_TO)
+        await request_advance(session, merchant, clock, to)
     return await advance_test_clock(services, clock, registry=registry)
+
+
+def _spied(finished: Counter[str]) -> TaskRegistry:
+    """TASKS with every batch handler counting, per kind, the tasks it finished (the others ran alone)."""
+    registry = TASKS.singles_only()
+    for kind in (RENEW, CLOSE_USAGE, COLLECT):
+        batch = TASKS.batch_handler(kind)
+        assert batch is not None
+
+        def spy(batch: BatchHandler, kind: str) -> BatchHandler:
+            async def counted(ctx: BatchContext) -> set[str]:
+                done = await batch(ctx)
+                finished[kind] += len(done)
+                return done
+
+            return counted
+
+        registry.register_batch(kind)(spy(batch, kind))
+    return registry
 
 
 async def _world(
@@ -74,7 +101,7 @@ async def _renewed(dsn: str, merchant: str) -> dict[str, Any]:
             "(SELECT array_agg(p2.status || ':' || p2.amount ORDER BY p2.seq) FROM payments p2 "
             "  WHERE p2.invoice_id = i.id) AS payments "
             "FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id JOIN plans p ON p.id = s.plan_id "
-            "WHERE i.merchant_id = $1 AND i.billing_reason = 'subscription_cycle' ORDER BY n",
+            "WHERE i.merchant_id = $1 AND i.billing_reason = 'subscription_cycle' ORDER BY n, i.subscription_period_index",
             merchant,
         )
         subscriptions = await connection.fetch(
@@ -132,6 +159,66 @@ async def test_a_batch_of_mixed_subscriptions_renews_as_the_single_renewal_does(
     # Gap-free numbering: the renewal invoices are the merchant's numbers 1..N.
     assert batched["numbers"] == [f"INV-{n:06d}" for n in range(1, SUBSCRIPTIONS + 1)]
     assert invoices[0]["events"] == ["invoice.created", "invoice.finalized", "invoice.paid"]
+
+
+# Late usage of February for the metered subscriptions (customers 2, 6, 10: two calls each, received in March),
+# and March's calls (one more for customer 6): the April renewal recounts February (an adjustment line) and bills
+# March, in both paths.
+LATE_USAGE = """
+INSERT INTO usage_events (merchant_id, event_id, customer_id, meter_id, "timestamp", value, properties, received_at)
+SELECT s.merchant_id, 'late_' || s.id || '_' || n, s.customer_id, m.id, $2::timestamptz + n * interval '1 hour',
+       NULL, '{}', $3
+FROM subscriptions s JOIN meters m ON m.merchant_id = s.merchant_id, generate_series(1, $4::int) n
+WHERE s.merchant_id = $1 AND right(s.customer_id, 20)::int % 4 = 2
+"""
+
+
+async def _two_cycles(services: Services, dsn: str, registry: TaskRegistry) -> str:
+    merchant, clock, _ = await seed_due_renewals(services, dsn, SUBSCRIPTIONS)
+    assert await _advance(services, merchant, clock, registry) == "ready"
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("SELECT usage_events_ensure_partitions('2027-03-15'::timestamptz, 2, 2)")
+        late = ADVANCE_TO + timedelta(days=3)
+        await connection.execute(LATE_USAGE, merchant, ADVANCE_TO - timedelta(days=10), late, 2)
+        await connection.execute(LATE_USAGE, merchant, ADVANCE_TO + timedelta(days=5), late, 3)
+        await connection.execute(
+            LATE_USAGE.replace("% 4 = 2", "= 6").replace("'late_'", "'more_'"),
+            merchant,
+            ADVANCE_TO + timedelta(days=6),
+            late,
+            1,
+        )
+    finally:
+        await connection.close()
+    april = ADVANCE_TO.replace(month=4)
+    assert await _advance(services, merchant, clock, registry, april) == "ready"
+    return merchant
+
+
+async def test_metered_renewals_with_late_usage_renew_as_the_single_renewal_does(services: Services) -> None:
+    """Two cycles: the batch bills usage in arrears (the first period's usage, then the second's with a recount
+    of the first's late events) and closes the held drafts exactly as the single renewal does, line for line."""
+    dsn = _dsn(services)
+    reference_merchant = await _two_cycles(services, dsn, TASKS.singles_only())
+    finished: Counter[str] = Counter()
+    merchant = await _two_cycles(services, dsn, _spied(finished))
+    reference, batched = await _renewed(dsn, reference_merchant), await _renewed(dsn, merchant)
+
+    assert batched == reference, _differences(batched, reference)
+    # The batch did the work: both renewals of all 12 subscriptions, both closes of the 3 metered ones.
+    assert (finished[RENEW], finished[CLOSE_USAGE]) == (2 * SUBSCRIPTIONS, 2 * 3)
+    metered = {f"{n:020d}" for n in (2, 6, 10)}
+    april = [i for i in batched["invoices"] if i["n"] in metered and i["subscription_period_index"] == 2]
+    # March: 1,000 fee + (3 calls - 3 free) × 2 = 0 usage (4 calls for customer 6: 2); February recounted: 5 + 2
+    # calls, 4 billable instead of 2: an adjustment of 4. Tax 8 %.
+    assert {i["n"]: [(line[0], line[2]) for line in json.loads(i["lines"])] for i in april} == {
+        f"{n:020d}": [("subscription", 1000), ("usage", 2 if n == 6 else 0), ("adjustment", 4)]
+        for n in (2, 6, 10)
+    }
+    assert {i["n"]: (i["status"], i["total"]) for i in april} == {
+        f"{n:020d}": ("paid", round((1004 + (2 if n == 6 else 0)) * 1.08)) for n in (2, 6, 10)
+    }
 
 
 async def test_one_poisoned_subscription_fails_alone_and_its_neighbours_renew(services: Services) -> None:

@@ -539,8 +539,8 @@ async def test_aggregation_bounds_by_arrival_and_prunes_partitions(
                 text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + aggregate_sql()),
                 {
                     "merchant_id": merchant_id,
-                    "customer_id": customer,
                     "ords": [0],
+                    "customer_ids": [customer],
                     "meter_ids": [meter_id],
                     "aggregations": ["sum"],
                     "properties": [None],
