@@ -24,7 +24,7 @@ from sqlalchemy import text
 from billing.config import Settings
 from billing.runtime.embedded import EmbeddedPostgres
 from tests.billing.locks import backend_pid, process_waiting
-from tests.billing.processes import billing_audit, billing_serve, billing_worker, isolated, wait_for
+from tests.billing.processes import assert_audit_clean, billing_serve, billing_worker, isolated, wait_for
 from tests.conftest import THROWAWAY_CLUSTER
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(480)]
@@ -185,5 +185,4 @@ async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
                 assert worker.alive(), worker.output()
         finally:
             worker.stop()
-        audit = await asyncio.to_thread(billing_audit, iso.env)
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+        await assert_audit_clean(iso.env)
