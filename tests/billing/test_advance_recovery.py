@@ -10,8 +10,9 @@ import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 from billing.config import Settings
+from billing.merchants.service import NewMerchant
 from billing.services import Services
-from tests.billing.processes import billing_env, billing_worker, wait_for
+from tests.billing.processes import assert_audit_clean, billing_env, billing_worker, wait_for
 from tests.billing.world import Billing, at
 
 
@@ -33,7 +34,7 @@ MONTHS = 4
 
 
 async def test_a_worker_killed_mid_advance_is_replaced_promptly_and_nothing_is_doubled(
-    api: httpx.AsyncClient, services: Services, settings: Settings, tmp_path: Path
+    api: httpx.AsyncClient, services: Services, settings: Settings, merchant: NewMerchant, tmp_path: Path
 ) -> None:
     world = Billing(api, services)
     await world.start(at("2027-01-01T00:00:00+00:00"))
@@ -94,3 +95,4 @@ async def test_a_worker_killed_mid_advance_is_replaced_promptly_and_nothing_is_d
         m async for m, _ in services.redis.zscan_iter(services.queue_name, match=f"advance:{world.clock}:*")
     ]
     assert left == []
+    await assert_audit_clean(env, merchant.id)

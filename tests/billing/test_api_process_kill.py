@@ -25,7 +25,7 @@ from billing.config import Settings
 from billing.runtime.up import wait_ready
 from tests.billing.live import READY_DEADLINE, free_port
 from tests.billing.locks import backend_pid, process_waiting
-from tests.billing.processes import Process, api_processes, billing_audit, isolated, wait_for
+from tests.billing.processes import Process, api_processes, assert_audit_clean, isolated, wait_for
 from tests.conftest import Servers
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
@@ -108,5 +108,4 @@ async def test_an_api_process_killed_mid_request_and_the_retry_creates_once(
                 assert serve.alive(), serve.output()
         finally:
             serve.stop()
-        audit = await asyncio.to_thread(billing_audit, iso.env)
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+        await assert_audit_clean(iso.env)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from billing.config import Settings
 from billing.invoices.models import Invoice
+from billing.merchants.service import NewMerchant
 from billing.payments.models import Payment
 from billing.scheduler.models import ScheduledTask
 from billing.services import Services
@@ -22,6 +23,7 @@ from billing.subscriptions.models import Subscription
 from billing.test_clocks.advance import run_due_tasks
 from tests.billing.locks import backend_pid, wait_until_blocked_by, wait_until_gone
 from tests.billing.payment_helpers import configure_gateways
+from tests.billing.processes import assert_audit_clean, billing_env
 
 SUBSCRIPTIONS = 1000
 # Renewals before and after the one the kill interrupts (each costs about 0.3 s to set up on a loaded CI box).
@@ -142,7 +144,7 @@ async def _renewal_tasks(services: Services, ids: list[str]) -> list[ScheduledTa
 @pytest.mark.fault
 @pytest.mark.timeout(300)
 async def test_a_worker_killed_mid_run_leaves_nothing_doubled(
-    api: httpx.AsyncClient, services: Services, settings: Settings
+    api: httpx.AsyncClient, services: Services, settings: Settings, merchant: NewMerchant
 ) -> None:
     """The kill certainly interrupts a renewal: the test holds the row lock of one subscription in the middle of
     the run, waits until PostgreSQL shows the worker blocked on it with its renewal task claimed, and only then
@@ -196,3 +198,4 @@ async def test_a_worker_killed_mid_run_leaves_nothing_doubled(
     # A charge interrupted by the kill is found again by its attempt key, or settled by the janitor: never two.
     assert await _charges(services, [i.id for i in invoices]) <= KILLED_RUN
     assert _gap_free([i.number for i in invoices if i.number])
+    await assert_audit_clean(billing_env(settings), merchant.id)

@@ -26,7 +26,15 @@ from billing.merchants.service import NewMerchant
 from billing.payments.models import Payment
 from billing.services import Services
 from tests.billing.payment_helpers import FUTURE_YEAR, sandbox_admin, set_mode, standalone_sandbox
-from tests.billing.processes import Process, RedisServer, billing_env, billing_serve, billing_worker, wait_for
+from tests.billing.processes import (
+    Process,
+    RedisServer,
+    assert_audit_clean,
+    billing_env,
+    billing_serve,
+    billing_worker,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(900)]
 
@@ -111,7 +119,7 @@ async def _subscriber(api: httpx.AsyncClient, clock: str, plan: str, index: int)
 
 
 async def test_chaos_during_a_four_month_advance_pays_every_invoice_exactly_once(
-    stage: tuple[str, str, Chaos], merchant: NewMerchant, services: Services
+    stage: tuple[str, str, Chaos], merchant: NewMerchant, services: Services, settings: Settings
 ) -> None:
     url, sandbox, chaos = stage
     await set_mode(sandbox, "normal", hang_ms=1500)
@@ -235,4 +243,5 @@ async def test_chaos_during_a_four_month_advance_pays_every_invoice_exactly_once
     assert sum(c["amount"] for c in ledger["charges"] if c["status"] == "succeeded") == 2900 * len(invoices)
     timeouts = [p for p in succeeded if p.card_last4 == TIMEOUT_CARD[-4:]]
     assert len(timeouts) == ON_TIMEOUT_CARD * 4  # every renewal of those five went through the timeout, once
+    await assert_audit_clean(billing_env(settings), merchant.id)
     print(f"chaos: {chaos.log}; finished {recovered_in:.0f} s after the last fault")

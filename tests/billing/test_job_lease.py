@@ -9,7 +9,6 @@ out in real time, after two workers start."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from billing.config import Settings
 from billing.worker.lease import JOB_LEASE
 from billing.worker.settings import build_worker
 from tests.billing.locks import backend_pid, wait_until_blocked_by
-from tests.billing.processes import Isolated, billing_audit, billing_worker, isolated, wait_for
+from tests.billing.processes import Isolated, assert_audit_clean, billing_worker, isolated, wait_for
 from tests.conftest import Servers
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
@@ -74,5 +73,4 @@ async def test_a_job_of_a_killed_worker_is_run_again_once_its_lease_lapses(
         # With the second worker stopped, a burst worker on the queue ends: nothing is left marked for nobody.
         assert await marked_in_progress(iso) == set()
         await build_worker(iso.services, burst=True, with_cron=False).async_run()
-        audit = await asyncio.to_thread(billing_audit, iso.env)
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+        await assert_audit_clean(iso.env)

@@ -1,15 +1,18 @@
 """PostgreSQL restarted under a running engine (issue 16 item 3): a request blocked in its transaction when the
 server goes down is answered a clean 503 (SPEC §3 error body, Retry-After), so is a request sent while it is down;
-the retry with the same Idempotency-Key after the restart creates the customer once. Meanwhile `billing worker`
-is advancing a test clock: it reconnects and finishes. `billing audit` is clean afterwards.
+the retry with the same Idempotency-Key after the restart creates the customer once, at its first try. Meanwhile
+`billing worker` is advancing a test clock: it reconnects and finishes. Then a second restart while the API's pool
+is full of idle connections: every request after it answers 2xx (a pooled connection the server closed is
+replaced at checkout, never answered 503). `billing audit` is clean afterwards.
 
 The cluster is the test's own (the embedded PostgreSQL the suite uses when DATABASE_URL is unset, started in the
-test's folder), never the machine's shared server. Real processes: `billing serve` and `billing worker`. About a minute: a cluster, two processes and a four-month
-advance start, then a restart."""
+test's folder), never the machine's shared server. Real processes: `billing serve` and `billing worker`. About a
+minute: a cluster, two processes and a four-month advance start, then two restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 import tempfile
@@ -24,12 +27,24 @@ from sqlalchemy import text
 from billing.config import Settings
 from billing.runtime.embedded import EmbeddedPostgres
 from tests.billing.locks import backend_pid, process_waiting
-from tests.billing.processes import billing_audit, billing_serve, billing_worker, isolated, wait_for
+from tests.billing.processes import (
+    Isolated,
+    assert_audit_clean,
+    billing_serve,
+    billing_worker,
+    isolated,
+    wait_for,
+)
 from tests.conftest import THROWAWAY_CLUSTER
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(480)]
 
 SUBSCRIPTIONS = 8
+# `billing serve`'s pool per process (billing.services.open_services: 10, and 10 more overflow closed on return).
+API_POOL_SIZE = 10
+# Requests in a row after a restart, each answered 2xx: more than the pool holds, so each of its dead
+# connections is taken at least once (the pool hands out its connections in turn).
+AFTER_RESTART = 3 * API_POOL_SIZE
 
 
 class Cluster:
@@ -64,6 +79,46 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def fill_pool(iso: Isolated, api: httpx.AsyncClient, *, exclude: set[int]) -> int:
+    """Fill the pool of `billing serve`: more requests at once than it keeps, each held on a connection by a
+    lock this test takes until all of them wait for it. Returns how many connections the API keeps open
+    afterwards (every connection named "billing pid <n>" but those of the processes in `exclude`)."""
+    others = [f"billing pid {pid}" for pid in exclude]
+    async with iso.services.sessions() as holder:
+        await holder.execute(text("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"))
+        holder_pid = await backend_pid(holder)
+        requests = [
+            asyncio.ensure_future(api.get("/v1/customers", params={"limit": 1}))
+            for _ in range(API_POOL_SIZE + 2)
+        ]
+
+        async def all_waiting() -> bool:
+            async with iso.services.sessions() as session:
+                waiting = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)) "
+                        "AND application_name <> ALL(:others)"
+                    ),
+                    {"holder": holder_pid, "others": others},
+                )
+            return waiting == len(requests)
+
+        await wait_for(all_waiting, deadline_s=60, what="every request to hold a connection", pause=0.02)
+        await holder.rollback()
+    assert [(await request).status_code for request in requests] == [200] * len(requests)
+    async with iso.services.sessions() as session:
+        return int(
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'billing pid %' "
+                    "AND application_name <> ALL(:others)"
+                ),
+                {"others": others},
+            )
+            or 0
+        )
+
+
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     error = response.json()["error"]
@@ -82,7 +137,10 @@ async def _post(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict
 async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
     settings: Settings, cluster: Cluster, tmp_path: Path
 ) -> None:
-    async with isolated(settings, cluster.admin_url) as iso:
+    # More requests of one key at once than the API's pool keeps (fill_pool): the bulkhead lets them all in.
+    async with isolated(
+        settings, cluster.admin_url, BILLING_CONCURRENCY_PER_KEY=str(4 * API_POOL_SIZE)
+    ) as iso:
         worker = billing_worker(iso.env, tmp_path / "worker.log")
         try:
             async with billing_serve(iso.env, tmp_path / "serve.log") as url, iso.api(url) as api:
@@ -143,16 +201,11 @@ async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
 
                 await asyncio.to_thread(cluster.start)
 
-                async def retried() -> httpx.Response | None:
-                    response = await api.post(
-                        "/v1/customers", json={"email": email}, headers={"Idempotency-Key": key}
-                    )
-                    if response.status_code == 503:
-                        assert_unavailable(response)  # a pooled connection that died with the server
-                        return None
-                    return response
-
-                created = await wait_for(retried, deadline_s=60, what="the retry to be applied", pause=0.5)
+                # Once the server is back, the very first retry is applied: no pooled connection that died with
+                # the server answers another 503.
+                created = await api.post(
+                    "/v1/customers", json={"email": email}, headers={"Idempotency-Key": key}
+                )
                 assert created.status_code == 200, created.text
                 replay = await api.post(
                     "/v1/customers", json={"email": email}, headers={"Idempotency-Key": key}
@@ -183,7 +236,19 @@ async def test_a_postgres_restart_answers_503_and_the_retry_applies_once(
                     ]
                     assert {i["total"] for i in invoices} == {900}
                 assert worker.alive(), worker.output()
+
+                # A restart while nothing is in flight: every connection of the API's full pool dies idle, and no
+                # request learns of it. Each later request runs on a connection that is alive.
+                pooled = await fill_pool(iso, api, exclude={worker.pid, os.getpid()})
+                assert pooled >= API_POOL_SIZE, pooled
+                await asyncio.to_thread(cluster.stop)
+                await asyncio.to_thread(cluster.start)
+                answers = [
+                    (await api.get("/v1/customers", params={"limit": 1})).status_code
+                    for _ in range(AFTER_RESTART)
+                ]
+                assert answers == [200] * AFTER_RESTART
+                assert worker.alive(), worker.output()
         finally:
             worker.stop()
-        audit = await asyncio.to_thread(billing_audit, iso.env)
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+        await assert_audit_clean(iso.env)

@@ -14,7 +14,15 @@ import pytest
 
 from billing.config import Settings
 from billing.merchants.service import NewMerchant
-from tests.billing.processes import Process, RedisServer, billing_env, billing_serve, billing_worker, wait_for
+from tests.billing.processes import (
+    Process,
+    RedisServer,
+    assert_audit_clean,
+    billing_env,
+    billing_serve,
+    billing_worker,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
 
@@ -40,7 +48,7 @@ async def _ready(url: str) -> tuple[int, dict[str, Any]]:
 
 
 async def test_the_worker_outlives_redis_restarts_and_nothing_asked_meanwhile_is_lost(
-    stack: tuple[RedisServer, str, Process], merchant: NewMerchant
+    stack: tuple[RedisServer, str, Process], merchant: NewMerchant, settings: Settings
 ) -> None:
     redis, url, worker = stack
     headers = {"Authorization": f"Bearer {merchant.secret_key}"}
@@ -117,6 +125,7 @@ async def test_the_worker_outlives_redis_restarts_and_nothing_asked_meanwhile_is
     assert worker.alive(), worker.output()
     assert "Redis is unavailable" in worker.output()
     assert "Redis is back" in worker.output()
+    await assert_audit_clean(billing_env(settings), merchant.id)
 
 
 async def _ready_ok(url: str) -> bool:

@@ -20,7 +20,7 @@ from billing.config import Settings
 from billing.merchants.service import NewMerchant
 from billing.runtime.up import wait_ready
 from tests.billing.live import READY_DEADLINE, free_port, suite_env
-from tests.billing.processes import api_processes
+from tests.billing.processes import api_processes, assert_audit_clean, billing_env
 from tests.conftest import Servers
 
 
@@ -47,7 +47,10 @@ def two_workers(settings: Settings, servers: Servers) -> Iterator[tuple[subproce
 @pytest.mark.fault
 @pytest.mark.timeout(240)
 async def test_two_workers_share_the_port_and_sigterm_lets_a_request_in_flight_finish(
-    two_workers: tuple[subprocess.Popen[str], int], api: httpx.AsyncClient, merchant: NewMerchant
+    two_workers: tuple[subprocess.Popen[str], int],
+    api: httpx.AsyncClient,
+    merchant: NewMerchant,
+    settings: Settings,
 ) -> None:
     process, port = two_workers
     assert len(api_processes(process.pid)) == 2
@@ -74,6 +77,7 @@ async def test_two_workers_share_the_port_and_sigterm_lets_a_request_in_flight_f
     found = await api.get(f"/v1/customers/{created['id']}")
     assert found.json()["email"] == "in-flight@example.com"
     assert process.wait(60) == 0
+    await assert_audit_clean(billing_env(settings), merchant.id)
 
 
 async def test_ready_answers_503_while_the_process_drains(client: httpx.AsyncClient) -> None:
