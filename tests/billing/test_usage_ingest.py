@@ -159,6 +159,37 @@ async def test_every_invalid_event_is_reported_by_index_and_the_valid_ones_are_a
     assert [row["event_id"] for row in await stored(services, merchant.id)] == sorted(valid_ids)
 
 
+async def test_every_character_is_stored_as_sent_and_a_refused_events_key_stays_free(
+    api: httpx.AsyncClient, merchant: NewMerchant, services: Services
+) -> None:
+    """Ids and properties holding the characters COPY's text format escapes (backslash, tab, newline, carriage
+    return) are stored as sent, a timestamp whose offset has a fraction of a second is stored as the same instant,
+    and the key of a refused event is free for a later valid one (whatever way the rows reach PostgreSQL)."""
+    customer = (await make_customer(api))["id"]
+    code = (await make_meter(api, "sum"))["code"]
+    odd_ids = ["tab\there", "back\\slash", "new\nline\r", "plain"]
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    events: list[dict[str, Any]] = [
+        {"id": event_id, "customer": customer, "meter": code, "value": n + 1, "properties": {"k": event_id}}
+        for n, event_id in enumerate(odd_ids)
+    ]
+    events[3]["timestamp"] = (at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S") + "+01:00:00.5"
+    events.append({"id": "refused", "customer": customer, "meter": code, "value": "abc"})
+    first = await send(api, events)
+    assert (first["accepted"], first["duplicates"]) == (4, 0)
+    assert [(e["index"], e["code"]) for e in first["errors"]] == [(4, "invalid_value")]
+    rows = {row["event_id"]: row for row in await stored(services, merchant.id)}
+    assert sorted(rows) == sorted(odd_ids)
+    assert all(rows[i]["properties"] == {"k": i} for i in odd_ids)
+    assert [rows[i]["value"] for i in odd_ids] == [1, 2, 3, 4]
+    # at + 1 s written with an offset of +01:00:00.5 is 1 h 0.5 s earlier in UTC.
+    assert rows["plain"]["timestamp"] == at + timedelta(seconds=1) - timedelta(hours=1, microseconds=500_000)
+    second = await send(api, [{"id": "refused", "customer": customer, "meter": code, "value": 7}])
+    assert (second["accepted"], second["duplicates"], second["errors"]) == (1, 0, [])
+    [row] = await stored(services, merchant.id, ["refused"])
+    assert row["value"] == 7
+
+
 async def test_duplicates_within_a_batch_and_across_batches_are_counted_not_stored(
     api: httpx.AsyncClient, merchant: NewMerchant, services: Services
 ) -> None:
