@@ -45,9 +45,30 @@ def _sensitive_string(text: str) -> bool:
     return secret or looks_like_card_number(text)
 
 
+def holds_sensitive(value: Any) -> bool:
+    """Whether `value` (JSON-shaped) holds anything `redact` would replace. Nearly every payload holds nothing, so
+    this walk builds no paths and copies nothing: the cost of an event is this test alone."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is not None and item != "" and str(key).lower() in SENSITIVE_KEYS:
+                return True
+            if holds_sensitive(item):
+                return True
+        return False
+    if isinstance(value, list):
+        return any(holds_sensitive(item) for item in value)
+    return isinstance(value, str) and _sensitive_string(value)
+
+
 def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
     """`value` (JSON-shaped: dicts, lists, scalars) with every secret or card number replaced by "[redacted]",
-    and the paths of what was replaced."""
+    and the paths of what was replaced; `value` itself when there is nothing to replace."""
+    if not holds_sensitive(value):
+        return value, []
+    return _redacted(value, path)
+
+
+def _redacted(value: Any, path: str) -> tuple[Any, list[str]]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         found: list[str] = []
@@ -57,14 +78,14 @@ def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
                 out[key] = REDACTED
                 found.append(where)
                 continue
-            out[key], inner = redact(item, where)
+            out[key], inner = _redacted(item, where)
             found.extend(inner)
         return out, found
     if isinstance(value, list):
         items: list[Any] = []
         found = []
         for index, item in enumerate(value):
-            clean, inner = redact(item, f"{path}[{index}]")
+            clean, inner = _redacted(item, f"{path}[{index}]")
             items.append(clean)
             found.extend(inner)
         return items, found
